@@ -1,0 +1,92 @@
+//! The README's main job: fit RQ-KMeans, encode, report quality and timings.
+//!
+//! ```text
+//! cargo run --release --example quickstart                   # built-in data
+//! cargo run --release --example quickstart -- --input emb.npy [--levels 3] [--k 256]
+//! ```
+use std::time::Instant;
+
+use semid::{
+    Embeddings, Par, Quantizer, RqKMeans, RqKMeansConfig, Search, metrics, synthetic,
+};
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let levels: usize = arg(&args, "--levels").map_or(Ok(3), |s| s.parse())?;
+    let k: usize = arg(&args, "--k").map_or(Ok(256), |s| s.parse())?;
+    let seed: u64 = arg(&args, "--seed").map_or(Ok(42), |s| s.parse())?;
+
+    let t = Instant::now();
+    let (data, dim, source) = match arg(&args, "--input") {
+        Some(path) => {
+            let (data, dim) = semid::io::read_npy(&path)?;
+            (data, dim, path)
+        }
+        None => {
+            let cfg = synthetic::MixtureConfig::default();
+            let data = synthetic::hierarchical_mixture(&cfg);
+            let src = format!(
+                "built-in hierarchical mixture ({} topics x {} sub-topics, seed {})",
+                cfg.topics, cfg.subtopics, cfg.seed
+            );
+            (data, cfg.dim, src)
+        }
+    };
+    let x = Embeddings::new(&data, dim)?;
+    println!("data     {} x {}  from {source}  ({:.2} s)", x.rows(), x.dim(), t.elapsed().as_secs_f64());
+    println!("threads  {}", Par::default().threads());
+
+    let cfg = RqKMeansConfig::new(levels, k).seed(seed);
+    let t = Instant::now();
+    let (rq, report) = RqKMeans::fit(&cfg, x)?;
+    let fit_s = t.elapsed().as_secs_f64();
+    println!(
+        "fit      RQ-KMeans {levels} x {k} on {} training rows: {fit_s:.2} s",
+        report.n_train
+    );
+
+    let t = Instant::now();
+    let codes = rq.encode(x)?;
+    let enc_s = t.elapsed().as_secs_f64();
+    let mut beam_codes = vec![0u16; x.rows() * levels];
+    let t = Instant::now();
+    rq.encode_with(x, Search::Beam(5), &mut beam_codes, Par::default())?;
+    let beam_s = t.elapsed().as_secs_f64();
+    let beam_codes = semid::Codes::new(beam_codes, levels)?;
+
+    let q = metrics::code_quality(&codes, &rq.codebook_sizes())?;
+    let qb = metrics::code_quality(&beam_codes, &rq.codebook_sizes())?;
+    let mse = metrics::mse(x, &rq.decode(&codes)?)?;
+    let mse_b = metrics::mse(x, &rq.decode(&beam_codes)?)?;
+    let base = report.mean_sq_norm;
+
+    println!();
+    println!("level  utilization  perplexity  train MSE (rel)");
+    for (l, (lq, lr)) in q.levels.iter().zip(&report.levels).enumerate() {
+        println!(
+            "{l:>5}  {:>10.1}%  {:>10.1}  {:>9.4} ({:.3})",
+            100.0 * lq.stats.utilization,
+            lq.stats.perplexity,
+            lr.mse,
+            lr.mse / base
+        );
+    }
+    println!();
+    println!("encode      vectors/s   MSE (rel)        collisions  unique codes  max/code  Gini");
+    for (name, secs, m, qq) in [("greedy", enc_s, mse, &q), ("beam 5", beam_s, mse_b, &qb)] {
+        println!(
+            "{name:<10} {:>10.0}   {m:.4} ({:.3})   {:>9.2}%  {:>12}  {:>8}  {:.3}",
+            x.rows() as f64 / secs,
+            m / base,
+            100.0 * qq.collision_rate,
+            qq.unique_codes,
+            qq.max_items_per_code,
+            qq.gini
+        );
+    }
+    Ok(())
+}

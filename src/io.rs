@@ -1,0 +1,406 @@
+//! Versioned model files and `.npy` input.
+//!
+//! Every model file is a 32-byte header followed by a bincode payload:
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 8 | magic `b"SEMIDMF\0"` |
+//! | 8 | 4 | format version, u32 LE (this build writes and reads 1) |
+//! | 12 | 4 | model kind, u32 LE (see [`ModelKind`]) |
+//! | 16 | 8 | payload length in bytes, u64 LE |
+//! | 24 | 8 | FNV-1a 64 checksum of the payload, u64 LE |
+//! | 32 | len | payload |
+//!
+//! `docs/FORMAT.md` gives each kind's payload. Loading checks the header,
+//! the exact length, the checksum, decodes with a size limit, then validates
+//! every model invariant before returning the model. bincode is called only
+//! from [`encode_payload`] and [`decode_payload`]: a codec change is a format
+//! version bump.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, FormatError, Result};
+
+/// Magic bytes at the start of every semid model file.
+pub const MAGIC: [u8; 8] = *b"SEMIDMF\0";
+/// The newest format version this build reads (and the one it writes).
+pub const FORMAT_VERSION: u32 = 1;
+/// Header size in bytes.
+pub const HEADER_LEN: usize = 32;
+/// Largest payload accepted (1 GiB).
+pub const MAX_PAYLOAD: u64 = 1 << 30;
+
+/// The kinds of model a file can hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ModelKind {
+    /// [`crate::KMeans`].
+    KMeans,
+    /// [`crate::RqKMeans`].
+    RqKMeans,
+}
+
+impl ModelKind {
+    /// The tag stored in the header.
+    #[must_use]
+    pub fn tag(self) -> u32 {
+        match self {
+            ModelKind::KMeans => 1,
+            ModelKind::RqKMeans => 2,
+        }
+    }
+
+    /// The kind for a header tag, if known.
+    #[must_use]
+    pub fn from_tag(tag: u32) -> Option<ModelKind> {
+        match tag {
+            1 => Some(ModelKind::KMeans),
+            2 => Some(ModelKind::RqKMeans),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ModelKind::KMeans => "KMeans",
+            ModelKind::RqKMeans => "RqKMeans",
+        }
+    }
+}
+
+/// A parsed, checked model-file header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Format version.
+    pub version: u32,
+    /// Model kind.
+    pub kind: ModelKind,
+    /// Payload length in bytes.
+    pub payload_len: u64,
+}
+
+/// Reads and checks the header and checksum of model-file bytes, without
+/// decoding the payload.
+pub fn inspect(bytes: &[u8]) -> Result<Header> {
+    let (h, _) = split(bytes)?;
+    Ok(h)
+}
+
+/// FNV-1a 64-bit hash. Any single changed byte changes the result.
+fn fnv1a64(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in data {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn split(bytes: &[u8]) -> Result<(Header, &[u8])> {
+    if bytes.len() < 8 || bytes[..8] != MAGIC {
+        if bytes.len() < 8 && MAGIC.starts_with(bytes) {
+            return Err(FormatError::Truncated {
+                expected: HEADER_LEN as u64,
+                got: bytes.len() as u64,
+            }
+            .into());
+        }
+        return Err(FormatError::BadMagic.into());
+    }
+    if bytes.len() < HEADER_LEN {
+        return Err(FormatError::Truncated {
+            expected: HEADER_LEN as u64,
+            got: bytes.len() as u64,
+        }
+        .into());
+    }
+    let version = u32_at(bytes, 8);
+    if version == 0 || version > FORMAT_VERSION {
+        return Err(FormatError::UnsupportedVersion {
+            found: version,
+            supported: FORMAT_VERSION,
+        }
+        .into());
+    }
+    let tag = u32_at(bytes, 12);
+    let kind = ModelKind::from_tag(tag).ok_or(FormatError::WrongKind {
+        expected: "known model kind",
+        found: tag,
+    })?;
+    let payload_len = u64_at(bytes, 16);
+    let stored = u64_at(bytes, 24);
+    let have = (bytes.len() - HEADER_LEN) as u64;
+    if payload_len > MAX_PAYLOAD {
+        return Err(FormatError::Payload(format!(
+            "declared payload of {payload_len} bytes exceeds the {MAX_PAYLOAD}-byte limit"
+        ))
+        .into());
+    }
+    if payload_len > have {
+        return Err(FormatError::Truncated {
+            expected: HEADER_LEN as u64 + payload_len,
+            got: bytes.len() as u64,
+        }
+        .into());
+    }
+    if payload_len < have {
+        return Err(FormatError::TrailingBytes {
+            extra: have - payload_len,
+        }
+        .into());
+    }
+    let payload = &bytes[HEADER_LEN..];
+    let computed = fnv1a64(payload);
+    if computed != stored {
+        return Err(FormatError::Checksum { stored, computed }.into());
+    }
+    Ok((
+        Header {
+            version,
+            kind,
+            payload_len,
+        },
+        payload,
+    ))
+}
+
+/// Frames `payload` with a valid header of `kind`.
+fn frame(kind: ModelKind, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&kind.tag().to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&fnv1a64(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+// The single place bincode is called. Fixed-width little-endian integers;
+// decoding is capped at MAX_PAYLOAD so a hostile length cannot allocate more.
+fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<{ MAX_PAYLOAD as usize }>()
+}
+
+fn encode_payload<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    bincode::serde::encode_to_vec(v, bincode_config())
+        .map_err(|e| FormatError::Payload(e.to_string()).into())
+}
+
+fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T> {
+    let (v, used) = bincode::serde::decode_from_slice(payload, bincode_config())
+        .map_err(|e| Error::Format(FormatError::Payload(e.to_string())))?;
+    if used != payload.len() {
+        return Err(FormatError::TrailingBytes {
+            extra: (payload.len() - used) as u64,
+        }
+        .into());
+    }
+    Ok(v)
+}
+
+/// A model type stored in a model file.
+pub(crate) trait ModelFile: Sized {
+    const KIND: ModelKind;
+    type Payload: Serialize + DeserializeOwned;
+    fn to_payload(&self) -> Self::Payload;
+    /// Validates every invariant.
+    fn from_payload(p: Self::Payload) -> Result<Self>;
+}
+
+pub(crate) fn to_bytes<M: ModelFile>(m: &M) -> Result<Vec<u8>> {
+    Ok(frame(M::KIND, &encode_payload(&m.to_payload())?))
+}
+
+pub(crate) fn from_bytes<M: ModelFile>(bytes: &[u8]) -> Result<M> {
+    let (h, payload) = split(bytes)?;
+    if h.kind != M::KIND {
+        return Err(FormatError::WrongKind {
+            expected: M::KIND.name(),
+            found: h.kind.tag(),
+        }
+        .into());
+    }
+    let p: M::Payload = decode_payload(payload)?;
+    M::from_payload(p)
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same
+/// directory, synced, then renamed over `path`.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = path.file_name().map(|s| s.to_os_string()).unwrap_or_default();
+    name.push(format!(".tmp-{}-{n}", std::process::id()));
+    let tmp = path.with_file_name(name);
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(Error::Io)
+}
+
+pub(crate) fn save<M: ModelFile>(m: &M, path: &Path) -> Result<()> {
+    write_atomic(path, &to_bytes(m)?)
+}
+
+pub(crate) fn load<M: ModelFile>(path: &Path) -> Result<M> {
+    let len = std::fs::metadata(path)?.len();
+    if len > MAX_PAYLOAD + HEADER_LEN as u64 {
+        return Err(FormatError::Payload(format!(
+            "file of {len} bytes exceeds the {MAX_PAYLOAD}-byte payload limit"
+        ))
+        .into());
+    }
+    from_bytes(&std::fs::read(path)?)
+}
+
+// ---- payloads (format version 1) ----
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct KMeansV1 {
+    dim: u64,
+    centroids: Vec<f32>,
+}
+
+impl ModelFile for crate::KMeans {
+    const KIND: ModelKind = ModelKind::KMeans;
+    type Payload = KMeansV1;
+    fn to_payload(&self) -> KMeansV1 {
+        use crate::Quantizer;
+        KMeansV1 {
+            dim: self.dim() as u64,
+            centroids: self.centroids().to_vec(),
+        }
+    }
+    fn from_payload(p: KMeansV1) -> Result<Self> {
+        let dim = usize::try_from(p.dim).map_err(|_| invalid_payload("dim does not fit usize"))?;
+        crate::KMeans::from_centroids(p.centroids, dim).map_err(to_invalid)
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct RqKMeansV1 {
+    dim: u64,
+    levels: u64,
+    k: u64,
+    codebooks: Vec<f32>,
+}
+
+impl ModelFile for crate::RqKMeans {
+    const KIND: ModelKind = ModelKind::RqKMeans;
+    type Payload = RqKMeansV1;
+    fn to_payload(&self) -> RqKMeansV1 {
+        use crate::Quantizer;
+        RqKMeansV1 {
+            dim: self.dim() as u64,
+            levels: self.levels() as u64,
+            k: self.k() as u64,
+            codebooks: self.codebooks().to_vec(),
+        }
+    }
+    fn from_payload(p: RqKMeansV1) -> Result<Self> {
+        let expect = p
+            .levels
+            .checked_mul(p.k)
+            .and_then(|v| v.checked_mul(p.dim))
+            .ok_or_else(|| invalid_payload("levels × k × dim overflows"))?;
+        if expect != p.codebooks.len() as u64 {
+            return Err(invalid_payload(format!(
+                "codebooks hold {} values, header fields say levels {} × k {} × dim {}",
+                p.codebooks.len(),
+                p.levels,
+                p.k,
+                p.dim
+            )));
+        }
+        let m = crate::RqKMeans::from_codebooks(p.codebooks, p.levels as usize, p.dim as usize)
+            .map_err(to_invalid)?;
+        Ok(m)
+    }
+}
+
+fn invalid_payload(msg: impl Into<String>) -> Error {
+    Error::Format(FormatError::Invalid(msg.into()))
+}
+
+fn to_invalid(e: Error) -> Error {
+    match e {
+        Error::Format(_) => e,
+        other => invalid_payload(other.to_string()),
+    }
+}
+
+/// Reads a 2-D `.npy` file of f32 (or f64, converted) into a row-major
+/// buffer; returns `(data, dim)`.
+pub fn read_npy(path: impl AsRef<Path>) -> Result<(Vec<f32>, usize)> {
+    use ndarray::Array2;
+    use ndarray_npy::ReadNpyExt;
+    let open = || std::fs::File::open(path.as_ref()).map_err(Error::Io);
+    let to_vec = |a: Array2<f32>| {
+        let dim = a.ncols();
+        let v = if a.is_standard_layout() {
+            a.into_raw_vec_and_offset().0
+        } else {
+            a.iter().copied().collect()
+        };
+        (v, dim)
+    };
+    match Array2::<f32>::read_npy(open()?) {
+        Ok(a) => Ok(to_vec(a)),
+        Err(e32) => match Array2::<f64>::read_npy(open()?) {
+            Ok(a) => Ok(to_vec(a.mapv(|v| v as f32))),
+            Err(_) => Err(Error::Npy(format!(
+                "{}: {e32} (semid reads 2-D float32 or float64 arrays)",
+                path.as_ref().display()
+            ))),
+        },
+    }
+}
+
+/// Writes a row-major `n × dim` f32 buffer as a 2-D `.npy` file.
+pub fn write_npy(path: impl AsRef<Path>, data: &[f32], dim: usize) -> Result<()> {
+    use ndarray_npy::WriteNpyExt;
+    if dim == 0 || data.len() % dim != 0 {
+        return Err(Error::Shape {
+            what: "data length (multiple of dim)",
+            expected: data.len().div_ceil(dim.max(1)) * dim.max(1),
+            got: data.len(),
+        });
+    }
+    let a = ndarray::ArrayView2::from_shape((data.len() / dim, dim), data)
+        .map_err(|e| Error::Npy(e.to_string()))?;
+    let mut bytes = Vec::new();
+    a.write_npy(&mut bytes).map_err(|e| Error::Npy(e.to_string()))?;
+    write_atomic(path.as_ref(), &bytes)
+}
+
+/// Internals for the fuzz targets; not part of the API.
+#[doc(hidden)]
+pub mod __fuzz {
+    pub use super::ModelKind;
+    /// Frames an arbitrary payload with a valid header.
+    #[must_use]
+    pub fn frame(kind: ModelKind, payload: &[u8]) -> Vec<u8> {
+        super::frame(kind, payload)
+    }
+}

@@ -1,0 +1,197 @@
+//! Batched nearest-centroid assignment.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef};
+
+use super::{Simd, row_norms_into, scalar};
+use crate::data::check_finite;
+use crate::error::{Error, Result};
+use crate::par::{Par, for_each_block};
+
+/// Rows per block in batched kernels. Fixed (not derived from the thread
+/// count) so results do not depend on parallelism.
+pub(crate) const BLOCK_ROWS: usize = 256;
+
+/// Which kernel [`nearest_with`] uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AssignPath {
+    /// One scalar distance per (row, centroid): the oracle.
+    Scalar,
+    /// One SIMD distance per (row, centroid).
+    Simd,
+    /// Blocked GEMM `‖x‖² − 2 x·c + ‖c‖²` through faer (the default).
+    #[default]
+    Gemm,
+}
+
+/// Centroids (`k × d`, row-major) with their squared norms.
+#[derive(Debug)]
+pub(crate) struct CentroidSet<'a> {
+    pub(crate) data: &'a [f32],
+    pub(crate) k: usize,
+    pub(crate) d: usize,
+    pub(crate) norms: Vec<f32>,
+}
+
+impl<'a> CentroidSet<'a> {
+    pub(crate) fn new(data: &'a [f32], d: usize) -> Self {
+        let k = data.len() / d;
+        let mut norms = vec![0.0; k];
+        row_norms_into(data, d, &mut norms);
+        CentroidSet { data, k, d, norms }
+    }
+}
+
+/// `out[r * k + j] = −2 x_r · c_j` for the rows of `x` (single-threaded GEMM).
+pub(crate) fn neg2_dots(x: &[f32], c: &CentroidSet<'_>, out: &mut Vec<f32>) {
+    let (d, k) = (c.d, c.k);
+    let rows = x.len() / d;
+    out.resize(rows * k, 0.0);
+    let lhs = MatRef::from_row_major_slice(x, rows, d);
+    let rhs = MatRef::from_row_major_slice(c.data, k, d).transpose();
+    let dst = MatMut::from_row_major_slice_mut(&mut out[..rows * k], rows, k);
+    matmul(dst, Accum::Replace, lhs, rhs, -2.0f32, faer::Par::Seq);
+}
+
+/// Assigns the rows of one block (single-threaded). `scratch` grows to
+/// `rows × k` floats on the GEMM path.
+pub(crate) fn assign_block(
+    path: AssignPath,
+    x: &[f32],
+    c: &CentroidSet<'_>,
+    scratch: &mut Vec<f32>,
+    labels: &mut [u32],
+    dists: &mut [f32],
+) {
+    let d = c.d;
+    match path {
+        AssignPath::Scalar => scalar::nearest(x, c.data, d, labels, dists),
+        AssignPath::Simd => {
+            let simd = Simd::detect();
+            for ((row, l), dist) in x.chunks_exact(d).zip(labels.iter_mut()).zip(dists.iter_mut()) {
+                let mut best = (0u32, f32::INFINITY);
+                for (j, cj) in c.data.chunks_exact(d).enumerate() {
+                    let v = simd.l2_sq(row, cj);
+                    if v < best.1 {
+                        best = (j as u32, v);
+                    }
+                }
+                *l = best.0;
+                *dist = best.1;
+            }
+        }
+        AssignPath::Gemm => {
+            let k = c.k;
+            neg2_dots(x, c, scratch);
+            let simd = Simd::detect();
+            for (r, (l, dist)) in labels.iter_mut().zip(dists.iter_mut()).enumerate() {
+                let g = &scratch[r * k..(r + 1) * k];
+                let mut best = 0usize;
+                let mut bv = f32::INFINITY;
+                for (j, (&gj, &nj)) in g.iter().zip(&c.norms).enumerate() {
+                    let v = gj + nj;
+                    if v < bv {
+                        bv = v;
+                        best = j;
+                    }
+                }
+                let row = &x[r * d..(r + 1) * d];
+                *l = best as u32;
+                *dist = (bv + simd.dot(row, row)).max(0.0);
+            }
+        }
+    }
+}
+
+/// Nearest centroid of every row of `x` (`n × d`) among `centroids`
+/// (`k × d`), both row-major, by squared L2 distance, with the GEMM path.
+///
+/// Writes `labels[i]` (ties → lowest index) and `dists[i]`, the squared
+/// distance (clamped at 0; the GEMM form can round a tiny true distance to a
+/// small negative). Cost: `2·n·k·d` flops; extra memory `256 × k` floats per
+/// thread.
+///
+/// ```
+/// use semid::{Par, kernels::nearest};
+/// let x = [0.0, 0.0, 10.0, 10.0];
+/// let c = [9.0, 9.0, 1.0, 0.0];
+/// let (mut l, mut dd) = ([0u32; 2], [0f32; 2]);
+/// nearest(&x, &c, 2, &mut l, &mut dd, Par::Seq)?;
+/// assert_eq!(l, [1, 0]);
+/// # Ok::<(), semid::Error>(())
+/// ```
+pub fn nearest(
+    x: &[f32],
+    centroids: &[f32],
+    d: usize,
+    labels: &mut [u32],
+    dists: &mut [f32],
+    par: Par,
+) -> Result<()> {
+    nearest_with(AssignPath::Gemm, x, centroids, d, labels, dists, par)
+}
+
+/// [`nearest`] with an explicit kernel path (for tests and benchmarks).
+pub fn nearest_with(
+    path: AssignPath,
+    x: &[f32],
+    centroids: &[f32],
+    d: usize,
+    labels: &mut [u32],
+    dists: &mut [f32],
+    par: Par,
+) -> Result<()> {
+    if d == 0 {
+        return Err(Error::Empty { what: "dimension d" });
+    }
+    if x.is_empty() {
+        return Err(Error::Empty { what: "x" });
+    }
+    if centroids.is_empty() {
+        return Err(Error::Empty { what: "centroids" });
+    }
+    for (what, len) in [("x length", x.len()), ("centroids length", centroids.len())] {
+        if len % d != 0 {
+            return Err(Error::Shape {
+                what,
+                expected: len.div_ceil(d) * d,
+                got: len,
+            });
+        }
+    }
+    let n = x.len() / d;
+    if centroids.len() / d > u32::MAX as usize {
+        return Err(Error::Shape {
+            what: "number of centroids (at most u32::MAX)",
+            expected: u32::MAX as usize,
+            got: centroids.len() / d,
+        });
+    }
+    for (what, len) in [("labels length", labels.len()), ("dists length", dists.len())] {
+        if len != n {
+            return Err(Error::Shape {
+                what,
+                expected: n,
+                got: len,
+            });
+        }
+    }
+    check_finite("x", x, d, 0)?;
+    check_finite("centroids", centroids, d, 0)?;
+    let c = CentroidSet::new(centroids, d);
+    for_each_block(
+        par,
+        n,
+        BLOCK_ROWS,
+        labels,
+        1,
+        dists,
+        1,
+        Vec::new,
+        |scratch, row0, l, dd| {
+            let xb = &x[row0 * d..(row0 + l.len()) * d];
+            assign_block(path, xb, &c, scratch, l, dd);
+        },
+    );
+    Ok(())
+}

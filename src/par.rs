@@ -1,0 +1,110 @@
+//! Explicit parallelism.
+//!
+//! Work is always cut into blocks whose size does not depend on the thread
+//! count, and every reduction combines block results in block order, so the
+//! same input gives bit-identical output with 1, 2 or 64 threads.
+
+/// How much parallelism a call may use.
+///
+/// semid never reads environment variables or global switches: each fit and
+/// encode takes a `Par` (in its config, or as an argument). `Par::Rayon(n)`
+/// runs on the *current* rayon pool (wrap the call in
+/// `ThreadPool::install` to pick another) using at most `n` of its threads;
+/// `Par::Rayon(0)` uses all of them. Without the `rayon` feature every mode
+/// runs sequentially.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Par {
+    /// Run on the calling thread only.
+    Seq,
+    /// Run on up to this many threads of the current rayon pool (0 = all).
+    Rayon(usize),
+}
+
+impl Default for Par {
+    /// `Par::Rayon(0)` with the `rayon` feature, `Par::Seq` without.
+    fn default() -> Self {
+        if cfg!(feature = "rayon") {
+            Par::Rayon(0)
+        } else {
+            Par::Seq
+        }
+    }
+}
+
+impl Par {
+    /// Number of worker threads this mode stands for (at least 1).
+    #[must_use]
+    pub fn threads(self) -> usize {
+        match self {
+            Par::Seq => 1,
+            #[cfg(feature = "rayon")]
+            Par::Rayon(0) => rayon::current_num_threads().max(1),
+            #[cfg(feature = "rayon")]
+            Par::Rayon(n) => n,
+            #[cfg(not(feature = "rayon"))]
+            Par::Rayon(_) => 1,
+        }
+    }
+}
+
+/// Runs `f(scratch, first_row, a_rows, b_rows)` over consecutive blocks of
+/// `block` rows. `a` has `a_stride` elements per row and `b` `b_stride`; the
+/// slices passed to `f` hold exactly the block's rows. Each worker makes its
+/// own scratch with `init`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn for_each_block<A, B, S, I, F>(
+    par: Par,
+    n_rows: usize,
+    block: usize,
+    a: &mut [A],
+    a_stride: usize,
+    b: &mut [B],
+    b_stride: usize,
+    init: I,
+    f: F,
+) where
+    A: Send,
+    B: Send,
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, usize, &mut [A], &mut [B]) + Sync,
+{
+    debug_assert!(block > 0 && a_stride > 0 && b_stride > 0);
+    debug_assert_eq!(a.len(), n_rows * a_stride);
+    debug_assert_eq!(b.len(), n_rows * b_stride);
+    if n_rows == 0 {
+        return;
+    }
+    let n_blocks = n_rows.div_ceil(block);
+    let threads = par.threads().min(n_blocks);
+    let run_group = |group_first_row: usize, ga: &mut [A], gb: &mut [B]| {
+        let mut scratch = init();
+        let rows = ga.len() / a_stride;
+        let mut r = 0;
+        while r < rows {
+            let end = (r + block).min(rows);
+            f(
+                &mut scratch,
+                group_first_row + r,
+                &mut ga[r * a_stride..end * a_stride],
+                &mut gb[r * b_stride..end * b_stride],
+            );
+            r = end;
+        }
+    };
+    if threads <= 1 {
+        run_group(0, a, b);
+        return;
+    }
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        let group_rows = n_blocks.div_ceil(threads) * block;
+        a.par_chunks_mut(group_rows * a_stride)
+            .zip(b.par_chunks_mut(group_rows * b_stride))
+            .enumerate()
+            .for_each(|(g, (ga, gb))| run_group(g * group_rows, ga, gb));
+    }
+    #[cfg(not(feature = "rayon"))]
+    run_group(0, a, b);
+}

@@ -1,0 +1,750 @@
+//! k-means: k-means++ or random init, Lloyd iterations with GEMM assignment,
+//! empty-cluster repair, FAISS-style training subsample, balanced mode.
+
+use std::borrow::Cow;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use super::{Fit, Quantizer, expect_len};
+use crate::data::{Codes, Embeddings};
+use crate::error::{Error, Result, invalid};
+use crate::kernels::{AssignPath, BLOCK_ROWS, CentroidSet, Simd, TopK, assign_block};
+use crate::par::{Par, for_each_block};
+use crate::rng::Rng;
+
+/// How initial centroids are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Init {
+    /// k-means++ (Arthur & Vassilvitskii): each new centroid is a training
+    /// point drawn with probability ∝ its squared distance to the nearest
+    /// chosen one. Cost `k` passes over the training set.
+    #[default]
+    KMeansPlusPlus,
+    /// `k` distinct training points drawn uniformly (FAISS's default).
+    Random,
+}
+
+/// How training points are assigned to centroids in each Lloyd iteration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Assignment {
+    /// Each point to its nearest centroid (standard Lloyd).
+    #[default]
+    Nearest,
+    /// Equal-size clusters (OneRec's balanced k-means): every cluster gets
+    /// ⌊m/k⌋ or ⌈m/k⌉ of the `m` training points. Points are placed greedily
+    /// in order of increasing distance, each to its nearest cluster that still
+    /// has room. Costs about `m·log m` on top of the GEMM; encoding afterwards
+    /// is always nearest-centroid, so codes of new data are close to, not
+    /// exactly, balanced.
+    Balanced,
+}
+
+/// k-means configuration. `Default` is k = 256, FAISS-like settings.
+///
+/// ```
+/// use semid::KMeansConfig;
+/// let cfg = KMeansConfig::new(64).max_iter(10).seed(7);
+/// assert!(cfg.validate().is_ok());
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct KMeansConfig {
+    /// Number of clusters (1..=65536, and at most the number of rows).
+    pub k: usize,
+    /// Maximum Lloyd iterations (assignment + update), at least 1.
+    pub max_iter: usize,
+    /// Stop when the inertia falls by less than `tol × previous` in one
+    /// iteration. With 0 it stops only at a fixed point (inertia no longer
+    /// falls).
+    pub tol: f64,
+    /// Initialisation.
+    pub init: Init,
+    /// Train on at most `k × this` points, sampled with the seed (FAISS uses
+    /// 256). `None` trains on every row.
+    pub max_points_per_centroid: Option<usize>,
+    /// Nearest or balanced assignment during training.
+    pub assignment: Assignment,
+    /// Seed for sampling and initialisation.
+    pub seed: u64,
+    /// Parallelism.
+    pub par: Par,
+}
+
+impl Default for KMeansConfig {
+    fn default() -> Self {
+        KMeansConfig {
+            k: 256,
+            max_iter: 20,
+            tol: 1e-4,
+            init: Init::KMeansPlusPlus,
+            max_points_per_centroid: Some(256),
+            assignment: Assignment::Nearest,
+            seed: 0,
+            par: Par::default(),
+        }
+    }
+}
+
+impl KMeansConfig {
+    /// Default config with `k` clusters.
+    #[must_use]
+    pub fn new(k: usize) -> Self {
+        KMeansConfig {
+            k,
+            ..Self::default()
+        }
+    }
+
+    /// Maximum iterations (default 20); each costs `2·m·k·d` flops.
+    #[must_use]
+    pub fn max_iter(mut self, v: usize) -> Self {
+        self.max_iter = v;
+        self
+    }
+
+    /// Relative inertia tolerance (default 1e-4).
+    #[must_use]
+    pub fn tol(mut self, v: f64) -> Self {
+        self.tol = v;
+        self
+    }
+
+    /// Initialisation (default k-means++, `k` passes over the training set).
+    #[must_use]
+    pub fn init(mut self, v: Init) -> Self {
+        self.init = v;
+        self
+    }
+
+    /// Training-set cap per centroid (default `Some(256)`; `None` uses all
+    /// rows, so cost grows with `n`).
+    #[must_use]
+    pub fn max_points_per_centroid(mut self, v: Option<usize>) -> Self {
+        self.max_points_per_centroid = v;
+        self
+    }
+
+    /// Assignment mode (default nearest).
+    #[must_use]
+    pub fn assignment(mut self, v: Assignment) -> Self {
+        self.assignment = v;
+        self
+    }
+
+    /// Seed (default 0).
+    #[must_use]
+    pub fn seed(mut self, v: u64) -> Self {
+        self.seed = v;
+        self
+    }
+
+    /// Parallelism (default [`Par::default`]).
+    #[must_use]
+    pub fn par(mut self, v: Par) -> Self {
+        self.par = v;
+        self
+    }
+
+    /// Checks every field; `fit` calls this first.
+    pub fn validate(&self) -> Result<()> {
+        if self.k == 0 || self.k > 1 << 16 {
+            return Err(invalid(
+                "k",
+                format!("is {}; it must be in 1..=65536 (tokens are u16)", self.k),
+            ));
+        }
+        if self.max_iter == 0 {
+            return Err(invalid("max_iter", "is 0; it must be at least 1"));
+        }
+        if !self.tol.is_finite() || self.tol < 0.0 {
+            return Err(invalid(
+                "tol",
+                format!("is {}; it must be finite and >= 0", self.tol),
+            ));
+        }
+        if self.max_points_per_centroid == Some(0) {
+            return Err(invalid(
+                "max_points_per_centroid",
+                "is Some(0); use None for no cap or a positive number",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Number of training points used for `n` rows.
+    pub(crate) fn train_size(&self, n: usize) -> usize {
+        match self.max_points_per_centroid {
+            Some(c) => n.min(self.k.saturating_mul(c)),
+            None => n,
+        }
+    }
+
+    pub(crate) fn check_rows(&self, n: usize) -> Result<()> {
+        if self.k > n {
+            return Err(invalid(
+                "k",
+                format!("is {} but the data has only {n} rows; k must be <= n", self.k),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a k-means fit did.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct KMeansReport {
+    /// Lloyd iterations run.
+    pub iterations: usize,
+    /// Whether the relative inertia change fell below `tol`.
+    pub converged: bool,
+    /// Sum of squared distances at the last assignment step (the returned
+    /// centroids are that assignment's means, so their inertia is at most this).
+    pub inertia: f64,
+    /// Inertia at each assignment step.
+    pub inertia_history: Vec<f64>,
+    /// Training points per cluster at the last assignment step.
+    pub cluster_sizes: Vec<usize>,
+    /// Number of training points used.
+    pub n_train: usize,
+    /// How many times an empty cluster was re-seeded by splitting the largest.
+    pub empty_cluster_repairs: usize,
+}
+
+/// A fitted k-means model: `k` centroids of dimension `d`.
+///
+/// As a [`Quantizer`] it has one level: the code of a row is its nearest
+/// centroid.
+///
+/// ```
+/// use semid::{Embeddings, KMeans, KMeansConfig, Quantizer};
+/// let data: Vec<f32> = (0..400).map(|i| (i % 40) as f32).collect();
+/// let x = Embeddings::new(&data, 4)?;
+/// let (km, report) = KMeans::fit(&KMeansConfig::new(5).seed(1), x)?;
+/// assert_eq!(km.k(), 5);
+/// assert!(report.inertia.is_finite());
+/// let codes = km.encode(x)?;
+/// assert_eq!(codes.rows(), 100);
+/// # Ok::<(), semid::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct KMeans {
+    dim: usize,
+    k: usize,
+    centroids: Vec<f32>,
+}
+
+impl KMeans {
+    /// Fits k-means to `x` (`n × d`). Errors on an invalid config, `k > n`,
+    /// or non-finite data.
+    pub fn fit(config: &KMeansConfig, x: Embeddings<'_>) -> Result<(KMeans, KMeansReport)> {
+        config.validate()?;
+        config.check_rows(x.rows())?;
+        let mut rng = Rng::new(config.seed, 0);
+        let train = training_rows(x, config.train_size(x.rows()), &mut rng)?;
+        let (centroids, report) = fit_rows(config, &train, x.dim(), &mut rng);
+        Ok((
+            KMeans {
+                dim: x.dim(),
+                k: config.k,
+                centroids,
+            },
+            report,
+        ))
+    }
+
+    /// Builds a model from centroids (`k × dim`, row-major), checking shape
+    /// and finiteness.
+    pub fn from_centroids(centroids: Vec<f32>, dim: usize) -> Result<KMeans> {
+        let k = validate_codebook("centroids", &centroids, dim)?;
+        Ok(KMeans { dim, k, centroids })
+    }
+
+    /// Number of centroids.
+    #[must_use]
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Centroids, `k × d` row-major.
+    #[must_use]
+    pub fn centroids(&self) -> &[f32] {
+        &self.centroids
+    }
+
+    /// Nearest centroid and squared distance for every row of `x`.
+    pub fn assign(&self, x: Embeddings<'_>, par: Par) -> Result<(Vec<u32>, Vec<f32>)> {
+        x.expect_dim(self.dim)?;
+        let n = x.rows();
+        let (mut labels, mut dists) = (vec![0u32; n], vec![0f32; n]);
+        let c = CentroidSet::new(&self.centroids, self.dim);
+        assign_embeddings(x, &c, &mut labels, &mut dists, par)?;
+        Ok((labels, dists))
+    }
+
+    /// Saves the model file atomically (see `docs/FORMAT.md`).
+    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        crate::io::save(self, path.as_ref())
+    }
+
+    /// Loads and validates a model file.
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<KMeans> {
+        crate::io::load(path.as_ref())
+    }
+
+    /// The model file as bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        crate::io::to_bytes(self)
+    }
+
+    /// Parses and validates model-file bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<KMeans> {
+        crate::io::from_bytes(bytes)
+    }
+}
+
+impl Quantizer for KMeans {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn levels(&self) -> usize {
+        1
+    }
+    fn codebook_size(&self, level: usize) -> usize {
+        if level == 0 { self.k } else { 0 }
+    }
+    fn encode_into(&self, x: Embeddings<'_>, out: &mut [u16], par: Par) -> Result<()> {
+        x.expect_dim(self.dim)?;
+        expect_len("code buffer length (n × 1)", x.rows(), out.len())?;
+        let (labels, _) = self.assign(x, par)?;
+        for (o, l) in out.iter_mut().zip(labels) {
+            *o = l as u16;
+        }
+        Ok(())
+    }
+    fn decode_into(&self, codes: &Codes, out: &mut [f32], _par: Par) -> Result<()> {
+        codes.check_tokens(&[self.k])?;
+        expect_len("output length (n × d)", codes.rows() * self.dim, out.len())?;
+        let d = self.dim;
+        for (o, &t) in out.chunks_exact_mut(d).zip(codes.as_slice()) {
+            o.copy_from_slice(&self.centroids[t as usize * d..(t as usize + 1) * d]);
+        }
+        Ok(())
+    }
+}
+
+impl Fit for KMeans {
+    type Config = KMeansConfig;
+    type Report = KMeansReport;
+    fn fit(config: &KMeansConfig, x: Embeddings<'_>) -> Result<(Self, KMeansReport)> {
+        KMeans::fit(config, x)
+    }
+}
+
+/// Checks a `k × dim` codebook: non-empty, `k <= 65536`, finite.
+pub(crate) fn validate_codebook(what: &'static str, c: &[f32], dim: usize) -> Result<usize> {
+    if dim == 0 {
+        return Err(Error::Empty { what: "dimension d" });
+    }
+    if c.is_empty() {
+        return Err(Error::Empty { what });
+    }
+    if c.len() % dim != 0 {
+        return Err(Error::Shape {
+            what,
+            expected: c.len().div_ceil(dim) * dim,
+            got: c.len(),
+        });
+    }
+    let k = c.len() / dim;
+    if k > 1 << 16 {
+        return Err(invalid("k", format!("is {k}; at most 65536 (tokens are u16)")));
+    }
+    crate::data::check_finite(what, c, dim, 0)?;
+    Ok(k)
+}
+
+/// Nearest-centroid assignment of a whole view, block by block.
+pub(crate) fn assign_embeddings(
+    x: Embeddings<'_>,
+    c: &CentroidSet<'_>,
+    labels: &mut [u32],
+    dists: &mut [f32],
+    par: Par,
+) -> Result<()> {
+    let err = std::sync::Mutex::new(None::<(usize, Error)>);
+    for_each_block(
+        par,
+        x.rows(),
+        BLOCK_ROWS,
+        labels,
+        1,
+        dists,
+        1,
+        || (Vec::new(), Vec::new()),
+        |(buf, scratch), row0, l, dd| match x.block(row0, row0 + l.len(), buf) {
+            Ok(xb) => assign_block(AssignPath::Gemm, xb, c, scratch, l, dd),
+            Err(e) => keep_first_error(&err, row0, e),
+        },
+    );
+    match err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Keeps the error of the lowest block, so the reported row does not depend
+/// on thread timing.
+pub(crate) fn keep_first_error(
+    slot: &std::sync::Mutex<Option<(usize, Error)>>,
+    row0: usize,
+    e: Error,
+) {
+    let mut g = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if g.as_ref().is_none_or(|(r, _)| row0 < *r) {
+        *g = Some((row0, e));
+    }
+}
+
+/// The training rows as one f32 buffer: borrowed when all rows of f32 data
+/// are used, else sampled (sorted indices) and converted.
+pub(crate) fn training_rows<'a>(
+    x: Embeddings<'a>,
+    m: usize,
+    rng: &mut Rng,
+) -> Result<Cow<'a, [f32]>> {
+    let n = x.rows();
+    if m >= n
+        && let Some(s) = x.as_f32()
+    {
+        crate::data::check_finite("embeddings", s, x.dim(), 0)?;
+        return Ok(Cow::Borrowed(s));
+    }
+    let idx = rng.sample_indices(n, m);
+    Ok(Cow::Owned(x.gather(&idx)?))
+}
+
+/// Lloyd's algorithm on training rows `x` (`m × d`, finite, `m >= k`).
+pub(crate) fn fit_rows(
+    cfg: &KMeansConfig,
+    x: &[f32],
+    d: usize,
+    rng: &mut Rng,
+) -> (Vec<f32>, KMeansReport) {
+    let m = x.len() / d;
+    let k = cfg.k;
+    let mut centroids = match cfg.init {
+        Init::KMeansPlusPlus => kmeans_pp(x, d, k, rng, cfg.par),
+        Init::Random => {
+            let idx = rng.sample_indices(m, k);
+            idx.iter().flat_map(|&i| x[i * d..(i + 1) * d].iter().copied()).collect()
+        }
+    };
+    let mut labels = vec![0u32; m];
+    let mut dists = vec![0f32; m];
+    let mut history = Vec::with_capacity(cfg.max_iter);
+    let mut converged = false;
+    let mut repairs = 0;
+    let mut iterations = 0;
+    for it in 0..cfg.max_iter {
+        iterations = it + 1;
+        {
+            let c = CentroidSet::new(&centroids, d);
+            match cfg.assignment {
+                Assignment::Nearest => assign_rows(x, &c, &mut labels, &mut dists, cfg.par),
+                Assignment::Balanced => balanced_assign(x, &c, &mut labels, &mut dists, cfg.par),
+            }
+        }
+        let inertia: f64 = dists.iter().map(|&v| v as f64).sum();
+        if let Some(&prev) = history.last() {
+            let prev: f64 = prev;
+            if prev - inertia <= cfg.tol * prev {
+                converged = true;
+            }
+        }
+        history.push(inertia);
+        let mut sizes = update_centroids(x, d, k, &labels, &mut centroids, cfg.par);
+        repairs += repair_empty(&mut centroids, &mut sizes, d, rng);
+        if converged {
+            break;
+        }
+    }
+    // Sizes reported are those of the last assignment (before repair splits).
+    let mut last_sizes = vec![0usize; k];
+    for &l in &labels {
+        last_sizes[l as usize] += 1;
+    }
+    let report = KMeansReport {
+        iterations,
+        converged,
+        inertia: *history.last().unwrap_or(&0.0),
+        inertia_history: history,
+        cluster_sizes: last_sizes,
+        n_train: m,
+        empty_cluster_repairs: repairs,
+    };
+    (centroids, report)
+}
+
+/// Nearest-centroid assignment of finite f32 rows.
+pub(crate) fn assign_rows(
+    x: &[f32],
+    c: &CentroidSet<'_>,
+    labels: &mut [u32],
+    dists: &mut [f32],
+    par: Par,
+) {
+    let d = c.d;
+    let m = x.len() / d;
+    for_each_block(par, m, BLOCK_ROWS, labels, 1, dists, 1, Vec::new, |scratch, row0, l, dd| {
+        let xb = &x[row0 * d..(row0 + l.len()) * d];
+        assign_block(AssignPath::Gemm, xb, c, scratch, l, dd);
+    });
+}
+
+/// k-means++ seeding.
+fn kmeans_pp(x: &[f32], d: usize, k: usize, rng: &mut Rng, par: Par) -> Vec<f32> {
+    let m = x.len() / d;
+    let simd = Simd::detect();
+    let mut centroids = Vec::with_capacity(k * d);
+    let first = rng.below(m);
+    centroids.extend_from_slice(&x[first * d..(first + 1) * d]);
+    let mut dmin = vec![f32::INFINITY; m];
+    let mut unit = vec![(); m];
+    for t in 1..=k {
+        let c = &centroids[(t - 1) * d..t * d];
+        for_each_block(par, m, 4096, &mut dmin, 1, &mut unit, 1, || (), |_, row0, dm, _| {
+            for (i, v) in dm.iter_mut().enumerate() {
+                let r = row0 + i;
+                let dist = simd.l2_sq(&x[r * d..(r + 1) * d], c);
+                if dist < *v {
+                    *v = dist;
+                }
+            }
+        });
+        if t == k {
+            break;
+        }
+        let total: f64 = dmin.iter().map(|&v| v as f64).sum();
+        let pick = if total > 0.0 {
+            let target = rng.next_f64() * total;
+            let mut acc = 0.0f64;
+            let mut pick = m - 1;
+            for (i, &v) in dmin.iter().enumerate() {
+                acc += v as f64;
+                if acc > target && v > 0.0 {
+                    pick = i;
+                    break;
+                }
+            }
+            pick
+        } else {
+            rng.below(m)
+        };
+        centroids.extend_from_slice(&x[pick * d..(pick + 1) * d]);
+    }
+    centroids
+}
+
+/// Recomputes centroids as member means (f64 sums, members in row order, so
+/// the result is independent of the thread count). Empty clusters keep their
+/// old centroid. Returns cluster sizes.
+fn update_centroids(
+    x: &[f32],
+    d: usize,
+    k: usize,
+    labels: &[u32],
+    centroids: &mut [f32],
+    par: Par,
+) -> Vec<usize> {
+    // Counting sort of rows by label.
+    let mut start = vec![0usize; k + 1];
+    for &l in labels {
+        start[l as usize + 1] += 1;
+    }
+    for j in 0..k {
+        start[j + 1] += start[j];
+    }
+    let mut members = vec![0u32; labels.len()];
+    let mut fill = start.clone();
+    for (i, &l) in labels.iter().enumerate() {
+        members[fill[l as usize]] = i as u32;
+        fill[l as usize] += 1;
+    }
+    let mut sizes: Vec<usize> = (0..k).map(|j| start[j + 1] - start[j]).collect();
+    for_each_block(par, k, 8, centroids, d, &mut sizes, 1, || vec![0f64; d], |acc, j0, cs, _| {
+        for (jj, c) in cs.chunks_exact_mut(d).enumerate() {
+            let j = j0 + jj;
+            let mem = &members[start[j]..start[j + 1]];
+            if mem.is_empty() {
+                continue;
+            }
+            acc.fill(0.0);
+            for &i in mem {
+                let row = &x[i as usize * d..(i as usize + 1) * d];
+                for (a, &v) in acc.iter_mut().zip(row) {
+                    *a += v as f64;
+                }
+            }
+            let inv = 1.0 / mem.len() as f64;
+            for (cv, a) in c.iter_mut().zip(acc.iter()) {
+                *cv = (a * inv) as f32;
+            }
+        }
+    });
+    sizes
+}
+
+/// Re-seeds each empty cluster by splitting the largest one: its centroid
+/// `c` becomes `c − δ` and the empty one `c + δ`, with a small random-sign
+/// `δ`. Returns the number of repairs.
+fn repair_empty(centroids: &mut [f32], sizes: &mut [usize], d: usize, rng: &mut Rng) -> usize {
+    const EPS: f32 = 1.0 / 1024.0;
+    let k = sizes.len();
+    let mut repairs = 0;
+    for j in 0..k {
+        if sizes[j] != 0 {
+            continue;
+        }
+        let mut big = 0;
+        for (b, &s) in sizes.iter().enumerate() {
+            if s > sizes[big] {
+                big = b;
+            }
+        }
+        if sizes[big] < 2 {
+            break;
+        }
+        let cb: Vec<f32> = centroids[big * d..(big + 1) * d].to_vec();
+        let rms = (cb.iter().map(|v| v * v).sum::<f32>() / d as f32).sqrt();
+        let floor = 1e-3 * rms + 1e-12;
+        for (t, &v) in cb.iter().enumerate() {
+            let delta = EPS * v.abs().max(floor);
+            let s = if rng.next_u64() & 1 == 0 { 1.0 } else { -1.0 };
+            centroids[j * d + t] = v + s * delta;
+            centroids[big * d + t] = v - s * delta;
+        }
+        sizes[j] = sizes[big] / 2;
+        sizes[big] -= sizes[j];
+        repairs += 1;
+    }
+    repairs
+}
+
+/// Candidates kept per point for balanced assignment before falling back to
+/// a full scan.
+const BALANCED_CANDIDATES: usize = 16;
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct HeapKey(OrdF32, u32, u32, u32);
+
+#[derive(Clone, Copy, PartialEq)]
+struct OrdF32(f32);
+impl Eq for OrdF32 {}
+impl PartialOrd for OrdF32 {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for OrdF32 {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&o.0)
+    }
+}
+
+/// Balanced assignment: every cluster gets ⌊m/k⌋ or ⌈m/k⌉ points. Greedy by
+/// increasing distance over (point, candidate) pairs; ties by point, then
+/// cluster index.
+pub(crate) fn balanced_assign(
+    x: &[f32],
+    c: &CentroidSet<'_>,
+    labels: &mut [u32],
+    dists: &mut [f32],
+    par: Par,
+) {
+    let (d, k) = (c.d, c.k);
+    let m = x.len() / d;
+    let cand_n = BALANCED_CANDIDATES.min(k);
+    // Top candidates per point, ascending distance.
+    let mut cand = vec![(0f32, 0u32); m * cand_n];
+    let mut unit = vec![(); m];
+    for_each_block(
+        par,
+        m,
+        BLOCK_ROWS,
+        &mut cand,
+        cand_n,
+        &mut unit,
+        1,
+        || (Vec::new(), TopK::new(cand_n)),
+        |(scratch, top), row0, cs, _| {
+            let rows = cs.len() / cand_n;
+            let xb = &x[row0 * d..(row0 + rows) * d];
+            crate::kernels::neg2_dots_pub(xb, c, scratch);
+            for r in 0..rows {
+                let xr = &xb[r * d..(r + 1) * d];
+                let xn = Simd::detect().dot(xr, xr);
+                top.clear();
+                for (j, (&g, &nj)) in scratch[r * k..(r + 1) * k].iter().zip(&c.norms).enumerate() {
+                    let v = g + nj;
+                    if v < top.threshold() {
+                        top.push(v, j as u32);
+                    }
+                }
+                for (o, &(v, j)) in cs[r * cand_n..(r + 1) * cand_n].iter_mut().zip(top.items()) {
+                    *o = ((v + xn).max(0.0), j);
+                }
+            }
+        },
+    );
+    let q = m / k;
+    let r = m % k;
+    let mut size = vec![0usize; k];
+    let mut n_big = 0usize;
+    let full = |s: usize, n_big: usize| s == q + 1 || (s == q && n_big == r);
+    let mut done = vec![false; m];
+    let mut heap: BinaryHeap<Reverse<HeapKey>> = (0..m)
+        .map(|i| {
+            let (v, j) = cand[i * cand_n];
+            Reverse(HeapKey(OrdF32(v), i as u32, j, 0))
+        })
+        .collect();
+    let simd = Simd::detect();
+    while let Some(Reverse(HeapKey(OrdF32(v), i, j, rank))) = heap.pop() {
+        let (iu, ju) = (i as usize, j as usize);
+        if done[iu] {
+            continue;
+        }
+        if !full(size[ju], n_big) {
+            done[iu] = true;
+            labels[iu] = j;
+            dists[iu] = v;
+            size[ju] += 1;
+            if size[ju] == q + 1 {
+                n_big += 1;
+            }
+            continue;
+        }
+        let next = rank as usize + 1;
+        if next < cand_n {
+            let (v2, j2) = cand[iu * cand_n + next];
+            heap.push(Reverse(HeapKey(OrdF32(v2), i, j2, next as u32)));
+        } else {
+            // Candidates exhausted: nearest cluster that still has room.
+            let xr = &x[iu * d..(iu + 1) * d];
+            let mut best = (f32::INFINITY, u32::MAX);
+            for (jj, cj) in c.data.chunks_exact(d).enumerate() {
+                if full(size[jj], n_big) {
+                    continue;
+                }
+                let dv = simd.l2_sq(xr, cj);
+                if dv < best.0 || best.1 == u32::MAX {
+                    best = (dv, jj as u32);
+                }
+            }
+            heap.push(Reverse(HeapKey(OrdF32(best.0), i, best.1, cand_n as u32)));
+        }
+    }
+}

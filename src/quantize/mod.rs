@@ -1,0 +1,78 @@
+//! Quantizers: embeddings in, codes out.
+//!
+//! Every quantizer implements [`Quantizer`] (encode/decode into caller
+//! buffers, allocating conveniences on top) and [`Fit`] (train from data
+//! with a config), so swapping RQ-KMeans for another quantizer is one line.
+
+mod kmeans;
+mod rq_kmeans;
+
+pub use kmeans::{Assignment, Init, KMeans, KMeansConfig, KMeansReport};
+pub use rq_kmeans::{LevelReport, RqKMeans, RqKMeansConfig, RqKMeansReport, Search};
+
+use crate::data::{Codes, Embeddings};
+use crate::error::{Error, Result};
+use crate::par::Par;
+
+/// A fitted quantizer: maps `d`-dimensional embeddings to `L` tokens and back.
+///
+/// Object-safe: `Box<dyn Quantizer>` works. Implementations validate all
+/// input and return [`Error`]s, never panic on user data.
+pub trait Quantizer {
+    /// Embedding dimension `d` the model was fitted on.
+    fn dim(&self) -> usize;
+
+    /// Number of tokens per code, `L`.
+    fn levels(&self) -> usize;
+
+    /// Codebook size of `level` (0 for a level `>= levels()`).
+    fn codebook_size(&self, level: usize) -> usize;
+
+    /// Codebook sizes of all levels.
+    fn codebook_sizes(&self) -> Vec<usize> {
+        (0..self.levels()).map(|l| self.codebook_size(l)).collect()
+    }
+
+    /// Encodes `x` (`n × d`) into `out` (`n × L` tokens, row-major).
+    fn encode_into(&self, x: Embeddings<'_>, out: &mut [u16], par: Par) -> Result<()>;
+
+    /// Decodes `codes` (`n × L`) into `out` (`n × d`, row-major).
+    fn decode_into(&self, codes: &Codes, out: &mut [f32], par: Par) -> Result<()>;
+
+    /// Allocating [`Quantizer::encode_into`] with [`Par::default`].
+    fn encode(&self, x: Embeddings<'_>) -> Result<Codes> {
+        let mut out = vec![0u16; x.rows() * self.levels()];
+        self.encode_into(x, &mut out, Par::default())?;
+        Codes::new(out, self.levels())
+    }
+
+    /// Allocating [`Quantizer::decode_into`] with [`Par::default`].
+    fn decode(&self, codes: &Codes) -> Result<Vec<f32>> {
+        let mut out = vec![0f32; codes.rows() * self.dim()];
+        self.decode_into(codes, &mut out, Par::default())?;
+        Ok(out)
+    }
+}
+
+/// Training: a quantizer exists only after a successful fit.
+pub trait Fit: Quantizer + Sized {
+    /// The configuration type (`Default` + `validate()`).
+    type Config;
+    /// What the fit reports (iterations, losses, statistics).
+    type Report;
+
+    /// Fits a model to `x` (`n × d`).
+    fn fit(config: &Self::Config, x: Embeddings<'_>) -> Result<(Self, Self::Report)>;
+}
+
+/// Checks an output buffer length.
+pub(crate) fn expect_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
+    if expected != got {
+        return Err(Error::Shape {
+            what,
+            expected,
+            got,
+        });
+    }
+    Ok(())
+}

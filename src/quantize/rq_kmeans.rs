@@ -1,0 +1,482 @@
+//! Residual k-means (RQ-KMeans, as in OneRec / MiniOneRec): level `l` is a
+//! k-means on the residuals left by levels `0..l`.
+
+use super::kmeans::{
+    KMeansConfig, KMeansReport, assign_rows, fit_rows, keep_first_error, training_rows,
+    validate_codebook,
+};
+use super::{Fit, Quantizer, expect_len};
+use crate::data::{Codes, Embeddings};
+use crate::error::{Result, invalid};
+use crate::kernels::{BLOCK_ROWS, CentroidSet, Simd, TopK, neg2_dots_pub as neg2_dots};
+use crate::par::{Par, for_each_block};
+use crate::rng::Rng;
+
+/// How codes are searched at encode time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Search {
+    /// Nearest codeword at each level (cost `2·L·k·d` flops per vector).
+    #[default]
+    Greedy,
+    /// Keep the `B` best partial reconstructions per level (FAISS
+    /// `ResidualQuantizer::max_beam_size`); `Beam(1)` equals `Greedy`. Cost
+    /// about `B×` greedy; lower error, fewer collisions.
+    Beam(usize),
+}
+
+/// RQ-KMeans configuration.
+///
+/// ```
+/// use semid::{RqKMeansConfig, KMeansConfig};
+/// let cfg = RqKMeansConfig::new(3, 256).seed(42);
+/// assert_eq!(cfg.kmeans.k, 256);
+/// assert!(cfg.validate().is_ok());
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct RqKMeansConfig {
+    /// Number of levels `L` (tokens per code), at least 1.
+    pub levels: usize,
+    /// The k-means run at every level (`kmeans.k` is the codebook size of
+    /// every level; level `l` uses seed `kmeans.seed + l`).
+    pub kmeans: KMeansConfig,
+}
+
+impl Default for RqKMeansConfig {
+    /// 3 levels × 256 codes, default k-means settings.
+    fn default() -> Self {
+        RqKMeansConfig {
+            levels: 3,
+            kmeans: KMeansConfig::default(),
+        }
+    }
+}
+
+impl RqKMeansConfig {
+    /// `levels` levels of `k` codes each, other settings default.
+    #[must_use]
+    pub fn new(levels: usize, k: usize) -> Self {
+        RqKMeansConfig {
+            levels,
+            kmeans: KMeansConfig::new(k),
+        }
+    }
+
+    /// Seed (default 0).
+    #[must_use]
+    pub fn seed(mut self, v: u64) -> Self {
+        self.kmeans.seed = v;
+        self
+    }
+
+    /// Parallelism (default [`Par::default`]).
+    #[must_use]
+    pub fn par(mut self, v: Par) -> Self {
+        self.kmeans.par = v;
+        self
+    }
+
+    /// The per-level k-means settings (default [`KMeansConfig::default`]).
+    #[must_use]
+    pub fn kmeans(mut self, v: KMeansConfig) -> Self {
+        self.kmeans = v;
+        self
+    }
+
+    /// Checks every field; `fit` calls this first.
+    pub fn validate(&self) -> Result<()> {
+        if self.levels == 0 {
+            return Err(invalid("levels", "is 0; it must be at least 1"));
+        }
+        if self.levels > 64 {
+            return Err(invalid("levels", format!("is {}; at most 64", self.levels)));
+        }
+        self.kmeans.validate()
+    }
+}
+
+/// Per-level figures from the fit, measured on the training sample.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct LevelReport {
+    /// The level's k-means report.
+    pub kmeans: KMeansReport,
+    /// Mean squared residual norm after this level (reconstruction MSE of
+    /// the first `l + 1` levels, summed over dimensions).
+    pub mse: f64,
+    /// Fraction of this level's codes used by the training sample.
+    pub utilization: f64,
+    /// `exp(entropy)` of this level's code histogram.
+    pub perplexity: f64,
+}
+
+/// What an RQ-KMeans fit did.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct RqKMeansReport {
+    /// One entry per level.
+    pub levels: Vec<LevelReport>,
+    /// Rows in the training sample (`min(n, k × max_points_per_centroid)`).
+    pub n_train: usize,
+    /// Mean squared norm of the training rows (MSE of a zero code).
+    pub mean_sq_norm: f64,
+}
+
+/// A fitted residual k-means quantizer: `L` codebooks of `k × d`.
+///
+/// Fitting draws one training sample (`k × max_points_per_centroid` rows,
+/// seeded) and runs k-means level by level on its residuals, so fit memory
+/// and time do not grow with `n`.
+///
+/// ```
+/// use semid::{Embeddings, Quantizer, RqKMeans, RqKMeansConfig, synthetic};
+/// let data = synthetic::hierarchical_mixture(&synthetic::MixtureConfig {
+///     n: 2000, dim: 16, ..Default::default() });
+/// let x = Embeddings::new(&data, 16)?;
+/// let (rq, report) = RqKMeans::fit(&RqKMeansConfig::new(2, 16).seed(1), x)?;
+/// let codes = rq.encode(x)?;
+/// assert_eq!((codes.rows(), codes.levels()), (2000, 2));
+/// assert!(report.levels[1].mse < report.levels[0].mse);
+/// # Ok::<(), semid::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct RqKMeans {
+    dim: usize,
+    k: usize,
+    levels: usize,
+    /// `levels × k × dim`, row-major.
+    codebooks: Vec<f32>,
+}
+
+impl RqKMeans {
+    /// Fits `config.levels` codebooks to `x` (`n × d`).
+    ///
+    /// Errors on an invalid config, `k > n`, or non-finite data.
+    pub fn fit(config: &RqKMeansConfig, x: Embeddings<'_>) -> Result<(RqKMeans, RqKMeansReport)> {
+        config.validate()?;
+        let km = &config.kmeans;
+        km.check_rows(x.rows())?;
+        let d = x.dim();
+        let k = km.k;
+        let mut rng = Rng::new(km.seed, 0);
+        let mut resid = training_rows(x, km.train_size(x.rows()), &mut rng)?.into_owned();
+        let m = resid.len() / d;
+        let mean_sq_norm = mean_sq_rows(&resid, d);
+        let mut codebooks = Vec::with_capacity(config.levels * k * d);
+        let mut levels = Vec::with_capacity(config.levels);
+        let mut labels = vec![0u32; m];
+        let mut dists = vec![0f32; m];
+        for l in 0..config.levels {
+            let mut lvl_rng = Rng::new(km.seed.wrapping_add(l as u64), 1);
+            let (cents, report) = fit_rows(km, &resid, d, &mut lvl_rng);
+            let c = CentroidSet::new(&cents, d);
+            assign_rows(&resid, &c, &mut labels, &mut dists, km.par);
+            for (r, &lab) in resid.chunks_exact_mut(d).zip(&labels) {
+                let cw = &cents[lab as usize * d..(lab as usize + 1) * d];
+                for (a, b) in r.iter_mut().zip(cw) {
+                    *a -= b;
+                }
+            }
+            let (utilization, perplexity) = usage(&labels, k);
+            levels.push(LevelReport {
+                kmeans: report,
+                mse: mean_sq_rows(&resid, d),
+                utilization,
+                perplexity,
+            });
+            codebooks.extend_from_slice(&cents);
+        }
+        let model = RqKMeans {
+            dim: d,
+            k,
+            levels: config.levels,
+            codebooks,
+        };
+        Ok((
+            model,
+            RqKMeansReport {
+                levels,
+                n_train: m,
+                mean_sq_norm,
+            },
+        ))
+    }
+
+    /// Builds a model from codebooks (`levels × k × dim`, row-major),
+    /// checking shapes and finiteness.
+    pub fn from_codebooks(codebooks: Vec<f32>, levels: usize, dim: usize) -> Result<RqKMeans> {
+        if levels == 0 {
+            return Err(invalid("levels", "is 0; it must be at least 1"));
+        }
+        let total = validate_codebook("codebooks", &codebooks, dim)?;
+        if total % levels != 0 {
+            return Err(crate::Error::Shape {
+                what: "codebook rows (must be levels × k)",
+                expected: total.div_ceil(levels) * levels,
+                got: total,
+            });
+        }
+        let k = total / levels;
+        if k > 1 << 16 {
+            return Err(invalid("k", format!("is {k}; at most 65536 (tokens are u16)")));
+        }
+        Ok(RqKMeans {
+            dim,
+            k,
+            levels,
+            codebooks,
+        })
+    }
+
+    /// Codebook size of every level.
+    #[must_use]
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Level `l`'s codebook (`k × d`, row-major). Panics if `l >= levels()`.
+    #[must_use]
+    pub fn codebook(&self, l: usize) -> &[f32] {
+        let s = self.k * self.dim;
+        &self.codebooks[l * s..(l + 1) * s]
+    }
+
+    /// All codebooks, `levels × k × d` row-major.
+    #[must_use]
+    pub fn codebooks(&self) -> &[f32] {
+        &self.codebooks
+    }
+
+    /// Encodes with the given search into `out` (`n × L`).
+    pub fn encode_with(
+        &self,
+        x: Embeddings<'_>,
+        search: Search,
+        out: &mut [u16],
+        par: Par,
+    ) -> Result<()> {
+        x.expect_dim(self.dim)?;
+        expect_len("code buffer length (n × L)", x.rows() * self.levels, out.len())?;
+        let beam = match search {
+            Search::Greedy => 1,
+            Search::Beam(0) => return Err(invalid("search", "Beam(0); the beam width must be >= 1")),
+            Search::Beam(b) => b.min(self.k.saturating_pow(self.levels.min(8) as u32)),
+        };
+        let sets: Vec<CentroidSet<'_>> =
+            (0..self.levels).map(|l| CentroidSet::new(self.codebook(l), self.dim)).collect();
+        let err = std::sync::Mutex::new(None);
+        let mut unit = vec![(); x.rows()];
+        let block = if beam == 1 { BLOCK_ROWS } else { (BLOCK_ROWS / beam).max(8) };
+        for_each_block(
+            par,
+            x.rows(),
+            block,
+            out,
+            self.levels,
+            &mut unit,
+            1,
+            || EncodeScratch::default(),
+            |s, row0, codes, _| {
+                let rows = codes.len() / self.levels;
+                let xb = match x.block(row0, row0 + rows, &mut s.buf) {
+                    Ok(xb) => xb,
+                    Err(e) => return keep_first_error(&err, row0, e),
+                };
+                s.resid.clear();
+                s.resid.extend_from_slice(xb);
+                if beam == 1 {
+                    self.encode_greedy_block(&sets, s, codes);
+                } else {
+                    self.encode_beam_block(&sets, beam, s, codes);
+                }
+            },
+        );
+        match err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn encode_greedy_block(&self, sets: &[CentroidSet<'_>], s: &mut EncodeScratch, codes: &mut [u16]) {
+        let (d, k, lv) = (self.dim, self.k, self.levels);
+        for (l, c) in sets.iter().enumerate() {
+            neg2_dots(&s.resid, c, &mut s.dots);
+            for (r, row) in s.resid.chunks_exact_mut(d).enumerate() {
+                let g = &s.dots[r * k..(r + 1) * k];
+                let mut best = 0usize;
+                let mut bv = f32::INFINITY;
+                for (j, (&gj, &nj)) in g.iter().zip(&c.norms).enumerate() {
+                    let v = gj + nj;
+                    if v < bv {
+                        bv = v;
+                        best = j;
+                    }
+                }
+                codes[r * lv + l] = best as u16;
+                let cw = &c.data[best * d..(best + 1) * d];
+                for (a, b) in row.iter_mut().zip(cw) {
+                    *a -= b;
+                }
+            }
+        }
+    }
+
+    fn encode_beam_block(
+        &self,
+        sets: &[CentroidSet<'_>],
+        beam: usize,
+        s: &mut EncodeScratch,
+        codes: &mut [u16],
+    ) {
+        let (d, k, lv) = (self.dim, self.k, self.levels);
+        let rows = s.resid.len() / d;
+        let simd = Simd::detect();
+        // Beam state per row: `live` beams, residuals, squared error, paths.
+        let mut live = 1usize;
+        s.err.clear();
+        s.err.extend(s.resid.chunks_exact(d).map(|r| simd.dot(r, r)));
+        s.paths.clear();
+        s.paths.resize(rows * lv, 0);
+        let mut top = TopK::new(beam);
+        for (l, c) in sets.iter().enumerate() {
+            neg2_dots(&s.resid, c, &mut s.dots);
+            let new_live = beam.min(live * k);
+            s.next_resid.resize(rows * new_live * d, 0.0);
+            s.next_err.resize(rows * new_live, 0.0);
+            s.next_paths.resize(rows * new_live * lv, 0);
+            for r in 0..rows {
+                top.clear();
+                for b in 0..live {
+                    let e = s.err[r * live + b];
+                    let g = &s.dots[(r * live + b) * k..(r * live + b + 1) * k];
+                    for (j, (&gj, &nj)) in g.iter().zip(&c.norms).enumerate() {
+                        let v = e + gj + nj;
+                        if v < top.threshold() {
+                            top.push(v, (b * k + j) as u32);
+                        }
+                    }
+                }
+                for (nb, &(_, id)) in top.items().iter().enumerate() {
+                    let (b, j) = (id as usize / k, id as usize % k);
+                    let src = &s.resid[(r * live + b) * d..(r * live + b + 1) * d];
+                    let cw = &c.data[j * d..(j + 1) * d];
+                    let dst = &mut s.next_resid[(r * new_live + nb) * d..(r * new_live + nb + 1) * d];
+                    for ((o, a), w) in dst.iter_mut().zip(src).zip(cw) {
+                        *o = a - w;
+                    }
+                    s.next_err[r * new_live + nb] = simd.dot(dst, dst);
+                    let po = (r * new_live + nb) * lv;
+                    let pi = (r * live + b) * lv;
+                    s.next_paths[po..po + l].copy_from_slice(&s.paths[pi..pi + l]);
+                    s.next_paths[po + l] = j as u16;
+                }
+            }
+            std::mem::swap(&mut s.resid, &mut s.next_resid);
+            std::mem::swap(&mut s.err, &mut s.next_err);
+            std::mem::swap(&mut s.paths, &mut s.next_paths);
+            live = new_live;
+        }
+        // Beams are sorted by the selection score; pick the lowest exact error
+        // (ties: the earlier beam).
+        for r in 0..rows {
+            let mut best = 0;
+            for b in 1..live {
+                if s.err[r * live + b] < s.err[r * live + best] {
+                    best = b;
+                }
+            }
+            codes[r * lv..(r + 1) * lv].copy_from_slice(&s.paths[(r * live + best) * lv..(r * live + best + 1) * lv]);
+        }
+    }
+
+    /// Saves the model file atomically (see `docs/FORMAT.md`).
+    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        crate::io::save(self, path.as_ref())
+    }
+
+    /// Loads and validates a model file.
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<RqKMeans> {
+        crate::io::load(path.as_ref())
+    }
+
+    /// The model file as bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        crate::io::to_bytes(self)
+    }
+
+    /// Parses and validates model-file bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<RqKMeans> {
+        crate::io::from_bytes(bytes)
+    }
+}
+
+#[derive(Default)]
+struct EncodeScratch {
+    buf: Vec<f32>,
+    resid: Vec<f32>,
+    dots: Vec<f32>,
+    err: Vec<f32>,
+    paths: Vec<u16>,
+    next_resid: Vec<f32>,
+    next_err: Vec<f32>,
+    next_paths: Vec<u16>,
+}
+
+impl Quantizer for RqKMeans {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn levels(&self) -> usize {
+        self.levels
+    }
+    fn codebook_size(&self, level: usize) -> usize {
+        if level < self.levels { self.k } else { 0 }
+    }
+    /// Greedy encoding; see [`RqKMeans::encode_with`] for beam search.
+    fn encode_into(&self, x: Embeddings<'_>, out: &mut [u16], par: Par) -> Result<()> {
+        self.encode_with(x, Search::Greedy, out, par)
+    }
+    fn decode_into(&self, codes: &Codes, out: &mut [f32], par: Par) -> Result<()> {
+        codes.check_tokens(&self.codebook_sizes())?;
+        let d = self.dim;
+        expect_len("output length (n × d)", codes.rows() * d, out.len())?;
+        let mut unit = vec![(); codes.rows()];
+        for_each_block(par, codes.rows(), BLOCK_ROWS, out, d, &mut unit, 1, || (), |_, row0, o, _| {
+            for (r, orow) in o.chunks_exact_mut(d).enumerate() {
+                orow.fill(0.0);
+                for (l, &t) in codes.row(row0 + r).iter().enumerate() {
+                    let cw = &self.codebook(l)[t as usize * d..(t as usize + 1) * d];
+                    for (a, b) in orow.iter_mut().zip(cw) {
+                        *a += b;
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+impl Fit for RqKMeans {
+    type Config = RqKMeansConfig;
+    type Report = RqKMeansReport;
+    fn fit(config: &RqKMeansConfig, x: Embeddings<'_>) -> Result<(Self, RqKMeansReport)> {
+        RqKMeans::fit(config, x)
+    }
+}
+
+fn mean_sq_rows(x: &[f32], d: usize) -> f64 {
+    let simd = Simd::detect();
+    let rows = x.len() / d;
+    x.chunks_exact(d).map(|r| simd.dot(r, r) as f64).sum::<f64>() / rows.max(1) as f64
+}
+
+/// (utilization, perplexity) of a label histogram over `k` codes.
+fn usage(labels: &[u32], k: usize) -> (f64, f64) {
+    let mut h = vec![0usize; k];
+    for &l in labels {
+        h[l as usize] += 1;
+    }
+    let s = crate::metrics::HistogramStats::from_counts(&h);
+    (s.utilization, s.perplexity)
+}

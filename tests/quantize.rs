@@ -1,0 +1,313 @@
+//! k-means and RQ-KMeans behaviour: properties, determinism, bad input.
+
+mod common;
+
+use common::{mixture, with_threads};
+use half::{bf16, f16};
+use semid::{
+    Assignment, Codes, Embeddings, Error, Init, KMeans, KMeansConfig, Par, Quantizer, RqKMeans,
+    RqKMeansConfig, Search, metrics,
+};
+
+#[test]
+fn kmeans_inertia_never_rises() {
+    let data = mixture(3000, 16, 1);
+    let x = Embeddings::new(&data, 16).unwrap();
+    for init in [Init::KMeansPlusPlus, Init::Random] {
+        let cfg = KMeansConfig::new(32).max_iter(30).tol(0.0).init(init).seed(3);
+        let (_, r) = KMeans::fit(&cfg, x).unwrap();
+        assert!(r.iterations == 30 || r.converged);
+        assert_eq!(r.empty_cluster_repairs, 0, "test data should not need repairs");
+        for w in r.inertia_history.windows(2) {
+            assert!(w[1] <= w[0] * (1.0 + 1e-6), "inertia rose: {} -> {}", w[0], w[1]);
+        }
+        assert!(r.inertia_history.last().unwrap() < &r.inertia_history[0]);
+        assert_eq!(r.cluster_sizes.iter().sum::<usize>(), 3000);
+    }
+}
+
+#[test]
+fn kmeans_converges_and_reports() {
+    let data = mixture(2000, 8, 2);
+    let x = Embeddings::new(&data, 8).unwrap();
+    let (km, r) = KMeans::fit(&KMeansConfig::new(10).max_iter(200).tol(1e-6), x).unwrap();
+    assert!(r.converged);
+    assert!(r.iterations < 200);
+    assert_eq!(km.k(), 10);
+    // The final assignment's inertia equals the sum of per-row distances to
+    // the model's nearest centroids at most (means can only lower it).
+    let (_, dists) = km.assign(x, Par::Seq).unwrap();
+    let total: f64 = dists.iter().map(|&d| d as f64).sum();
+    assert!(total <= r.inertia * (1.0 + 1e-5));
+}
+
+#[test]
+fn kmeans_recovers_separated_clusters() {
+    // 4 well-separated blobs: every blob must map to exactly one cluster.
+    let mut data = Vec::new();
+    for i in 0..400 {
+        let c = (i % 4) as f32 * 100.0;
+        data.extend_from_slice(&[c + (i % 7) as f32 * 0.1, -c + (i % 5) as f32 * 0.1]);
+    }
+    let x = Embeddings::new(&data, 2).unwrap();
+    let (km, _) = KMeans::fit(&KMeansConfig::new(4).seed(9), x).unwrap();
+    let (labels, _) = km.assign(x, Par::Seq).unwrap();
+    for b in 0..4 {
+        let l = labels[b];
+        assert!((b..400).step_by(4).all(|i| labels[i] == l));
+    }
+    let mut distinct = labels[..4].to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4);
+}
+
+#[test]
+fn empty_clusters_are_repaired() {
+    // 6 distinct points repeated, k = 6, random init may pick duplicates.
+    let pts = [0.0f32, 0.0, 1.0, 0.0, 0.0, 1.0, 5.0, 5.0, 9.0, 1.0, -4.0, 3.0];
+    let data: Vec<f32> = (0..50).flat_map(|_| pts.iter().copied()).collect();
+    let x = Embeddings::new(&data, 2).unwrap();
+    let mut repaired = 0;
+    for seed in 0..20 {
+        let cfg = KMeansConfig::new(6).init(Init::Random).seed(seed).max_iter(50);
+        let (km, r) = KMeans::fit(&cfg, x).unwrap();
+        repaired += r.empty_cluster_repairs;
+        let (_, d) = km.assign(x, Par::Seq).unwrap();
+        let inertia: f32 = d.iter().sum();
+        assert!(inertia < 1e-3, "seed {seed}: all 6 points must become centroids, inertia {inertia}");
+    }
+    assert!(repaired > 0, "random init over duplicated points must hit an empty cluster");
+}
+
+#[test]
+fn balanced_mode_gives_equal_sizes() {
+    let data = mixture(1003, 12, 4);
+    let x = Embeddings::new(&data, 12).unwrap();
+    for k in [1, 7, 10, 64] {
+        let cfg = KMeansConfig::new(k)
+            .assignment(Assignment::Balanced)
+            .max_points_per_centroid(None)
+            .max_iter(8)
+            .seed(1);
+        let (_, r) = KMeans::fit(&cfg, x).unwrap();
+        let (lo, hi) = (1003 / k, 1003_usize.div_ceil(k));
+        assert!(r.cluster_sizes.iter().all(|&s| s == lo || s == hi), "k={k}: {:?}", r.cluster_sizes);
+        assert_eq!(r.cluster_sizes.iter().sum::<usize>(), 1003);
+    }
+    let cfg = KMeansConfig::new(10).max_iter(8).seed(1);
+    let (_, plain) = KMeans::fit(&cfg, x).unwrap();
+    let spread = |s: &[usize]| s.iter().max().unwrap() - s.iter().min().unwrap();
+    assert!(spread(&plain.cluster_sizes) > 1, "mixture data is not naturally balanced");
+}
+
+#[test]
+fn max_points_per_centroid_caps_training() {
+    let data = mixture(5000, 8, 5);
+    let x = Embeddings::new(&data, 8).unwrap();
+    let (_, r) = KMeans::fit(&KMeansConfig::new(10).max_points_per_centroid(Some(40)), x).unwrap();
+    assert_eq!(r.n_train, 400);
+    let (_, r) = KMeans::fit(&KMeansConfig::new(10).max_points_per_centroid(None), x).unwrap();
+    assert_eq!(r.n_train, 5000);
+}
+
+#[test]
+fn k_equal_n_and_k_one() {
+    let data = mixture(20, 4, 6);
+    let x = Embeddings::new(&data, 4).unwrap();
+    let (km, r) = KMeans::fit(&KMeansConfig::new(20), x).unwrap();
+    assert!(r.inertia < 1e-6);
+    assert_eq!(km.k(), 20);
+    let (km, _) = KMeans::fit(&KMeansConfig::new(1), x).unwrap();
+    let mean: Vec<f32> = (0..4).map(|j| data.iter().skip(j).step_by(4).sum::<f32>() / 20.0).collect();
+    for (a, b) in km.centroids().iter().zip(&mean) {
+        assert!((a - b).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn bad_input_is_a_typed_error() {
+    let data = mixture(50, 4, 7);
+    let x = Embeddings::new(&data, 4).unwrap();
+    let err = |cfg: KMeansConfig| KMeans::fit(&cfg, x).unwrap_err();
+    assert!(matches!(err(KMeansConfig::new(0)), Error::InvalidConfig { field: "k", .. }));
+    assert!(matches!(err(KMeansConfig::new(51)), Error::InvalidConfig { field: "k", .. }));
+    assert!(matches!(err(KMeansConfig::new(70_000)), Error::InvalidConfig { field: "k", .. }));
+    assert!(matches!(err(KMeansConfig::new(4).max_iter(0)), Error::InvalidConfig { field: "max_iter", .. }));
+    assert!(matches!(err(KMeansConfig::new(4).tol(f64::NAN)), Error::InvalidConfig { field: "tol", .. }));
+    assert!(matches!(err(KMeansConfig::new(4).tol(-1.0)), Error::InvalidConfig { field: "tol", .. }));
+    assert!(matches!(
+        err(KMeansConfig::new(4).max_points_per_centroid(Some(0))),
+        Error::InvalidConfig { field: "max_points_per_centroid", .. }
+    ));
+    let rq_err = |cfg: RqKMeansConfig| RqKMeans::fit(&cfg, x).unwrap_err();
+    assert!(matches!(rq_err(RqKMeansConfig::new(0, 4)), Error::InvalidConfig { field: "levels", .. }));
+    assert!(matches!(rq_err(RqKMeansConfig::new(2, 60)), Error::InvalidConfig { field: "k", .. }));
+
+    // NaN / Inf anywhere: the row is reported.
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let mut d2 = data.clone();
+        d2[37 * 4 + 2] = bad;
+        let x2 = Embeddings::new(&d2, 4).unwrap();
+        for r in [
+            KMeans::fit(&KMeansConfig::new(4).max_points_per_centroid(None), x2).map(|_| ()),
+            RqKMeans::fit(&RqKMeansConfig::new(2, 4).kmeans(KMeansConfig::new(4).max_points_per_centroid(None)), x2)
+                .map(|_| ()),
+        ] {
+            assert!(matches!(r, Err(Error::NonFinite { row: 37, col: 2, .. })), "{r:?}");
+        }
+        let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(2, 4), x).unwrap();
+        assert!(matches!(rq.encode(x2), Err(Error::NonFinite { row: 37, col: 2, .. })));
+    }
+
+    // Dimension mismatch, wrong buffer sizes, out-of-range tokens.
+    let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(2, 4), x).unwrap();
+    let x3 = Embeddings::new(&data[..48], 3).unwrap();
+    assert!(matches!(rq.encode(x3), Err(Error::Shape { expected: 4, got: 3, .. })));
+    let mut small = vec![0u16; 5];
+    assert!(matches!(rq.encode_into(x, &mut small, Par::Seq), Err(Error::Shape { .. })));
+    let bad_codes = Codes::new(vec![0, 1, 2, 4], 2).unwrap();
+    assert!(matches!(
+        rq.decode(&bad_codes),
+        Err(Error::TokenOutOfRange { row: 1, level: 1, token: 4, codebook_size: 4 })
+    ));
+    let three = Codes::new(vec![0, 1, 2], 3).unwrap();
+    assert!(matches!(rq.decode(&three), Err(Error::Shape { .. })));
+    let mut out = vec![0u16; 100];
+    assert!(matches!(
+        rq.encode_with(x, Search::Beam(0), &mut out, Par::Seq),
+        Err(Error::InvalidConfig { field: "search", .. })
+    ));
+}
+
+#[test]
+fn same_seed_same_codes_whatever_the_thread_count() {
+    let data = mixture(6000, 24, 8);
+    let x = Embeddings::new(&data, 24).unwrap();
+    let run = |par: Par| {
+        let km = KMeansConfig::new(32).par(par).seed(11).max_points_per_centroid(Some(100));
+        let cfg = RqKMeansConfig::new(3, 32).kmeans(km);
+        let (rq, report) = RqKMeans::fit(&cfg, x).unwrap();
+        let mut greedy = vec![0u16; 6000 * 3];
+        rq.encode_with(x, Search::Greedy, &mut greedy, par).unwrap();
+        let mut beam = vec![0u16; 6000 * 3];
+        rq.encode_with(x, Search::Beam(4), &mut beam, par).unwrap();
+        (rq.codebooks().to_vec(), report, greedy, beam)
+    };
+    let seq = run(Par::Seq);
+    let one = with_threads(1, || run(Par::Rayon(0)));
+    let two = with_threads(2, || run(Par::Rayon(0)));
+    let four = with_threads(4, || run(Par::Rayon(3)));
+    for other in [&one, &two, &four] {
+        assert!(seq.0.iter().zip(&other.0).all(|(a, b)| a.to_bits() == b.to_bits()), "codebooks differ");
+        assert_eq!(seq.1, other.1);
+        assert_eq!(seq.2, other.2);
+        assert_eq!(seq.3, other.3);
+    }
+    // Balanced mode too.
+    let bal = |par: Par| {
+        let cfg = KMeansConfig::new(16).assignment(Assignment::Balanced).par(par).seed(2);
+        KMeans::fit(&cfg, x).unwrap().0
+    };
+    assert_eq!(bal(Par::Seq), with_threads(2, || bal(Par::Rayon(0))));
+}
+
+#[test]
+fn rq_levels_reduce_error_and_beam_helps() {
+    let data = mixture(4000, 32, 9);
+    let x = Embeddings::new(&data, 32).unwrap();
+    let (rq, report) = RqKMeans::fit(&RqKMeansConfig::new(3, 32).seed(1), x).unwrap();
+    let mses: Vec<f64> = report.levels.iter().map(|l| l.mse).collect();
+    assert!(mses[0] < report.mean_sq_norm && mses[1] < mses[0] && mses[2] < mses[1], "{mses:?}");
+    // Greedy encoding of the training data reproduces the fit's residual chain.
+    let greedy = rq.encode(x).unwrap();
+    let mse_g = metrics::mse(x, &rq.decode(&greedy).unwrap()).unwrap();
+    assert!((mse_g - mses[2]).abs() <= 1e-4 * mses[2], "{mse_g} vs {}", mses[2]);
+    // Beam(1) is greedy; wider beams never do worse on average.
+    let mut b1 = vec![0u16; 4000 * 3];
+    rq.encode_with(x, Search::Beam(1), &mut b1, Par::Seq).unwrap();
+    assert_eq!(b1, greedy.as_slice());
+    let mut prev = mse_g;
+    for b in [2, 4, 8] {
+        let mut out = vec![0u16; 4000 * 3];
+        rq.encode_with(x, Search::Beam(b), &mut out, Par::Seq).unwrap();
+        let codes = Codes::new(out, 3).unwrap();
+        let m = metrics::mse(x, &rq.decode(&codes).unwrap()).unwrap();
+        assert!(m <= prev * (1.0 + 1e-6), "beam {b}: {m} > {prev}");
+        prev = m;
+    }
+    assert!(prev < mse_g, "beam 8 should beat greedy on this data");
+    // Each row's beam result is at least as good as its greedy result.
+    let rec_g = rq.decode(&greedy).unwrap();
+    let mut out = vec![0u16; 4000 * 3];
+    rq.encode_with(x, Search::Beam(8), &mut out, Par::Seq).unwrap();
+    let rec_b = rq.decode(&Codes::new(out, 3).unwrap()).unwrap();
+    for i in 0..4000 {
+        let row = &data[i * 32..(i + 1) * 32];
+        let eg = semid::kernels::scalar::l2_sq(row, &rec_g[i * 32..(i + 1) * 32]);
+        let eb = semid::kernels::scalar::l2_sq(row, &rec_b[i * 32..(i + 1) * 32]);
+        assert!(eb <= eg + 1e-5, "row {i}: beam {eb} > greedy {eg}");
+    }
+}
+
+#[test]
+fn beam_equals_exhaustive_search_when_wide_enough() {
+    // With beam >= k^(L-1) the search keeps every prefix: it must find the
+    // exact best code over all k^L combinations.
+    let data = mixture(300, 6, 10);
+    let x = Embeddings::new(&data, 6).unwrap();
+    let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(3, 4).seed(3), x).unwrap();
+    let mut out = vec![0u16; 300 * 3];
+    rq.encode_with(x, Search::Beam(16), &mut out, Par::Seq).unwrap();
+    let all: Vec<u16> = (0..64u16).flat_map(|c| [c / 16, (c / 4) % 4, c % 4]).collect();
+    let all = Codes::new(all, 3).unwrap();
+    let rec = rq.decode(&all).unwrap();
+    for i in 0..300 {
+        let row = &data[i * 6..(i + 1) * 6];
+        let best = (0..64)
+            .map(|c| semid::kernels::scalar::l2_sq(row, &rec[c * 6..(c + 1) * 6]))
+            .fold(f32::INFINITY, f32::min);
+        let got = rq.decode(&Codes::new(out[i * 3..i * 3 + 3].to_vec(), 3).unwrap()).unwrap();
+        let e = semid::kernels::scalar::l2_sq(row, &got);
+        assert!(e <= best + 1e-5, "row {i}: {e} > exhaustive {best}");
+    }
+}
+
+#[test]
+fn half_precision_input_matches_f32_of_the_same_values() {
+    let data = mixture(3000, 16, 11);
+    let h: Vec<f16> = data.iter().map(|&v| f16::from_f32(v)).collect();
+    let b: Vec<bf16> = data.iter().map(|&v| bf16::from_f32(v)).collect();
+    let h32: Vec<f32> = h.iter().map(|v| v.to_f32()).collect();
+    let b32: Vec<f32> = b.iter().map(|v| v.to_f32()).collect();
+    let cfg = RqKMeansConfig::new(2, 16).seed(5);
+    let (rq_h, _) = RqKMeans::fit(&cfg, Embeddings::from_f16(&h, 16).unwrap()).unwrap();
+    let (rq_h32, _) = RqKMeans::fit(&cfg, Embeddings::new(&h32, 16).unwrap()).unwrap();
+    assert_eq!(rq_h, rq_h32);
+    let xh = Embeddings::from_f16(&h, 16).unwrap();
+    assert_eq!(rq_h.encode(xh).unwrap(), rq_h.encode(Embeddings::new(&h32, 16).unwrap()).unwrap());
+    let xb = Embeddings::from_bf16(&b, 16).unwrap();
+    assert_eq!(rq_h.encode(xb).unwrap(), rq_h.encode(Embeddings::new(&b32, 16).unwrap()).unwrap());
+    let arr = ndarray::Array2::from_shape_vec((3000, 16), h.clone()).unwrap();
+    let xv = Embeddings::try_from(arr.view()).unwrap();
+    assert_eq!(rq_h.encode(xv).unwrap(), rq_h.encode(xh).unwrap());
+}
+
+#[test]
+fn quantizer_contract_is_object_safe_and_swappable() {
+    let data = mixture(1000, 8, 12);
+    let x = Embeddings::new(&data, 8).unwrap();
+    let models: Vec<Box<dyn Quantizer>> = vec![
+        Box::new(KMeans::fit(&KMeansConfig::new(16), x).unwrap().0),
+        Box::new(RqKMeans::fit(&RqKMeansConfig::new(2, 16), x).unwrap().0),
+    ];
+    for q in &models {
+        let codes = q.encode(x).unwrap();
+        assert_eq!(codes.levels(), q.levels());
+        assert_eq!(q.codebook_sizes(), vec![16; q.levels()]);
+        assert_eq!(q.codebook_size(q.levels()), 0);
+        let rec = q.decode(&codes).unwrap();
+        let m = metrics::reconstruction_mse(q.as_ref(), x, Par::Seq).unwrap();
+        assert!((metrics::mse(x, &rec).unwrap() - m).abs() < 1e-9 * m.max(1.0));
+    }
+}
