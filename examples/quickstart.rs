@@ -6,12 +6,12 @@
 //! ```
 use std::time::Instant;
 
-use semid::{
-    Embeddings, Par, Quantizer, RqKMeans, RqKMeansConfig, Search, metrics, synthetic,
-};
+use semid::{Embeddings, Par, Quantizer, RqKMeans, RqKMeansConfig, Search, metrics, synthetic};
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,7 +37,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let x = Embeddings::new(&data, dim)?;
-    println!("data     {} x {}  from {source}  ({:.2} s)", x.rows(), x.dim(), t.elapsed().as_secs_f64());
+    println!(
+        "data     {} x {}  from {source}  ({:.2} s)",
+        x.rows(),
+        x.dim(),
+        t.elapsed().as_secs_f64()
+    );
     println!("threads  {}", Par::default().threads());
 
     let cfg = RqKMeansConfig::new(levels, k).seed(seed);

@@ -53,7 +53,7 @@ fn shape_of(len: usize, dim: usize) -> Result<usize> {
     if len == 0 {
         return Err(Error::Empty { what: "embeddings" });
     }
-    if len % dim != 0 {
+    if !len.is_multiple_of(dim) {
         return Err(Error::Shape {
             what: "embedding slice length (must be a multiple of dim)",
             expected: len.div_ceil(dim) * dim,
@@ -289,7 +289,7 @@ impl Codes {
                 what: "code levels (L = 0)",
             });
         }
-        if tokens.len() % levels != 0 {
+        if !tokens.len().is_multiple_of(levels) {
             return Err(Error::Shape {
                 what: "code token count (must be a multiple of levels)",
                 expected: tokens.len().div_ceil(levels) * levels,
@@ -371,7 +371,10 @@ mod tests {
     #[test]
     fn bad_shapes_are_errors() {
         assert!(matches!(Embeddings::new(&[], 3), Err(Error::Empty { .. })));
-        assert!(matches!(Embeddings::new(&[1.0], 0), Err(Error::Empty { .. })));
+        assert!(matches!(
+            Embeddings::new(&[1.0], 0),
+            Err(Error::Empty { .. })
+        ));
         assert!(matches!(
             Embeddings::new(&[1.0; 5], 2),
             Err(Error::Shape { got: 5, .. })
@@ -396,11 +399,19 @@ mod tests {
         let x = Embeddings::from_f16(&h2, 3000).unwrap();
         assert!(matches!(
             x.block(1, 4, &mut buf),
-            Err(Error::NonFinite { row: 2, col: 17, .. })
+            Err(Error::NonFinite {
+                row: 2,
+                col: 17,
+                ..
+            })
         ));
         assert!(matches!(
             x.gather(&[2]),
-            Err(Error::NonFinite { row: 2, col: 17, .. })
+            Err(Error::NonFinite {
+                row: 2,
+                col: 17,
+                ..
+            })
         ));
     }
 

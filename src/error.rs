@@ -123,7 +123,9 @@ impl fmt::Display for Error {
                 f,
                 "{what}: expected {expected}, got {got}; check the shape of the input"
             ),
-            Error::Empty { what } => write!(f, "{what} is empty; pass at least one row and one column"),
+            Error::Empty { what } => {
+                write!(f, "{what} is empty; pass at least one row and one column")
+            }
             Error::NonFinite { what, row, col } => write!(
                 f,
                 "{what} has a NaN or infinite value at row {row}, column {col}; clean or drop that row"
@@ -165,7 +167,10 @@ impl fmt::Display for FormatError {
                 "truncated: the header requires {expected} bytes but only {got} are present; re-save the model"
             ),
             FormatError::TrailingBytes { extra } => {
-                write!(f, "{extra} unexpected bytes after the payload; the file is corrupted")
+                write!(
+                    f,
+                    "{extra} unexpected bytes after the payload; the file is corrupted"
+                )
             }
             FormatError::Checksum { stored, computed } => write!(
                 f,

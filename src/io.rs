@@ -244,7 +244,10 @@ pub(crate) fn from_bytes<M: ModelFile>(bytes: &[u8]) -> Result<M> {
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut name = path.file_name().map(|s| s.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|s| s.to_os_string())
+        .unwrap_or_default();
     name.push(format!(".tmp-{}-{n}", std::process::id()));
     let tmp = path.with_file_name(name);
     let result = (|| {
@@ -380,7 +383,7 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<(Vec<f32>, usize)> {
 /// Writes a row-major `n × dim` f32 buffer as a 2-D `.npy` file.
 pub fn write_npy(path: impl AsRef<Path>, data: &[f32], dim: usize) -> Result<()> {
     use ndarray_npy::WriteNpyExt;
-    if dim == 0 || data.len() % dim != 0 {
+    if dim == 0 || !data.len().is_multiple_of(dim) {
         return Err(Error::Shape {
             what: "data length (multiple of dim)",
             expected: data.len().div_ceil(dim.max(1)) * dim.max(1),
@@ -390,7 +393,8 @@ pub fn write_npy(path: impl AsRef<Path>, data: &[f32], dim: usize) -> Result<()>
     let a = ndarray::ArrayView2::from_shape((data.len() / dim, dim), data)
         .map_err(|e| Error::Npy(e.to_string()))?;
     let mut bytes = Vec::new();
-    a.write_npy(&mut bytes).map_err(|e| Error::Npy(e.to_string()))?;
+    a.write_npy(&mut bytes)
+        .map_err(|e| Error::Npy(e.to_string()))?;
     write_atomic(path.as_ref(), &bytes)
 }
 

@@ -59,7 +59,9 @@ pub fn hierarchical_mixture(cfg: &MixtureConfig) -> Vec<f32> {
     let offsets: Vec<f32> = (0..topics * subs * d)
         .map(|_| rng.normal() as f32 * cfg.sub_scale)
         .collect();
-    let weights: Vec<f64> = (0..topics).map(|t| 1.0 / ((t + 1) as f64).powf(cfg.skew)).collect();
+    let weights: Vec<f64> = (0..topics)
+        .map(|t| 1.0 / ((t + 1) as f64).powf(cfg.skew))
+        .collect();
     let mut cum = Vec::with_capacity(topics);
     let mut acc = 0.0;
     for w in &weights {
@@ -71,24 +73,34 @@ pub fn hierarchical_mixture(cfg: &MixtureConfig) -> Vec<f32> {
         return out;
     }
     let mut unit = vec![(); cfg.n];
-    for_each_block(Par::default(), cfg.n, 1024, &mut out, d, &mut unit, 1, || (), |_, row0, rows, _| {
-        for (i, row) in rows.chunks_exact_mut(d).enumerate() {
-            let mut r = Rng::new(cfg.seed, 1 + (row0 + i) as u64);
-            let u = r.next_f64() * acc;
-            let t = cum.partition_point(|&c| c <= u).min(topics - 1);
-            let s = r.below(subs);
-            let c = &centers[t * d..(t + 1) * d];
-            let o = &offsets[(t * subs + s) * d..(t * subs + s + 1) * d];
-            for ((v, &cv), &ov) in row.iter_mut().zip(c).zip(o) {
-                *v = cv + ov + cfg.noise * r.normal() as f32;
-            }
-            if cfg.normalize {
-                let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-                if norm > 0.0 {
-                    row.iter_mut().for_each(|v| *v /= norm);
+    for_each_block(
+        Par::default(),
+        cfg.n,
+        1024,
+        &mut out,
+        d,
+        &mut unit,
+        1,
+        || (),
+        |_, row0, rows, _| {
+            for (i, row) in rows.chunks_exact_mut(d).enumerate() {
+                let mut r = Rng::new(cfg.seed, 1 + (row0 + i) as u64);
+                let u = r.next_f64() * acc;
+                let t = cum.partition_point(|&c| c <= u).min(topics - 1);
+                let s = r.below(subs);
+                let c = &centers[t * d..(t + 1) * d];
+                let o = &offsets[(t * subs + s) * d..(t * subs + s + 1) * d];
+                for ((v, &cv), &ov) in row.iter_mut().zip(c).zip(o) {
+                    *v = cv + ov + cfg.noise * r.normal() as f32;
+                }
+                if cfg.normalize {
+                    let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+                    if norm > 0.0 {
+                        row.iter_mut().for_each(|v| *v /= norm);
+                    }
                 }
             }
-        }
-    });
+        },
+    );
     out
 }

@@ -96,7 +96,14 @@ fn nearest_rejects_bad_input() {
         Err(Error::Shape { .. })
     ));
     assert!(matches!(
-        semid::kernels::nearest(&[0.0, f32::NAN, 0.0, 0.0], &[0.0; 4], 2, &mut l, &mut dd, Par::Seq),
+        semid::kernels::nearest(
+            &[0.0, f32::NAN, 0.0, 0.0],
+            &[0.0; 4],
+            2,
+            &mut l,
+            &mut dd,
+            Par::Seq
+        ),
         Err(Error::NonFinite { row: 0, col: 1, .. })
     ));
     assert!(matches!(

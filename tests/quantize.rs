@@ -14,12 +14,24 @@ fn kmeans_inertia_never_rises() {
     let data = mixture(3000, 16, 1);
     let x = Embeddings::new(&data, 16).unwrap();
     for init in [Init::KMeansPlusPlus, Init::Random] {
-        let cfg = KMeansConfig::new(32).max_iter(30).tol(0.0).init(init).seed(3);
+        let cfg = KMeansConfig::new(32)
+            .max_iter(30)
+            .tol(0.0)
+            .init(init)
+            .seed(3);
         let (_, r) = KMeans::fit(&cfg, x).unwrap();
         assert!(r.iterations == 30 || r.converged);
-        assert_eq!(r.empty_cluster_repairs, 0, "test data should not need repairs");
+        assert_eq!(
+            r.empty_cluster_repairs, 0,
+            "test data should not need repairs"
+        );
         for w in r.inertia_history.windows(2) {
-            assert!(w[1] <= w[0] * (1.0 + 1e-6), "inertia rose: {} -> {}", w[0], w[1]);
+            assert!(
+                w[1] <= w[0] * (1.0 + 1e-6),
+                "inertia rose: {} -> {}",
+                w[0],
+                w[1]
+            );
         }
         assert!(r.inertia_history.last().unwrap() < &r.inertia_history[0]);
         assert_eq!(r.cluster_sizes.iter().sum::<usize>(), 3000);
@@ -65,19 +77,30 @@ fn kmeans_recovers_separated_clusters() {
 #[test]
 fn empty_clusters_are_repaired() {
     // 6 distinct points repeated, k = 6, random init may pick duplicates.
-    let pts = [0.0f32, 0.0, 1.0, 0.0, 0.0, 1.0, 5.0, 5.0, 9.0, 1.0, -4.0, 3.0];
+    let pts = [
+        0.0f32, 0.0, 1.0, 0.0, 0.0, 1.0, 5.0, 5.0, 9.0, 1.0, -4.0, 3.0,
+    ];
     let data: Vec<f32> = (0..50).flat_map(|_| pts.iter().copied()).collect();
     let x = Embeddings::new(&data, 2).unwrap();
     let mut repaired = 0;
     for seed in 0..20 {
-        let cfg = KMeansConfig::new(6).init(Init::Random).seed(seed).max_iter(50);
+        let cfg = KMeansConfig::new(6)
+            .init(Init::Random)
+            .seed(seed)
+            .max_iter(50);
         let (km, r) = KMeans::fit(&cfg, x).unwrap();
         repaired += r.empty_cluster_repairs;
         let (_, d) = km.assign(x, Par::Seq).unwrap();
         let inertia: f32 = d.iter().sum();
-        assert!(inertia < 1e-3, "seed {seed}: all 6 points must become centroids, inertia {inertia}");
+        assert!(
+            inertia < 1e-3,
+            "seed {seed}: all 6 points must become centroids, inertia {inertia}"
+        );
     }
-    assert!(repaired > 0, "random init over duplicated points must hit an empty cluster");
+    assert!(
+        repaired > 0,
+        "random init over duplicated points must hit an empty cluster"
+    );
 }
 
 #[test]
@@ -92,13 +115,20 @@ fn balanced_mode_gives_equal_sizes() {
             .seed(1);
         let (_, r) = KMeans::fit(&cfg, x).unwrap();
         let (lo, hi) = (1003 / k, 1003_usize.div_ceil(k));
-        assert!(r.cluster_sizes.iter().all(|&s| s == lo || s == hi), "k={k}: {:?}", r.cluster_sizes);
+        assert!(
+            r.cluster_sizes.iter().all(|&s| s == lo || s == hi),
+            "k={k}: {:?}",
+            r.cluster_sizes
+        );
         assert_eq!(r.cluster_sizes.iter().sum::<usize>(), 1003);
     }
     let cfg = KMeansConfig::new(10).max_iter(8).seed(1);
     let (_, plain) = KMeans::fit(&cfg, x).unwrap();
     let spread = |s: &[usize]| s.iter().max().unwrap() - s.iter().min().unwrap();
-    assert!(spread(&plain.cluster_sizes) > 1, "mixture data is not naturally balanced");
+    assert!(
+        spread(&plain.cluster_sizes) > 1,
+        "mixture data is not naturally balanced"
+    );
 }
 
 #[test]
@@ -119,7 +149,9 @@ fn k_equal_n_and_k_one() {
     assert!(r.inertia < 1e-6);
     assert_eq!(km.k(), 20);
     let (km, _) = KMeans::fit(&KMeansConfig::new(1), x).unwrap();
-    let mean: Vec<f32> = (0..4).map(|j| data.iter().skip(j).step_by(4).sum::<f32>() / 20.0).collect();
+    let mean: Vec<f32> = (0..4)
+        .map(|j| data.iter().skip(j).step_by(4).sum::<f32>() / 20.0)
+        .collect();
     for (a, b) in km.centroids().iter().zip(&mean) {
         assert!((a - b).abs() < 1e-5);
     }
@@ -130,19 +162,52 @@ fn bad_input_is_a_typed_error() {
     let data = mixture(50, 4, 7);
     let x = Embeddings::new(&data, 4).unwrap();
     let err = |cfg: KMeansConfig| KMeans::fit(&cfg, x).unwrap_err();
-    assert!(matches!(err(KMeansConfig::new(0)), Error::InvalidConfig { field: "k", .. }));
-    assert!(matches!(err(KMeansConfig::new(51)), Error::InvalidConfig { field: "k", .. }));
-    assert!(matches!(err(KMeansConfig::new(70_000)), Error::InvalidConfig { field: "k", .. }));
-    assert!(matches!(err(KMeansConfig::new(4).max_iter(0)), Error::InvalidConfig { field: "max_iter", .. }));
-    assert!(matches!(err(KMeansConfig::new(4).tol(f64::NAN)), Error::InvalidConfig { field: "tol", .. }));
-    assert!(matches!(err(KMeansConfig::new(4).tol(-1.0)), Error::InvalidConfig { field: "tol", .. }));
+    assert!(matches!(
+        err(KMeansConfig::new(0)),
+        Error::InvalidConfig { field: "k", .. }
+    ));
+    assert!(matches!(
+        err(KMeansConfig::new(51)),
+        Error::InvalidConfig { field: "k", .. }
+    ));
+    assert!(matches!(
+        err(KMeansConfig::new(70_000)),
+        Error::InvalidConfig { field: "k", .. }
+    ));
+    assert!(matches!(
+        err(KMeansConfig::new(4).max_iter(0)),
+        Error::InvalidConfig {
+            field: "max_iter",
+            ..
+        }
+    ));
+    assert!(matches!(
+        err(KMeansConfig::new(4).tol(f64::NAN)),
+        Error::InvalidConfig { field: "tol", .. }
+    ));
+    assert!(matches!(
+        err(KMeansConfig::new(4).tol(-1.0)),
+        Error::InvalidConfig { field: "tol", .. }
+    ));
     assert!(matches!(
         err(KMeansConfig::new(4).max_points_per_centroid(Some(0))),
-        Error::InvalidConfig { field: "max_points_per_centroid", .. }
+        Error::InvalidConfig {
+            field: "max_points_per_centroid",
+            ..
+        }
     ));
     let rq_err = |cfg: RqKMeansConfig| RqKMeans::fit(&cfg, x).unwrap_err();
-    assert!(matches!(rq_err(RqKMeansConfig::new(0, 4)), Error::InvalidConfig { field: "levels", .. }));
-    assert!(matches!(rq_err(RqKMeansConfig::new(2, 60)), Error::InvalidConfig { field: "k", .. }));
+    assert!(matches!(
+        rq_err(RqKMeansConfig::new(0, 4)),
+        Error::InvalidConfig {
+            field: "levels",
+            ..
+        }
+    ));
+    assert!(matches!(
+        rq_err(RqKMeansConfig::new(2, 60)),
+        Error::InvalidConfig { field: "k", .. }
+    ));
 
     // NaN / Inf anywhere: the row is reported.
     for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
@@ -151,32 +216,71 @@ fn bad_input_is_a_typed_error() {
         let x2 = Embeddings::new(&d2, 4).unwrap();
         for r in [
             KMeans::fit(&KMeansConfig::new(4).max_points_per_centroid(None), x2).map(|_| ()),
-            RqKMeans::fit(&RqKMeansConfig::new(2, 4).kmeans(KMeansConfig::new(4).max_points_per_centroid(None)), x2)
-                .map(|_| ()),
+            RqKMeans::fit(
+                &RqKMeansConfig::new(2, 4)
+                    .kmeans(KMeansConfig::new(4).max_points_per_centroid(None)),
+                x2,
+            )
+            .map(|_| ()),
         ] {
-            assert!(matches!(r, Err(Error::NonFinite { row: 37, col: 2, .. })), "{r:?}");
+            assert!(
+                matches!(
+                    r,
+                    Err(Error::NonFinite {
+                        row: 37,
+                        col: 2,
+                        ..
+                    })
+                ),
+                "{r:?}"
+            );
         }
         let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(2, 4), x).unwrap();
-        assert!(matches!(rq.encode(x2), Err(Error::NonFinite { row: 37, col: 2, .. })));
+        assert!(matches!(
+            rq.encode(x2),
+            Err(Error::NonFinite {
+                row: 37,
+                col: 2,
+                ..
+            })
+        ));
     }
 
     // Dimension mismatch, wrong buffer sizes, out-of-range tokens.
     let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(2, 4), x).unwrap();
     let x3 = Embeddings::new(&data[..48], 3).unwrap();
-    assert!(matches!(rq.encode(x3), Err(Error::Shape { expected: 4, got: 3, .. })));
+    assert!(matches!(
+        rq.encode(x3),
+        Err(Error::Shape {
+            expected: 4,
+            got: 3,
+            ..
+        })
+    ));
     let mut small = vec![0u16; 5];
-    assert!(matches!(rq.encode_into(x, &mut small, Par::Seq), Err(Error::Shape { .. })));
+    assert!(matches!(
+        rq.encode_into(x, &mut small, Par::Seq),
+        Err(Error::Shape { .. })
+    ));
     let bad_codes = Codes::new(vec![0, 1, 2, 4], 2).unwrap();
     assert!(matches!(
         rq.decode(&bad_codes),
-        Err(Error::TokenOutOfRange { row: 1, level: 1, token: 4, codebook_size: 4 })
+        Err(Error::TokenOutOfRange {
+            row: 1,
+            level: 1,
+            token: 4,
+            codebook_size: 4
+        })
     ));
     let three = Codes::new(vec![0, 1, 2], 3).unwrap();
     assert!(matches!(rq.decode(&three), Err(Error::Shape { .. })));
     let mut out = vec![0u16; 100];
     assert!(matches!(
         rq.encode_with(x, Search::Beam(0), &mut out, Par::Seq),
-        Err(Error::InvalidConfig { field: "search", .. })
+        Err(Error::InvalidConfig {
+            field: "search",
+            ..
+        })
     ));
 }
 
@@ -185,7 +289,10 @@ fn same_seed_same_codes_whatever_the_thread_count() {
     let data = mixture(6000, 24, 8);
     let x = Embeddings::new(&data, 24).unwrap();
     let run = |par: Par| {
-        let km = KMeansConfig::new(32).par(par).seed(11).max_points_per_centroid(Some(100));
+        let km = KMeansConfig::new(32)
+            .par(par)
+            .seed(11)
+            .max_points_per_centroid(Some(100));
         let cfg = RqKMeansConfig::new(3, 32).kmeans(km);
         let (rq, report) = RqKMeans::fit(&cfg, x).unwrap();
         let mut greedy = vec![0u16; 6000 * 3];
@@ -199,14 +306,23 @@ fn same_seed_same_codes_whatever_the_thread_count() {
     let two = with_threads(2, || run(Par::Rayon(0)));
     let four = with_threads(4, || run(Par::Rayon(3)));
     for other in [&one, &two, &four] {
-        assert!(seq.0.iter().zip(&other.0).all(|(a, b)| a.to_bits() == b.to_bits()), "codebooks differ");
+        assert!(
+            seq.0
+                .iter()
+                .zip(&other.0)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "codebooks differ"
+        );
         assert_eq!(seq.1, other.1);
         assert_eq!(seq.2, other.2);
         assert_eq!(seq.3, other.3);
     }
     // Balanced mode too.
     let bal = |par: Par| {
-        let cfg = KMeansConfig::new(16).assignment(Assignment::Balanced).par(par).seed(2);
+        let cfg = KMeansConfig::new(16)
+            .assignment(Assignment::Balanced)
+            .par(par)
+            .seed(2);
         KMeans::fit(&cfg, x).unwrap().0
     };
     assert_eq!(bal(Par::Seq), with_threads(2, || bal(Par::Rayon(0))));
@@ -218,19 +334,28 @@ fn rq_levels_reduce_error_and_beam_helps() {
     let x = Embeddings::new(&data, 32).unwrap();
     let (rq, report) = RqKMeans::fit(&RqKMeansConfig::new(3, 32).seed(1), x).unwrap();
     let mses: Vec<f64> = report.levels.iter().map(|l| l.mse).collect();
-    assert!(mses[0] < report.mean_sq_norm && mses[1] < mses[0] && mses[2] < mses[1], "{mses:?}");
+    assert!(
+        mses[0] < report.mean_sq_norm && mses[1] < mses[0] && mses[2] < mses[1],
+        "{mses:?}"
+    );
     // Greedy encoding of the training data reproduces the fit's residual chain.
     let greedy = rq.encode(x).unwrap();
     let mse_g = metrics::mse(x, &rq.decode(&greedy).unwrap()).unwrap();
-    assert!((mse_g - mses[2]).abs() <= 1e-4 * mses[2], "{mse_g} vs {}", mses[2]);
+    assert!(
+        (mse_g - mses[2]).abs() <= 1e-4 * mses[2],
+        "{mse_g} vs {}",
+        mses[2]
+    );
     // Beam(1) is greedy; wider beams never do worse on average.
     let mut b1 = vec![0u16; 4000 * 3];
-    rq.encode_with(x, Search::Beam(1), &mut b1, Par::Seq).unwrap();
+    rq.encode_with(x, Search::Beam(1), &mut b1, Par::Seq)
+        .unwrap();
     assert_eq!(b1, greedy.as_slice());
     let mut prev = mse_g;
     for b in [2, 4, 8] {
         let mut out = vec![0u16; 4000 * 3];
-        rq.encode_with(x, Search::Beam(b), &mut out, Par::Seq).unwrap();
+        rq.encode_with(x, Search::Beam(b), &mut out, Par::Seq)
+            .unwrap();
         let codes = Codes::new(out, 3).unwrap();
         let m = metrics::mse(x, &rq.decode(&codes).unwrap()).unwrap();
         assert!(m <= prev * (1.0 + 1e-6), "beam {b}: {m} > {prev}");
@@ -240,7 +365,8 @@ fn rq_levels_reduce_error_and_beam_helps() {
     // Each row's beam result is at least as good as its greedy result.
     let rec_g = rq.decode(&greedy).unwrap();
     let mut out = vec![0u16; 4000 * 3];
-    rq.encode_with(x, Search::Beam(8), &mut out, Par::Seq).unwrap();
+    rq.encode_with(x, Search::Beam(8), &mut out, Par::Seq)
+        .unwrap();
     let rec_b = rq.decode(&Codes::new(out, 3).unwrap()).unwrap();
     for i in 0..4000 {
         let row = &data[i * 32..(i + 1) * 32];
@@ -258,8 +384,11 @@ fn beam_equals_exhaustive_search_when_wide_enough() {
     let x = Embeddings::new(&data, 6).unwrap();
     let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(3, 4).seed(3), x).unwrap();
     let mut out = vec![0u16; 300 * 3];
-    rq.encode_with(x, Search::Beam(16), &mut out, Par::Seq).unwrap();
-    let all: Vec<u16> = (0..64u16).flat_map(|c| [c / 16, (c / 4) % 4, c % 4]).collect();
+    rq.encode_with(x, Search::Beam(16), &mut out, Par::Seq)
+        .unwrap();
+    let all: Vec<u16> = (0..64u16)
+        .flat_map(|c| [c / 16, (c / 4) % 4, c % 4])
+        .collect();
     let all = Codes::new(all, 3).unwrap();
     let rec = rq.decode(&all).unwrap();
     for i in 0..300 {
@@ -267,7 +396,9 @@ fn beam_equals_exhaustive_search_when_wide_enough() {
         let best = (0..64)
             .map(|c| semid::kernels::scalar::l2_sq(row, &rec[c * 6..(c + 1) * 6]))
             .fold(f32::INFINITY, f32::min);
-        let got = rq.decode(&Codes::new(out[i * 3..i * 3 + 3].to_vec(), 3).unwrap()).unwrap();
+        let got = rq
+            .decode(&Codes::new(out[i * 3..i * 3 + 3].to_vec(), 3).unwrap())
+            .unwrap();
         let e = semid::kernels::scalar::l2_sq(row, &got);
         assert!(e <= best + 1e-5, "row {i}: {e} > exhaustive {best}");
     }
@@ -285,9 +416,15 @@ fn half_precision_input_matches_f32_of_the_same_values() {
     let (rq_h32, _) = RqKMeans::fit(&cfg, Embeddings::new(&h32, 16).unwrap()).unwrap();
     assert_eq!(rq_h, rq_h32);
     let xh = Embeddings::from_f16(&h, 16).unwrap();
-    assert_eq!(rq_h.encode(xh).unwrap(), rq_h.encode(Embeddings::new(&h32, 16).unwrap()).unwrap());
+    assert_eq!(
+        rq_h.encode(xh).unwrap(),
+        rq_h.encode(Embeddings::new(&h32, 16).unwrap()).unwrap()
+    );
     let xb = Embeddings::from_bf16(&b, 16).unwrap();
-    assert_eq!(rq_h.encode(xb).unwrap(), rq_h.encode(Embeddings::new(&b32, 16).unwrap()).unwrap());
+    assert_eq!(
+        rq_h.encode(xb).unwrap(),
+        rq_h.encode(Embeddings::new(&b32, 16).unwrap()).unwrap()
+    );
     let arr = ndarray::Array2::from_shape_vec((3000, 16), h.clone()).unwrap();
     let xv = Embeddings::try_from(arr.view()).unwrap();
     assert_eq!(rq_h.encode(xv).unwrap(), rq_h.encode(xh).unwrap());

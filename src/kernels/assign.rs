@@ -3,7 +3,7 @@
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef};
 
-use super::{Simd, row_norms_into, scalar};
+use super::{Simd, argmin_sum, row_norms_into, scalar};
 use crate::data::check_finite;
 use crate::error::{Error, Result};
 use crate::par::{Par, for_each_block};
@@ -68,7 +68,11 @@ pub(crate) fn assign_block(
         AssignPath::Scalar => scalar::nearest(x, c.data, d, labels, dists),
         AssignPath::Simd => {
             let simd = Simd::detect();
-            for ((row, l), dist) in x.chunks_exact(d).zip(labels.iter_mut()).zip(dists.iter_mut()) {
+            for ((row, l), dist) in x
+                .chunks_exact(d)
+                .zip(labels.iter_mut())
+                .zip(dists.iter_mut())
+            {
                 let mut best = (0u32, f32::INFINITY);
                 for (j, cj) in c.data.chunks_exact(d).enumerate() {
                     let v = simd.l2_sq(row, cj);
@@ -85,16 +89,7 @@ pub(crate) fn assign_block(
             neg2_dots(x, c, scratch);
             let simd = Simd::detect();
             for (r, (l, dist)) in labels.iter_mut().zip(dists.iter_mut()).enumerate() {
-                let g = &scratch[r * k..(r + 1) * k];
-                let mut best = 0usize;
-                let mut bv = f32::INFINITY;
-                for (j, (&gj, &nj)) in g.iter().zip(&c.norms).enumerate() {
-                    let v = gj + nj;
-                    if v < bv {
-                        bv = v;
-                        best = j;
-                    }
-                }
+                let (best, bv) = argmin_sum(&scratch[r * k..(r + 1) * k], &c.norms);
                 let row = &x[r * d..(r + 1) * d];
                 *l = best as u32;
                 *dist = (bv + simd.dot(row, row)).max(0.0);
@@ -142,7 +137,9 @@ pub fn nearest_with(
     par: Par,
 ) -> Result<()> {
     if d == 0 {
-        return Err(Error::Empty { what: "dimension d" });
+        return Err(Error::Empty {
+            what: "dimension d",
+        });
     }
     if x.is_empty() {
         return Err(Error::Empty { what: "x" });
@@ -167,7 +164,10 @@ pub fn nearest_with(
             got: centroids.len() / d,
         });
     }
-    for (what, len) in [("labels length", labels.len()), ("dists length", dists.len())] {
+    for (what, len) in [
+        ("labels length", labels.len()),
+        ("dists length", dists.len()),
+    ] {
         if len != n {
             return Err(Error::Shape {
                 what,

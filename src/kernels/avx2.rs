@@ -45,7 +45,10 @@ pub(crate) unsafe fn l2_sq(a: &[f32], b: &[f32]) -> f32 {
             s[0] = _mm256_fmadd_ps(d, d, s[0]);
             i += 8;
         }
-        let mut r = hsum(_mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3])));
+        let mut r = hsum(_mm256_add_ps(
+            _mm256_add_ps(s[0], s[1]),
+            _mm256_add_ps(s[2], s[3]),
+        ));
         while i < n {
             let t = *pa.add(i) - *pb.add(i);
             r += t * t;
@@ -81,7 +84,10 @@ pub(crate) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
             s[0] = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s[0]);
             i += 8;
         }
-        let mut r = hsum(_mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3])));
+        let mut r = hsum(_mm256_add_ps(
+            _mm256_add_ps(s[0], s[1]),
+            _mm256_add_ps(s[2], s[3]),
+        ));
         while i < n {
             r += *pa.add(i) * *pb.add(i);
             i += 1;

@@ -20,6 +20,7 @@ mod topk;
 
 pub use assign::{AssignPath, nearest, nearest_with};
 pub(crate) use assign::{BLOCK_ROWS, CentroidSet, assign_block, neg2_dots as neg2_dots_pub};
+
 pub(crate) use topk::TopK;
 
 /// An instruction-set level for the vector kernels.
@@ -39,7 +40,8 @@ impl Simd {
     pub fn detect() -> Simd {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
             {
                 return Simd::Avx2Fma;
             }
@@ -118,5 +120,63 @@ pub(crate) fn row_norms_into(x: &[f32], d: usize, out: &mut [f32]) {
     let simd = Simd::detect();
     for (o, r) in out.iter_mut().zip(x.chunks_exact(d)) {
         *o = simd.dot(r, r);
+    }
+}
+
+/// `argmin_j (g[j] + h[j])` with the lowest index on ties, and its value.
+///
+/// Two passes, both vectorizable: the minimum over 8 lanes, then the first
+/// index whose value equals it (the same float operations, so equality is
+/// exact). `g` and `h` must be non-empty and equally long.
+#[inline]
+pub(crate) fn argmin_sum(g: &[f32], h: &[f32]) -> (usize, f32) {
+    debug_assert!(!g.is_empty() && g.len() == h.len());
+    let mut acc = [f32::INFINITY; 8];
+    let (gc, hc) = (g.chunks_exact(8), h.chunks_exact(8));
+    let (gr, hr) = (gc.remainder(), hc.remainder());
+    for (a, b) in gc.zip(hc) {
+        for l in 0..8 {
+            let v = a[l] + b[l];
+            acc[l] = if v < acc[l] { v } else { acc[l] };
+        }
+    }
+    let mut m = f32::INFINITY;
+    for &v in &acc {
+        m = if v < m { v } else { m };
+    }
+    for (a, b) in gr.iter().zip(hr) {
+        let v = a + b;
+        m = if v < m { v } else { m };
+    }
+    let j = g.iter().zip(h).position(|(a, b)| a + b == m).unwrap_or(0);
+    (j, m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::argmin_sum;
+
+    #[test]
+    fn argmin_sum_matches_a_scan() {
+        let mut s = 1u64;
+        for len in 1..70 {
+            for _ in 0..20 {
+                let mut next = || {
+                    s = s
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((s >> 60) as f32) - 8.0
+                };
+                let g: Vec<f32> = (0..len).map(|_| next()).collect();
+                let h: Vec<f32> = (0..len).map(|_| next()).collect();
+                let mut best = (0, f32::INFINITY);
+                for j in 0..len {
+                    if g[j] + h[j] < best.1 {
+                        best = (j, g[j] + h[j]);
+                    }
+                }
+                assert_eq!(argmin_sum(&g, &h), best);
+            }
+        }
     }
 }

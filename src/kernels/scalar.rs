@@ -29,7 +29,11 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// (`k × d`) by [`l2_sq`]; ties go to the lowest index. Writes labels and
 /// squared distances.
 pub fn nearest(x: &[f32], centroids: &[f32], d: usize, labels: &mut [u32], dists: &mut [f32]) {
-    for ((row, l), dist) in x.chunks_exact(d).zip(labels.iter_mut()).zip(dists.iter_mut()) {
+    for ((row, l), dist) in x
+        .chunks_exact(d)
+        .zip(labels.iter_mut())
+        .zip(dists.iter_mut())
+    {
         let mut best = (0u32, f32::INFINITY);
         for (j, c) in centroids.chunks_exact(d).enumerate() {
             let v = l2_sq(row, c);

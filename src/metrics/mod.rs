@@ -7,4 +7,6 @@
 
 mod quality;
 
-pub use quality::{CodeQuality, HistogramStats, LevelQuality, code_quality, mse, reconstruction_mse};
+pub use quality::{
+    CodeQuality, HistogramStats, LevelQuality, code_quality, mse, reconstruction_mse,
+};

@@ -41,7 +41,11 @@ impl HistogramStats {
         };
         HistogramStats {
             used,
-            utilization: if counts.is_empty() { 0.0 } else { used as f64 / counts.len() as f64 },
+            utilization: if counts.is_empty() {
+                0.0
+            } else {
+                used as f64 / counts.len() as f64
+            },
             entropy,
             perplexity: entropy.exp(),
         }
@@ -126,7 +130,11 @@ pub fn code_quality(codes: &Codes, codebook_sizes: &[usize]) -> Result<CodeQuali
         items: n,
         levels,
         unique_codes: bucket_sizes.len(),
-        collision_rate: if n == 0 { 0.0 } else { collided as f64 / n as f64 },
+        collision_rate: if n == 0 {
+            0.0
+        } else {
+            collided as f64 / n as f64
+        },
         max_items_per_code: bucket_sizes.iter().copied().max().unwrap_or(0),
         gini: gini(&mut bucket_sizes),
     })
@@ -167,7 +175,10 @@ pub fn mse(x: Embeddings<'_>, x_hat: &[f32]) -> Result<f64> {
     while r < x.rows() {
         let end = (r + step).min(x.rows());
         let xb = x.block(r, end, &mut buf)?;
-        for (a, b) in xb.chunks_exact(d).zip(x_hat[r * d..end * d].chunks_exact(d)) {
+        for (a, b) in xb
+            .chunks_exact(d)
+            .zip(x_hat[r * d..end * d].chunks_exact(d))
+        {
             total += simd.l2_sq(a, b) as f64;
         }
         r = end;
@@ -177,7 +188,11 @@ pub fn mse(x: Embeddings<'_>, x_hat: &[f32]) -> Result<f64> {
 
 /// Reconstruction MSE of quantizer `q` on `x`: encode, decode, [`mse`],
 /// streamed in blocks so extra memory does not grow with `n`.
-pub fn reconstruction_mse<Q: Quantizer + ?Sized>(q: &Q, x: Embeddings<'_>, par: Par) -> Result<f64> {
+pub fn reconstruction_mse<Q: Quantizer + ?Sized>(
+    q: &Q,
+    x: Embeddings<'_>,
+    par: Par,
+) -> Result<f64> {
     x.expect_dim(q.dim())?;
     let (d, lv) = (x.dim(), q.levels());
     let step = 16384;
@@ -222,8 +237,16 @@ mod tests {
         assert!((q.levels[0].stats.entropy - h).abs() < 1e-12);
         assert!(matches!(
             code_quality(&codes, &[4, 3]),
-            Err(Error::TokenOutOfRange { row: 3, level: 1, token: 3, .. })
+            Err(Error::TokenOutOfRange {
+                row: 3,
+                level: 1,
+                token: 3,
+                ..
+            })
         ));
-        assert!(matches!(code_quality(&codes, &[4]), Err(Error::Shape { .. })));
+        assert!(matches!(
+            code_quality(&codes, &[4]),
+            Err(Error::Shape { .. })
+        ));
     }
 }

@@ -8,7 +8,7 @@ use super::kmeans::{
 use super::{Fit, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
 use crate::error::{Result, invalid};
-use crate::kernels::{BLOCK_ROWS, CentroidSet, Simd, TopK, neg2_dots_pub as neg2_dots};
+use crate::kernels::{BLOCK_ROWS, CentroidSet, Simd, TopK, argmin_sum, neg2_dots_pub as neg2_dots};
 use crate::par::{Par, for_each_block};
 use crate::rng::Rng;
 
@@ -219,7 +219,10 @@ impl RqKMeans {
         }
         let k = total / levels;
         if k > 1 << 16 {
-            return Err(invalid("k", format!("is {k}; at most 65536 (tokens are u16)")));
+            return Err(invalid(
+                "k",
+                format!("is {k}; at most 65536 (tokens are u16)"),
+            ));
         }
         Ok(RqKMeans {
             dim,
@@ -257,17 +260,28 @@ impl RqKMeans {
         par: Par,
     ) -> Result<()> {
         x.expect_dim(self.dim)?;
-        expect_len("code buffer length (n × L)", x.rows() * self.levels, out.len())?;
+        expect_len(
+            "code buffer length (n × L)",
+            x.rows() * self.levels,
+            out.len(),
+        )?;
         let beam = match search {
             Search::Greedy => 1,
-            Search::Beam(0) => return Err(invalid("search", "Beam(0); the beam width must be >= 1")),
+            Search::Beam(0) => {
+                return Err(invalid("search", "Beam(0); the beam width must be >= 1"));
+            }
             Search::Beam(b) => b.min(self.k.saturating_pow(self.levels.min(8) as u32)),
         };
-        let sets: Vec<CentroidSet<'_>> =
-            (0..self.levels).map(|l| CentroidSet::new(self.codebook(l), self.dim)).collect();
+        let sets: Vec<CentroidSet<'_>> = (0..self.levels)
+            .map(|l| CentroidSet::new(self.codebook(l), self.dim))
+            .collect();
         let err = std::sync::Mutex::new(None);
         let mut unit = vec![(); x.rows()];
-        let block = if beam == 1 { BLOCK_ROWS } else { (BLOCK_ROWS / beam).max(8) };
+        let block = if beam == 1 {
+            BLOCK_ROWS
+        } else {
+            (BLOCK_ROWS / beam).max(8)
+        };
         for_each_block(
             par,
             x.rows(),
@@ -276,7 +290,7 @@ impl RqKMeans {
             self.levels,
             &mut unit,
             1,
-            || EncodeScratch::default(),
+            EncodeScratch::default,
             |s, row0, codes, _| {
                 let rows = codes.len() / self.levels;
                 let xb = match x.block(row0, row0 + rows, &mut s.buf) {
@@ -298,21 +312,17 @@ impl RqKMeans {
         }
     }
 
-    fn encode_greedy_block(&self, sets: &[CentroidSet<'_>], s: &mut EncodeScratch, codes: &mut [u16]) {
+    fn encode_greedy_block(
+        &self,
+        sets: &[CentroidSet<'_>],
+        s: &mut EncodeScratch,
+        codes: &mut [u16],
+    ) {
         let (d, k, lv) = (self.dim, self.k, self.levels);
         for (l, c) in sets.iter().enumerate() {
             neg2_dots(&s.resid, c, &mut s.dots);
             for (r, row) in s.resid.chunks_exact_mut(d).enumerate() {
-                let g = &s.dots[r * k..(r + 1) * k];
-                let mut best = 0usize;
-                let mut bv = f32::INFINITY;
-                for (j, (&gj, &nj)) in g.iter().zip(&c.norms).enumerate() {
-                    let v = gj + nj;
-                    if v < bv {
-                        bv = v;
-                        best = j;
-                    }
-                }
+                let (best, _) = argmin_sum(&s.dots[r * k..(r + 1) * k], &c.norms);
                 codes[r * lv + l] = best as u16;
                 let cw = &c.data[best * d..(best + 1) * d];
                 for (a, b) in row.iter_mut().zip(cw) {
@@ -335,7 +345,8 @@ impl RqKMeans {
         // Beam state per row: `live` beams, residuals, squared error, paths.
         let mut live = 1usize;
         s.err.clear();
-        s.err.extend(s.resid.chunks_exact(d).map(|r| simd.dot(r, r)));
+        s.err
+            .extend(s.resid.chunks_exact(d).map(|r| simd.dot(r, r)));
         s.paths.clear();
         s.paths.resize(rows * lv, 0);
         let mut top = TopK::new(beam);
@@ -361,7 +372,8 @@ impl RqKMeans {
                     let (b, j) = (id as usize / k, id as usize % k);
                     let src = &s.resid[(r * live + b) * d..(r * live + b + 1) * d];
                     let cw = &c.data[j * d..(j + 1) * d];
-                    let dst = &mut s.next_resid[(r * new_live + nb) * d..(r * new_live + nb + 1) * d];
+                    let dst =
+                        &mut s.next_resid[(r * new_live + nb) * d..(r * new_live + nb + 1) * d];
                     for ((o, a), w) in dst.iter_mut().zip(src).zip(cw) {
                         *o = a - w;
                     }
@@ -386,7 +398,8 @@ impl RqKMeans {
                     best = b;
                 }
             }
-            codes[r * lv..(r + 1) * lv].copy_from_slice(&s.paths[(r * live + best) * lv..(r * live + best + 1) * lv]);
+            codes[r * lv..(r + 1) * lv]
+                .copy_from_slice(&s.paths[(r * live + best) * lv..(r * live + best + 1) * lv]);
         }
     }
 
@@ -442,17 +455,27 @@ impl Quantizer for RqKMeans {
         let d = self.dim;
         expect_len("output length (n × d)", codes.rows() * d, out.len())?;
         let mut unit = vec![(); codes.rows()];
-        for_each_block(par, codes.rows(), BLOCK_ROWS, out, d, &mut unit, 1, || (), |_, row0, o, _| {
-            for (r, orow) in o.chunks_exact_mut(d).enumerate() {
-                orow.fill(0.0);
-                for (l, &t) in codes.row(row0 + r).iter().enumerate() {
-                    let cw = &self.codebook(l)[t as usize * d..(t as usize + 1) * d];
-                    for (a, b) in orow.iter_mut().zip(cw) {
-                        *a += b;
+        for_each_block(
+            par,
+            codes.rows(),
+            BLOCK_ROWS,
+            out,
+            d,
+            &mut unit,
+            1,
+            || (),
+            |_, row0, o, _| {
+                for (r, orow) in o.chunks_exact_mut(d).enumerate() {
+                    orow.fill(0.0);
+                    for (l, &t) in codes.row(row0 + r).iter().enumerate() {
+                        let cw = &self.codebook(l)[t as usize * d..(t as usize + 1) * d];
+                        for (a, b) in orow.iter_mut().zip(cw) {
+                            *a += b;
+                        }
                     }
                 }
-            }
-        });
+            },
+        );
         Ok(())
     }
 }
@@ -468,7 +491,10 @@ impl Fit for RqKMeans {
 fn mean_sq_rows(x: &[f32], d: usize) -> f64 {
     let simd = Simd::detect();
     let rows = x.len() / d;
-    x.chunks_exact(d).map(|r| simd.dot(r, r) as f64).sum::<f64>() / rows.max(1) as f64
+    x.chunks_exact(d)
+        .map(|r| simd.dot(r, r) as f64)
+        .sum::<f64>()
+        / rows.max(1) as f64
 }
 
 /// (utilization, perplexity) of a label histogram over `k` codes.

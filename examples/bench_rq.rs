@@ -1,0 +1,116 @@
+//! RQ-KMeans fit + encode figures as one JSON line, for side-by-side runs
+//! with `../shared/peers/faiss_rq.py` on the same `.npy` file.
+//!
+//! ```text
+//! cargo run --release --example bench_rq -- --input FILE.npy --levels 3 --k 256 \
+//!     [--beam 1] [--iters 20] [--mppc 256|all] [--threads 2] [--seed 1234] [--init pp|random]
+//! ```
+use std::time::Instant;
+
+use semid::{
+    Codes, Embeddings, Init, KMeansConfig, Par, Quantizer, RqKMeans, RqKMeansConfig, Search,
+    metrics,
+};
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let input = arg(&args, "--input").ok_or("--input FILE.npy is required")?;
+    let levels: usize = arg(&args, "--levels").map_or(Ok(3), |s| s.parse())?;
+    let k: usize = arg(&args, "--k").map_or(Ok(256), |s| s.parse())?;
+    let beam: usize = arg(&args, "--beam").map_or(Ok(1), |s| s.parse())?;
+    let iters: usize = arg(&args, "--iters").map_or(Ok(20), |s| s.parse())?;
+    let threads: usize = arg(&args, "--threads").map_or(Ok(0), |s| s.parse())?;
+    let seed: u64 = arg(&args, "--seed").map_or(Ok(1234), |s| s.parse())?;
+    let mppc = match arg(&args, "--mppc").as_deref() {
+        None => Some(256),
+        Some("all") => None,
+        Some(v) => Some(v.parse()?),
+    };
+    let init = match arg(&args, "--init").as_deref() {
+        None | Some("pp") => Init::KMeansPlusPlus,
+        Some("random") => Init::Random,
+        Some(o) => return Err(format!("--init {o}: use pp or random").into()),
+    };
+    let par = Par::Rayon(threads);
+
+    let (data, dim) = semid::io::read_npy(&input)?;
+    let x = Embeddings::new(&data, dim)?;
+    let n = x.rows();
+    let km = KMeansConfig::new(k)
+        .max_iter(iters)
+        .tol(0.0)
+        .init(init)
+        .max_points_per_centroid(mppc)
+        .seed(seed)
+        .par(par);
+    let cfg = RqKMeansConfig::new(levels, k).kmeans(km);
+
+    let t = Instant::now();
+    let (rq, report) = RqKMeans::fit(&cfg, x)?;
+    let fit_s = t.elapsed().as_secs_f64();
+
+    let search = if beam <= 1 {
+        Search::Greedy
+    } else {
+        Search::Beam(beam)
+    };
+    let mut out = vec![0u16; n * levels];
+    // Warm-up on a slice, then the timed full encode.
+    let warm = n.min(4096);
+    rq.encode_with(
+        Embeddings::new(&data[..warm * dim], dim)?,
+        search,
+        &mut out[..warm * levels],
+        par,
+    )?;
+    let t = Instant::now();
+    rq.encode_with(x, search, &mut out, par)?;
+    let enc_s = t.elapsed().as_secs_f64();
+    let codes = Codes::new(out, levels)?;
+
+    let mse = metrics::mse(x, &rq.decode(&codes)?)?;
+    let q = metrics::code_quality(&codes, &rq.codebook_sizes())?;
+    let flops = 2.0 * (levels * k * dim * beam.max(1)) as f64 * n as f64;
+    let mean_sq: f64 = data
+        .chunks_exact(dim)
+        .map(|r| r.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>())
+        .sum::<f64>()
+        / n as f64;
+    let util: Vec<String> = q
+        .levels
+        .iter()
+        .map(|l| format!("{:.4}", l.stats.utilization))
+        .collect();
+    let perp: Vec<String> = q
+        .levels
+        .iter()
+        .map(|l| format!("{:.2}", l.stats.perplexity))
+        .collect();
+    let iters_run: Vec<String> = report
+        .levels
+        .iter()
+        .map(|l| l.kmeans.iterations.to_string())
+        .collect();
+    println!(
+        "{{\"tool\":\"semid\",\"input\":\"{input}\",\"n\":{n},\"d\":{dim},\"levels\":{levels},\"k\":{k},\"beam\":{beam},\"threads\":{},\"n_train\":{},\"iterations\":[{}],\"fit_s\":{fit_s:.3},\"encode_s\":{enc_s:.3},\"encode_vps\":{:.1},\"encode_gflops\":{:.1},\"mse\":{mse:.6},\"rel_mse\":{:.6},\"utilization\":[{}],\"perplexity\":[{}],\"collision_rate\":{:.6},\"n_unique_codes\":{},\"max_items_per_code\":{},\"gini\":{:.4}}}",
+        par.threads(),
+        report.n_train,
+        iters_run.join(","),
+        n as f64 / enc_s,
+        flops / enc_s / 1e9,
+        mse / mean_sq,
+        util.join(","),
+        perp.join(","),
+        q.collision_rate,
+        q.unique_codes,
+        q.max_items_per_code,
+        q.gini
+    );
+    Ok(())
+}
