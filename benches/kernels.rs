@@ -1,1 +1,75 @@
-fn main() {}
+//! Distance kernels and batched assignment: scalar oracle vs SIMD vs GEMM.
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use semid::Par;
+use semid::kernels::{AssignPath, Simd, nearest_with, scalar};
+
+fn data(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        })
+        .collect()
+}
+
+fn distances(c: &mut Criterion) {
+    let mut g = c.benchmark_group("l2_sq");
+    for d in [64usize, 256, 768] {
+        let (a, b) = (data(d, 1), data(d, 2));
+        g.throughput(Throughput::Elements(d as u64));
+        g.bench_with_input(BenchmarkId::new("scalar", d), &d, |bch, _| {
+            bch.iter(|| scalar::l2_sq(black_box(&a), black_box(&b)))
+        });
+        g.bench_with_input(BenchmarkId::new("wide", d), &d, |bch, _| {
+            bch.iter(|| Simd::Portable.l2_sq(black_box(&a), black_box(&b)))
+        });
+        g.bench_with_input(BenchmarkId::new("dispatched", d), &d, |bch, _| {
+            bch.iter(|| Simd::detect().l2_sq(black_box(&a), black_box(&b)))
+        });
+    }
+    g.finish();
+}
+
+fn assignment(c: &mut Criterion) {
+    let (n, k, d) = (4096usize, 256usize, 256usize);
+    let x = data(n * d, 3);
+    let cents = data(k * d, 4);
+    let mut g = c.benchmark_group("nearest_4096x256_k256");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(n as u64));
+    let paths = [
+        ("simd", AssignPath::Simd, Par::Seq),
+        ("gemm_seq", AssignPath::Gemm, Par::Seq),
+        ("gemm_rayon", AssignPath::Gemm, Par::Rayon(0)),
+    ];
+    for (name, path, par) in paths {
+        g.bench_function(name, |bch| {
+            let (mut l, mut dd) = (vec![0u32; n], vec![0f32; n]);
+            bch.iter(|| nearest_with(path, &x, &cents, d, &mut l, &mut dd, par).unwrap())
+        });
+    }
+    g.bench_function("scalar_oracle_512rows", |bch| {
+        let (mut l, mut dd) = (vec![0u32; 512], vec![0f32; 512]);
+        bch.iter(|| {
+            nearest_with(
+                AssignPath::Scalar,
+                &x[..512 * d],
+                &cents,
+                d,
+                &mut l,
+                &mut dd,
+                Par::Seq,
+            )
+            .unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, distances, assignment);
+criterion_main!(benches);

@@ -1,1 +1,57 @@
-fn main() {}
+//! k-means fit, RQ-KMeans fit and encode on the built-in synthetic data.
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use semid::synthetic::{MixtureConfig, hierarchical_mixture};
+use semid::{Embeddings, KMeans, KMeansConfig, Par, RqKMeans, RqKMeansConfig, Search};
+
+fn fits(c: &mut Criterion) {
+    let cfg = MixtureConfig {
+        n: 20_000,
+        dim: 128,
+        ..Default::default()
+    };
+    let data = hierarchical_mixture(&cfg);
+    let x = Embeddings::new(&data, 128).unwrap();
+    let mut g = c.benchmark_group("fit_20kx128");
+    g.sample_size(10);
+    g.bench_function("kmeans_k256_10it", |b| {
+        let km = KMeansConfig::new(256).max_iter(10).tol(0.0).seed(1);
+        b.iter(|| KMeans::fit(black_box(&km), x).unwrap())
+    });
+    g.bench_function("rq_kmeans_3x256_10it", |b| {
+        let km = KMeansConfig::new(256).max_iter(10).tol(0.0).seed(1);
+        let rq = RqKMeansConfig::new(3, 256).kmeans(km);
+        b.iter(|| RqKMeans::fit(black_box(&rq), x).unwrap())
+    });
+    g.finish();
+}
+
+fn encode(c: &mut Criterion) {
+    let cfg = MixtureConfig {
+        n: 20_000,
+        dim: 256,
+        ..Default::default()
+    };
+    let data = hierarchical_mixture(&cfg);
+    let x = Embeddings::new(&data, 256).unwrap();
+    let km = KMeansConfig::new(256).max_iter(5).seed(1);
+    let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(3, 256).kmeans(km), x).unwrap();
+    let mut g = c.benchmark_group("rq_encode_20kx256_3x256");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(20_000));
+    let mut out = vec![0u16; 20_000 * 3];
+    for (name, search, par) in [
+        ("greedy_seq", Search::Greedy, Par::Seq),
+        ("greedy_rayon", Search::Greedy, Par::Rayon(0)),
+        ("beam5_rayon", Search::Beam(5), Par::Rayon(0)),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| rq.encode_with(x, search, &mut out, par).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, fits, encode);
+criterion_main!(benches);

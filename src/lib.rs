@@ -45,6 +45,12 @@
 #![deny(unsafe_code)]
 
 mod data;
+
+/// The README's code blocks compile as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod error;
 pub mod io;
 pub mod kernels;

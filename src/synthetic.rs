@@ -19,8 +19,14 @@ pub struct MixtureConfig {
     pub subtopics: usize,
     /// Scale of sub-topic offsets relative to topic spread.
     pub sub_scale: f32,
-    /// Per-item noise scale.
+    /// Per-item noise scale (root-mean-square per dimension).
     pub noise: f32,
+    /// Spectral decay: dimension `j` of every generated vector is scaled by
+    /// `(j + 1)^(−spectrum_decay)` before normalisation. 0 keeps the mixture
+    /// isotropic, whose residuals past the first level are near-orthogonal
+    /// random directions with little for deeper levels to model; real
+    /// embeddings have decaying spectra (a low effective dimension).
+    pub spectrum_decay: f32,
     /// Zipf-like skew of topic popularity: topic `t` has weight
     /// `1 / (t + 1)^skew` (0 = uniform).
     pub skew: f64,
@@ -31,7 +37,8 @@ pub struct MixtureConfig {
 }
 
 impl Default for MixtureConfig {
-    /// 50k × 128, 300 topics × 4 sub-topics, mild skew, unit-norm rows.
+    /// 50k × 128, 300 topics × 4 sub-topics, decaying noise spectrum, mild
+    /// skew, unit-norm rows.
     fn default() -> Self {
         MixtureConfig {
             n: 50_000,
@@ -40,6 +47,7 @@ impl Default for MixtureConfig {
             subtopics: 4,
             sub_scale: 0.5,
             noise: 0.35,
+            spectrum_decay: 0.5,
             skew: 0.5,
             normalize: true,
             seed: 7,
@@ -72,6 +80,9 @@ pub fn hierarchical_mixture(cfg: &MixtureConfig) -> Vec<f32> {
     if d == 0 {
         return out;
     }
+    let shape: Vec<f32> = (0..d)
+        .map(|j| ((j + 1) as f32).powf(-cfg.spectrum_decay))
+        .collect();
     let mut unit = vec![(); cfg.n];
     for_each_block(
         Par::default(),
@@ -90,8 +101,8 @@ pub fn hierarchical_mixture(cfg: &MixtureConfig) -> Vec<f32> {
                 let s = r.below(subs);
                 let c = &centers[t * d..(t + 1) * d];
                 let o = &offsets[(t * subs + s) * d..(t * subs + s + 1) * d];
-                for ((v, &cv), &ov) in row.iter_mut().zip(c).zip(o) {
-                    *v = cv + ov + cfg.noise * r.normal() as f32;
+                for (((v, &cv), &ov), &w) in row.iter_mut().zip(c).zip(o).zip(&shape) {
+                    *v = w * (cv + ov + cfg.noise * r.normal() as f32);
                 }
                 if cfg.normalize {
                     let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
