@@ -155,6 +155,37 @@ impl<'a> Embeddings<'a> {
         Ok(out)
     }
 
+    /// Checks every value is finite, in place (half-precision values are
+    /// checked on their bits, without conversion). Cost: one pass, ~10 ms
+    /// for 200k × 256 f32.
+    pub(crate) fn check_all_finite(&self) -> Result<()> {
+        fn first_bad<T: Copy>(s: &[T], bad: impl Fn(T) -> bool) -> Option<usize> {
+            for (c, chunk) in s.chunks(1024).enumerate() {
+                let mut any = false;
+                for &v in chunk {
+                    any |= bad(v);
+                }
+                if any {
+                    return chunk.iter().position(|&v| bad(v)).map(|p| c * 1024 + p);
+                }
+            }
+            None
+        }
+        let off = match self.elems {
+            Elems::F32(s) => first_bad(s, |v: f32| v.to_bits() & 0x7f80_0000 == 0x7f80_0000),
+            Elems::F16(s) => first_bad(s, |v: f16| v.to_bits() & 0x7c00 == 0x7c00),
+            Elems::Bf16(s) => first_bad(s, |v: bf16| v.to_bits() & 0x7f80 == 0x7f80),
+        };
+        match off {
+            Some(o) => Err(Error::NonFinite {
+                what: "embeddings",
+                row: o / self.dim,
+                col: o % self.dim,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Copies the rows listed in `idx` into a new row-major f32 buffer.
     pub(crate) fn gather(&self, idx: &[usize]) -> Result<Vec<f32>> {
         let d = self.dim;
@@ -311,7 +342,10 @@ impl Codes {
         self.levels
     }
 
-    /// Row `i`'s tokens. Panics if `i >= rows()` (like slice indexing).
+    /// Row `i`'s tokens.
+    ///
+    /// # Panics
+    /// If `i >= rows()`, like slice indexing.
     #[must_use]
     pub fn row(&self, i: usize) -> &[u16] {
         &self.tokens[i * self.levels..(i + 1) * self.levels]

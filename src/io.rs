@@ -14,7 +14,7 @@
 //! `docs/FORMAT.md` gives each kind's payload. Loading checks the header,
 //! the exact length, the checksum, decodes with a size limit, then validates
 //! every model invariant before returning the model. bincode is called only
-//! from [`encode_payload`] and [`decode_payload`]: a codec change is a format
+//! from one private encode/decode pair: a codec change is a format
 //! version bump.
 
 use std::io::Write;

@@ -214,7 +214,17 @@ fn bad_input_is_a_typed_error() {
         let mut d2 = data.clone();
         d2[37 * 4 + 2] = bad;
         let x2 = Embeddings::new(&d2, 4).unwrap();
+        let h2: Vec<half::f16> = d2.iter().map(|&v| half::f16::from_f32(v)).collect();
+        let b2: Vec<half::bf16> = d2.iter().map(|&v| half::bf16::from_f32(v)).collect();
         for r in [
+            // Default training cap (sampling): the bad row is found all the same.
+            KMeans::fit(&KMeansConfig::new(4).max_points_per_centroid(Some(2)), x2).map(|_| ()),
+            KMeans::fit(&KMeansConfig::new(4), Embeddings::from_f16(&h2, 4).unwrap()).map(|_| ()),
+            KMeans::fit(
+                &KMeansConfig::new(4),
+                Embeddings::from_bf16(&b2, 4).unwrap(),
+            )
+            .map(|_| ()),
             KMeans::fit(&KMeansConfig::new(4).max_points_per_centroid(None), x2).map(|_| ()),
             RqKMeans::fit(
                 &RqKMeansConfig::new(2, 4)

@@ -419,17 +419,20 @@ pub(crate) fn keep_first_error(
 }
 
 /// The training rows as one f32 buffer: borrowed when all rows of f32 data
-/// are used, else sampled (sorted indices) and converted.
+/// are used, else sampled (sorted indices) and converted. Errors if any row
+/// of `x` is non-finite.
 pub(crate) fn training_rows<'a>(
     x: Embeddings<'a>,
     m: usize,
     rng: &mut Rng,
 ) -> Result<Cow<'a, [f32]>> {
+    // Every row is checked, sampled or not, so the error never depends on
+    // the sample.
+    x.check_all_finite()?;
     let n = x.rows();
     if m >= n
         && let Some(s) = x.as_f32()
     {
-        crate::data::check_finite("embeddings", s, x.dim(), 0)?;
         return Ok(Cow::Borrowed(s));
     }
     let idx = rng.sample_indices(n, m);

@@ -238,7 +238,10 @@ impl RqKMeans {
         self.k
     }
 
-    /// Level `l`'s codebook (`k × d`, row-major). Panics if `l >= levels()`.
+    /// Level `l`'s codebook (`k × d`, row-major).
+    ///
+    /// # Panics
+    /// If `l >= levels()`, like slice indexing.
     #[must_use]
     pub fn codebook(&self, l: usize) -> &[f32] {
         let s = self.k * self.dim;
