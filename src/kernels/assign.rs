@@ -195,3 +195,4 @@ pub fn nearest_with(
     );
     Ok(())
 }
+
