@@ -195,4 +195,3 @@ pub fn nearest_with(
     );
     Ok(())
 }
-
