@@ -458,3 +458,21 @@ mod tests {
         assert!(matches!(Embeddings::try_from(t), Err(Error::Layout { .. })));
     }
 }
+
+#[cfg(all(test, feature = "serde"))]
+mod serde_tests {
+    use super::Codes;
+
+    #[test]
+    fn codes_deserialization_is_validated() {
+        let cfg = bincode::config::standard();
+        let c = Codes::new(vec![1, 2, 3, 4], 2).unwrap();
+        let bytes = bincode::serde::encode_to_vec(&c, cfg).unwrap();
+        let (back, _): (Codes, usize) = bincode::serde::decode_from_slice(&bytes, cfg).unwrap();
+        assert_eq!(back, c);
+        // Same tokens, levels = 3: 4 tokens are not a multiple of 3.
+        let mut bad = bytes.clone();
+        *bad.last_mut().unwrap() = 3;
+        assert!(bincode::serde::decode_from_slice::<Codes, _>(&bad, cfg).is_err());
+    }
+}
