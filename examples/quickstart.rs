@@ -8,11 +8,8 @@ use std::time::Instant;
 
 use semid::{Embeddings, Par, Quantizer, RqKMeans, RqKMeansConfig, Search, metrics, synthetic};
 
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
+mod common;
+use common::arg;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();

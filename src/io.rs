@@ -407,4 +407,28 @@ pub mod __fuzz {
     pub fn frame(kind: ModelKind, payload: &[u8]) -> Vec<u8> {
         super::frame(kind, payload)
     }
+
+    /// The `model_file` fuzz target: the first byte picks a kind, the rest
+    /// is framed as its payload; the raw bytes are tried too. Must never
+    /// panic.
+    pub fn model_file(data: &[u8]) {
+        use crate::Quantizer;
+        let Some((&sel, payload)) = data.split_first() else {
+            return;
+        };
+        let kind = if sel & 1 == 0 {
+            ModelKind::KMeans
+        } else {
+            ModelKind::RqKMeans
+        };
+        let framed = frame(kind, payload);
+        if let Ok(m) = crate::KMeans::from_bytes(&framed) {
+            let _ = m.codebook_sizes();
+        }
+        if let Ok(m) = crate::RqKMeans::from_bytes(&framed) {
+            let _ = m.codebook_sizes();
+        }
+        let _ = crate::RqKMeans::from_bytes(data);
+        let _ = crate::KMeans::from_bytes(data);
+    }
 }

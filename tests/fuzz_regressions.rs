@@ -1,28 +1,7 @@
 //! Replays every input under `fuzz/regressions/` through the fuzz targets'
 //! code paths, in the normal test suite.
 
-use semid::io::__fuzz::{ModelKind, frame};
-use semid::{KMeans, Quantizer, RqKMeans};
-
-fn model_file(data: &[u8]) {
-    let Some((&sel, payload)) = data.split_first() else {
-        return;
-    };
-    let kind = if sel & 1 == 0 {
-        ModelKind::KMeans
-    } else {
-        ModelKind::RqKMeans
-    };
-    let framed = frame(kind, payload);
-    if let Ok(m) = KMeans::from_bytes(&framed) {
-        let _ = m.codebook_sizes();
-    }
-    if let Ok(m) = RqKMeans::from_bytes(&framed) {
-        let _ = m.codebook_sizes();
-    }
-    let _ = RqKMeans::from_bytes(data);
-    let _ = KMeans::from_bytes(data);
-}
+use semid::io::__fuzz::model_file;
 
 #[test]
 fn replay_model_file_regressions() {

@@ -178,10 +178,24 @@ pub fn nearest_with(
     }
     check_finite("x", x, d, 0)?;
     check_finite("centroids", centroids, d, 0)?;
-    let c = CentroidSet::new(centroids, d);
+    assign_rows(path, x, &CentroidSet::new(centroids, d), labels, dists, par);
+    Ok(())
+}
+
+/// Nearest-centroid assignment of finite f32 rows (`x`: rows × d), block by
+/// block over `par`.
+pub(crate) fn assign_rows(
+    path: AssignPath,
+    x: &[f32],
+    c: &CentroidSet<'_>,
+    labels: &mut [u32],
+    dists: &mut [f32],
+    par: Par,
+) {
+    let d = c.d;
     for_each_block(
         par,
-        n,
+        x.len() / d,
         BLOCK_ROWS,
         labels,
         1,
@@ -190,8 +204,7 @@ pub fn nearest_with(
         Vec::new,
         |scratch, row0, l, dd| {
             let xb = &x[row0 * d..(row0 + l.len()) * d];
-            assign_block(path, xb, &c, scratch, l, dd);
+            assign_block(path, xb, c, scratch, l, dd);
         },
     );
-    Ok(())
 }

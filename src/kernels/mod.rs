@@ -19,7 +19,9 @@ pub mod scalar;
 mod topk;
 
 pub use assign::{AssignPath, nearest, nearest_with};
-pub(crate) use assign::{BLOCK_ROWS, CentroidSet, assign_block, neg2_dots as neg2_dots_pub};
+pub(crate) use assign::{
+    BLOCK_ROWS, CentroidSet, assign_block, assign_rows, neg2_dots as neg2_dots_pub,
+};
 
 pub(crate) use topk::TopK;
 

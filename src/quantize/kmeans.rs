@@ -8,7 +8,7 @@ use std::collections::BinaryHeap;
 use super::{Fit, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
 use crate::error::{Error, Result, invalid};
-use crate::kernels::{AssignPath, BLOCK_ROWS, CentroidSet, Simd, TopK, assign_block};
+use crate::kernels::{AssignPath, BLOCK_ROWS, CentroidSet, Simd, TopK, assign_block, assign_rows};
 use crate::par::{Par, for_each_block};
 use crate::rng::Rng;
 
@@ -480,7 +480,9 @@ pub(crate) fn fit_rows(
         {
             let c = CentroidSet::new(&centroids, d);
             match cfg.assignment {
-                Assignment::Nearest => assign_rows(x, &c, &mut labels, &mut dists, cfg.par),
+                Assignment::Nearest => {
+                    assign_rows(AssignPath::Gemm, x, &c, &mut labels, &mut dists, cfg.par)
+                }
                 Assignment::Balanced => balanced_assign(x, &c, &mut labels, &mut dists, cfg.par),
             }
         }
@@ -513,32 +515,6 @@ pub(crate) fn fit_rows(
         empty_cluster_repairs: repairs,
     };
     (centroids, report)
-}
-
-/// Nearest-centroid assignment of finite f32 rows.
-pub(crate) fn assign_rows(
-    x: &[f32],
-    c: &CentroidSet<'_>,
-    labels: &mut [u32],
-    dists: &mut [f32],
-    par: Par,
-) {
-    let d = c.d;
-    let m = x.len() / d;
-    for_each_block(
-        par,
-        m,
-        BLOCK_ROWS,
-        labels,
-        1,
-        dists,
-        1,
-        Vec::new,
-        |scratch, row0, l, dd| {
-            let xb = &x[row0 * d..(row0 + l.len()) * d];
-            assign_block(AssignPath::Gemm, xb, c, scratch, l, dd);
-        },
-    );
 }
 
 /// Training points per centroid that k-means++ seeding looks at. Seeding

@@ -2,13 +2,15 @@
 //! k-means on the residuals left by levels `0..l`.
 
 use super::kmeans::{
-    KMeansConfig, KMeansReport, assign_rows, fit_rows, keep_first_error, training_rows,
-    validate_codebook,
+    KMeansConfig, KMeansReport, fit_rows, keep_first_error, training_rows, validate_codebook,
 };
 use super::{Fit, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
 use crate::error::{Result, invalid};
-use crate::kernels::{BLOCK_ROWS, CentroidSet, Simd, TopK, argmin_sum, neg2_dots_pub as neg2_dots};
+use crate::kernels::{
+    AssignPath, BLOCK_ROWS, CentroidSet, Simd, TopK, argmin_sum, assign_rows,
+    neg2_dots_pub as neg2_dots,
+};
 use crate::par::{Par, for_each_block};
 use crate::rng::Rng;
 
@@ -171,7 +173,14 @@ impl RqKMeans {
             let mut lvl_rng = Rng::new(km.seed.wrapping_add(l as u64), 1);
             let (cents, report) = fit_rows(km, &resid, d, &mut lvl_rng);
             let c = CentroidSet::new(&cents, d);
-            assign_rows(&resid, &c, &mut labels, &mut dists, km.par);
+            assign_rows(
+                AssignPath::Gemm,
+                &resid,
+                &c,
+                &mut labels,
+                &mut dists,
+                km.par,
+            );
             for (r, &lab) in resid.chunks_exact_mut(d).zip(&labels) {
                 let cw = &cents[lab as usize * d..(lab as usize + 1) * d];
                 for (a, b) in r.iter_mut().zip(cw) {
