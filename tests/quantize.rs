@@ -458,3 +458,32 @@ fn quantizer_contract_is_object_safe_and_swappable() {
         assert!((metrics::mse(x, &rec).unwrap() - m).abs() < 1e-9 * m.max(1.0));
     }
 }
+
+#[test]
+fn degenerate_data_does_not_panic() {
+    // All rows identical (k-means++ sees zero distances), all zeros, one row.
+    let same = vec![0.25f32; 64 * 4];
+    let zeros = vec![0.0f32; 64 * 4];
+    for data in [&same, &zeros] {
+        let x = Embeddings::new(data, 4).unwrap();
+        for assignment in [Assignment::Nearest, Assignment::Balanced] {
+            let cfg = KMeansConfig::new(8).assignment(assignment);
+            let (km, r) = KMeans::fit(&cfg, x).unwrap();
+            // Split centroids of a repair sit ±δ (relative 1/1024) from the point.
+            assert!(r.inertia.abs() < 1e-4, "inertia {}", r.inertia);
+            assert!(km.centroids().iter().all(|v| v.is_finite()));
+        }
+        let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(3, 8), x).unwrap();
+        let codes = rq.encode(x).unwrap();
+        assert_eq!(codes.rows(), 64);
+        let mut out = vec![0u16; 64 * 3];
+        rq.encode_with(x, Search::Beam(1000), &mut out, Par::Seq)
+            .unwrap();
+    }
+    let one = [1.0f32, 2.0, 3.0];
+    let x = Embeddings::new(&one, 3).unwrap();
+    let (km, _) = KMeans::fit(&KMeansConfig::new(1), x).unwrap();
+    assert_eq!(km.centroids(), &one);
+    let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(2, 1), x).unwrap();
+    assert_eq!(rq.encode(x).unwrap().as_slice(), &[0, 0]);
+}

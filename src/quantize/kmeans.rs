@@ -738,9 +738,10 @@ pub(crate) fn balanced_assign(
             let rows = cs.len() / cand_n;
             let xb = &x[row0 * d..(row0 + rows) * d];
             crate::kernels::neg2_dots_pub(xb, c, scratch);
+            let simd = Simd::detect();
             for r in 0..rows {
                 let xr = &xb[r * d..(r + 1) * d];
-                let xn = Simd::detect().dot(xr, xr);
+                let xn = simd.dot(xr, xr);
                 top.clear();
                 for (j, (&g, &nj)) in scratch[r * k..(r + 1) * k].iter().zip(&c.norms).enumerate() {
                     let v = g + nj;
