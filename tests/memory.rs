@@ -6,7 +6,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use semid::synthetic::{MixtureConfig, hierarchical_mixture};
-use semid::{Embeddings, KMeansConfig, Par, RqKMeans, RqKMeansConfig, Search};
+use semid::{Embeddings, KMeansConfig, Par, Quantizer, RqKMeans, RqKMeansConfig, Search};
 
 struct Counting;
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
@@ -88,6 +88,19 @@ fn encode_peak_memory_does_not_grow_with_n() {
             "{search:?}: peak extra {par_large} bytes"
         );
     }
+    // k-means encode (one level) streams too.
+    let (km, _) = semid::KMeans::fit(&KMeansConfig::new(64).max_iter(2), small).unwrap();
+    let mut k_mid = vec![0u16; 20_000];
+    let mut k_large = vec![0u16; 40_000];
+    km.encode_into(small, &mut out_small[..4_000], Par::Seq)
+        .unwrap();
+    let seq_mid = peak_extra(|| km.encode_into(mid, &mut k_mid, Par::Seq).unwrap());
+    let seq_large = peak_extra(|| km.encode_into(large, &mut k_large, Par::Seq).unwrap());
+    assert!(
+        seq_large <= seq_mid + 64 * 1024,
+        "KMeans: peak extra {seq_large} bytes for 40k rows vs {seq_mid} for 20k rows"
+    );
+
     // Fitting with a training cap: memory bounded by the sample, not n.
     let km = KMeansConfig::new(32)
         .max_iter(2)

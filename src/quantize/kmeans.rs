@@ -323,11 +323,44 @@ impl Quantizer for KMeans {
     fn encode_into(&self, x: Embeddings<'_>, out: &mut [u16], par: Par) -> Result<()> {
         x.expect_dim(self.dim)?;
         expect_len("code buffer length (n × 1)", x.rows(), out.len())?;
-        let (labels, _) = self.assign(x, par)?;
-        for (o, l) in out.iter_mut().zip(labels) {
-            *o = l as u16;
+        // Block by block into `out`: per-thread scratch only, nothing sized by n.
+        let c = CentroidSet::new(&self.centroids, self.dim);
+        let err = std::sync::Mutex::new(None);
+        let mut unit = vec![(); x.rows()];
+        for_each_block(
+            par,
+            x.rows(),
+            BLOCK_ROWS,
+            out,
+            1,
+            &mut unit,
+            1,
+            || {
+                (
+                    Vec::new(),
+                    Vec::new(),
+                    vec![0u32; BLOCK_ROWS],
+                    vec![0f32; BLOCK_ROWS],
+                )
+            },
+            |(buf, scratch, labels, dists), row0, o, _| {
+                let rows = o.len();
+                match x.block(row0, row0 + rows, buf) {
+                    Ok(xb) => {
+                        let (l, dd) = (&mut labels[..rows], &mut dists[..rows]);
+                        assign_block(AssignPath::Gemm, xb, &c, scratch, l, dd);
+                        for (t, &lab) in o.iter_mut().zip(l.iter()) {
+                            *t = lab as u16;
+                        }
+                    }
+                    Err(e) => keep_first_error(&err, row0, e),
+                }
+            },
+        );
+        match err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
         }
-        Ok(())
     }
     fn decode_into(&self, codes: &Codes, out: &mut [f32], _par: Par) -> Result<()> {
         codes.check_tokens(&[self.k])?;
