@@ -187,7 +187,9 @@ impl<'a> Embeddings<'a> {
     }
 
     /// Copies the rows listed in `idx` into a new row-major f32 buffer.
-    pub(crate) fn gather(&self, idx: &[usize]) -> Result<Vec<f32>> {
+    /// Does not check finiteness: callers run [`Embeddings::check_all_finite`]
+    /// first.
+    pub(crate) fn gather(&self, idx: &[usize]) -> Vec<f32> {
         let d = self.dim;
         let mut out = vec![0.0f32; idx.len() * d];
         for (o, &i) in out.chunks_exact_mut(d).zip(idx) {
@@ -197,9 +199,8 @@ impl<'a> Embeddings<'a> {
                 Elems::F16(s) => s[lo..hi].convert_to_f32_slice(o),
                 Elems::Bf16(s) => s[lo..hi].convert_to_f32_slice(o),
             }
-            check_finite("embeddings", o, d, i)?;
         }
-        Ok(out)
+        out
     }
 
     /// Rows `start..end` (`start < end <= rows`) as a new view.
@@ -440,13 +441,36 @@ mod tests {
             })
         ));
         assert!(matches!(
-            x.gather(&[2]),
+            x.check_all_finite(),
             Err(Error::NonFinite {
                 row: 2,
                 col: 17,
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn check_all_finite_reads_every_dtype_in_place() {
+        let mut v = vec![0.5f32; 4 * 300];
+        assert!(Embeddings::new(&v, 300).unwrap().check_all_finite().is_ok());
+        v[2 * 300 + 17] = f32::NEG_INFINITY;
+        let b: Vec<bf16> = v.iter().map(|&f| bf16::from_f32(f)).collect();
+        let h: Vec<f16> = v.iter().map(|&f| f16::from_f32(f)).collect();
+        for x in [
+            Embeddings::new(&v, 300).unwrap(),
+            Embeddings::from_bf16(&b, 300).unwrap(),
+            Embeddings::from_f16(&h, 300).unwrap(),
+        ] {
+            assert!(matches!(
+                x.check_all_finite(),
+                Err(Error::NonFinite {
+                    row: 2,
+                    col: 17,
+                    ..
+                })
+            ));
+        }
     }
 
     #[test]

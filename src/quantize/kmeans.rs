@@ -469,7 +469,7 @@ pub(crate) fn training_rows<'a>(
         return Ok(Cow::Borrowed(s));
     }
     let idx = rng.sample_indices(n, m);
-    Ok(Cow::Owned(x.gather(&idx)?))
+    Ok(Cow::Owned(x.gather(&idx)))
 }
 
 /// Lloyd's algorithm on training rows `x` (`m × d`, finite, `m >= k`).
