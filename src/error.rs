@@ -65,6 +65,12 @@ pub enum Error {
     Io(std::io::Error),
     /// A `.npy` file could not be read or written.
     Npy(String),
+    /// An item is already present (or listed twice) where items must be
+    /// unique.
+    DuplicateItem {
+        /// The repeated item.
+        item: u32,
+    },
 }
 
 /// Why a model file was rejected.
@@ -146,6 +152,10 @@ impl fmt::Display for Error {
             Error::Format(e) => write!(f, "invalid model file: {e}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::Npy(e) => write!(f, ".npy error: {e}"),
+            Error::DuplicateItem { item } => write!(
+                f,
+                "item {item} is already present or listed twice; each item may appear once"
+            ),
         }
     }
 }

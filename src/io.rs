@@ -42,6 +42,10 @@ pub enum ModelKind {
     KMeans,
     /// [`crate::RqKMeans`].
     RqKMeans,
+    /// [`crate::sid::SidMap`].
+    SidMap,
+    /// [`crate::sid::Trie`].
+    Trie,
 }
 
 impl ModelKind {
@@ -51,6 +55,8 @@ impl ModelKind {
         match self {
             ModelKind::KMeans => 1,
             ModelKind::RqKMeans => 2,
+            ModelKind::SidMap => 3,
+            ModelKind::Trie => 4,
         }
     }
 
@@ -60,6 +66,8 @@ impl ModelKind {
         match tag {
             1 => Some(ModelKind::KMeans),
             2 => Some(ModelKind::RqKMeans),
+            3 => Some(ModelKind::SidMap),
+            4 => Some(ModelKind::Trie),
             _ => None,
         }
     }
@@ -68,6 +76,8 @@ impl ModelKind {
         match self {
             ModelKind::KMeans => "KMeans",
             ModelKind::RqKMeans => "RqKMeans",
+            ModelKind::SidMap => "SidMap",
+            ModelKind::Trie => "Trie",
         }
     }
 }
@@ -339,6 +349,99 @@ impl ModelFile for crate::RqKMeans {
         let m = crate::RqKMeans::from_codebooks(p.codebooks, p.levels as usize, p.dim as usize)
             .map_err(to_invalid)?;
         Ok(m)
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct SidMapV1 {
+    /// 0 = AppendSuffix, 1 = ReassignLastLevel, 2 = AllowShared.
+    policy: u8,
+    capacity: u32,
+    code_sizes: Vec<u64>,
+    suffix_size: u64,
+    max_bucket: u64,
+    items: Vec<u32>,
+    ids: Vec<u16>,
+}
+
+impl ModelFile for crate::sid::SidMap {
+    const KIND: ModelKind = ModelKind::SidMap;
+    type Payload = SidMapV1;
+    fn to_payload(&self) -> SidMapV1 {
+        use crate::sid::CollisionPolicy as P;
+        let (policy, capacity) = match self.policy() {
+            P::AppendSuffix => (0, 0),
+            P::ReassignLastLevel { capacity } => (1, capacity),
+            P::AllowShared => (2, 0),
+        };
+        SidMapV1 {
+            policy,
+            capacity,
+            code_sizes: self.code_sizes().iter().map(|&v| v as u64).collect(),
+            suffix_size: self.suffix_size() as u64,
+            max_bucket: self.max_bucket() as u64,
+            items: self.items().to_vec(),
+            ids: self.ids().to_vec(),
+        }
+    }
+    fn from_payload(p: SidMapV1) -> Result<Self> {
+        use crate::sid::CollisionPolicy as P;
+        let policy = match p.policy {
+            0 => P::AppendSuffix,
+            1 => P::ReassignLastLevel {
+                capacity: p.capacity,
+            },
+            2 => P::AllowShared,
+            t => return Err(invalid_payload(format!("unknown collision policy tag {t}"))),
+        };
+        let fit = |v: u64, what: &str| {
+            usize::try_from(v)
+                .ok()
+                .filter(|&v| v <= 1 << 32)
+                .ok_or_else(|| invalid_payload(format!("{what} {v} is out of range")))
+        };
+        let code_sizes = p
+            .code_sizes
+            .iter()
+            .map(|&v| fit(v, "codebook size"))
+            .collect::<Result<Vec<_>>>()?;
+        crate::sid::SidMap::from_parts(
+            policy,
+            code_sizes,
+            fit(p.suffix_size, "suffix size")?,
+            fit(p.max_bucket, "max bucket")?,
+            p.items,
+            p.ids,
+        )
+        .map_err(to_invalid)
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct TrieV1 {
+    vocab: Vec<u64>,
+    tokens: Vec<Vec<u16>>,
+    offsets: Vec<Vec<u32>>,
+    leaf_items: Option<Vec<u32>>,
+    items: Vec<u32>,
+}
+
+impl ModelFile for crate::sid::Trie {
+    const KIND: ModelKind = ModelKind::Trie;
+    type Payload = TrieV1;
+    fn to_payload(&self) -> TrieV1 {
+        let (vocab, tokens, offsets, leaf_items, items) = self.to_parts();
+        TrieV1 {
+            vocab,
+            tokens,
+            offsets,
+            leaf_items,
+            items,
+        }
+    }
+    fn from_payload(p: TrieV1) -> Result<Self> {
+        crate::sid::Trie::from_parts(p.vocab, p.tokens, p.offsets, p.leaf_items, p.items)
+            .map_err(to_invalid)
     }
 }
 

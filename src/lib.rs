@@ -45,6 +45,7 @@
 #![deny(unsafe_code)]
 
 mod data;
+pub mod decode;
 
 /// The README's code blocks compile as doctests.
 #[cfg(doctest)]
@@ -58,6 +59,7 @@ pub mod metrics;
 mod par;
 pub mod quantize;
 mod rng;
+pub mod sid;
 pub mod synthetic;
 
 pub use data::{Codes, DType, Embeddings};

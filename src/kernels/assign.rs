@@ -44,13 +44,19 @@ impl<'a> CentroidSet<'a> {
 
 /// `out[r * k + j] = −2 x_r · c_j` for the rows of `x` (single-threaded GEMM).
 pub(crate) fn neg2_dots(x: &[f32], c: &CentroidSet<'_>, out: &mut Vec<f32>) {
-    let (d, k) = (c.d, c.k);
+    scaled_dots(x, c.data, c.d, -2.0, out);
+}
+
+/// `out[r * k + j] = alpha · x_r · c_j` for the rows of `x` and `c`
+/// (`k × d`), single-threaded GEMM; `out` is resized to `rows × k`.
+pub(crate) fn scaled_dots(x: &[f32], c: &[f32], d: usize, alpha: f32, out: &mut Vec<f32>) {
     let rows = x.len() / d;
+    let k = c.len() / d;
     out.resize(rows * k, 0.0);
     let lhs = MatRef::from_row_major_slice(x, rows, d);
-    let rhs = MatRef::from_row_major_slice(c.data, k, d).transpose();
+    let rhs = MatRef::from_row_major_slice(c, k, d).transpose();
     let dst = MatMut::from_row_major_slice_mut(&mut out[..rows * k], rows, k);
-    matmul(dst, Accum::Replace, lhs, rhs, -2.0f32, faer::Par::Seq);
+    matmul(dst, Accum::Replace, lhs, rhs, alpha, faer::Par::Seq);
 }
 
 /// Assigns the rows of one block (single-threaded). `scratch` grows to

@@ -20,7 +20,7 @@ mod topk;
 
 pub use assign::{AssignPath, nearest, nearest_with};
 pub(crate) use assign::{
-    BLOCK_ROWS, CentroidSet, assign_block, assign_rows, neg2_dots as neg2_dots_pub,
+    BLOCK_ROWS, CentroidSet, assign_block, assign_rows, neg2_dots as neg2_dots_pub, scaled_dots,
 };
 
 pub(crate) use topk::TopK;

@@ -518,3 +518,45 @@ fn usage(labels: &[u32], k: usize) -> (f64, f64) {
     let s = crate::metrics::HistogramStats::from_counts(&h);
     (s.utilization, s.perplexity)
 }
+
+impl crate::sid::LastLevelDistances for RqKMeans {
+    fn last_level_distances(
+        &self,
+        x: Embeddings<'_>,
+        codes: &[u16],
+        out: &mut [f32],
+    ) -> Result<()> {
+        x.expect_dim(self.dim)?;
+        let (n, levels, k, d) = (x.rows(), self.levels, self.k, self.dim);
+        expect_len("code length (n × L)", n * levels, codes.len())?;
+        crate::data::check_tokens(codes, levels, &self.codebook_sizes())?;
+        expect_len("distance buffer length (n × k)", n * k, out.len())?;
+        let set = CentroidSet::new(self.codebook(levels - 1), d);
+        let simd = Simd::detect();
+        let (mut buf, mut resid, mut dots) = (Vec::new(), Vec::new(), Vec::new());
+        for start in (0..n).step_by(BLOCK_ROWS) {
+            let end = (start + BLOCK_ROWS).min(n);
+            let xb = x.block(start, end, &mut buf)?;
+            resid.clear();
+            resid.extend_from_slice(xb);
+            for (r, row) in resid.chunks_exact_mut(d).enumerate() {
+                let code = &codes[(start + r) * levels..(start + r + 1) * levels];
+                for (l, &t) in code[..levels - 1].iter().enumerate() {
+                    let cw = &self.codebook(l)[t as usize * d..(t as usize + 1) * d];
+                    for (a, b) in row.iter_mut().zip(cw) {
+                        *a -= b;
+                    }
+                }
+            }
+            neg2_dots(&resid, &set, &mut dots);
+            for (r, row) in resid.chunks_exact(d).enumerate() {
+                let norm = simd.dot(row, row);
+                let o = &mut out[(start + r) * k..(start + r + 1) * k];
+                for ((o, &g), &cn) in o.iter_mut().zip(&dots[r * k..(r + 1) * k]).zip(&set.norms) {
+                    *o = (norm + g + cn).max(0.0);
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,750 @@
+//! `SidMap`: item ⇄ semantic ID, with a collision policy.
+
+use std::collections::HashMap;
+
+use crate::data::check_tokens;
+use crate::error::{Error, Result, invalid};
+use crate::{Codes, Embeddings, Quantizer};
+
+/// What to do when several items get the same code.
+///
+/// Every policy is deterministic: items are taken in catalog order (the
+/// order of the `codes` rows), and items already in a map never change ID
+/// when new ones are inserted.
+///
+/// How the published systems handle collisions, for orientation:
+/// - **TIGER** appends one token to every code: 0, 1, 2, … over the items
+///   sharing the code. That is [`CollisionPolicy::AppendSuffix`].
+/// - **GRID** (Snap) also de-duplicates with an appended token, like TIGER.
+/// - **MiniOneRec**, following LC-Rec, keeps IDs at `L` tokens and instead
+///   re-assigns colliding items at the last level (Sinkhorn–Knopp on the last
+///   codebook's distances). [`CollisionPolicy::ReassignLastLevel`] is the
+///   greedy, capacity-bounded form of that idea (as in FORGE).
+/// - Systems that tolerate shared IDs and rank the items under one ID by
+///   another signal use [`CollisionPolicy::AllowShared`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum CollisionPolicy {
+    /// IDs get one extra token: the items sharing a code are numbered 0, 1,
+    /// 2, … in catalog order (TIGER). IDs are `L + 1` tokens long and
+    /// unique; the suffix vocabulary is the largest bucket size.
+    AppendSuffix,
+    /// IDs keep `L` tokens; at most `capacity` items share one ID. When a
+    /// code is over capacity, the items closest to its last-level codeword
+    /// keep it and the others move to their next-nearest last-level codeword
+    /// (same first `L − 1` tokens) that still has room. `capacity = 1` makes
+    /// IDs unique. Needs the quantizer's last-level distances
+    /// ([`SidMap::build_with`], [`SidMap::insert_with`]).
+    ReassignLastLevel {
+        /// Most items per ID (at least 1).
+        capacity: u32,
+    },
+    /// Keep collisions: one ID maps to every item that has that code.
+    AllowShared,
+}
+
+/// Distances a quantizer can give for [`CollisionPolicy::ReassignLastLevel`].
+pub trait LastLevelDistances: Quantizer {
+    /// For each row of `x` with its code (`codes`, row-major `n × L`),
+    /// writes into `out` (`n × k_last`, row-major) the squared distance
+    /// between the row's residual before the last level and every
+    /// last-level codeword.
+    fn last_level_distances(&self, x: Embeddings<'_>, codes: &[u16], out: &mut [f32])
+    -> Result<()>;
+}
+
+/// What a build or an insertion did.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct SidReport {
+    /// Items added by this call.
+    pub added: usize,
+    /// Items in the map afterwards.
+    pub items: usize,
+    /// Items of this call whose last token was changed by
+    /// [`CollisionPolicy::ReassignLastLevel`].
+    pub moved: usize,
+    /// Most items sharing one quantizer code, in the whole map, before the
+    /// policy (the largest collision bucket).
+    pub max_bucket: usize,
+    /// Most items sharing one final ID (1 when IDs are unique).
+    pub max_items_per_id: usize,
+    /// Distinct final IDs.
+    pub unique_ids: usize,
+    /// `1 − unique_ids / items`: the share of items whose ID is shared with
+    /// an earlier item (0 when IDs are unique).
+    pub collision_rate: f64,
+}
+
+/// Item ⇄ semantic ID map.
+///
+/// Built from quantizer [`Codes`] with a [`CollisionPolicy`]; IDs are
+/// `L` tokens (`L + 1` with [`CollisionPolicy::AppendSuffix`]). Items are
+/// `u32` catalog identifiers, by default the row numbers of the codes.
+/// New items are added with [`SidMap::insert`] without refitting anything;
+/// build a [`crate::sid::Trie`] from the map for constrained decoding.
+///
+/// ```
+/// use semid::{Codes, sid::{CollisionPolicy, SidMap}};
+/// let codes = Codes::new(vec![1, 2, 1, 2, 3, 0], 2)?;
+/// let (map, report) = SidMap::build(&codes, &[4, 4], CollisionPolicy::AppendSuffix)?;
+/// assert_eq!(map.id_of(0), Some(&[1, 2, 0][..]));
+/// assert_eq!(map.id_of(1), Some(&[1, 2, 1][..]));
+/// assert_eq!(map.id_of(2), Some(&[3, 0, 0][..]));
+/// assert_eq!(report.max_bucket, 2);
+/// # Ok::<(), semid::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct SidMap {
+    policy: CollisionPolicy,
+    /// Vocabulary of every code level.
+    code_sizes: Vec<usize>,
+    /// Tokens per ID.
+    id_len: usize,
+    /// Suffix vocabulary (AppendSuffix): the largest bucket so far.
+    suffix_size: usize,
+    /// External item of every row.
+    items: Vec<u32>,
+    /// IDs, row-major `rows × id_len`.
+    ids: Vec<u16>,
+    /// Rows sorted by (ID, row).
+    sorted: Vec<u32>,
+    /// Item → row.
+    row_of: HashMap<u32, u32>,
+    /// Largest bucket of quantizer codes seen.
+    max_bucket: usize,
+}
+
+impl SidMap {
+    /// An empty map for codes with the given per-level vocabulary.
+    ///
+    /// Errors: no levels, a vocabulary of 0 or above 65 536, or a capacity
+    /// of 0.
+    pub fn new(codebook_sizes: &[usize], policy: CollisionPolicy) -> Result<SidMap> {
+        if codebook_sizes.is_empty() {
+            return Err(Error::Empty {
+                what: "codebook sizes (no levels)",
+            });
+        }
+        if let Some(&k) = codebook_sizes.iter().find(|&&k| k == 0 || k > 1 << 16) {
+            return Err(invalid(
+                "codebook_sizes",
+                format!("holds {k}; every level needs 1..=65536 codes"),
+            ));
+        }
+        if let CollisionPolicy::ReassignLastLevel { capacity: 0 } = policy {
+            return Err(invalid("capacity", "is 0; at least 1 item per ID"));
+        }
+        let extra = usize::from(policy == CollisionPolicy::AppendSuffix);
+        Ok(SidMap {
+            policy,
+            code_sizes: codebook_sizes.to_vec(),
+            id_len: codebook_sizes.len() + extra,
+            suffix_size: 0,
+            items: Vec::new(),
+            ids: Vec::new(),
+            sorted: Vec::new(),
+            row_of: HashMap::new(),
+            max_bucket: 0,
+        })
+    }
+
+    /// Builds a map for items `0..n` (the rows of `codes`).
+    ///
+    /// [`CollisionPolicy::ReassignLastLevel`] needs distances: use
+    /// [`SidMap::build_with`].
+    pub fn build(
+        codes: &Codes,
+        codebook_sizes: &[usize],
+        policy: CollisionPolicy,
+    ) -> Result<(SidMap, SidReport)> {
+        let mut m = SidMap::new(codebook_sizes, policy)?;
+        let items = default_items(codes.rows())?;
+        let r = m.insert(&items, codes)?;
+        Ok((m, r))
+    }
+
+    /// Builds a map for items `0..n` with any policy, taking last-level
+    /// distances from `quantizer` on the embeddings `x` the codes were made
+    /// from (row `i` of `x` is item `i`).
+    pub fn build_with<Q: LastLevelDistances>(
+        codes: &Codes,
+        quantizer: &Q,
+        x: Embeddings<'_>,
+        policy: CollisionPolicy,
+    ) -> Result<(SidMap, SidReport)> {
+        let mut m = SidMap::new(&quantizer.codebook_sizes(), policy)?;
+        let items = default_items(codes.rows())?;
+        let r = m.insert_with(&items, codes, quantizer, x)?;
+        Ok((m, r))
+    }
+
+    /// Adds `items` with their `codes` (row `i` is `items[i]`) under the
+    /// map's policy. Existing items keep their IDs. On error the map is
+    /// unchanged.
+    ///
+    /// Errors: codes of another length, tokens out of range, an item
+    /// already present or listed twice ([`Error::DuplicateItem`]), a suffix
+    /// beyond 65 536, or [`CollisionPolicy::ReassignLastLevel`] (use
+    /// [`SidMap::insert_with`]).
+    pub fn insert(&mut self, items: &[u32], codes: &Codes) -> Result<SidReport> {
+        if let CollisionPolicy::ReassignLastLevel { .. } = self.policy {
+            return Err(invalid(
+                "policy",
+                "ReassignLastLevel needs last-level distances; call build_with / insert_with with the quantizer and the embeddings",
+            ));
+        }
+        self.insert_impl(items, codes, None)
+    }
+
+    /// [`SidMap::insert`] for any policy: `quantizer` and the new items'
+    /// embeddings `x` (one row per item) give the last-level distances that
+    /// [`CollisionPolicy::ReassignLastLevel`] needs.
+    pub fn insert_with<Q: LastLevelDistances>(
+        &mut self,
+        items: &[u32],
+        codes: &Codes,
+        quantizer: &Q,
+        x: Embeddings<'_>,
+    ) -> Result<SidReport> {
+        let sizes = quantizer.codebook_sizes();
+        if sizes != self.code_sizes {
+            return Err(invalid(
+                "quantizer",
+                format!(
+                    "has codebook sizes {sizes:?}, the map was built for {:?}",
+                    self.code_sizes
+                ),
+            ));
+        }
+        if x.rows() != codes.rows() {
+            return Err(Error::Shape {
+                what: "embedding rows (one per code row)",
+                expected: codes.rows(),
+                got: x.rows(),
+            });
+        }
+        self.insert_impl(
+            items,
+            codes,
+            Some((quantizer as &dyn LastLevelDistances, x)),
+        )
+    }
+
+    fn insert_impl(
+        &mut self,
+        items: &[u32],
+        codes: &Codes,
+        dist: Option<(&dyn LastLevelDistances, Embeddings<'_>)>,
+    ) -> Result<SidReport> {
+        let levels = self.code_sizes.len();
+        if codes.levels() != levels {
+            return Err(Error::Shape {
+                what: "code levels (codes vs. map)",
+                expected: levels,
+                got: codes.levels(),
+            });
+        }
+        if items.len() != codes.rows() {
+            return Err(Error::Shape {
+                what: "items (one per code row)",
+                expected: codes.rows(),
+                got: items.len(),
+            });
+        }
+        check_tokens(codes.as_slice(), levels, &self.code_sizes)?;
+        let old = self.items.len();
+        let m = items.len();
+        if old + m > u32::MAX as usize {
+            return Err(Error::Shape {
+                what: "items in one map (at most u32::MAX)",
+                expected: u32::MAX as usize,
+                got: old + m,
+            });
+        }
+        let mut seen = HashMap::with_capacity(m);
+        for (i, &it) in items.iter().enumerate() {
+            if self.row_of.contains_key(&it) || seen.insert(it, i).is_some() {
+                return Err(Error::DuplicateItem { item: it });
+            }
+        }
+        // Batch rows sorted by code (stable: catalog order within a code).
+        let order = radix_order(codes.as_slice(), levels, &self.code_sizes, m);
+        let mut new_ids: Vec<u16> = Vec::with_capacity(m * self.id_len);
+        let mut max_bucket = self.max_bucket;
+        let mut moved = 0;
+        let mut suffix_size = self.suffix_size;
+        match self.policy {
+            CollisionPolicy::AllowShared => {
+                new_ids.extend_from_slice(codes.as_slice());
+                for_groups(&order, codes, |s, e| {
+                    let n = self.count_prefix(codes.row(order[s] as usize)) + (e - s);
+                    max_bucket = max_bucket.max(n);
+                });
+            }
+            CollisionPolicy::AppendSuffix => {
+                let mut suffix = vec![0u32; m];
+                let mut err = None;
+                for_groups(&order, codes, |s, e| {
+                    let g = &order[s..e];
+                    let base = self.count_prefix(codes.row(g[0] as usize));
+                    let n = base + g.len();
+                    max_bucket = max_bucket.max(n);
+                    if n > 1 << 16 {
+                        err.get_or_insert(invalid(
+                            "policy",
+                            format!(
+                                "AppendSuffix: {n} items share code {:?}, more than the 65536 suffixes a u16 token holds",
+                                codes.row(g[0] as usize)
+                            ),
+                        ));
+                    }
+                    for (j, &r) in g.iter().enumerate() {
+                        suffix[r as usize] = (base + j) as u32;
+                    }
+                });
+                if let Some(e) = err {
+                    return Err(e);
+                }
+                suffix_size = suffix_size.max(max_bucket);
+                for (r, c) in codes.iter().enumerate() {
+                    new_ids.extend_from_slice(c);
+                    new_ids.push(suffix[r] as u16);
+                }
+            }
+            CollisionPolicy::ReassignLastLevel { capacity } => {
+                let (q, x) = dist.ok_or_else(|| invalid("policy", "needs distances"))?;
+                new_ids.extend_from_slice(codes.as_slice());
+                let mut groups = Vec::new();
+                for_groups(&order, codes, |s, e| {
+                    let n = self.count_prefix(codes.row(order[s] as usize)) + (e - s);
+                    max_bucket = max_bucket.max(n);
+                    groups.push((s, e, n > capacity as usize));
+                });
+                moved = self.reassign(
+                    &order,
+                    &groups,
+                    codes,
+                    &mut new_ids,
+                    capacity as usize,
+                    q,
+                    x,
+                )?;
+            }
+        }
+        // Commit.
+        self.items.extend_from_slice(items);
+        self.ids.extend_from_slice(&new_ids);
+        self.suffix_size = suffix_size;
+        self.max_bucket = max_bucket;
+        for (i, &it) in items.iter().enumerate() {
+            self.row_of.insert(it, (old + i) as u32);
+        }
+        let new_sorted = {
+            let mut sizes = self.code_sizes.clone();
+            if self.id_len > levels {
+                sizes.push(self.suffix_size.max(1));
+            }
+            let o = radix_order(&new_ids, self.id_len, &sizes, m);
+            o.into_iter().map(|r| r + old as u32).collect::<Vec<_>>()
+        };
+        self.sorted = merge_sorted(&self.sorted, &new_sorted, &self.ids, self.id_len);
+        let mut r = self.stats();
+        r.added = m;
+        r.moved = moved;
+        Ok(r)
+    }
+
+    /// Re-assigns the batch rows of the over-capacity groups (`groups`:
+    /// `(start, end, over)` ranges of `order`, rows sorted by code); returns
+    /// how many changed token.
+    #[allow(clippy::too_many_arguments)]
+    fn reassign(
+        &self,
+        order: &[u32],
+        groups: &[(usize, usize, bool)],
+        codes: &Codes,
+        new_ids: &mut [u16],
+        capacity: usize,
+        q: &dyn LastLevelDistances,
+        x: Embeddings<'_>,
+    ) -> Result<usize> {
+        let levels = self.code_sizes.len();
+        let k = self.code_sizes[levels - 1];
+        // Contenders, in code order, and their last-level distances.
+        let idx: Vec<usize> = groups
+            .iter()
+            .filter(|g| g.2)
+            .flat_map(|g| order[g.0..g.1].iter().map(|&r| r as usize))
+            .collect();
+        if idx.is_empty() {
+            return Ok(0);
+        }
+        x.check_all_finite()?;
+        let xs = x.gather(&idx);
+        let xe = Embeddings::new(&xs, x.dim())?;
+        let mut cc = Vec::with_capacity(idx.len() * levels);
+        for &r in &idx {
+            cc.extend_from_slice(codes.row(r));
+        }
+        let mut dist = vec![0f32; idx.len() * k];
+        q.last_level_distances(xe, &cc, &mut dist)?;
+        if let Some(p) = dist.iter().position(|v| v.is_nan()) {
+            return Err(Error::NonFinite {
+                what: "last-level distances",
+                row: idx[p / k],
+                col: p % k,
+            });
+        }
+        let mut moved = 0;
+        let mut occ = vec![0usize; k];
+        let mut local: Vec<usize> = Vec::new();
+        let mut cand: Vec<u16> = Vec::with_capacity(k);
+        // Walk blocks of groups sharing the first L − 1 tokens.
+        let (mut gi, mut ci) = (0, 0);
+        while gi < groups.len() {
+            let pre = &codes.row(order[groups[gi].0] as usize)[..levels - 1];
+            let mut ge = gi + 1;
+            while ge < groups.len() && &codes.row(order[groups[ge].0] as usize)[..levels - 1] == pre
+            {
+                ge += 1;
+            }
+            // Occupancy of each last-level code under this prefix: existing
+            // items plus the batch groups within capacity.
+            occ.iter_mut().for_each(|o| *o = 0);
+            self.count_last_level(pre, &mut occ);
+            local.clear();
+            for &(s, e, over) in &groups[gi..ge] {
+                if over {
+                    local.extend(ci..ci + (e - s));
+                    ci += e - s;
+                } else {
+                    occ[codes.row(order[s] as usize)[levels - 1] as usize] += e - s;
+                }
+            }
+            // Closest to their own codeword first.
+            let own = |i: usize| dist[i * k + codes.row(idx[i])[levels - 1] as usize];
+            local.sort_by(|&a, &b| own(a).total_cmp(&own(b)).then(idx[a].cmp(&idx[b])));
+            for &i in &local {
+                let row = &dist[i * k..(i + 1) * k];
+                cand.clear();
+                cand.extend(0..k as u16);
+                cand.sort_by(|&a, &b| row[a as usize].total_cmp(&row[b as usize]).then(a.cmp(&b)));
+                let Some(&t) = cand.iter().find(|&&t| occ[t as usize] < capacity) else {
+                    return Err(invalid(
+                        "capacity",
+                        format!(
+                            "is {capacity}: the {k} last-level codes under prefix {pre:?} are all full; raise capacity or use AppendSuffix"
+                        ),
+                    ));
+                };
+                occ[t as usize] += 1;
+                let r = idx[i];
+                if t != codes.row(r)[levels - 1] {
+                    moved += 1;
+                    new_ids[r * levels + levels - 1] = t;
+                }
+            }
+            gi = ge;
+        }
+        Ok(moved)
+    }
+
+    /// Existing items whose ID starts with `prefix`.
+    fn count_prefix(&self, prefix: &[u16]) -> usize {
+        let (lo, hi) = self.prefix_range(prefix);
+        hi - lo
+    }
+
+    /// Range of `sorted` whose IDs start with `prefix`.
+    fn prefix_range(&self, prefix: &[u16]) -> (usize, usize) {
+        let p = prefix.len();
+        let id = |r: u32| &self.ids[r as usize * self.id_len..r as usize * self.id_len + p];
+        let lo = self.sorted.partition_point(|&r| id(r) < prefix);
+        let hi = lo + self.sorted[lo..].partition_point(|&r| id(r) == prefix);
+        (lo, hi)
+    }
+
+    /// Adds to `occ[t]` the existing items with ID `prefix ++ [t]`.
+    fn count_last_level(&self, prefix: &[u16], occ: &mut [usize]) {
+        let (lo, hi) = self.prefix_range(prefix);
+        for &r in &self.sorted[lo..hi] {
+            occ[self.ids[r as usize * self.id_len + prefix.len()] as usize] += 1;
+        }
+    }
+
+    /// Figures for the whole map.
+    #[must_use]
+    pub fn stats(&self) -> SidReport {
+        let mut unique = 0;
+        let mut max_per = 0;
+        let mut run = 0;
+        for (i, &r) in self.sorted.iter().enumerate() {
+            if i > 0 && self.id(self.sorted[i - 1]) == self.id(r) {
+                run += 1;
+            } else {
+                unique += 1;
+                run = 1;
+            }
+            max_per = max_per.max(run);
+        }
+        let n = self.items.len();
+        SidReport {
+            added: 0,
+            items: n,
+            moved: 0,
+            max_bucket: self.max_bucket,
+            max_items_per_id: max_per,
+            unique_ids: unique,
+            collision_rate: if n == 0 {
+                0.0
+            } else {
+                1.0 - unique as f64 / n as f64
+            },
+        }
+    }
+
+    fn id(&self, row: u32) -> &[u16] {
+        &self.ids[row as usize * self.id_len..(row as usize + 1) * self.id_len]
+    }
+
+    /// The policy.
+    #[must_use]
+    pub fn policy(&self) -> CollisionPolicy {
+        self.policy
+    }
+
+    /// Number of items.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True when the map holds no item.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Tokens per ID (`L`, or `L + 1` with [`CollisionPolicy::AppendSuffix`]).
+    #[must_use]
+    pub fn id_len(&self) -> usize {
+        self.id_len
+    }
+
+    /// Vocabulary of every ID position; with
+    /// [`CollisionPolicy::AppendSuffix`] the last one is the largest bucket
+    /// (at least 1).
+    #[must_use]
+    pub fn vocab(&self) -> Vec<usize> {
+        let mut v = self.code_sizes.clone();
+        if self.id_len > v.len() {
+            v.push(self.suffix_size.max(1));
+        }
+        v
+    }
+
+    /// The ID of `item`, if present.
+    #[must_use]
+    pub fn id_of(&self, item: u32) -> Option<&[u16]> {
+        self.row_of.get(&item).map(|&r| self.id(r))
+    }
+
+    /// The items whose ID is `id` (empty if none), in catalog order.
+    #[must_use]
+    pub fn items_of(&self, id: &[u16]) -> Vec<u32> {
+        if id.len() != self.id_len {
+            return Vec::new();
+        }
+        let (lo, hi) = self.prefix_range(id);
+        self.sorted[lo..hi]
+            .iter()
+            .map(|&r| self.items[r as usize])
+            .collect()
+    }
+
+    /// Items in insertion order.
+    #[must_use]
+    pub fn items(&self) -> &[u32] {
+        &self.items
+    }
+
+    /// IDs in insertion order, row-major `len() × id_len()`.
+    #[must_use]
+    pub fn ids(&self) -> &[u16] {
+        &self.ids
+    }
+
+    /// Items with their IDs in ID order (lexicographic, then catalog
+    /// order): what [`crate::sid::Trie::build`] consumes.
+    pub fn iter_sorted(&self) -> impl ExactSizeIterator<Item = (u32, &[u16])> + '_ {
+        self.sorted
+            .iter()
+            .map(|&r| (self.items[r as usize], self.id(r)))
+    }
+
+    /// Writes the map to `path` (atomic; see `docs/FORMAT.md`).
+    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        crate::io::save(self, path.as_ref())
+    }
+
+    /// Reads and validates a map written by [`SidMap::save`].
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<SidMap> {
+        crate::io::load(path.as_ref())
+    }
+
+    /// The model-file bytes of this map.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        crate::io::to_bytes(self)
+    }
+
+    /// Parses and validates model-file bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<SidMap> {
+        crate::io::from_bytes(bytes)
+    }
+
+    /// Rebuilds a map from its stored parts, checking every invariant.
+    pub(crate) fn from_parts(
+        policy: CollisionPolicy,
+        code_sizes: Vec<usize>,
+        suffix_size: usize,
+        max_bucket: usize,
+        items: Vec<u32>,
+        ids: Vec<u16>,
+    ) -> Result<SidMap> {
+        let mut m = SidMap::new(&code_sizes, policy)?;
+        let n = items.len();
+        if ids.len() != n.saturating_mul(m.id_len) {
+            return Err(Error::Shape {
+                what: "stored IDs (items × id_len)",
+                expected: n.saturating_mul(m.id_len),
+                got: ids.len(),
+            });
+        }
+        if m.id_len > code_sizes.len() && (suffix_size == 0 || suffix_size > 1 << 16) {
+            return Err(invalid("suffix_size", "must be 1..=65536"));
+        }
+        m.suffix_size = suffix_size;
+        let vocab = m.vocab();
+        check_tokens(&ids, m.id_len, &vocab)?;
+        m.row_of.reserve(n);
+        for (r, &it) in items.iter().enumerate() {
+            if m.row_of.insert(it, r as u32).is_some() {
+                return Err(Error::DuplicateItem { item: it });
+            }
+        }
+        m.sorted = radix_order(&ids, m.id_len, &vocab, n);
+        m.items = items;
+        m.ids = ids;
+        m.max_bucket = max_bucket;
+        let s = m.stats();
+        match policy {
+            CollisionPolicy::AppendSuffix if s.max_items_per_id > 1 => {
+                return Err(invalid("ids", "AppendSuffix map holds a repeated ID"));
+            }
+            CollisionPolicy::ReassignLastLevel { capacity }
+                if s.max_items_per_id > capacity as usize =>
+            {
+                return Err(invalid("ids", "an ID holds more items than the capacity"));
+            }
+            _ => {}
+        }
+        if max_bucket < s.max_items_per_id {
+            return Err(invalid("max_bucket", "is below the largest ID bucket"));
+        }
+        Ok(m)
+    }
+
+    pub(crate) fn code_sizes(&self) -> &[usize] {
+        &self.code_sizes
+    }
+    pub(crate) fn suffix_size(&self) -> usize {
+        self.suffix_size
+    }
+    pub(crate) fn max_bucket(&self) -> usize {
+        self.max_bucket
+    }
+}
+
+fn default_items(n: usize) -> Result<Vec<u32>> {
+    if n > u32::MAX as usize {
+        return Err(Error::Shape {
+            what: "items in one map (at most u32::MAX)",
+            expected: u32::MAX as usize,
+            got: n,
+        });
+    }
+    Ok((0..n as u32).collect())
+}
+
+/// Rows `0..n` of `tokens` (rows of `len`) in lexicographic order, stable
+/// (ties keep row order): an LSD radix sort, one counting pass per position.
+pub(crate) fn radix_order(tokens: &[u16], len: usize, vocab: &[usize], n: usize) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    let mut next = vec![0u32; n];
+    let mut count = Vec::new();
+    for p in (0..len).rev() {
+        let v = vocab.get(p).copied().unwrap_or(1 << 16).max(1);
+        count.clear();
+        count.resize(v + 1, 0usize);
+        for &r in &order {
+            count[tokens[r as usize * len + p] as usize + 1] += 1;
+        }
+        for i in 0..v {
+            count[i + 1] += count[i];
+        }
+        for &r in &order {
+            let t = tokens[r as usize * len + p] as usize;
+            next[count[t]] = r;
+            count[t] += 1;
+        }
+        std::mem::swap(&mut order, &mut next);
+    }
+    order
+}
+
+/// Calls `f(start, end)` for every run of equal codes in `order` (rows
+/// sorted by code).
+fn for_groups(order: &[u32], codes: &Codes, mut f: impl FnMut(usize, usize)) {
+    let mut s = 0;
+    while s < order.len() {
+        let c = codes.row(order[s] as usize);
+        let mut e = s + 1;
+        while e < order.len() && codes.row(order[e] as usize) == c {
+            e += 1;
+        }
+        f(s, e);
+        s = e;
+    }
+}
+
+/// Merges two row lists sorted by (ID, row) over `ids` into one.
+fn merge_sorted(a: &[u32], b: &[u32], ids: &[u16], len: usize) -> Vec<u32> {
+    let id = |r: u32| &ids[r as usize * len..(r as usize + 1) * len];
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if (id(b[j]), b[j]) < (id(a[i]), a[i]) {
+            out.push(b[j]);
+            j += 1;
+        } else {
+            out.push(a[i]);
+            i += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn radix_is_lexicographic_and_stable() {
+        let t = [2u16, 1, 0, 3, 2, 1, 0, 0];
+        let o = radix_order(&t, 2, &[4, 4], 4);
+        assert_eq!(o, vec![3, 0, 2, 1]);
+    }
+}

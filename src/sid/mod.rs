@@ -1,0 +1,9 @@
+//! Semantic IDs: the item ⇄ ID map ([`SidMap`], with a
+//! [`CollisionPolicy`]) and the flat prefix trie of valid IDs ([`Trie`])
+//! that constrained decoding walks.
+
+mod map;
+mod trie;
+
+pub use map::{CollisionPolicy, LastLevelDistances, SidMap, SidReport};
+pub use trie::{State, Trie, TrieStats};
