@@ -1,0 +1,299 @@
+//! Constrained beam search: exhaustive equivalence, validity, scorers and
+//! bad input.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use semid::decode::{
+    BeamSearch, Beams, CodebookScorer, FnScorer, Hits, NO_ITEM, ScoreMetric, Scorer, TableScorer,
+    Unconstrained,
+};
+use semid::sid::{CollisionPolicy, SidMap, Trie};
+use semid::{Embeddings, Error, Quantizer, Result, RqKMeans, RqKMeansConfig};
+
+/// A prefix-dependent score with ties and non-finite values.
+fn score_of(seed: u64, q: usize, prefix: &[u16], t: u16) -> f32 {
+    let mut h = seed ^ (q as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for &p in prefix.iter().chain(std::iter::once(&t)) {
+        h = (h ^ p as u64).wrapping_mul(0x0100_0000_01b3);
+        h ^= h >> 29;
+    }
+    match h % 23 {
+        0 => f32::NAN,
+        1 => f32::NEG_INFINITY,
+        2 if seed % 3 == 0 => f32::INFINITY,
+        _ => ((h >> 8) % 7) as f32 * 0.5 - 1.0, // few distinct values: ties
+    }
+}
+
+/// Exhaustive reference: every ID in `ids` scored, impossible ones dropped,
+/// sorted by (score desc, ID asc), expanded to items, first `k`.
+fn exhaustive(
+    seed: u64,
+    q: usize,
+    ids: &BTreeMap<Vec<u16>, Vec<u32>>,
+    k: usize,
+) -> Vec<(u32, f32, Vec<u16>)> {
+    let mut scored = Vec::new();
+    'ids: for (id, items) in ids {
+        let mut total = 0.0f32;
+        for l in 0..id.len() {
+            total += score_of(seed, q, &id[..l], id[l]);
+            if total.is_nan() || total == f32::NEG_INFINITY {
+                continue 'ids;
+            }
+        }
+        scored.push((total, id.clone(), items.clone()));
+    }
+    scored.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
+    let mut out = Vec::new();
+    for (s, id, items) in scored {
+        for it in items {
+            out.push((it, s, id.clone()));
+        }
+    }
+    out.truncate(k);
+    out
+}
+
+fn flatten(h: &Hits, q: usize) -> Vec<(u32, f32, Vec<u16>)> {
+    let v = h.query(q);
+    let len = h.id_len();
+    (0..v.items.len())
+        .map(|i| {
+            (
+                v.items[i],
+                v.scores[i],
+                v.ids[i * len..(i + 1) * len].to_vec(),
+            )
+        })
+        .collect()
+}
+
+fn same(a: &[(u32, f32, Vec<u16>)], b: &[(u32, f32, Vec<u16>)]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.0 == y.0 && x.1.to_bits() == y.1.to_bits() && x.2 == y.2)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn wide_beam_equals_exhaustive_scoring(
+        len in 1usize..4,
+        vocab in 1usize..6,
+        raw in proptest::collection::vec(0u16..6, 1..120),
+        seed in any::<u64>(),
+        k in 1usize..40,
+        queries in 1usize..4,
+    ) {
+        let n = raw.len() / len;
+        prop_assume!(n > 0);
+        let ids: Vec<u16> = raw[..n * len].iter().map(|&t| t % vocab as u16).collect();
+        let trie = Trie::from_ids(&ids, len, &vec![vocab; len]).unwrap();
+        let mut r: BTreeMap<Vec<u16>, Vec<u32>> = BTreeMap::new();
+        for (i, id) in ids.chunks_exact(len).enumerate() {
+            r.entry(id.to_vec()).or_default().push(i as u32);
+        }
+        let mut scorer = FnScorer(|q: usize, p: &[u16], out: &mut [f32]| -> Result<()> {
+            for (t, o) in out.iter_mut().enumerate() {
+                *o = score_of(seed, q, p, t as u16);
+            }
+            Ok(())
+        });
+        let mut bs = BeamSearch::new(r.len(), k).unwrap();
+        let hits = bs.run(&trie, &mut scorer, queries).unwrap();
+        prop_assert_eq!(hits.n_queries(), queries);
+        for q in 0..queries {
+            let want = exhaustive(seed, q, &r, k);
+            let got = flatten(&hits, q);
+            prop_assert!(same(&got, &want), "q{}: got {:?} want {:?}", q, got, want);
+        }
+        // Narrow beams: fewer hits maybe, but every one is a valid ID with
+        // its own item, and scores do not increase.
+        let mut narrow = BeamSearch::new(2, k).unwrap();
+        let h2 = narrow.run(&trie, &mut scorer, queries).unwrap();
+        for q in 0..queries {
+            let v = h2.query(q);
+            for i in 0..v.items.len() {
+                let id = &v.ids[i * len..(i + 1) * len];
+                prop_assert!(r[id].contains(&v.items[i]));
+            }
+            prop_assert!(v.scores.windows(2).all(|w| w[0] >= w[1]));
+        }
+        // Unconstrained with a beam covering every sequence is exhaustive
+        // over all vocab^len sequences.
+        let all = vocab.pow(len as u32);
+        let mut every: BTreeMap<Vec<u16>, Vec<u32>> = BTreeMap::new();
+        for i in 0..all {
+            let mut id = vec![0u16; len];
+            let mut x = i;
+            for p in (0..len).rev() {
+                id[p] = (x % vocab) as u16;
+                x /= vocab;
+            }
+            every.insert(id, vec![NO_ITEM]);
+        }
+        let un = Unconstrained::new(&vec![vocab; len]).unwrap();
+        let mut bu = BeamSearch::new(all, k).unwrap();
+        let hu = bu.run(&un, &mut scorer, queries).unwrap();
+        for q in 0..queries {
+            prop_assert!(same(&flatten(&hu, q), &exhaustive(seed, q, &every, k)));
+        }
+    }
+}
+
+fn small_trie() -> Trie {
+    Trie::from_ids(&[0, 1, 1, 0, 1, 1, 2, 2], 2, &[3, 3]).unwrap()
+}
+
+#[test]
+fn bad_input_is_a_typed_error() {
+    assert!(matches!(
+        BeamSearch::new(0, 5),
+        Err(Error::InvalidConfig { field: "beam", .. })
+    ));
+    assert!(matches!(
+        BeamSearch::new(5, 0),
+        Err(Error::InvalidConfig { field: "k", .. })
+    ));
+    let trie = small_trie();
+    let mut table = TableScorer::new(1, &[3, 3], vec![0.0; 6]).unwrap();
+    let mut bs = BeamSearch::new(4, 4).unwrap();
+    assert!(matches!(
+        bs.run(&trie, &mut table, 0),
+        Err(Error::Empty { .. })
+    ));
+    // A table for another number of queries.
+    assert!(matches!(
+        bs.run(&trie, &mut table, 2),
+        Err(Error::Shape { .. })
+    ));
+    // Scorers writing too few or too many scores.
+    struct Wrong(usize);
+    impl Scorer for Wrong {
+        fn score(&mut self, b: &Beams<'_>, out: &mut Vec<f32>) -> Result<()> {
+            out.resize(b.len() * b.vocab + self.0 - 1, 0.0);
+            Ok(())
+        }
+    }
+    for extra in [0, 2] {
+        let e = bs.run(&trie, &mut Wrong(extra), 1).unwrap_err();
+        assert!(matches!(e, Error::Shape { .. }), "{e}");
+    }
+    // A scorer error propagates.
+    let mut failing = FnScorer(|_: usize, _: &[u16], _: &mut [f32]| -> Result<()> {
+        Err(Error::Empty { what: "model" })
+    });
+    assert!(bs.run(&trie, &mut failing, 1).is_err());
+    // Table of the wrong length.
+    assert!(TableScorer::new(1, &[3, 3], vec![0.0; 5]).is_err());
+    assert!(Unconstrained::new(&[]).is_err());
+    assert!(Unconstrained::new(&[0]).is_err());
+}
+
+#[test]
+fn non_finite_scores_never_panic() {
+    let trie = small_trie();
+    for v in [f32::NAN, f32::NEG_INFINITY, f32::INFINITY, f32::MAX, -1e30] {
+        let mut t = TableScorer::new(2, &[3, 3], vec![v; 12]).unwrap();
+        for beam in [1, 3, 1000] {
+            let mut bs = BeamSearch::new(beam, 10).unwrap();
+            let h = bs.run(&trie, &mut t, 2).unwrap();
+            for q in 0..2 {
+                let n = h.query(q).items.len();
+                if v.is_nan() || v == f32::NEG_INFINITY {
+                    assert_eq!(n, 0);
+                } else {
+                    assert_eq!(n, beam.min(4));
+                }
+            }
+        }
+    }
+    // A huge beam on a big vocabulary allocates only what is live.
+    let un = Unconstrained::new(&[65_536, 2]).unwrap();
+    let mut big = FnScorer(|_: usize, _: &[u16], o: &mut [f32]| -> Result<()> {
+        o.fill(0.0);
+        Ok(())
+    });
+    let mut bs = BeamSearch::new(1 << 30, 3).unwrap();
+    let h = bs.run(&un, &mut big, 1).unwrap();
+    assert_eq!(h.query(0).ids, &[0, 0, 0, 1, 1, 0]);
+}
+
+#[test]
+fn results_are_reused_and_deterministic() {
+    let trie = small_trie();
+    let table: Vec<f32> = (0..18).map(|i| ((i * 7) % 5) as f32).collect();
+    let mut t = TableScorer::new(3, &[3, 3], table).unwrap();
+    let mut bs = BeamSearch::new(2, 2).unwrap();
+    let a = bs.run(&trie, &mut t, 3).unwrap();
+    let mut b = Hits::new();
+    bs.search(&trie, &mut t, 3, &mut b).unwrap();
+    bs.search(&trie, &mut t, 3, &mut b).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn codebook_scorer_ranks_by_reconstruction_distance() {
+    let data = common::mixture(3000, 16, 4);
+    let x = Embeddings::new(&data, 16).unwrap();
+    let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(2, 16).seed(2), x).unwrap();
+    let codes = rq.encode(x).unwrap();
+    let (map, _) =
+        SidMap::build(&codes, &rq.codebook_sizes(), CollisionPolicy::AppendSuffix).unwrap();
+    let trie = Trie::build(&map).unwrap();
+    let recon = rq.decode(&codes).unwrap();
+    let queries = common::mixture(20, 16, 99);
+    let qe = Embeddings::new(&queries, 16).unwrap();
+    let mut scorer = CodebookScorer::new(&rq, qe, ScoreMetric::L2).unwrap();
+    let mut bs = BeamSearch::new(trie.len(), 5).unwrap();
+    let hits = bs.run(&trie, &mut scorer, 20).unwrap();
+    for q in 0..20 {
+        let qv = &queries[q * 16..(q + 1) * 16];
+        let dist = |i: u32| -> f32 {
+            let r = &recon[i as usize * 16..(i as usize + 1) * 16];
+            qv.iter().zip(r).map(|(a, b)| (a - b) * (a - b)).sum()
+        };
+        let best = (0..3000u32).map(dist).fold(f32::INFINITY, f32::min);
+        let top = hits.query(q).items[0];
+        assert!((dist(top) - best).abs() <= 1e-4 * best.max(1.0), "q{q}");
+        // The score is ‖q‖² − ‖q − x̂‖².
+        let qn: f32 = qv.iter().map(|v| v * v).sum();
+        let s = hits.query(q).scores[0];
+        assert!((s - (qn - dist(top))).abs() < 1e-3 * qn.max(1.0));
+    }
+    // Beam 1, unconstrained, is greedy RQ encoding of the query.
+    let un = Unconstrained::new(&rq.codebook_sizes()).unwrap();
+    let mut b1 = BeamSearch::new(1, 1).unwrap();
+    let h = b1.run(&un, &mut scorer, 20).unwrap();
+    let greedy = rq.encode(qe).unwrap();
+    let agree = (0..20).filter(|&q| h.query(q).ids == greedy.row(q)).count();
+    assert!(agree >= 19, "{agree}/20 agree with greedy encoding");
+    // Inner product: the total is q·x̂.
+    let mut ip = CodebookScorer::new(&rq, qe, ScoreMetric::InnerProduct).unwrap();
+    let hi = bs.run(&trie, &mut ip, 20).unwrap();
+    for q in 0..20 {
+        let qv = &queries[q * 16..(q + 1) * 16];
+        let dot = |i: u32| -> f32 {
+            let r = &recon[i as usize * 16..(i as usize + 1) * 16];
+            qv.iter().zip(r).map(|(a, b)| a * b).sum()
+        };
+        let best = (0..3000u32).map(dot).fold(f32::NEG_INFINITY, f32::max);
+        let top = hi.query(q).items[0];
+        assert!((dot(top) - best).abs() <= 1e-4 * best.abs().max(1.0));
+    }
+    // Wrong query dimension / NaN query.
+    let bad = vec![0.0f32; 8];
+    assert!(CodebookScorer::new(&rq, Embeddings::new(&bad, 8).unwrap(), ScoreMetric::L2).is_err());
+    let mut nanq = queries[..16].to_vec();
+    nanq[3] = f32::NAN;
+    assert!(matches!(
+        CodebookScorer::new(&rq, Embeddings::new(&nanq, 16).unwrap(), ScoreMetric::L2),
+        Err(Error::NonFinite { .. })
+    ));
+}
