@@ -23,7 +23,7 @@ fn score_of(seed: u64, q: usize, prefix: &[u16], t: u16) -> f32 {
     match h % 23 {
         0 => f32::NAN,
         1 => f32::NEG_INFINITY,
-        2 if seed % 3 == 0 => f32::INFINITY,
+        2 if seed.is_multiple_of(3) => f32::INFINITY,
         _ => ((h >> 8) % 7) as f32 * 0.5 - 1.0, // few distinct values: ties
     }
 }
