@@ -44,6 +44,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod ann;
 mod data;
 pub mod decode;
 
