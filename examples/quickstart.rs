@@ -6,10 +6,10 @@
 //! ```
 use std::time::Instant;
 
-use semid::{Embeddings, Par, Quantizer, RqKMeans, RqKMeansConfig, Search, metrics, synthetic};
+use semid::{Embeddings, Par, Quantizer, RqKMeans, RqKMeansConfig, Search, metrics};
 
 mod common;
-use common::arg;
+use common::{arg, load_data};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -18,21 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seed: u64 = arg(&args, "--seed").map_or(Ok(42), |s| s.parse())?;
 
     let t = Instant::now();
-    let (data, dim, source) = match arg(&args, "--input") {
-        Some(path) => {
-            let (data, dim) = semid::io::read_npy(&path)?;
-            (data, dim, path)
-        }
-        None => {
-            let cfg = synthetic::MixtureConfig::default();
-            let data = synthetic::hierarchical_mixture(&cfg);
-            let src = format!(
-                "built-in hierarchical mixture ({} topics x {} sub-topics, seed {})",
-                cfg.topics, cfg.subtopics, cfg.seed
-            );
-            (data, cfg.dim, src)
-        }
-    };
+    let (data, dim, source) = load_data(&args)?;
     let x = Embeddings::new(&data, dim)?;
     println!(
         "data     {} x {}  from {source}  ({:.2} s)",

@@ -250,7 +250,7 @@ impl Trie {
             c as usize
         } else {
             let (lo, hi) = self.range(s);
-            lo + self.tokens[d][lo..hi].binary_search(&token).ok()?
+            lo + find_token(&self.tokens[d][lo..hi], token)?
         };
         Some(State {
             depth: s.depth + 1,
@@ -558,6 +558,18 @@ impl Trie {
             self.direct[d] = Some(t);
         }
     }
+}
+
+/// Position of `token` in the strictly ascending `tokens`: a branch-free
+/// count for short lists (no mispredicted branches), binary search beyond.
+#[inline]
+fn find_token(tokens: &[u16], token: u16) -> Option<usize> {
+    let pos = if tokens.len() <= 64 {
+        tokens.iter().map(|&t| usize::from(t < token)).sum()
+    } else {
+        tokens.partition_point(|&t| t < token)
+    };
+    (tokens.get(pos) == Some(&token)).then_some(pos)
 }
 
 fn check_vocab(vocab: &[usize]) -> Result<()> {
