@@ -9,7 +9,12 @@
 //!   k-means [`RqKMeans`] (OneRec's RQ-KMeans) with greedy or beam encoding;
 //! - SIMD distance kernels (run-time AVX2+FMA dispatch, `wide` fallback,
 //!   scalar oracle) and GEMM-batched assignment through `faer`;
-//! - SID quality figures ([`metrics`]);
+//! - unique semantic IDs with a documented collision policy
+//!   ([`sid::SidMap`]) and a flat prefix trie of valid IDs ([`sid::Trie`]);
+//! - batched, trie-constrained beam search over any [`decode::Scorer`]
+//!   (a model's logits, or [`decode::CodebookScorer`]'s codebook distances);
+//! - retrieval metrics matching pytrec_eval and SID quality figures
+//!   ([`metrics`]); exact kNN and HNSW baselines ([`ann`]);
 //! - versioned, checksummed model files ([`io`], `docs/FORMAT.md`).
 //!
 //! ```

@@ -1,19 +1,35 @@
-//! Replays every input under `fuzz/regressions/` through the fuzz targets'
-//! code paths, in the normal test suite.
+//! Replays every input under `fuzz/regressions/<target>/` through the fuzz
+//! targets' code paths, in the normal test suite.
 
-use semid::io::__fuzz::model_file;
+use semid::io::__fuzz::{beam_search, model_file, trie_build};
 
-#[test]
-fn replay_model_file_regressions() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/model_file");
+fn replay(target: &str, f: fn(&[u8])) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/regressions")
+        .join(target);
     let mut n = 0;
-    for entry in std::fs::read_dir(&dir).expect("fuzz/regressions/model_file exists") {
+    for entry in std::fs::read_dir(&dir).expect("regression directory exists") {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "md") {
             continue;
         }
-        model_file(&std::fs::read(&path).unwrap());
+        f(&std::fs::read(&path).unwrap());
         n += 1;
     }
     assert!(n > 0, "no regression inputs found in {}", dir.display());
+}
+
+#[test]
+fn replay_model_file_regressions() {
+    replay("model_file", model_file);
+}
+
+#[test]
+fn replay_trie_build_regressions() {
+    replay("trie_build", trie_build);
+}
+
+#[test]
+fn replay_beam_search_regressions() {
+    replay("beam_search", beam_search);
 }

@@ -681,6 +681,16 @@ fn default_items(n: usize) -> Result<Vec<u32>> {
 /// (ties keep row order): an LSD radix sort, one counting pass per position.
 pub(crate) fn radix_order(tokens: &[u16], len: usize, vocab: &[usize], n: usize) -> Vec<u32> {
     let mut order: Vec<u32> = (0..n as u32).collect();
+    let widest = vocab.iter().copied().max().unwrap_or(1);
+    if n.saturating_mul(8) < widest {
+        // Few rows over a wide vocabulary: counting passes would cost
+        // O(vocab) each; a stable comparison sort is cheaper.
+        order.sort_by(|&a, &b| {
+            let (a, b) = (a as usize * len, b as usize * len);
+            tokens[a..a + len].cmp(&tokens[b..b + len])
+        });
+        return order;
+    }
     let mut next = vec![0u32; n];
     let mut count = Vec::new();
     for p in (0..len).rev() {
@@ -745,6 +755,8 @@ mod tests {
     fn radix_is_lexicographic_and_stable() {
         let t = [2u16, 1, 0, 3, 2, 1, 0, 0];
         let o = radix_order(&t, 2, &[4, 4], 4);
-        assert_eq!(o, vec![3, 0, 2, 1]);
+        assert_eq!(o, vec![3, 1, 0, 2]);
+        // Wide vocabulary: the comparison-sort path gives the same order.
+        assert_eq!(radix_order(&t, 2, &[1 << 16, 1 << 16], 4), o);
     }
 }
