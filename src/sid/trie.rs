@@ -3,7 +3,7 @@
 use crate::error::{Error, FormatError, Result, invalid};
 
 use super::SidMap;
-use super::map::radix_order;
+use super::map::{packed_sorted, position_bits, radix_order};
 
 /// A position in the trie: the node reached after `depth` tokens.
 ///
@@ -174,11 +174,25 @@ impl Trie {
             });
         }
         crate::data::check_tokens(ids, id_len, vocab)?;
-        let order = radix_order(ids, id_len, vocab, n);
         let mut b = Builder::new(vocab.to_vec());
-        for r in order {
-            let r = r as usize;
-            b.push(&ids[r * id_len..(r + 1) * id_len], r as u32);
+        let bits = position_bits(id_len, vocab);
+        let total: u32 = bits.iter().sum();
+        if total <= 64 {
+            // Walk the sorted packed keys sequentially, unpacking tokens.
+            let mut id = vec![0u16; id_len];
+            for (key, r) in packed_sorted(ids, id_len, &bits, total, n) {
+                let mut k = key;
+                for (t, &bw) in id.iter_mut().zip(&bits).rev() {
+                    *t = (k & ((1u64 << bw) - 1)) as u16;
+                    k = k.checked_shr(bw).unwrap_or(0);
+                }
+                b.push(&id, r);
+            }
+        } else {
+            for r in radix_order(ids, id_len, vocab, n) {
+                let r = r as usize;
+                b.push(&ids[r * id_len..(r + 1) * id_len], r as u32);
+            }
         }
         b.finish()
     }

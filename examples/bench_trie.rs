@@ -1,0 +1,89 @@
+//! The trie peer benchmark (`../shared/peers/trie_ref.py`) on semid's trie:
+//! N random D-token SIDs (codebook K, duplicates removed), then 100k
+//! "next allowed tokens" lookups for prefixes of length 1..D−1 (90% real
+//! prefixes, 10% random token strings). Prints one JSON line.
+//!
+//! ```text
+//! cargo run --release --example bench_trie -- [--n-sids 1000000] [--depth 4] [--codebook 256]
+//!     [--n-prefixes 100000] [--seed 0] [--write-keys keys.npy]
+//! ```
+//! `--write-keys` saves the deduplicated keys so the Python peers can run
+//! on exactly the same set (`trie_ref.py --codes keys.npy`).
+use std::hint::black_box;
+use std::time::Instant;
+
+use semid::sid::Trie;
+
+mod common;
+use common::arg;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let n: usize = arg(&args, "--n-sids").map_or(Ok(1_000_000), |s| s.parse())?;
+    let depth: usize = arg(&args, "--depth").map_or(Ok(4), |s| s.parse())?;
+    let k: u64 = arg(&args, "--codebook").map_or(Ok(256), |s| s.parse())?;
+    let m: usize = arg(&args, "--n-prefixes").map_or(Ok(100_000), |s| s.parse())?;
+    let seed: u64 = arg(&args, "--seed").map_or(Ok(0), |s| s.parse())?;
+    let mut s = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut next = move || {
+        s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    // Random keys, deduplicated (as the peer does).
+    let mut keys: Vec<Vec<u16>> = (0..n)
+        .map(|_| (0..depth).map(|_| (next() % k) as u16).collect())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let flat: Vec<u16> = keys.concat();
+    if let Some(p) = arg(&args, "--write-keys") {
+        let f: Vec<f32> = flat.iter().map(|&t| t as f32).collect();
+        semid::io::write_npy(&p, &f, depth)?;
+    }
+    // Shuffle rows so the build pays for its sort, as from encoder output.
+    let mut rows: Vec<usize> = (0..keys.len()).collect();
+    for i in (1..rows.len()).rev() {
+        rows.swap(i, (next() % (i as u64 + 1)) as usize);
+    }
+    let shuffled: Vec<u16> = rows.iter().flat_map(|&r| keys[r].iter().copied()).collect();
+    let vocab = vec![k as usize; depth];
+    let t = Instant::now();
+    let trie = Trie::from_ids(&shuffled, depth, &vocab)?;
+    let build_s = t.elapsed().as_secs_f64();
+    let st = trie.stats();
+
+    // Queries.
+    let prefixes: Vec<Vec<u16>> = (0..m)
+        .map(|_| {
+            let len = 1 + (next() % (depth as u64 - 1)) as usize;
+            if next() % 10 == 0 {
+                (0..len).map(|_| (next() % k) as u16).collect()
+            } else {
+                keys[(next() % keys.len() as u64) as usize][..len].to_vec()
+            }
+        })
+        .collect();
+    let t = Instant::now();
+    let mut total = 0usize;
+    for p in &prefixes {
+        if let Some(s) = trie.walk(black_box(p)) {
+            total += trie.allowed(s).len();
+        }
+    }
+    let lookup_s = t.elapsed().as_secs_f64();
+    let steps: usize = prefixes.iter().map(Vec::len).sum();
+    println!(
+        "{{\"structure\":\"semid_trie\",\"n_keys\":{},\"depth\":{depth},\"codebook\":{k},\"n_prefixes\":{m},\"build_s\":{build_s:.4},\"structure_bytes\":{},\"item_bytes\":{},\"bytes_per_key\":{:.2},\"lookup_s\":{lookup_s:.4},\"lookups_per_s\":{:.0},\"ns_per_lookup\":{:.1},\"ns_per_step\":{:.1},\"answer_total\":{total}}}",
+        st.ids,
+        st.structure_bytes,
+        st.item_bytes,
+        (st.structure_bytes + st.item_bytes) as f64 / st.ids as f64,
+        m as f64 / lookup_s,
+        lookup_s * 1e9 / m as f64,
+        lookup_s * 1e9 / (steps + m) as f64,
+    );
+    Ok(())
+}
