@@ -1,6 +1,6 @@
 //! Dense retrieval baselines with the same result type as SID retrieval
 //! ([`Hits`]): exact k-nearest neighbours by blocked GEMM ([`ExactKnn`],
-//! always available) and an HNSW index over `hnsw_rs` ([`Hnsw`], feature
+//! always available) and an HNSW index over `hnsw_rs` (`Hnsw`, feature
 //! `ann`).
 //!
 //! Scores are `−‖q − x‖²` (higher is better), so dense and SID hits rank
