@@ -190,6 +190,32 @@ fn bad_input_is_a_typed_error() {
         Err(Error::Empty { what: "model" })
     });
     assert!(bs.run(&trie, &mut failing, 1).is_err());
+    // Hand-made beams that disagree with themselves: errors, not panics.
+    let mut out = Vec::new();
+    let bad_query = Beams {
+        level: 1,
+        vocab: 3,
+        n_queries: 1,
+        prefixes: &[0],
+        queries: &[5],
+    };
+    assert!(matches!(
+        table.score(&bad_query, &mut out),
+        Err(Error::Shape { .. })
+    ));
+    let short_prefix = Beams {
+        level: 1,
+        vocab: 3,
+        n_queries: 1,
+        prefixes: &[],
+        queries: &[0],
+    };
+    assert!(matches!(
+        table.score(&short_prefix, &mut out),
+        Err(Error::Shape { .. })
+    ));
+    let mut f = FnScorer(|_: usize, _: &[u16], _: &mut [f32]| -> Result<()> { Ok(()) });
+    assert!(f.score(&short_prefix, &mut out).is_err());
     // Table of the wrong length.
     assert!(TableScorer::new(1, &[3, 3], vec![0.0; 5]).is_err());
     assert!(Unconstrained::new(&[]).is_err());

@@ -72,6 +72,7 @@ impl<'a> CodebookScorer<'a> {
 
 impl Scorer for CodebookScorer<'_> {
     fn score(&mut self, beams: &Beams<'_>, out: &mut Vec<f32>) -> Result<()> {
+        beams.check()?;
         let n = self.n_queries();
         if beams.n_queries != n {
             return Err(Error::Shape {

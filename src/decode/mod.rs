@@ -155,7 +155,32 @@ impl Beams<'_> {
     pub fn is_empty(&self) -> bool {
         self.queries.is_empty()
     }
+    /// Checks the fields agree (prefix length, query indices below
+    /// `n_queries`): the built-in scorers call it so that a hand-made
+    /// `Beams` gives an error, not a panic.
+    pub fn check(&self) -> Result<()> {
+        let want = self.queries.len().saturating_mul(self.level);
+        if self.prefixes.len() != want {
+            return Err(Error::Shape {
+                what: "beam prefixes (beams × level)",
+                expected: want,
+                got: self.prefixes.len(),
+            });
+        }
+        if let Some(&q) = self.queries.iter().find(|&&q| q as usize >= self.n_queries) {
+            return Err(Error::Shape {
+                what: "beam query index (below n_queries)",
+                expected: self.n_queries,
+                got: q as usize,
+            });
+        }
+        Ok(())
+    }
+
     /// Prefix of beam `b`.
+    ///
+    /// # Panics
+    /// If `b >= len()` or the prefixes are shorter than `len() × level`.
     #[must_use]
     pub fn prefix(&self, b: usize) -> &[u16] {
         &self.prefixes[b * self.level..(b + 1) * self.level]
@@ -326,9 +351,10 @@ pub struct BeamSearch {
     next_query: Vec<u32>,
     scores: Vec<f32>,
     lex: Vec<u32>,
-    // (−score, ordinal) of the kept candidates of one query, and their
-    // (parent beam, allowed index, token).
-    top: Vec<(f32, u64)>,
+    // −score of the kept candidates of one query (ascending; candidates
+    // arrive in lexicographic order, so an equal key keeps the earlier one),
+    // and their (parent beam, allowed index, token).
+    top: Vec<f32>,
     top_src: Vec<(u32, u32, u16)>,
 }
 
@@ -511,11 +537,10 @@ impl BeamSearch {
             self.top_src.clear();
             let cap = self.beam;
             let mut worst = f32::INFINITY; // −score of the worst kept, once full
-            for (rank, &parent) in self.lex.iter().enumerate() {
+            for &parent in &self.lex {
                 let parent = parent as usize;
                 let base = self.score[parent];
                 let row = &self.scores[parent * vocab..(parent + 1) * vocab];
-                let ord0 = rank as u64 * vocab as u64;
                 let mut consider = |i: usize, t: u16, s: f32| {
                     let total = base + s;
                     // NaN or −∞: impossible.
@@ -527,16 +552,15 @@ impl BeamSearch {
                     if self.top.len() == cap && key >= worst {
                         return;
                     }
-                    let ord = ord0 + t as u64;
-                    let pos = self.top.partition_point(|&(w, _)| w <= key);
+                    let pos = self.top.partition_point(|&w| w <= key);
                     if self.top.len() == cap {
                         self.top.pop();
                         self.top_src.pop();
                     }
-                    self.top.insert(pos, (key, ord));
+                    self.top.insert(pos, key);
                     self.top_src.insert(pos, (parent as u32, i as u32, t));
                     if self.top.len() == cap {
-                        worst = self.top[cap - 1].0;
+                        worst = self.top[cap - 1];
                     }
                 };
                 match c.allowed(self.state[parent]) {
@@ -562,7 +586,7 @@ impl BeamSearch {
                 self.next_prefix.push(t);
                 self.next_state
                     .push(c.child(self.state[parent], i as usize));
-                self.next_score.push(-self.top[j].0);
+                self.next_score.push(-self.top[j]);
                 self.next_query.push(q);
             }
             b0 = b1;

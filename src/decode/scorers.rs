@@ -51,6 +51,7 @@ impl TableScorer {
 
 impl Scorer for TableScorer {
     fn score(&mut self, beams: &Beams<'_>, out: &mut Vec<f32>) -> Result<()> {
+        beams.check()?;
         if beams.n_queries != self.n_queries {
             return Err(Error::Shape {
                 what: "queries in the batch (table rows)",
@@ -82,6 +83,7 @@ pub struct FnScorer<F>(pub F);
 
 impl<F: FnMut(usize, &[u16], &mut [f32]) -> Result<()>> Scorer for FnScorer<F> {
     fn score(&mut self, beams: &Beams<'_>, out: &mut Vec<f32>) -> Result<()> {
+        beams.check()?;
         let v = beams.vocab;
         if v == 0 {
             return Ok(());
