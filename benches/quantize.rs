@@ -53,5 +53,34 @@ fn encode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fits, encode);
+/// FSQ [8,5,5,5] on 1M standard-normal-ish vectors (no projection): the
+/// issue's target is ≥ 64M vectors/s, 5× vector-quantize-pytorch.
+fn fsq(c: &mut Criterion) {
+    let n = 1 << 20;
+    let mut s = 1u64;
+    let z: Vec<f32> = (0..n * 4)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            // Sum of 4 uniforms: roughly normal, spread over the thresholds.
+            let u = (0..4)
+                .map(|i| ((s >> (16 * i)) & 0xffff) as f32 / 65536.0)
+                .sum::<f32>();
+            (u - 2.0) * 1.7
+        })
+        .collect();
+    let fsq = semid::quantize::Fsq::new(&[8, 5, 5, 5]).unwrap();
+    let mut out = vec![0u16; n];
+    let mut g = c.benchmark_group("fsq_8555_1M");
+    g.throughput(Throughput::Elements(n as u64));
+    for (name, par) in [("indices_seq", Par::Seq), ("indices_rayon", Par::Rayon(0))] {
+        g.bench_function(name, |b| {
+            b.iter(|| fsq.indices_into(black_box(&z), &mut out, par).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, fits, encode, fsq);
 criterion_main!(benches);

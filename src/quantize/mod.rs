@@ -4,9 +4,11 @@
 //! buffers, allocating conveniences on top) and [`Fit`] (train from data
 //! with a config), so swapping RQ-KMeans for another quantizer is one line.
 
+mod fsq;
 mod kmeans;
 mod rq_kmeans;
 
+pub use fsq::Fsq;
 pub use kmeans::{Assignment, Init, KMeans, KMeansConfig, KMeansReport};
 pub use rq_kmeans::{LevelReport, RqKMeans, RqKMeansConfig, RqKMeansReport, Search};
 

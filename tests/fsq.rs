@@ -1,0 +1,191 @@
+//! FSQ: bit-exact with vector-quantize-pytorch on the golden cases
+//! (tests/data/fsq), the threshold path equals the formula, index ⇄ digits
+//! round trips, bad input.
+
+use proptest::prelude::*;
+use semid::quantize::Fsq;
+use semid::{Codes, Embeddings, Error, Par, Quantizer};
+
+struct Case {
+    levels: Vec<u32>,
+    input: Vec<f32>,
+    index: u16,
+    digits: Vec<u32>,
+    quantized: Vec<f32>,
+    near_tie: bool,
+}
+
+fn cases() -> Vec<Case> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/fsq/fsq_cases.tsv"
+    ))
+    .unwrap();
+    let hex = |s: &str| -> Vec<f32> {
+        s.split(',')
+            .map(|h| f32::from_bits(u32::from_str_radix(h, 16).unwrap()))
+            .collect()
+    };
+    let nums = |s: &str| -> Vec<u32> { s.split(',').map(|v| v.parse().unwrap()).collect() };
+    text.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            Case {
+                levels: nums(f[0]),
+                input: hex(f[1]),
+                index: f[2].parse().unwrap(),
+                digits: nums(f[3]),
+                quantized: hex(f[4]),
+                near_tie: f[5] == "1",
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn matches_vector_quantize_pytorch_bit_for_bit() {
+    let all = cases();
+    assert_eq!(all.len(), 206);
+    let (mut exact, mut near_ok, mut near_total) = (0, 0, 0);
+    for c in &all {
+        let fsq = Fsq::new(&c.levels).unwrap();
+        let d = c.levels.len();
+        let mut idx = [0u16; 1];
+        fsq.indices_into(&c.input, &mut idx, Par::Seq).unwrap();
+        let mut q = vec![0f32; d];
+        fsq.quantize_into(&c.input, &mut q).unwrap();
+        let mut digits = vec![0u32; d];
+        fsq.digits(idx[0], &mut digits).unwrap();
+        let same = idx[0] == c.index
+            && digits == c.digits
+            && q.iter()
+                .zip(&c.quantized)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+        if c.near_tie {
+            near_total += 1;
+            near_ok += usize::from(same);
+        } else {
+            assert!(
+                same,
+                "levels {:?} input {:?}: got {} {:?}, want {} {:?}",
+                c.levels, c.input, idx[0], q, c.index, c.quantized
+            );
+            exact += 1;
+        }
+    }
+    assert_eq!(exact + near_total, 206);
+    // Near-tie rows depend on one ulp of tanh; report how many match.
+    println!("near-tie rows matching PyTorch: {near_ok}/{near_total}");
+    assert_eq!(near_ok, near_total, "near-tie rows");
+}
+
+#[test]
+fn thresholds_equal_the_formula() {
+    for levels in [vec![8, 5, 5, 5], vec![8, 8, 8, 6, 5], vec![2, 3, 4, 7]] {
+        let fsq = Fsq::new(&levels).unwrap();
+        for j in 0..levels.len() {
+            // Around every threshold, and on a grid.
+            let mut probes: Vec<f32> = (-4000..4000).map(|i| i as f32 * 1.37e-3).collect();
+            for &t in fsq.thresholds(j) {
+                let mut x = t;
+                for _ in 0..64 {
+                    x = f32::from_bits(x.to_bits().wrapping_sub(1));
+                }
+                for _ in 0..128 {
+                    probes.push(x);
+                    x = if x >= 0.0 {
+                        f32::from_bits(x.to_bits() + 1)
+                    } else if x.to_bits() == 0x8000_0000 {
+                        0.0
+                    } else {
+                        f32::from_bits(x.to_bits() - 1)
+                    };
+                }
+            }
+            probes.extend([f32::MAX, -f32::MAX, 1e-30, -1e-30, 0.0, -0.0, 50.0, -50.0]);
+            for z in probes {
+                assert_eq!(
+                    fsq.fast_round(j, z),
+                    fsq.reference_round(j, z),
+                    "dim {j} z {z:e}"
+                );
+            }
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn index_digit_round_trip(
+        levels in proptest::collection::vec(2u32..9, 1..6),
+        raw in any::<u32>(),
+    ) {
+        let fsq = Fsq::new(&levels).unwrap();
+        let idx = (raw as usize % fsq.size()) as u16;
+        let mut digits = vec![0u32; levels.len()];
+        fsq.digits(idx, &mut digits).unwrap();
+        prop_assert_eq!(fsq.index_of(&digits).unwrap(), idx);
+        // Values of an index quantize back to the same index (codes are
+        // fixed points).
+        let mut v = vec![0f32; levels.len()];
+        fsq.index_to_values(idx, &mut v).unwrap();
+        let mut back = [0u16];
+        // Map a code value to an input that rounds to it: atanh of the
+        // bounded target.
+        let z: Vec<f32> = v
+            .iter()
+            .zip(&levels)
+            .map(|(&c, &l)| {
+                let hw = (l / 2) as f32;
+                let half_l = ((l - 1) as f32) * 1.001 / 2.0;
+                let off = if l % 2 == 0 { 0.5 } else { 0.0 };
+                let shift = (off / half_l as f32).atanh();
+                (((c * hw + off) / half_l).clamp(-0.999_999, 0.999_999)).atanh() - shift
+            })
+            .collect();
+        fsq.indices_into(&z, &mut back, Par::Seq).unwrap();
+        prop_assert_eq!(back[0], idx);
+    }
+}
+
+#[test]
+fn quantizer_contract_and_bad_input() {
+    let fsq = Fsq::new(&[8, 5, 5, 5]).unwrap();
+    assert_eq!(fsq.dim(), 4);
+    assert_eq!(fsq.codebook_sizes(), vec![1000]);
+    let z: Vec<f32> = (0..4000)
+        .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
+        .collect();
+    let x = Embeddings::new(&z, 4).unwrap();
+    let codes = fsq.encode(x).unwrap();
+    let values = fsq.decode(&codes).unwrap();
+    let mut direct = vec![0f32; z.len()];
+    fsq.quantize_into(&z, &mut direct).unwrap();
+    assert_eq!(values, direct);
+    // Thread count changes nothing.
+    let mut seq = vec![0u16; 1000];
+    fsq.encode_into(x, &mut seq, Par::Seq).unwrap();
+    assert_eq!(seq, codes.as_slice());
+    // Bad input.
+    assert!(matches!(Fsq::new(&[]), Err(Error::Empty { .. })));
+    assert!(matches!(
+        Fsq::new(&[1, 5]),
+        Err(Error::InvalidConfig { .. })
+    ));
+    assert!(matches!(Fsq::new(&[0]), Err(Error::InvalidConfig { .. })));
+    let e = Fsq::new(&[256, 256, 2]).unwrap_err();
+    assert!(e.to_string().contains("65536"), "{e}");
+    assert!(Fsq::new(&[256, 256]).is_ok());
+    let nan = [0.0, f32::NAN, 0.0, 0.0];
+    assert!(matches!(
+        fsq.encode(Embeddings::new(&nan, 4).unwrap()),
+        Err(Error::NonFinite { .. })
+    ));
+    let wrong = [0.0f32; 5];
+    assert!(fsq.encode(Embeddings::new(&wrong, 5).unwrap()).is_err());
+    assert!(fsq.decode(&Codes::new(vec![1000], 1).unwrap()).is_err());
+    assert!(fsq.index_of(&[8, 0, 0, 0]).is_err());
+    assert!(fsq.digits(1000, &mut [0; 4]).is_err());
+    let mut short = [0f32; 3];
+    assert!(fsq.quantize_into(&z[..4], &mut short).is_err());
+}
