@@ -139,7 +139,7 @@ proptest! {
                 let hw = (l / 2) as f32;
                 let half_l = ((l - 1) as f32) * 1.001 / 2.0;
                 let off = if l % 2 == 0 { 0.5 } else { 0.0 };
-                let shift = (off / half_l as f32).atanh();
+                let shift = (off / half_l).atanh();
                 (((c * hw + off) / half_l).clamp(-0.999_999, 0.999_999)).atanh() - shift
             })
             .collect();

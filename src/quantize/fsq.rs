@@ -28,7 +28,11 @@ impl Dim {
     fn new(level: u32) -> Dim {
         // Float32 throughout, in the reference's order of operations.
         let half_l = ((level - 1) as f32) * (1.0f32 + 1e-3f32) / 2.0f32;
-        let offset = if level.is_multiple_of(2) { 0.5f32 } else { 0.0f32 };
+        let offset = if level.is_multiple_of(2) {
+            0.5f32
+        } else {
+            0.0f32
+        };
         // atanh and tanh are evaluated in f64 and rounded to f32: correctly
         // rounded f32 results, the same on every platform's libm (PyTorch's
         // float32 kernels agree with them on the golden cases).
