@@ -62,6 +62,7 @@ mod error;
 pub mod io;
 pub mod kernels;
 pub mod metrics;
+pub mod nn;
 mod par;
 pub mod quantize;
 mod rng;

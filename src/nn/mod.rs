@@ -1,0 +1,575 @@
+//! The minimum of a neural-network toolkit that RQ-VAE and the FSQ
+//! autoencoder need: dense layers, ReLU/SiLU, an MLP, MSE, Adam(W) and
+//! Adagrad, seeded initialisation and shuffling. Every backward pass is
+//! checked against finite differences in the tests. Not a general
+//! framework.
+//!
+//! Tensors are row-major `f32` slices: a batch of `n` rows of width `d` is
+//! `n × d`. GEMMs run through faer on the calling thread, so results do not
+//! depend on the thread count.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef};
+
+use crate::error::{Error, Result, invalid};
+use crate::rng::Rng;
+
+/// `dst (m × n) = alpha · a (m × k) · b (k × n)` (+ `dst` when
+/// `accumulate`), all row-major; `ta`/`tb` transpose the operands as stored.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm(
+    dst: &mut [f32],
+    m: usize,
+    n: usize,
+    a: &[f32],
+    ta: bool,
+    b: &[f32],
+    tb: bool,
+    k: usize,
+    alpha: f32,
+    accumulate: bool,
+) {
+    let lhs = if ta {
+        MatRef::from_row_major_slice(a, k, m).transpose()
+    } else {
+        MatRef::from_row_major_slice(a, m, k)
+    };
+    let rhs = if tb {
+        MatRef::from_row_major_slice(b, n, k).transpose()
+    } else {
+        MatRef::from_row_major_slice(b, k, n)
+    };
+    let out = MatMut::from_row_major_slice_mut(dst, m, n);
+    let acc = if accumulate {
+        Accum::Add
+    } else {
+        Accum::Replace
+    };
+    matmul(out, acc, lhs, rhs, alpha, faer::Par::Seq);
+}
+
+/// Hidden-layer nonlinearity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Activation {
+    /// `max(0, x)` (TIGER's RQ-VAE).
+    #[default]
+    Relu,
+    /// `x · σ(x)` (GRID / MiniOneRec variants).
+    Silu,
+}
+
+impl Activation {
+    /// Applies the activation to `x` in place.
+    pub fn forward(self, x: &mut [f32]) {
+        match self {
+            Activation::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Activation::Silu => x.iter_mut().for_each(|v| *v *= sigmoid(*v)),
+        }
+    }
+
+    /// Multiplies `grad` by the derivative at the pre-activation `pre`.
+    pub fn backward(self, pre: &[f32], grad: &mut [f32]) {
+        match self {
+            Activation::Relu => {
+                for (g, &p) in grad.iter_mut().zip(pre) {
+                    if p <= 0.0 {
+                        *g = 0.0;
+                    }
+                }
+            }
+            Activation::Silu => {
+                for (g, &p) in grad.iter_mut().zip(pre) {
+                    let s = sigmoid(p);
+                    *g *= s * (1.0 + p * (1.0 - s));
+                }
+            }
+        }
+    }
+}
+
+#[inline]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// A dense layer `y = x Wᵀ + b` with `W` of shape `out × in`.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Linear {
+    /// Input width.
+    pub inputs: usize,
+    /// Output width.
+    pub outputs: usize,
+    /// Weights, `outputs × inputs`, row-major.
+    pub weight: Vec<f32>,
+    /// Bias, `outputs`.
+    pub bias: Vec<f32>,
+}
+
+impl Linear {
+    /// A layer initialised like PyTorch's `nn.Linear`: weights and bias
+    /// uniform in `±1/√inputs`, from the seeded generator.
+    pub fn new(inputs: usize, outputs: usize, seed: u64, stream: u64) -> Result<Linear> {
+        if inputs == 0 || outputs == 0 {
+            return Err(invalid(
+                "layer sizes",
+                format!("{inputs} → {outputs}: every layer needs at least 1 unit"),
+            ));
+        }
+        let mut rng = Rng::new(seed, stream);
+        let bound = 1.0 / (inputs as f64).sqrt();
+        let mut u = || ((rng.next_f64() * 2.0 - 1.0) * bound) as f32;
+        let weight = (0..inputs * outputs).map(|_| u()).collect();
+        let bias = (0..outputs).map(|_| u()).collect();
+        Ok(Linear {
+            inputs,
+            outputs,
+            weight,
+            bias,
+        })
+    }
+
+    /// `y (n × out) = x (n × in) · Wᵀ + b`.
+    pub fn forward(&self, x: &[f32], y: &mut Vec<f32>) {
+        let n = x.len() / self.inputs;
+        y.resize(n * self.outputs, 0.0);
+        for row in y.chunks_exact_mut(self.outputs) {
+            row.copy_from_slice(&self.bias);
+        }
+        gemm(
+            y,
+            n,
+            self.outputs,
+            x,
+            false,
+            &self.weight,
+            true,
+            self.inputs,
+            1.0,
+            true,
+        );
+    }
+
+    /// Given the input `x` and the output gradient `dy`, adds the weight
+    /// and bias gradients to `gw`/`gb` and, when `dx` is given, writes the
+    /// input gradient.
+    pub fn backward(
+        &self,
+        x: &[f32],
+        dy: &[f32],
+        gw: &mut [f32],
+        gb: &mut [f32],
+        dx: Option<&mut Vec<f32>>,
+    ) {
+        let n = x.len() / self.inputs;
+        // gW (out × in) += dyᵀ (out × n) · x (n × in)
+        gemm(
+            gw,
+            self.outputs,
+            self.inputs,
+            dy,
+            true,
+            x,
+            false,
+            n,
+            1.0,
+            true,
+        );
+        for row in dy.chunks_exact(self.outputs) {
+            for (g, &d) in gb.iter_mut().zip(row) {
+                *g += d;
+            }
+        }
+        if let Some(dx) = dx {
+            dx.resize(n * self.inputs, 0.0);
+            // dx (n × in) = dy (n × out) · W (out × in)
+            gemm(
+                dx,
+                n,
+                self.inputs,
+                dy,
+                false,
+                &self.weight,
+                false,
+                self.outputs,
+                1.0,
+                false,
+            );
+        }
+    }
+
+    /// Number of parameters.
+    #[must_use]
+    pub fn n_params(&self) -> usize {
+        self.weight.len() + self.bias.len()
+    }
+}
+
+/// A multi-layer perceptron: `Linear → act → … → Linear` (no activation
+/// after the last layer).
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Mlp {
+    /// The layers, input first.
+    pub layers: Vec<Linear>,
+    /// Activation between layers.
+    pub activation: Activation,
+}
+
+/// Activations an [`Mlp`] keeps for its backward pass.
+#[derive(Clone, Debug, Default)]
+pub struct MlpCache {
+    /// Input of every layer (after the previous activation).
+    inputs: Vec<Vec<f32>>,
+    /// Pre-activation output of every hidden layer.
+    pre: Vec<Vec<f32>>,
+    grad: Vec<f32>,
+    grad_next: Vec<f32>,
+}
+
+impl Mlp {
+    /// An MLP with the given widths (`[in, h1, …, out]`, at least two),
+    /// initialised from `seed`.
+    pub fn new(widths: &[usize], activation: Activation, seed: u64) -> Result<Mlp> {
+        if widths.len() < 2 {
+            return Err(invalid(
+                "widths",
+                "needs at least an input and an output width",
+            ));
+        }
+        let layers = widths
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| Linear::new(w[0], w[1], seed, 100 + i as u64))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Mlp { layers, activation })
+    }
+
+    /// Input width.
+    #[must_use]
+    pub fn inputs(&self) -> usize {
+        self.layers[0].inputs
+    }
+
+    /// Output width.
+    #[must_use]
+    pub fn outputs(&self) -> usize {
+        self.layers[self.layers.len() - 1].outputs
+    }
+
+    /// Forward pass of `x` (`n × inputs`) into `y`, keeping what backward
+    /// needs in `cache`.
+    pub fn forward(&self, x: &[f32], y: &mut Vec<f32>, cache: &mut MlpCache) {
+        let nl = self.layers.len();
+        cache.inputs.resize(nl, Vec::new());
+        cache.pre.resize(nl, Vec::new());
+        cache.inputs[0].clear();
+        cache.inputs[0].extend_from_slice(x);
+        for (i, layer) in self.layers.iter().enumerate() {
+            if i + 1 == nl {
+                layer.forward(&cache.inputs[i], y);
+            } else {
+                let mut pre = std::mem::take(&mut cache.pre[i]);
+                layer.forward(&cache.inputs[i], &mut pre);
+                let next = &mut cache.inputs[i + 1];
+                next.clear();
+                next.extend_from_slice(&pre);
+                self.activation.forward(next);
+                cache.pre[i] = pre;
+            }
+        }
+    }
+
+    /// Forward pass without a cache (inference).
+    pub fn infer(&self, x: &[f32], y: &mut Vec<f32>) {
+        let mut cur = x.to_vec();
+        for (i, layer) in self.layers.iter().enumerate() {
+            layer.forward(&cur, y);
+            if i + 1 < self.layers.len() {
+                self.activation.forward(y);
+                std::mem::swap(&mut cur, y);
+            }
+        }
+    }
+
+    /// Backward pass from the output gradient `dy`: adds parameter
+    /// gradients into `grads` (one [`Grads`] slot per layer) and writes the
+    /// input gradient into `dx` when given.
+    pub fn backward(
+        &self,
+        dy: &[f32],
+        cache: &mut MlpCache,
+        grads: &mut Grads,
+        dx: Option<&mut Vec<f32>>,
+    ) {
+        let nl = self.layers.len();
+        cache.grad.clear();
+        cache.grad.extend_from_slice(dy);
+        let mut dx = dx;
+        for i in (0..nl).rev() {
+            let layer = &self.layers[i];
+            let (gw, gb) = grads.layer_mut(i);
+            let want_dx = i > 0 || dx.is_some();
+            let mut next = std::mem::take(&mut cache.grad_next);
+            layer.backward(
+                &cache.inputs[i],
+                &cache.grad,
+                gw,
+                gb,
+                want_dx.then_some(&mut next),
+            );
+            if i > 0 {
+                self.activation.backward(&cache.pre[i - 1], &mut next);
+                cache.grad_next = std::mem::replace(&mut cache.grad, next);
+            } else {
+                if let Some(d) = dx.as_deref_mut() {
+                    d.clear();
+                    d.extend_from_slice(&next);
+                }
+                cache.grad_next = next;
+            }
+        }
+    }
+
+    /// Zeroed gradients shaped like the parameters.
+    #[must_use]
+    pub fn zero_grads(&self) -> Grads {
+        Grads {
+            layers: self
+                .layers
+                .iter()
+                .map(|l| (vec![0.0; l.weight.len()], vec![0.0; l.bias.len()]))
+                .collect(),
+        }
+    }
+
+    /// Parameter tensors, in a fixed order (weight, bias per layer).
+    pub fn params_mut(&mut self) -> impl Iterator<Item = &mut Vec<f32>> {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| [&mut l.weight, &mut l.bias])
+    }
+
+    /// True if every parameter is finite.
+    #[must_use]
+    pub fn is_finite(&self) -> bool {
+        self.layers
+            .iter()
+            .all(|l| l.weight.iter().chain(&l.bias).all(|v| v.is_finite()))
+    }
+}
+
+/// Gradients of an [`Mlp`]'s parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Grads {
+    layers: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+impl Grads {
+    fn layer_mut(&mut self, i: usize) -> (&mut [f32], &mut [f32]) {
+        let (w, b) = &mut self.layers[i];
+        (w, b)
+    }
+
+    /// Sets every gradient to 0.
+    pub fn zero(&mut self) {
+        for (w, b) in &mut self.layers {
+            w.fill(0.0);
+            b.fill(0.0);
+        }
+    }
+
+    /// Gradient tensors in the order of [`Mlp::params_mut`].
+    pub fn tensors(&self) -> impl Iterator<Item = &Vec<f32>> {
+        self.layers.iter().flat_map(|(w, b)| [w, b])
+    }
+}
+
+/// Mean squared error `Σ (p − t)² / len` and its gradient w.r.t. `p`
+/// (written into `grad`). The sum is accumulated in f64.
+pub fn mse_loss(pred: &[f32], target: &[f32], grad: &mut Vec<f32>) -> f64 {
+    let n = pred.len().max(1) as f64;
+    grad.resize(pred.len(), 0.0);
+    let scale = (2.0 / n) as f32;
+    let mut s = 0.0f64;
+    for ((g, &p), &t) in grad.iter_mut().zip(pred).zip(target) {
+        let d = p - t;
+        s += (d as f64) * (d as f64);
+        *g = scale * d;
+    }
+    s / n
+}
+
+/// Optimizer settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum OptimizerConfig {
+    /// Adam / AdamW (decoupled weight decay, as PyTorch's `AdamW`).
+    Adam {
+        /// Learning rate (GRID / MiniOneRec: 1e-3).
+        lr: f32,
+        /// First-moment decay (0.9).
+        beta1: f32,
+        /// Second-moment decay (0.999).
+        beta2: f32,
+        /// Denominator epsilon (1e-8).
+        eps: f32,
+        /// Decoupled weight decay (0 for Adam).
+        weight_decay: f32,
+    },
+    /// Adagrad (TIGER: lr 0.4), as PyTorch's `Adagrad` with no decay.
+    Adagrad {
+        /// Learning rate.
+        lr: f32,
+        /// Denominator epsilon (1e-10).
+        eps: f32,
+    },
+}
+
+impl OptimizerConfig {
+    /// Adam with PyTorch's defaults and learning rate `lr`.
+    #[must_use]
+    pub fn adam(lr: f32) -> Self {
+        OptimizerConfig::Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+
+    /// Adagrad with learning rate `lr`.
+    #[must_use]
+    pub fn adagrad(lr: f32) -> Self {
+        OptimizerConfig::Adagrad { lr, eps: 1e-10 }
+    }
+
+    /// Errors on a learning rate ≤ 0 or non-finite, betas outside [0, 1),
+    /// negative or non-finite eps / weight decay.
+    pub fn validate(&self) -> Result<()> {
+        let lr = match *self {
+            OptimizerConfig::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
+                for (name, b) in [("beta1", beta1), ("beta2", beta2)] {
+                    if !(0.0..1.0).contains(&b) {
+                        return Err(invalid(name, format!("is {b}; use [0, 1)")));
+                    }
+                }
+                if !(eps.is_finite()
+                    && eps >= 0.0
+                    && weight_decay.is_finite()
+                    && weight_decay >= 0.0)
+                {
+                    return Err(invalid("eps", "and weight_decay must be finite and ≥ 0"));
+                }
+                lr
+            }
+            OptimizerConfig::Adagrad { lr, eps } => {
+                if !(eps.is_finite() && eps >= 0.0) {
+                    return Err(invalid("eps", "must be finite and ≥ 0"));
+                }
+                lr
+            }
+        };
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(invalid("lr", format!("is {lr}; use a finite value > 0")));
+        }
+        Ok(())
+    }
+}
+
+/// Optimizer state for a list of parameter tensors.
+#[derive(Clone, Debug)]
+pub struct Optimizer {
+    config: OptimizerConfig,
+    step: u32,
+    m: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+}
+
+impl Optimizer {
+    /// State for tensors of the given lengths.
+    pub fn new(config: OptimizerConfig, sizes: &[usize]) -> Result<Optimizer> {
+        config.validate()?;
+        Ok(Optimizer {
+            config,
+            step: 0,
+            m: sizes.iter().map(|&s| vec![0.0; s]).collect(),
+            v: sizes.iter().map(|&s| vec![0.0; s]).collect(),
+        })
+    }
+
+    /// One update of `params` (in the order given at construction) from
+    /// `grads`. Errors if the shapes differ from construction.
+    pub fn step<'a>(
+        &mut self,
+        params: impl Iterator<Item = &'a mut Vec<f32>>,
+        grads: impl Iterator<Item = &'a Vec<f32>>,
+    ) -> Result<()> {
+        self.step += 1;
+        let t = self.step as i32;
+        for (i, (p, g)) in params.zip(grads).enumerate() {
+            if i >= self.m.len() || p.len() != self.m[i].len() || g.len() != p.len() {
+                return Err(Error::Shape {
+                    what: "optimizer parameter tensor",
+                    expected: self.m.get(i).map_or(0, Vec::len),
+                    got: p.len(),
+                });
+            }
+            let (m, v) = (&mut self.m[i], &mut self.v[i]);
+            match self.config {
+                OptimizerConfig::Adam {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                } => {
+                    let bc1 = 1.0 - beta1.powi(t);
+                    let bc2 = 1.0 - beta2.powi(t);
+                    let step_size = lr / bc1;
+                    let bc2_sqrt = bc2.sqrt();
+                    for (((p, &g), m), v) in p
+                        .iter_mut()
+                        .zip(g.iter())
+                        .zip(m.iter_mut())
+                        .zip(v.iter_mut())
+                    {
+                        if weight_decay > 0.0 {
+                            *p *= 1.0 - lr * weight_decay;
+                        }
+                        *m = beta1 * *m + (1.0 - beta1) * g;
+                        *v = beta2 * *v + (1.0 - beta2) * g * g;
+                        let denom = v.sqrt() / bc2_sqrt + eps;
+                        *p -= step_size * *m / denom;
+                    }
+                }
+                OptimizerConfig::Adagrad { lr, eps } => {
+                    for ((p, &g), s) in p.iter_mut().zip(g.iter()).zip(v.iter_mut()) {
+                        *s += g * g;
+                        *p -= lr * g / (s.sqrt() + eps);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A seeded permutation of `0..n` (Fisher–Yates) for mini-batching.
+#[must_use]
+pub fn shuffled(n: usize, seed: u64, epoch: u64) -> Vec<u32> {
+    let mut rng = Rng::new(seed, 1000 + epoch);
+    let mut v: Vec<u32> = (0..n as u32).collect();
+    for i in (1..n).rev() {
+        v.swap(i, rng.below(i + 1));
+    }
+    v
+}
