@@ -7,10 +7,12 @@
 mod fsq;
 mod kmeans;
 mod rq_kmeans;
+mod rqvae;
 
 pub use fsq::Fsq;
 pub use kmeans::{Assignment, Init, KMeans, KMeansConfig, KMeansReport};
 pub use rq_kmeans::{LevelReport, RqKMeans, RqKMeansConfig, RqKMeansReport, Search};
+pub use rqvae::{EpochReport, RqVae, RqVaeConfig};
 
 use crate::data::{Codes, Embeddings};
 use crate::error::{Error, Result};

@@ -1,0 +1,86 @@
+//! Train an RQ-VAE (TIGER's architecture, Adam 1e-3; `--adagrad 0.4` for
+//! TIGER's optimizer) and compare it with
+//! RQ-KMeans 3 × 256 on the same data.
+//!
+//! ```text
+//! cargo run --release --example rqvae                      # built-in data
+//! cargo run --release --example rqvae -- --input emb.npy [--epochs 20] [--adam 1e-3 | --adagrad 0.4]
+//! ```
+use std::time::Instant;
+
+use semid::nn::OptimizerConfig;
+use semid::quantize::{RqVae, RqVaeConfig};
+use semid::{Embeddings, Quantizer, RqKMeans, RqKMeansConfig, metrics};
+
+mod common;
+use common::{arg, load_data};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let (data, d, source) = load_data(&args)?;
+    let x = Embeddings::new(&data, d)?;
+    let mut cfg = RqVaeConfig::default().seed(42);
+    cfg.epochs = arg(&args, "--epochs").map_or(Ok(20), |s| s.parse())?;
+    if let Some(lr) = arg(&args, "--adam") {
+        cfg.optimizer = OptimizerConfig::adam(lr.parse()?);
+    }
+    if let Some(lr) = arg(&args, "--adagrad") {
+        cfg.optimizer = OptimizerConfig::adagrad(lr.parse()?);
+    }
+    println!("data     {} x {d} from {source}", x.rows());
+    println!(
+        "RQ-VAE   {d} -> {:?} -> {} , {} x {}, {:?}, batch {}",
+        cfg.hidden, cfg.latent, cfg.levels, cfg.k, cfg.optimizer, cfg.batch_size
+    );
+    println!(
+        "epoch  recon MSE   vq loss   utilization (per level)      perplexity           resets  coll."
+    );
+    let t = Instant::now();
+    let (vae, _) = RqVae::fit_with(&cfg, x, |r| {
+        println!(
+            "{:>5}  {:>9.5}  {:>8.5}  {:<27}  {:<19}  {:>6}  {:.3}",
+            r.epoch,
+            r.recon_loss,
+            r.vq_loss,
+            r.utilization
+                .iter()
+                .map(|u| format!("{:.1}%", 100.0 * u))
+                .collect::<Vec<_>>()
+                .join(" "),
+            r.perplexity
+                .iter()
+                .map(|p| format!("{p:.0}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            r.dead_resets,
+            r.collision_rate
+        );
+    })?;
+    let train_s = t.elapsed().as_secs_f64();
+    let codes = vae.encode(x)?;
+    let recon = vae.decode(&codes)?;
+    let mse = metrics::mse(x, &recon)?;
+    let q = metrics::code_quality(&codes, &vae.codebook_sizes())?;
+    println!(
+        "RQ-VAE     train {train_s:.1} s ({:.0} vectors/s), MSE {mse:.5}, utilization {}, collision rate {:.3}",
+        (x.rows() * cfg.epochs) as f64 / train_s,
+        q.levels
+            .iter()
+            .map(|l| format!("{:.1}%", 100.0 * l.stats.utilization))
+            .collect::<Vec<_>>()
+            .join(" "),
+        q.collision_rate
+    );
+    let t = Instant::now();
+    let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(3, 256).seed(42), x)?;
+    let rq_s = t.elapsed().as_secs_f64();
+    let rc = rq.encode(x)?;
+    let rmse = metrics::mse(x, &rq.decode(&rc)?)?;
+    let rqq = metrics::code_quality(&rc, &rq.codebook_sizes())?;
+    println!(
+        "RQ-KMeans  fit {rq_s:.1} s, MSE {rmse:.5}, collision rate {:.3}",
+        rqq.collision_rate
+    );
+    println!("RQ-VAE / RQ-KMeans MSE: {:.3}", mse / rmse);
+    Ok(())
+}

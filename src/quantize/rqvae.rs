@@ -1,0 +1,590 @@
+//! RQ-VAE: MLP encoder → residual vector quantization → MLP decoder,
+//! trained in-crate (TIGER, GRID, MiniOneRec).
+
+use super::{KMeans, KMeansConfig, Quantizer, expect_len};
+use crate::data::{Codes, Embeddings};
+use crate::error::{Result, invalid};
+use crate::kernels::{AssignPath, BLOCK_ROWS, CentroidSet, assign_rows};
+use crate::nn::{Activation, Mlp, MlpCache, Optimizer, OptimizerConfig, mse_loss, shuffled};
+use crate::par::Par;
+use crate::rng::Rng;
+
+/// RQ-VAE settings.
+///
+/// `Default` is TIGER's architecture (hidden 512 → 256 → 128, latent 32,
+/// 3 × 256 codes, β 0.25, ReLU, batch 1024) trained with Adam(W) lr 1e-3 as
+/// GRID and MiniOneRec do. [`RqVaeConfig::tiger`] also takes TIGER's
+/// optimizer, Adagrad lr 0.4, which diverged on semid's synthetic data
+/// (reconstruction loss 1e7 in the first epoch): prefer the default unless
+/// you reproduce TIGER.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct RqVaeConfig {
+    /// Encoder hidden widths (the decoder mirrors them). TIGER: 512, 256, 128.
+    pub hidden: Vec<usize>,
+    /// Latent width (codeword dimension). TIGER: 32.
+    pub latent: usize,
+    /// Residual levels `L`. TIGER: 3.
+    pub levels: usize,
+    /// Codes per level. TIGER: 256.
+    pub k: usize,
+    /// Commitment weight β. 0.25.
+    pub beta: f32,
+    /// Hidden activation.
+    pub activation: Activation,
+    /// Optimizer for the networks and the codebooks.
+    pub optimizer: OptimizerConfig,
+    /// Passes over the data.
+    pub epochs: usize,
+    /// Rows per step.
+    pub batch_size: usize,
+    /// Re-seed a code from current residuals after this many steps without
+    /// use (0: never).
+    pub dead_code_steps: usize,
+    /// Seed of initialisation, k-means and shuffling.
+    pub seed: u64,
+}
+
+impl RqVaeConfig {
+    /// TIGER's RQ-VAE: hidden 512 → 256 → 128, latent 32, 3 × 256 codes,
+    /// β 0.25, ReLU, Adagrad lr 0.4, batch 1024. Epochs default to 20
+    /// here (TIGER trains 20k epochs on small catalogs; raise it as your
+    /// budget allows).
+    #[must_use]
+    pub fn tiger() -> Self {
+        RqVaeConfig {
+            hidden: vec![512, 256, 128],
+            latent: 32,
+            levels: 3,
+            k: 256,
+            beta: 0.25,
+            activation: Activation::Relu,
+            optimizer: OptimizerConfig::adagrad(0.4),
+            epochs: 20,
+            batch_size: 1024,
+            dead_code_steps: 20,
+            seed: 0,
+        }
+    }
+
+    /// Sets the seed.
+    #[must_use]
+    pub fn seed(mut self, v: u64) -> Self {
+        self.seed = v;
+        self
+    }
+
+    /// Sets the number of epochs.
+    #[must_use]
+    pub fn epochs(mut self, v: usize) -> Self {
+        self.epochs = v;
+        self
+    }
+
+    /// Errors naming the field: zero sizes, k above 65 536, non-finite or
+    /// negative β, invalid optimizer settings.
+    pub fn validate(&self) -> Result<()> {
+        if self.hidden.contains(&0) || self.latent == 0 {
+            return Err(invalid(
+                "hidden",
+                "layer sizes of 0; every layer needs at least 1 unit",
+            ));
+        }
+        if self.levels == 0 {
+            return Err(invalid("levels", "is 0; use at least 1"));
+        }
+        if !(2..=1 << 16).contains(&self.k) {
+            return Err(invalid("k", format!("is {}; use 2..=65536", self.k)));
+        }
+        if !(self.beta.is_finite() && self.beta >= 0.0) {
+            return Err(invalid(
+                "beta",
+                format!("is {}; use a finite value ≥ 0", self.beta),
+            ));
+        }
+        if self.epochs == 0 {
+            return Err(invalid("epochs", "is 0; train at least one epoch"));
+        }
+        if self.batch_size < self.k {
+            return Err(invalid(
+                "batch_size",
+                format!(
+                    "is {}; the first batch initialises the codebooks by k-means, so it needs at least k = {} rows",
+                    self.batch_size, self.k
+                ),
+            ));
+        }
+        self.optimizer.validate()
+    }
+}
+
+impl Default for RqVaeConfig {
+    fn default() -> Self {
+        RqVaeConfig {
+            optimizer: OptimizerConfig::adam(1e-3),
+            ..RqVaeConfig::tiger()
+        }
+    }
+}
+
+/// Figures of one epoch.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct EpochReport {
+    /// Epoch (0-based).
+    pub epoch: usize,
+    /// Mean reconstruction MSE over the epoch's steps.
+    pub recon_loss: f64,
+    /// Mean codebook + β·commitment loss.
+    pub vq_loss: f64,
+    /// Share of codes used per level, over the epoch's rows.
+    pub utilization: Vec<f64>,
+    /// Perplexity (exp entropy) per level.
+    pub perplexity: Vec<f64>,
+    /// Codes re-seeded by the dead-code reset during the epoch.
+    pub dead_resets: usize,
+    /// Share of rows whose full code repeats an earlier row's, over the
+    /// epoch (codes change while training, so this is indicative).
+    pub collision_rate: f64,
+}
+
+/// An RQ-VAE: encoder, residual codebooks, decoder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RqVae {
+    encoder: Mlp,
+    decoder: Mlp,
+    /// `levels × k × latent`.
+    codebooks: Vec<f32>,
+    levels: usize,
+    k: usize,
+}
+
+/// Scratch of one training step.
+#[derive(Default)]
+struct Step {
+    z: Vec<f32>,
+    resid: Vec<f32>,
+    q: Vec<f32>,
+    xhat: Vec<f32>,
+    dxhat: Vec<f32>,
+    dq: Vec<f32>,
+    labels: Vec<u32>,
+    dists: Vec<f32>,
+    enc_cache: MlpCache,
+    dec_cache: MlpCache,
+}
+
+impl RqVae {
+    /// Trains on `x` (`n × d`) and returns the model and one report per
+    /// epoch.
+    pub fn fit(config: &RqVaeConfig, x: Embeddings<'_>) -> Result<(RqVae, Vec<EpochReport>)> {
+        RqVae::fit_with(config, x, |_| {})
+    }
+
+    /// [`RqVae::fit`] calling `progress` after every epoch (to watch for
+    /// codebook collapse while it happens).
+    ///
+    /// Errors: an invalid config, fewer rows than `k`, non-finite data, or
+    /// a loss that becomes NaN/Inf (the error names the epoch and step).
+    pub fn fit_with(
+        config: &RqVaeConfig,
+        x: Embeddings<'_>,
+        mut progress: impl FnMut(&EpochReport),
+    ) -> Result<(RqVae, Vec<EpochReport>)> {
+        config.validate()?;
+        let (n, d) = (x.rows(), x.dim());
+        if n < config.k {
+            return Err(invalid(
+                "k",
+                format!(
+                    "is {} but only {n} rows were given; k must not exceed n",
+                    config.k
+                ),
+            ));
+        }
+        x.check_all_finite()?;
+        let (lat, levels, k) = (config.latent, config.levels, config.k);
+        let mut widths = vec![d];
+        widths.extend(&config.hidden);
+        widths.push(lat);
+        let encoder = Mlp::new(&widths, config.activation, config.seed)?;
+        widths.reverse();
+        let decoder = Mlp::new(&widths, config.activation, config.seed.wrapping_add(1))?;
+        let mut m = RqVae {
+            encoder,
+            decoder,
+            codebooks: vec![0.0; levels * k * lat],
+            levels,
+            k,
+        };
+        let batch = config.batch_size.min(n);
+        // k-means initialisation on the first batch's residuals.
+        let order0 = shuffled(n, config.seed, 0);
+        let idx0: Vec<usize> = order0[..batch].iter().map(|&i| i as usize).collect();
+        let xb0 = x.gather(&idx0);
+        m.init_codebooks(&xb0, config.seed).map_err(|e| match e {
+            crate::Error::NonFinite { .. } => invalid(
+                "training",
+                "the encoder output is not finite at initialisation (epoch 0, step 0); check the scale of the data",
+            ),
+            other => other,
+        })?;
+
+        let mut enc_grads = m.encoder.zero_grads();
+        let mut dec_grads = m.decoder.zero_grads();
+        let mut cb_grad = vec![0f32; m.codebooks.len()];
+        let mut sizes: Vec<usize> = m.encoder.params_mut().map(|p| p.len()).collect();
+        sizes.extend(m.decoder.params_mut().map(|p| p.len()));
+        sizes.push(m.codebooks.len());
+        let mut opt = Optimizer::new(config.optimizer, &sizes)?;
+        let mut last_used = vec![0usize; levels * k];
+        let mut rng = Rng::new(config.seed, 77);
+        let mut s = Step::default();
+        let mut reports = Vec::with_capacity(config.epochs);
+        let mut step_no = 0usize;
+        for epoch in 0..config.epochs {
+            let order = if epoch == 0 {
+                order0.clone()
+            } else {
+                shuffled(n, config.seed, epoch as u64)
+            };
+            let (mut recon_sum, mut vq_sum, mut steps) = (0.0f64, 0.0f64, 0usize);
+            let mut counts = vec![0usize; levels * k];
+            let mut seen = std::collections::HashSet::new();
+            let mut dup = 0usize;
+            let mut resets = 0usize;
+            for (bi, chunk) in order.chunks(batch).enumerate() {
+                let idx: Vec<usize> = chunk.iter().map(|&i| i as usize).collect();
+                let xb = x.gather(&idx);
+                let b = idx.len();
+                let (recon, vq) = m.train_step(
+                    &xb,
+                    config.beta,
+                    &mut s,
+                    &mut enc_grads,
+                    &mut dec_grads,
+                    &mut cb_grad,
+                );
+                if !(recon.is_finite() && vq.is_finite()) {
+                    return Err(invalid(
+                        "training",
+                        format!(
+                            "the loss became non-finite at epoch {epoch}, step {bi} (reconstruction {recon}, vq {vq}); lower the learning rate or check the data scale"
+                        ),
+                    ));
+                }
+                let mut params: Vec<&mut Vec<f32>> = m.encoder.params_mut().collect();
+                params.extend(m.decoder.params_mut());
+                params.push(&mut m.codebooks);
+                let mut grads: Vec<&Vec<f32>> = enc_grads.tensors().collect();
+                grads.extend(dec_grads.tensors());
+                grads.push(&cb_grad);
+                opt.step(params.into_iter(), grads.into_iter())?;
+                step_no += 1;
+                // Usage and dead codes.
+                for r in 0..b {
+                    let code: Vec<u32> = (0..levels).map(|l| s.labels[l * b + r]).collect();
+                    for (l, &c) in code.iter().enumerate() {
+                        counts[l * k + c as usize] += 1;
+                        last_used[l * k + c as usize] = step_no;
+                    }
+                    if !seen.insert(code) {
+                        dup += 1;
+                    }
+                }
+                if config.dead_code_steps > 0 {
+                    resets +=
+                        m.reset_dead(&s, b, &last_used, step_no, config.dead_code_steps, &mut rng);
+                    for u in last_used.iter_mut() {
+                        if step_no - *u >= config.dead_code_steps {
+                            *u = step_no; // just re-seeded
+                        }
+                    }
+                }
+                recon_sum += recon;
+                vq_sum += vq;
+                steps += 1;
+            }
+            let mut utilization = Vec::with_capacity(levels);
+            let mut perplexity = Vec::with_capacity(levels);
+            for l in 0..levels {
+                let h = crate::metrics::HistogramStats::from_counts(&counts[l * k..(l + 1) * k]);
+                utilization.push(h.utilization);
+                perplexity.push(h.perplexity);
+            }
+            let rep = EpochReport {
+                epoch,
+                recon_loss: recon_sum / steps as f64,
+                vq_loss: vq_sum / steps as f64,
+                utilization,
+                perplexity,
+                dead_resets: resets,
+                collision_rate: dup as f64 / n as f64,
+            };
+            progress(&rep);
+            reports.push(rep);
+        }
+        if !(m.encoder.is_finite()
+            && m.decoder.is_finite()
+            && m.codebooks.iter().all(|v| v.is_finite()))
+        {
+            return Err(invalid("training", "parameters became non-finite"));
+        }
+        Ok((m, reports))
+    }
+
+    /// Codebooks by k-means on the residuals of the encoded rows `xb`.
+    fn init_codebooks(&mut self, xb: &[f32], seed: u64) -> Result<()> {
+        let lat = self.encoder.outputs();
+        let mut z = Vec::new();
+        self.encoder.infer(xb, &mut z);
+        let rows = z.len() / lat;
+        let mut labels = vec![0u32; rows];
+        let mut dists = vec![0f32; rows];
+        for l in 0..self.levels {
+            let km = KMeansConfig::new(self.k)
+                .seed(seed.wrapping_add(l as u64))
+                .max_iter(25)
+                .par(Par::Seq);
+            let (model, _) = KMeans::fit(&km, Embeddings::new(&z, lat)?)?;
+            let cents = model.centroids();
+            self.codebooks[l * self.k * lat..(l + 1) * self.k * lat].copy_from_slice(cents);
+            let set = CentroidSet::new(cents, lat);
+            assign_rows(
+                AssignPath::Gemm,
+                &z,
+                &set,
+                &mut labels,
+                &mut dists,
+                Par::Seq,
+            );
+            for (r, &c) in z.chunks_exact_mut(lat).zip(&labels) {
+                for (a, b) in r
+                    .iter_mut()
+                    .zip(&cents[c as usize * lat..(c as usize + 1) * lat])
+                {
+                    *a -= b;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn codebook(&self, l: usize) -> &[f32] {
+        let s = self.k * self.encoder.outputs();
+        &self.codebooks[l * s..(l + 1) * s]
+    }
+
+    /// Residual quantization of latents `z` (rows × latent): labels
+    /// (`levels × rows`, level-major) and the quantized sum `q`; `resid`
+    /// keeps every level's input residual (`levels × rows × latent`).
+    fn quantize(
+        &self,
+        z: &[f32],
+        s_resid: &mut Vec<f32>,
+        q: &mut Vec<f32>,
+        labels: &mut Vec<u32>,
+        dists: &mut Vec<f32>,
+    ) {
+        let lat = self.encoder.outputs();
+        let rows = z.len() / lat;
+        s_resid.clear();
+        q.clear();
+        q.resize(z.len(), 0.0);
+        labels.resize(self.levels * rows, 0);
+        dists.resize(rows, 0.0);
+        let mut cur = z.to_vec();
+        for l in 0..self.levels {
+            s_resid.extend_from_slice(&cur);
+            let cb = self.codebook(l);
+            let set = CentroidSet::new(cb, lat);
+            let lab = &mut labels[l * rows..(l + 1) * rows];
+            assign_rows(AssignPath::Gemm, &cur, &set, lab, dists, Par::Seq);
+            for ((r, qr), &c) in cur
+                .chunks_exact_mut(lat)
+                .zip(q.chunks_exact_mut(lat))
+                .zip(lab.iter())
+            {
+                let e = &cb[c as usize * lat..(c as usize + 1) * lat];
+                for ((a, qa), &b) in r.iter_mut().zip(qr.iter_mut()).zip(e) {
+                    *a -= b;
+                    *qa += b;
+                }
+            }
+        }
+    }
+
+    /// One forward/backward pass; leaves the gradients in the buffers and
+    /// returns (reconstruction loss, codebook + β·commitment loss).
+    fn train_step(
+        &self,
+        xb: &[f32],
+        beta: f32,
+        s: &mut Step,
+        enc_grads: &mut crate::nn::Grads,
+        dec_grads: &mut crate::nn::Grads,
+        cb_grad: &mut [f32],
+    ) -> (f64, f64) {
+        let lat = self.encoder.outputs();
+        let k = self.k;
+        self.encoder.forward(xb, &mut s.z, &mut s.enc_cache);
+        let rows = s.z.len() / lat;
+        let z = std::mem::take(&mut s.z);
+        self.quantize(&z, &mut s.resid, &mut s.q, &mut s.labels, &mut s.dists);
+        // Straight-through: the decoder sees q; its input gradient goes to z.
+        self.decoder.forward(&s.q, &mut s.xhat, &mut s.dec_cache);
+        let recon = mse_loss(&s.xhat, xb, &mut s.dxhat);
+        dec_grads.zero();
+        self.decoder
+            .backward(&s.dxhat, &mut s.dec_cache, dec_grads, Some(&mut s.dq));
+        // VQ losses: Σ_l mean ‖sg[r_l] − e_l‖² + β mean ‖r_l − sg[e_l]‖².
+        cb_grad.fill(0.0);
+        let norm = 1.0 / (rows * lat) as f64;
+        let g = (2.0 * norm) as f32;
+        let mut vq = 0.0f64;
+        let mut dz = std::mem::take(&mut s.dq);
+        for l in 0..self.levels {
+            let cb = self.codebook(l);
+            let gcb = &mut cb_grad[l * k * lat..(l + 1) * k * lat];
+            let res = &s.resid[l * rows * lat..(l + 1) * rows * lat];
+            for (r, (rv, dzr)) in res
+                .chunks_exact(lat)
+                .zip(dz.chunks_exact_mut(lat))
+                .enumerate()
+            {
+                let c = s.labels[l * rows + r] as usize;
+                let e = &cb[c * lat..(c + 1) * lat];
+                let ge = &mut gcb[c * lat..(c + 1) * lat];
+                let mut sq = 0.0f64;
+                for (((&rv, &ev), gev), dzv) in
+                    rv.iter().zip(e).zip(ge.iter_mut()).zip(dzr.iter_mut())
+                {
+                    let diff = rv - ev;
+                    sq += (diff as f64) * (diff as f64);
+                    *gev -= g * diff; // d/de ‖r − e‖² = −2(r − e)
+                    *dzv += beta * g * diff; // commitment pulls z (r_l = z − Σ sg[e])
+                }
+                vq += sq * norm * (1.0 + beta as f64);
+            }
+        }
+        enc_grads.zero();
+        self.encoder
+            .backward(&dz, &mut s.enc_cache, enc_grads, None);
+        s.dq = dz;
+        s.z = z;
+        (recon, vq)
+    }
+
+    /// Re-seeds codes unused for `after` steps from the current batch's
+    /// residuals at their level (seeded choice). Returns how many.
+    fn reset_dead(
+        &mut self,
+        s: &Step,
+        rows: usize,
+        last_used: &[usize],
+        step_no: usize,
+        after: usize,
+        rng: &mut Rng,
+    ) -> usize {
+        let lat = self.encoder.outputs();
+        let k = self.k;
+        let mut n = 0;
+        for l in 0..self.levels {
+            for c in 0..k {
+                if step_no - last_used[l * k + c] >= after {
+                    let r = rng.below(rows);
+                    let src = &s.resid[(l * rows + r) * lat..(l * rows + r + 1) * lat];
+                    let dst = l * k * lat + c * lat;
+                    self.codebooks[dst..dst + lat].copy_from_slice(src);
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// Latent width.
+    #[must_use]
+    pub fn latent(&self) -> usize {
+        self.encoder.outputs()
+    }
+
+    /// Codebooks, `levels × k × latent` row-major.
+    #[must_use]
+    pub fn codebooks(&self) -> &[f32] {
+        &self.codebooks
+    }
+}
+
+impl Quantizer for RqVae {
+    fn dim(&self) -> usize {
+        self.encoder.inputs()
+    }
+    fn levels(&self) -> usize {
+        self.levels
+    }
+    fn codebook_size(&self, level: usize) -> usize {
+        if level < self.levels { self.k } else { 0 }
+    }
+    fn encode_into(&self, x: Embeddings<'_>, out: &mut [u16], _par: Par) -> Result<()> {
+        x.expect_dim(self.dim())?;
+        expect_len(
+            "code buffer length (n × L)",
+            x.rows() * self.levels,
+            out.len(),
+        )?;
+        let (mut buf, mut z, mut resid, mut q, mut labels, mut dists) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        for start in (0..x.rows()).step_by(BLOCK_ROWS) {
+            let end = (start + BLOCK_ROWS).min(x.rows());
+            let xb = x.block(start, end, &mut buf)?;
+            self.encoder.infer(xb, &mut z);
+            self.quantize(&z, &mut resid, &mut q, &mut labels, &mut dists);
+            let rows = end - start;
+            for r in 0..rows {
+                for l in 0..self.levels {
+                    out[(start + r) * self.levels + l] = labels[l * rows + r] as u16;
+                }
+            }
+        }
+        Ok(())
+    }
+    fn decode_into(&self, codes: &Codes, out: &mut [f32], _par: Par) -> Result<()> {
+        codes.check_tokens(&self.codebook_sizes())?;
+        let d = self.dim();
+        expect_len("output length (n × d)", codes.rows() * d, out.len())?;
+        let lat = self.latent();
+        let mut q = Vec::new();
+        let mut y = Vec::new();
+        for start in (0..codes.rows()).step_by(BLOCK_ROWS) {
+            let end = (start + BLOCK_ROWS).min(codes.rows());
+            q.clear();
+            q.resize((end - start) * lat, 0.0);
+            for (r, qr) in q.chunks_exact_mut(lat).enumerate() {
+                for (l, &t) in codes.row(start + r).iter().enumerate() {
+                    let e = &self.codebook(l)[t as usize * lat..(t as usize + 1) * lat];
+                    for (a, b) in qr.iter_mut().zip(e) {
+                        *a += b;
+                    }
+                }
+            }
+            self.decoder.infer(&q, &mut y);
+            out[start * d..end * d].copy_from_slice(&y);
+        }
+        Ok(())
+    }
+}
+
+impl super::Fit for RqVae {
+    type Config = RqVaeConfig;
+    type Report = Vec<EpochReport>;
+    fn fit(config: &RqVaeConfig, x: Embeddings<'_>) -> Result<(Self, Vec<EpochReport>)> {
+        RqVae::fit(config, x)
+    }
+}
