@@ -240,14 +240,7 @@ impl Fsq {
     /// The per-dimension digits (`0..L`) of `index`.
     pub fn digits(&self, index: u16, out: &mut [u32]) -> Result<()> {
         expect_len("digit buffer (one per level)", self.dims.len(), out.len())?;
-        if index as usize >= self.size {
-            return Err(Error::TokenOutOfRange {
-                row: 0,
-                level: 0,
-                token: index,
-                codebook_size: self.size,
-            });
-        }
+        self.check_index(index)?;
         for ((o, dim), &b) in out.iter_mut().zip(&self.dims).zip(&self.basis) {
             *o = (index as u32 / b) % dim.level;
         }
@@ -276,14 +269,7 @@ impl Fsq {
     /// The quantized values of `index` into `out` (one per dimension).
     pub fn index_to_values(&self, index: u16, out: &mut [f32]) -> Result<()> {
         expect_len("value buffer (one per level)", self.dims.len(), out.len())?;
-        if index as usize >= self.size {
-            return Err(Error::TokenOutOfRange {
-                row: 0,
-                level: 0,
-                token: index,
-                codebook_size: self.size,
-            });
-        }
+        self.check_index(index)?;
         for ((o, dim), &b) in out.iter_mut().zip(&self.dims).zip(&self.basis) {
             let g = ((index as u32 / b) % dim.level) as i32;
             *o = (g - dim.half_width) as f32 / dim.half_width as f32;
@@ -311,6 +297,18 @@ impl Fsq {
     #[must_use]
     pub fn thresholds(&self, j: usize) -> &[f32] {
         &self.dims[j].thresholds
+    }
+
+    fn check_index(&self, index: u16) -> Result<()> {
+        if index as usize >= self.size {
+            return Err(Error::TokenOutOfRange {
+                row: 0,
+                level: 0,
+                token: index,
+                codebook_size: self.size,
+            });
+        }
+        Ok(())
     }
 
     fn check_input(&self, z: &[f32], rows: usize) -> Result<()> {
