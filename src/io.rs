@@ -46,6 +46,8 @@ pub enum ModelKind {
     SidMap,
     /// [`crate::sid::Trie`].
     Trie,
+    /// [`crate::quantize::RqVae`].
+    RqVae,
 }
 
 impl ModelKind {
@@ -57,6 +59,7 @@ impl ModelKind {
             ModelKind::RqKMeans => 2,
             ModelKind::SidMap => 3,
             ModelKind::Trie => 4,
+            ModelKind::RqVae => 5,
         }
     }
 
@@ -68,6 +71,7 @@ impl ModelKind {
             2 => Some(ModelKind::RqKMeans),
             3 => Some(ModelKind::SidMap),
             4 => Some(ModelKind::Trie),
+            5 => Some(ModelKind::RqVae),
             _ => None,
         }
     }
@@ -78,6 +82,7 @@ impl ModelKind {
             ModelKind::RqKMeans => "RqKMeans",
             ModelKind::SidMap => "SidMap",
             ModelKind::Trie => "Trie",
+            ModelKind::RqVae => "RqVae",
         }
     }
 }
@@ -445,6 +450,111 @@ impl ModelFile for crate::sid::Trie {
     }
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct LayerV1 {
+    inputs: u64,
+    outputs: u64,
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct RqVaeV1 {
+    /// 0 = ReLU, 1 = SiLU.
+    activation: u8,
+    levels: u64,
+    k: u64,
+    encoder: Vec<LayerV1>,
+    decoder: Vec<LayerV1>,
+    codebooks: Vec<f32>,
+}
+
+fn layers_to_v1(m: &crate::nn::Mlp) -> Vec<LayerV1> {
+    m.layers
+        .iter()
+        .map(|l| LayerV1 {
+            inputs: l.inputs as u64,
+            outputs: l.outputs as u64,
+            weight: l.weight.clone(),
+            bias: l.bias.clone(),
+        })
+        .collect()
+}
+
+fn layers_from_v1(v: Vec<LayerV1>, act: crate::nn::Activation) -> Result<crate::nn::Mlp> {
+    if v.is_empty() {
+        return Err(invalid_payload("an MLP without layers"));
+    }
+    let mut layers = Vec::with_capacity(v.len());
+    for (i, l) in v.into_iter().enumerate() {
+        let (inputs, outputs) = (l.inputs as usize, l.outputs as usize);
+        let want = l.inputs.checked_mul(l.outputs);
+        if inputs == 0
+            || outputs == 0
+            || want != Some(l.weight.len() as u64)
+            || l.bias.len() != outputs
+        {
+            return Err(invalid_payload(format!(
+                "layer {i} has inconsistent shapes"
+            )));
+        }
+        if let Some(prev) = layers.last().map(|p: &crate::nn::Linear| p.outputs)
+            && prev != inputs
+        {
+            return Err(invalid_payload(format!(
+                "layer {i} takes {inputs} inputs but the previous layer gives {prev}"
+            )));
+        }
+        if !l.weight.iter().chain(&l.bias).all(|v| v.is_finite()) {
+            return Err(invalid_payload(format!("layer {i} holds NaN or Inf")));
+        }
+        layers.push(crate::nn::Linear {
+            inputs,
+            outputs,
+            weight: l.weight,
+            bias: l.bias,
+        });
+    }
+    Ok(crate::nn::Mlp {
+        layers,
+        activation: act,
+    })
+}
+
+impl ModelFile for crate::quantize::RqVae {
+    const KIND: ModelKind = ModelKind::RqVae;
+    type Payload = RqVaeV1;
+    fn to_payload(&self) -> RqVaeV1 {
+        use crate::Quantizer;
+        let (enc, dec) = self.networks();
+        RqVaeV1 {
+            activation: match enc.activation {
+                crate::nn::Activation::Relu => 0,
+                crate::nn::Activation::Silu => 1,
+            },
+            levels: self.levels() as u64,
+            k: self.codebook_size(0) as u64,
+            encoder: layers_to_v1(enc),
+            decoder: layers_to_v1(dec),
+            codebooks: self.codebooks().to_vec(),
+        }
+    }
+    fn from_payload(p: RqVaeV1) -> Result<Self> {
+        let act = match p.activation {
+            0 => crate::nn::Activation::Relu,
+            1 => crate::nn::Activation::Silu,
+            t => return Err(invalid_payload(format!("unknown activation tag {t}"))),
+        };
+        let enc = layers_from_v1(p.encoder, act)?;
+        let dec = layers_from_v1(p.decoder, act)?;
+        if p.levels == 0 || !(2..=1 << 16).contains(&p.k) {
+            return Err(invalid_payload("levels must be ≥ 1 and k in 2..=65536"));
+        }
+        crate::quantize::RqVae::from_parts(enc, dec, p.codebooks, p.levels as usize, p.k as usize)
+            .map_err(to_invalid)
+    }
+}
+
 fn invalid_payload(msg: impl Into<String>) -> Error {
     Error::Format(FormatError::Invalid(msg.into()))
 }
@@ -519,11 +629,12 @@ pub mod __fuzz {
         let Some((&sel, payload)) = data.split_first() else {
             return;
         };
-        let kind = match sel % 4 {
+        let kind = match sel % 5 {
             0 => ModelKind::KMeans,
             1 => ModelKind::RqKMeans,
             2 => ModelKind::SidMap,
-            _ => ModelKind::Trie,
+            3 => ModelKind::Trie,
+            _ => ModelKind::RqVae,
         };
         let framed = frame(kind, payload);
         if let Ok(m) = crate::KMeans::from_bytes(&framed) {
@@ -541,6 +652,9 @@ pub mod __fuzz {
         if let Ok(t) = crate::sid::Trie::from_bytes(&framed) {
             assert!(t.validate().is_ok());
             walk_all(&t);
+        }
+        if let Ok(m) = crate::quantize::RqVae::from_bytes(&framed) {
+            let _ = m.codebook_sizes();
         }
         let _ = crate::RqKMeans::from_bytes(data);
         let _ = crate::KMeans::from_bytes(data);

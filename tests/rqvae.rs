@@ -3,7 +3,7 @@
 
 mod common;
 
-use semid::nn::OptimizerConfig;
+use semid::nn::{Activation, Linear, Mlp, OptimizerConfig};
 use semid::quantize::{RqVae, RqVaeConfig};
 use semid::{Embeddings, Error, Quantizer};
 
@@ -115,4 +115,61 @@ fn bad_input_is_a_typed_error() {
     let (m, _) = RqVae::fit(&small().epochs(1), x).unwrap();
     let other = vec![0f32; 8];
     assert!(m.encode(Embeddings::new(&other, 8).unwrap()).is_err());
+}
+
+fn golden_model() -> RqVae {
+    // 3 → 2 → 2 encoder, 2 → 3 decoder, 2 levels × 2 codes; fixed values.
+    let lin = |i: usize, o: usize, base: f32| Linear {
+        inputs: i,
+        outputs: o,
+        weight: (0..i * o).map(|j| base + 0.125 * j as f32).collect(),
+        bias: (0..o).map(|j| -0.25 * j as f32).collect(),
+    };
+    let enc = Mlp {
+        layers: vec![lin(3, 2, -0.5), lin(2, 2, 0.25)],
+        activation: Activation::Relu,
+    };
+    let dec = Mlp {
+        layers: vec![lin(2, 3, 0.5)],
+        activation: Activation::Relu,
+    };
+    let cb = vec![0.0, 0.0, 1.0, 1.0, 0.5, -0.5, -0.25, 0.25];
+    RqVae::from_parts(enc, dec, cb, 2, 2).unwrap()
+}
+
+/// Golden v1 RQ-VAE file: loads unchanged forever and this build writes the
+/// same bytes. Regenerate only with a format bump (`SEMID_WRITE_GOLDEN=1`).
+#[test]
+fn model_files_round_trip_golden_and_corruption() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rqvae_v1.semid");
+    let g = golden_model();
+    if std::env::var_os("SEMID_WRITE_GOLDEN").is_some() {
+        g.save(&path).unwrap();
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), g.to_bytes().unwrap());
+    assert_eq!(RqVae::load(&path).unwrap(), g);
+    let x = [1.0f32, 2.0, 3.0, -1.0, 0.5, 0.0];
+    let codes = g.encode(Embeddings::new(&x, 3).unwrap()).unwrap();
+    assert_eq!(g.decode(&codes).unwrap().len(), 6);
+    // A trained model round-trips with identical codes.
+    let data = common::mixture(800, 16, 4);
+    let xe = Embeddings::new(&data, 16).unwrap();
+    let (m, _) = RqVae::fit(&small().epochs(2), xe).unwrap();
+    let bytes = m.to_bytes().unwrap();
+    let back = RqVae::from_bytes(&bytes).unwrap();
+    assert_eq!(back, m);
+    assert_eq!(back.encode(xe).unwrap(), m.encode(xe).unwrap());
+    for cut in (0..bytes.len()).step_by(97) {
+        assert!(RqVae::from_bytes(&bytes[..cut]).is_err());
+    }
+    for pos in (0..bytes.len()).step_by(89) {
+        let mut b = bytes.clone();
+        b[pos] ^= 0x04;
+        assert!(RqVae::from_bytes(&b).is_err());
+    }
+    // Parts that do not chain are refused.
+    let (enc, dec) = g.networks();
+    assert!(RqVae::from_parts(enc.clone(), enc.clone(), vec![0.0; 8], 2, 2).is_err());
+    assert!(RqVae::from_parts(enc.clone(), dec.clone(), vec![0.0; 7], 2, 2).is_err());
+    assert!(RqVae::from_parts(enc.clone(), dec.clone(), vec![f32::NAN; 8], 2, 2).is_err());
 }

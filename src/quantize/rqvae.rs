@@ -503,6 +503,78 @@ impl RqVae {
         n
     }
 
+    /// Builds a model from its parts, checking that the shapes chain
+    /// (encoder `d → latent`, decoder `latent → d`, codebooks `levels × k ×
+    /// latent`) and every value is finite.
+    pub fn from_parts(
+        encoder: Mlp,
+        decoder: Mlp,
+        codebooks: Vec<f32>,
+        levels: usize,
+        k: usize,
+    ) -> Result<RqVae> {
+        let lat = encoder.outputs();
+        if decoder.inputs() != lat || decoder.outputs() != encoder.inputs() {
+            return Err(invalid(
+                "decoder",
+                format!(
+                    "maps {} → {}, but the encoder maps {} → {lat}",
+                    decoder.inputs(),
+                    decoder.outputs(),
+                    encoder.inputs()
+                ),
+            ));
+        }
+        if levels == 0 || !(2..=1 << 16).contains(&k) {
+            return Err(invalid("levels", "must be ≥ 1 with k in 2..=65536"));
+        }
+        let want = levels.checked_mul(k).and_then(|v| v.checked_mul(lat));
+        if want != Some(codebooks.len()) {
+            return Err(crate::Error::Shape {
+                what: "codebook values (levels × k × latent)",
+                expected: want.unwrap_or(usize::MAX),
+                got: codebooks.len(),
+            });
+        }
+        if !(encoder.is_finite() && decoder.is_finite() && codebooks.iter().all(|v| v.is_finite()))
+        {
+            return Err(invalid("parameters", "hold NaN or Inf"));
+        }
+        Ok(RqVae {
+            encoder,
+            decoder,
+            codebooks,
+            levels,
+            k,
+        })
+    }
+
+    /// The encoder and decoder networks.
+    #[must_use]
+    pub fn networks(&self) -> (&Mlp, &Mlp) {
+        (&self.encoder, &self.decoder)
+    }
+
+    /// Writes the model to `path` (atomic; see `docs/FORMAT.md`).
+    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        crate::io::save(self, path.as_ref())
+    }
+
+    /// Reads and validates a model written by [`RqVae::save`].
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<RqVae> {
+        crate::io::load(path.as_ref())
+    }
+
+    /// The model-file bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        crate::io::to_bytes(self)
+    }
+
+    /// Parses and validates model-file bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<RqVae> {
+        crate::io::from_bytes(bytes)
+    }
+
     /// Latent width.
     #[must_use]
     pub fn latent(&self) -> usize {
