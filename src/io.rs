@@ -481,40 +481,23 @@ fn layers_to_v1(m: &crate::nn::Mlp) -> Vec<LayerV1> {
         .collect()
 }
 
+/// Rebuilds an MLP from stored layers; `RqVae::from_parts` validates it.
 fn layers_from_v1(v: Vec<LayerV1>, act: crate::nn::Activation) -> Result<crate::nn::Mlp> {
-    if v.is_empty() {
-        return Err(invalid_payload("an MLP without layers"));
-    }
-    let mut layers = Vec::with_capacity(v.len());
-    for (i, l) in v.into_iter().enumerate() {
-        let (inputs, outputs) = (l.inputs as usize, l.outputs as usize);
-        let want = l.inputs.checked_mul(l.outputs);
-        if inputs == 0
-            || outputs == 0
-            || want != Some(l.weight.len() as u64)
-            || l.bias.len() != outputs
-        {
-            return Err(invalid_payload(format!(
-                "layer {i} has inconsistent shapes"
-            )));
-        }
-        if let Some(prev) = layers.last().map(|p: &crate::nn::Linear| p.outputs)
-            && prev != inputs
-        {
-            return Err(invalid_payload(format!(
-                "layer {i} takes {inputs} inputs but the previous layer gives {prev}"
-            )));
-        }
-        if !l.weight.iter().chain(&l.bias).all(|v| v.is_finite()) {
-            return Err(invalid_payload(format!("layer {i} holds NaN or Inf")));
-        }
-        layers.push(crate::nn::Linear {
-            inputs,
-            outputs,
-            weight: l.weight,
-            bias: l.bias,
-        });
-    }
+    let size = |x: u64| {
+        usize::try_from(x)
+            .map_err(|_| invalid_payload(format!("layer size {x} does not fit usize")))
+    };
+    let layers = v
+        .into_iter()
+        .map(|l| {
+            Ok(crate::nn::Linear {
+                inputs: size(l.inputs)?,
+                outputs: size(l.outputs)?,
+                weight: l.weight,
+                bias: l.bias,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(crate::nn::Mlp {
         layers,
         activation: act,

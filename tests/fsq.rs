@@ -105,8 +105,8 @@ fn thresholds_equal_the_formula() {
             probes.extend([f32::MAX, -f32::MAX, 1e-30, -1e-30, 0.0, -0.0, 50.0, -50.0]);
             for z in probes {
                 assert_eq!(
-                    fsq.fast_round(j, z),
-                    fsq.reference_round(j, z),
+                    fsq.fast_round(j, z).unwrap(),
+                    fsq.reference_round(j, z).unwrap(),
                     "dim {j} z {z:e}"
                 );
             }
@@ -186,6 +186,8 @@ fn quantizer_contract_and_bad_input() {
     assert!(fsq.decode(&Codes::new(vec![1000], 1).unwrap()).is_err());
     assert!(fsq.index_of(&[8, 0, 0, 0]).is_err());
     assert!(fsq.digits(1000, &mut [0; 4]).is_err());
+    assert_eq!(fsq.fast_round(9, 0.0), None);
+    assert!(fsq.thresholds(9).is_empty());
     let mut short = [0f32; 3];
     assert!(fsq.quantize_into(&z[..4], &mut short).is_err());
 }

@@ -2,6 +2,7 @@
 //! and the optimizers against their update formulas.
 #![allow(clippy::needless_range_loop)] // finite-difference loops index several buffers
 
+use semid::Error;
 use semid::nn::{
     Activation, Linear, Mlp, MlpCache, Optimizer, OptimizerConfig, mse_loss, shuffled,
 };
@@ -26,9 +27,9 @@ fn close(a: f64, b: f64, what: &str) {
 /// Loss of an MLP on (x, target), in f64.
 fn mlp_loss(m: &Mlp, x: &[f32], t: &[f32]) -> f64 {
     let mut y = Vec::new();
-    m.infer(x, &mut y);
+    m.infer(x, &mut y).unwrap();
     let mut g = Vec::new();
-    mse_loss(&y, t, &mut g)
+    mse_loss(&y, t, &mut g).unwrap()
 }
 
 #[test]
@@ -40,16 +41,17 @@ fn mlp_gradients_match_finite_differences() {
         let t = values(n * 3, 2);
         let mut cache = MlpCache::default();
         let mut y = Vec::new();
-        m.forward(&x, &mut y, &mut cache);
+        m.forward(&x, &mut y, &mut cache).unwrap();
         let mut dy = Vec::new();
-        let loss = mse_loss(&y, &t, &mut dy);
+        let loss = mse_loss(&y, &t, &mut dy).unwrap();
         assert!(
             (loss - mlp_loss(&m, &x, &t)).abs() < 1e-9,
             "forward and infer agree"
         );
         let mut grads = m.zero_grads();
         let mut dx = Vec::new();
-        m.backward(&dy, &mut cache, &mut grads, Some(&mut dx));
+        m.backward(&dy, &mut cache, &mut grads, Some(&mut dx))
+            .unwrap();
         let analytic: Vec<Vec<f32>> = grads.tensors().cloned().collect();
         let eps = 1e-2f32;
         // Parameters: every 3rd entry of every tensor.
@@ -88,14 +90,14 @@ fn linear_and_mse_gradients_match_finite_differences() {
     let c = values(6 * 3, 4); // loss = Σ c ⊙ y
     let loss = |l: &Linear, x: &[f32]| -> f64 {
         let mut y = Vec::new();
-        l.forward(x, &mut y);
+        l.forward(x, &mut y).unwrap();
         y.iter()
             .zip(&c)
             .map(|(a, b)| (*a as f64) * (*b as f64))
             .sum()
     };
     let (mut gw, mut gb, mut dx) = (vec![0f32; 12], vec![0f32; 3], Vec::new());
-    l.backward(&x, &c, &mut gw, &mut gb, Some(&mut dx));
+    l.backward(&x, &c, &mut gw, &mut gb, Some(&mut dx)).unwrap();
     let eps = 1e-2f32;
     for i in 0..12 {
         let (mut a, mut b) = (l.clone(), l.clone());
@@ -131,13 +133,14 @@ fn linear_and_mse_gradients_match_finite_differences() {
     let p = values(10, 8);
     let t = values(10, 9);
     let mut g = Vec::new();
-    mse_loss(&p, &t, &mut g);
+    mse_loss(&p, &t, &mut g).unwrap();
     for i in 0..10 {
         let (mut a, mut b) = (p.clone(), p.clone());
         a[i] += eps;
         b[i] -= eps;
         let mut tmp = Vec::new();
-        let num = (mse_loss(&a, &t, &mut tmp) - mse_loss(&b, &t, &mut tmp)) / (2.0 * eps as f64);
+        let num = (mse_loss(&a, &t, &mut tmp).unwrap() - mse_loss(&b, &t, &mut tmp).unwrap())
+            / (2.0 * eps as f64);
         close(g[i] as f64, num, "mse");
     }
 }
@@ -174,10 +177,10 @@ fn optimizers_follow_their_formulas_and_learn() {
         let (mut y, mut dy) = (Vec::new(), Vec::new());
         let mut grads = m.zero_grads();
         for _ in 0..300 {
-            m.forward(&x, &mut y, &mut cache);
-            mse_loss(&y, &t, &mut dy);
+            m.forward(&x, &mut y, &mut cache).unwrap();
+            mse_loss(&y, &t, &mut dy).unwrap();
             grads.zero();
-            m.backward(&dy, &mut cache, &mut grads, None);
+            m.backward(&dy, &mut cache, &mut grads, None).unwrap();
             opt.step(m.params_mut(), grads.tensors()).unwrap();
         }
         let last = mlp_loss(&m, &x, &t);
@@ -197,6 +200,58 @@ fn bad_settings_are_errors_and_shuffles_are_seeded() {
     let mut opt = Optimizer::new(OptimizerConfig::adam(0.1), &[2]).unwrap();
     let mut p = [vec![0.0f32; 3]];
     assert!(opt.step(p.iter_mut(), [vec![0.0f32; 3]].iter()).is_err());
+    // Inconsistent shapes are errors, not panics (the fields are public).
+    let l = Linear::new(4, 3, 1, 0).unwrap();
+    let mut y = Vec::new();
+    assert!(matches!(
+        l.forward(&[0.0; 5], &mut y),
+        Err(Error::Shape { .. })
+    ));
+    let mut broken = l.clone();
+    broken.weight.pop();
+    assert!(broken.forward(&[0.0; 4], &mut y).is_err());
+    let (mut gw, mut gb) = (vec![0f32; 12], vec![0f32; 3]);
+    assert!(
+        l.backward(&[0.0; 4], &[0.0; 2], &mut gw, &mut gb, None)
+            .is_err()
+    );
+    assert!(
+        l.backward(&[0.0; 4], &[0.0; 3], &mut gw[..11], &mut gb, None)
+            .is_err()
+    );
+    let m = Mlp::new(&[4, 5, 2], Activation::Relu, 3).unwrap();
+    let mut cache = MlpCache::default();
+    assert!(
+        m.backward(&[0.0; 2], &mut cache, &mut m.zero_grads(), None)
+            .is_err()
+    );
+    m.forward(&[0.0; 8], &mut y, &mut cache).unwrap();
+    assert!(
+        m.backward(&[0.0; 3], &mut cache, &mut m.zero_grads(), None)
+            .is_err()
+    );
+    let other = Mlp::new(&[4, 2], Activation::Relu, 3).unwrap();
+    assert!(
+        m.backward(&[0.0; 4], &mut cache, &mut other.zero_grads(), None)
+            .is_err()
+    );
+    let empty = Mlp {
+        layers: vec![],
+        activation: Activation::Relu,
+    };
+    assert!(matches!(
+        empty.infer(&[0.0; 4], &mut y),
+        Err(Error::Empty { .. })
+    ));
+    let unchained = Mlp {
+        layers: vec![
+            Linear::new(4, 5, 1, 0).unwrap(),
+            Linear::new(3, 2, 1, 1).unwrap(),
+        ],
+        activation: Activation::Relu,
+    };
+    assert!(unchained.validate().is_err());
+    assert!(mse_loss(&[0.0; 3], &[0.0; 2], &mut Vec::new()).is_err());
     let a = shuffled(100, 7, 0);
     assert_eq!(a, shuffled(100, 7, 0));
     assert_ne!(a, shuffled(100, 7, 1));

@@ -172,4 +172,12 @@ fn model_files_round_trip_golden_and_corruption() {
     assert!(RqVae::from_parts(enc.clone(), enc.clone(), vec![0.0; 8], 2, 2).is_err());
     assert!(RqVae::from_parts(enc.clone(), dec.clone(), vec![0.0; 7], 2, 2).is_err());
     assert!(RqVae::from_parts(enc.clone(), dec.clone(), vec![f32::NAN; 8], 2, 2).is_err());
+    let mut short = enc.clone();
+    short.layers[0].weight.pop();
+    assert!(RqVae::from_parts(short, dec.clone(), vec![0.0; 8], 2, 2).is_err());
+    let empty = Mlp {
+        layers: vec![],
+        activation: Activation::Relu,
+    };
+    assert!(RqVae::from_parts(empty, dec.clone(), vec![0.0; 8], 2, 2).is_err());
 }

@@ -130,9 +130,45 @@ impl Linear {
         })
     }
 
-    /// `y (n × out) = x (n × in) · Wᵀ + b`.
-    pub fn forward(&self, x: &[f32], y: &mut Vec<f32>) {
-        let n = x.len() / self.inputs;
+    /// Checks the layer's own shapes: sizes ≥ 1, `weight` of `outputs ×
+    /// inputs`, `bias` of `outputs` (its fields are public).
+    pub fn check(&self) -> Result<()> {
+        if self.inputs == 0 || self.outputs == 0 {
+            return Err(invalid(
+                "layer sizes",
+                format!(
+                    "{} → {}: every layer needs at least 1 unit",
+                    self.inputs, self.outputs
+                ),
+            ));
+        }
+        let want = self.inputs.checked_mul(self.outputs);
+        if want != Some(self.weight.len()) {
+            return Err(Error::Shape {
+                what: "layer weights (outputs × inputs)",
+                expected: want.unwrap_or(usize::MAX),
+                got: self.weight.len(),
+            });
+        }
+        expect("layer bias (outputs)", self.outputs, self.bias.len())
+    }
+
+    /// Rows of `x` for this layer's input width, or a shape error.
+    fn rows_of(&self, x: &[f32]) -> Result<usize> {
+        if !x.len().is_multiple_of(self.inputs) {
+            return Err(Error::Shape {
+                what: "layer input length (multiple of its input width)",
+                expected: x.len().div_ceil(self.inputs) * self.inputs,
+                got: x.len(),
+            });
+        }
+        Ok(x.len() / self.inputs)
+    }
+
+    /// `y (n × out) = x (n × in) · Wᵀ + b`. Errors on inconsistent shapes.
+    pub fn forward(&self, x: &[f32], y: &mut Vec<f32>) -> Result<()> {
+        self.check()?;
+        let n = self.rows_of(x)?;
         y.resize(n * self.outputs, 0.0);
         for row in y.chunks_exact_mut(self.outputs) {
             row.copy_from_slice(&self.bias);
@@ -149,11 +185,12 @@ impl Linear {
             1.0,
             true,
         );
+        Ok(())
     }
 
     /// Given the input `x` and the output gradient `dy`, adds the weight
     /// and bias gradients to `gw`/`gb` and, when `dx` is given, writes the
-    /// input gradient.
+    /// input gradient. Errors on inconsistent shapes.
     pub fn backward(
         &self,
         x: &[f32],
@@ -161,8 +198,16 @@ impl Linear {
         gw: &mut [f32],
         gb: &mut [f32],
         dx: Option<&mut Vec<f32>>,
-    ) {
-        let n = x.len() / self.inputs;
+    ) -> Result<()> {
+        self.check()?;
+        let n = self.rows_of(x)?;
+        expect(
+            "output gradient length (rows × outputs)",
+            n * self.outputs,
+            dy.len(),
+        )?;
+        expect("weight gradient length", self.weight.len(), gw.len())?;
+        expect("bias gradient length", self.outputs, gb.len())?;
         // gW (out × in) += dyᵀ (out × n) · x (n × in)
         gemm(
             gw,
@@ -197,6 +242,7 @@ impl Linear {
                 false,
             );
         }
+        Ok(())
     }
 
     /// Number of parameters.
@@ -224,6 +270,8 @@ pub struct MlpCache {
     inputs: Vec<Vec<f32>>,
     /// Pre-activation output of every hidden layer.
     pre: Vec<Vec<f32>>,
+    /// Rows of the cached forward pass.
+    rows: usize,
     grad: Vec<f32>,
     grad_next: Vec<f32>,
 }
@@ -246,21 +294,43 @@ impl Mlp {
         Ok(Mlp { layers, activation })
     }
 
-    /// Input width.
-    #[must_use]
-    pub fn inputs(&self) -> usize {
-        self.layers[0].inputs
+    /// Checks every layer and that widths chain (its fields are public).
+    pub fn validate(&self) -> Result<()> {
+        if self.layers.is_empty() {
+            return Err(Error::Empty { what: "MLP layers" });
+        }
+        for (i, l) in self.layers.iter().enumerate() {
+            l.check()?;
+            if i > 0 && self.layers[i - 1].outputs != l.inputs {
+                return Err(invalid(
+                    "layers",
+                    format!(
+                        "layer {i} takes {} inputs but the previous layer gives {}",
+                        l.inputs,
+                        self.layers[i - 1].outputs
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
-    /// Output width.
+    /// Input width (0 for an MLP without layers).
+    #[must_use]
+    pub fn inputs(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.inputs)
+    }
+
+    /// Output width (0 for an MLP without layers).
     #[must_use]
     pub fn outputs(&self) -> usize {
-        self.layers[self.layers.len() - 1].outputs
+        self.layers.last().map_or(0, |l| l.outputs)
     }
 
     /// Forward pass of `x` (`n × inputs`) into `y`, keeping what backward
     /// needs in `cache`.
-    pub fn forward(&self, x: &[f32], y: &mut Vec<f32>, cache: &mut MlpCache) {
+    pub fn forward(&self, x: &[f32], y: &mut Vec<f32>, cache: &mut MlpCache) -> Result<()> {
+        self.validate()?;
         let nl = self.layers.len();
         cache.inputs.resize(nl, Vec::new());
         cache.pre.resize(nl, Vec::new());
@@ -268,10 +338,10 @@ impl Mlp {
         cache.inputs[0].extend_from_slice(x);
         for (i, layer) in self.layers.iter().enumerate() {
             if i + 1 == nl {
-                layer.forward(&cache.inputs[i], y);
+                layer.forward(&cache.inputs[i], y)?;
             } else {
                 let mut pre = std::mem::take(&mut cache.pre[i]);
-                layer.forward(&cache.inputs[i], &mut pre);
+                layer.forward(&cache.inputs[i], &mut pre)?;
                 let next = &mut cache.inputs[i + 1];
                 next.clear();
                 next.extend_from_slice(&pre);
@@ -279,18 +349,22 @@ impl Mlp {
                 cache.pre[i] = pre;
             }
         }
+        cache.rows = x.len() / self.inputs();
+        Ok(())
     }
 
     /// Forward pass without a cache (inference).
-    pub fn infer(&self, x: &[f32], y: &mut Vec<f32>) {
+    pub fn infer(&self, x: &[f32], y: &mut Vec<f32>) -> Result<()> {
+        self.validate()?;
         let mut cur = x.to_vec();
         for (i, layer) in self.layers.iter().enumerate() {
-            layer.forward(&cur, y);
+            layer.forward(&cur, y)?;
             if i + 1 < self.layers.len() {
                 self.activation.forward(y);
                 std::mem::swap(&mut cur, y);
             }
         }
+        Ok(())
     }
 
     /// Backward pass from the output gradient `dy`: adds parameter
@@ -302,8 +376,18 @@ impl Mlp {
         cache: &mut MlpCache,
         grads: &mut Grads,
         dx: Option<&mut Vec<f32>>,
-    ) {
+    ) -> Result<()> {
+        self.validate()?;
         let nl = self.layers.len();
+        if cache.inputs.len() != nl {
+            return Err(invalid("cache", "does not hold a forward pass of this MLP"));
+        }
+        expect(
+            "output gradient length (rows × outputs)",
+            cache.rows * self.outputs(),
+            dy.len(),
+        )?;
+        expect("gradient slots (one per layer)", nl, grads.layers.len())?;
         cache.grad.clear();
         cache.grad.extend_from_slice(dy);
         let mut dx = dx;
@@ -318,7 +402,7 @@ impl Mlp {
                 gw,
                 gb,
                 want_dx.then_some(&mut next),
-            );
+            )?;
             if i > 0 {
                 self.activation.backward(&cache.pre[i - 1], &mut next);
                 cache.grad_next = std::mem::replace(&mut cache.grad, next);
@@ -330,6 +414,7 @@ impl Mlp {
                 cache.grad_next = next;
             }
         }
+        Ok(())
     }
 
     /// Zeroed gradients shaped like the parameters.
@@ -387,8 +472,14 @@ impl Grads {
 }
 
 /// Mean squared error `Σ (p − t)² / len` and its gradient w.r.t. `p`
-/// (written into `grad`). The sum is accumulated in f64.
-pub fn mse_loss(pred: &[f32], target: &[f32], grad: &mut Vec<f32>) -> f64 {
+/// (written into `grad`). The sum is accumulated in f64. Errors when the
+/// lengths differ.
+pub fn mse_loss(pred: &[f32], target: &[f32], grad: &mut Vec<f32>) -> Result<f64> {
+    expect(
+        "target length (same as the prediction)",
+        pred.len(),
+        target.len(),
+    )?;
     let n = pred.len().max(1) as f64;
     grad.resize(pred.len(), 0.0);
     let scale = (2.0 / n) as f32;
@@ -398,7 +489,18 @@ pub fn mse_loss(pred: &[f32], target: &[f32], grad: &mut Vec<f32>) -> f64 {
         s += (d as f64) * (d as f64);
         *g = scale * d;
     }
-    s / n
+    Ok(s / n)
+}
+
+fn expect(what: &'static str, expected: usize, got: usize) -> Result<()> {
+    if expected != got {
+        return Err(Error::Shape {
+            what,
+            expected,
+            got,
+        });
+    }
+    Ok(())
 }
 
 /// Optimizer settings.

@@ -278,25 +278,27 @@ impl Fsq {
     }
 
     /// The reference formula for one value of dimension `j` (for tests):
-    /// the rounded integer `r`.
+    /// the rounded integer `r`; `None` for a dimension out of range.
     #[doc(hidden)]
     #[must_use]
-    pub fn reference_round(&self, j: usize, z: f32) -> i32 {
-        self.dims[j].round(z)
+    pub fn reference_round(&self, j: usize, z: f32) -> Option<i32> {
+        self.dims.get(j).map(|d| d.round(z))
     }
 
-    /// The threshold path for one value of dimension `j` (for tests).
+    /// The threshold path for one value of dimension `j` (for tests);
+    /// `None` for a dimension out of range.
     #[doc(hidden)]
     #[must_use]
-    pub fn fast_round(&self, j: usize, z: f32) -> i32 {
-        self.dims[j].fast(z)
+    pub fn fast_round(&self, j: usize, z: f32) -> Option<i32> {
+        self.dims.get(j).map(|d| d.fast(z))
     }
 
-    /// Rounding thresholds of dimension `j` (for tests).
+    /// Rounding thresholds of dimension `j` (for tests; empty when out of
+    /// range).
     #[doc(hidden)]
     #[must_use]
     pub fn thresholds(&self, j: usize) -> &[f32] {
-        &self.dims[j].thresholds
+        self.dims.get(j).map_or(&[], |d| &d.thresholds)
     }
 
     fn check_index(&self, index: u16) -> Result<()> {

@@ -170,6 +170,7 @@ struct Step {
     dq: Vec<f32>,
     labels: Vec<u32>,
     dists: Vec<f32>,
+    cur: Vec<f32>,
     enc_cache: MlpCache,
     dec_cache: MlpCache,
 }
@@ -264,7 +265,7 @@ impl RqVae {
                     &mut enc_grads,
                     &mut dec_grads,
                     &mut cb_grad,
-                );
+                )?;
                 if !(recon.is_finite() && vq.is_finite()) {
                     return Err(invalid(
                         "training",
@@ -337,7 +338,7 @@ impl RqVae {
     fn init_codebooks(&mut self, xb: &[f32], seed: u64) -> Result<()> {
         let lat = self.encoder.outputs();
         let mut z = Vec::new();
-        self.encoder.infer(xb, &mut z);
+        self.encoder.infer(xb, &mut z)?;
         let rows = z.len() / lat;
         let mut labels = vec![0u32; rows];
         let mut dists = vec![0f32; rows];
@@ -385,6 +386,7 @@ impl RqVae {
         q: &mut Vec<f32>,
         labels: &mut Vec<u32>,
         dists: &mut Vec<f32>,
+        cur: &mut Vec<f32>,
     ) {
         let lat = self.encoder.outputs();
         let rows = z.len() / lat;
@@ -393,13 +395,14 @@ impl RqVae {
         q.resize(z.len(), 0.0);
         labels.resize(self.levels * rows, 0);
         dists.resize(rows, 0.0);
-        let mut cur = z.to_vec();
+        cur.clear();
+        cur.extend_from_slice(z);
         for l in 0..self.levels {
-            s_resid.extend_from_slice(&cur);
+            s_resid.extend_from_slice(cur);
             let cb = self.codebook(l);
             let set = CentroidSet::new(cb, lat);
             let lab = &mut labels[l * rows..(l + 1) * rows];
-            assign_rows(AssignPath::Gemm, &cur, &set, lab, dists, Par::Seq);
+            assign_rows(AssignPath::Gemm, cur, &set, lab, dists, Par::Seq);
             for ((r, qr), &c) in cur
                 .chunks_exact_mut(lat)
                 .zip(q.chunks_exact_mut(lat))
@@ -424,19 +427,26 @@ impl RqVae {
         enc_grads: &mut crate::nn::Grads,
         dec_grads: &mut crate::nn::Grads,
         cb_grad: &mut [f32],
-    ) -> (f64, f64) {
+    ) -> Result<(f64, f64)> {
         let lat = self.encoder.outputs();
         let k = self.k;
-        self.encoder.forward(xb, &mut s.z, &mut s.enc_cache);
+        self.encoder.forward(xb, &mut s.z, &mut s.enc_cache)?;
         let rows = s.z.len() / lat;
         let z = std::mem::take(&mut s.z);
-        self.quantize(&z, &mut s.resid, &mut s.q, &mut s.labels, &mut s.dists);
+        self.quantize(
+            &z,
+            &mut s.resid,
+            &mut s.q,
+            &mut s.labels,
+            &mut s.dists,
+            &mut s.cur,
+        );
         // Straight-through: the decoder sees q; its input gradient goes to z.
-        self.decoder.forward(&s.q, &mut s.xhat, &mut s.dec_cache);
-        let recon = mse_loss(&s.xhat, xb, &mut s.dxhat);
+        self.decoder.forward(&s.q, &mut s.xhat, &mut s.dec_cache)?;
+        let recon = mse_loss(&s.xhat, xb, &mut s.dxhat)?;
         dec_grads.zero();
         self.decoder
-            .backward(&s.dxhat, &mut s.dec_cache, dec_grads, Some(&mut s.dq));
+            .backward(&s.dxhat, &mut s.dec_cache, dec_grads, Some(&mut s.dq))?;
         // VQ losses: Σ_l mean ‖sg[r_l] − e_l‖² + β mean ‖r_l − sg[e_l]‖².
         cb_grad.fill(0.0);
         let norm = 1.0 / (rows * lat) as f64;
@@ -469,10 +479,10 @@ impl RqVae {
         }
         enc_grads.zero();
         self.encoder
-            .backward(&dz, &mut s.enc_cache, enc_grads, None);
+            .backward(&dz, &mut s.enc_cache, enc_grads, None)?;
         s.dq = dz;
         s.z = z;
-        (recon, vq)
+        Ok((recon, vq))
     }
 
     /// Re-seeds codes unused for `after` steps from the current batch's
@@ -513,6 +523,8 @@ impl RqVae {
         levels: usize,
         k: usize,
     ) -> Result<RqVae> {
+        encoder.validate()?;
+        decoder.validate()?;
         let lat = encoder.outputs();
         if decoder.inputs() != lat || decoder.outputs() != encoder.inputs() {
             return Err(invalid(
@@ -605,6 +617,7 @@ impl Quantizer for RqVae {
             x.rows() * self.levels,
             out.len(),
         )?;
+        let mut cur = Vec::new();
         let (mut buf, mut z, mut resid, mut q, mut labels, mut dists) = (
             Vec::new(),
             Vec::new(),
@@ -616,8 +629,8 @@ impl Quantizer for RqVae {
         for start in (0..x.rows()).step_by(BLOCK_ROWS) {
             let end = (start + BLOCK_ROWS).min(x.rows());
             let xb = x.block(start, end, &mut buf)?;
-            self.encoder.infer(xb, &mut z);
-            self.quantize(&z, &mut resid, &mut q, &mut labels, &mut dists);
+            self.encoder.infer(xb, &mut z)?;
+            self.quantize(&z, &mut resid, &mut q, &mut labels, &mut dists, &mut cur);
             let rows = end - start;
             for r in 0..rows {
                 for l in 0..self.levels {
@@ -646,7 +659,7 @@ impl Quantizer for RqVae {
                     }
                 }
             }
-            self.decoder.infer(&q, &mut y);
+            self.decoder.infer(&q, &mut y)?;
             out[start * d..end * d].copy_from_slice(&y);
         }
         Ok(())
