@@ -108,3 +108,37 @@ pub(crate) fn for_each_block<A, B, S, I, F>(
     #[cfg(not(feature = "rayon"))]
     run_group(0, a, b);
 }
+
+/// Runs `f(index, item)` on every item, the items cut into at most
+/// `par.threads()` contiguous groups. What each call computes must not
+/// depend on which thread runs it; callers reduce results in item order.
+pub(crate) fn for_each_item<T, F>(par: Par, items: &mut [T], f: F)
+where
+    T: Send,
+    F: Fn(usize, &mut T) + Sync,
+{
+    let threads = par.threads().min(items.len());
+    if threads <= 1 {
+        for (i, it) in items.iter_mut().enumerate() {
+            f(i, it);
+        }
+        return;
+    }
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        let group = items.len().div_ceil(threads);
+        items
+            .par_chunks_mut(group)
+            .enumerate()
+            .for_each(|(g, chunk)| {
+                for (j, it) in chunk.iter_mut().enumerate() {
+                    f(g * group + j, it);
+                }
+            });
+    }
+    #[cfg(not(feature = "rayon"))]
+    for (i, it) in items.iter_mut().enumerate() {
+        f(i, it);
+    }
+}

@@ -2,6 +2,8 @@
 //! and the optimizers against their update formulas.
 #![allow(clippy::needless_range_loop)] // finite-difference loops index several buffers
 
+mod common;
+
 use semid::Error;
 use semid::nn::{
     Activation, Linear, Mlp, MlpCache, Optimizer, OptimizerConfig, mse_loss, shuffled,
@@ -258,4 +260,51 @@ fn bad_settings_are_errors_and_shuffles_are_seeded() {
     let mut s = a.clone();
     s.sort_unstable();
     assert_eq!(s, (0..100).collect::<Vec<u32>>());
+}
+
+#[test]
+fn parallel_optimizer_steps_equal_sequential_ones() {
+    // Tensors larger than one parallel piece (16 384 values), three steps,
+    // both optimizers and AdamW's decay: bit-identical parameters.
+    let sizes = [40_000usize, 7, 20_000];
+    let adamw = OptimizerConfig::Adam {
+        lr: 1e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.01,
+    };
+    for cfg in [adamw, OptimizerConfig::adagrad(0.1)] {
+        let init: Vec<Vec<f32>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| values(s, i as u64))
+            .collect();
+        let grads: Vec<Vec<Vec<f32>>> = (0..3)
+            .map(|step| {
+                sizes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &s)| values(s, 100 + 10 * step + i as u64))
+                    .collect()
+            })
+            .collect();
+        let run = |par: Option<semid::Par>| {
+            let mut p = init.clone();
+            let mut opt = Optimizer::new(cfg, &sizes).unwrap();
+            for g in &grads {
+                match par {
+                    None => opt.step(p.iter_mut(), g.iter()).unwrap(),
+                    Some(par) => common::with_threads(2, || {
+                        opt.step_par(p.iter_mut(), g.iter(), par).unwrap()
+                    }),
+                }
+            }
+            p
+        };
+        let seq = run(None);
+        assert_ne!(seq, init);
+        assert_eq!(run(Some(semid::Par::Rayon(2))), seq, "{cfg:?}");
+        assert_eq!(run(Some(semid::Par::Rayon(0))), seq, "{cfg:?}");
+    }
 }

@@ -13,8 +13,8 @@ fn small() -> RqVaeConfig {
         latent: 8,
         levels: 2,
         k: 16,
-        batch_size: 256,
-        epochs: 8,
+        batch_size: 600, // three gradient shards (256, 256, 88)
+        epochs: 16,
         optimizer: OptimizerConfig::adam(3e-3),
         dead_code_steps: 10,
         ..RqVaeConfig::default()
@@ -29,9 +29,9 @@ fn trains_reconstructs_and_is_deterministic() {
     let mut epochs = 0;
     let (m, reports) =
         common::with_threads(1, || RqVae::fit_with(&small(), x, |_| epochs += 1).unwrap());
-    assert_eq!(epochs, 8);
-    assert_eq!(reports.len(), 8);
-    let (first, last) = (&reports[0], &reports[7]);
+    assert_eq!(epochs, 16);
+    assert_eq!(reports.len(), 16);
+    let (first, last) = (&reports[0], &reports[15]);
     assert!(
         last.recon_loss < 0.7 * first.recon_loss,
         "{} → {}",
@@ -106,6 +106,7 @@ fn bad_input_is_a_typed_error() {
     // Divergence stops with the epoch and step.
     let mut c = small();
     c.optimizer = OptimizerConfig::adam(1e12);
+    c.batch_size = 256; // several steps in epoch 0
     let e = RqVae::fit(&c, x).unwrap_err();
     assert!(e.to_string().contains("epoch 0, step"), "{e}");
     let huge: Vec<f32> = data.iter().map(|v| v * 1e30).collect();
@@ -180,4 +181,76 @@ fn model_files_round_trip_golden_and_corruption() {
         activation: Activation::Relu,
     };
     assert!(RqVae::from_parts(empty, dec.clone(), vec![0.0; 8], 2, 2).is_err());
+}
+
+/// `rotation_trick_backward` against vector-quantize-pytorch's `rotate_to`
+/// differentiated by torch autograd (tests/data/rotation, see its README).
+#[test]
+fn rotation_trick_matches_vector_quantize_pytorch() {
+    let text = include_str!("data/rotation/rotation_cases.tsv");
+    let vec_of = |s: &str| -> Vec<f32> { s.split(' ').map(|v| v.parse().unwrap()).collect() };
+    let norm = |v: &[f32]| v.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
+    let mut cases = 0;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let f: Vec<&str> = line.split('\t').collect();
+        assert_eq!(f.len(), 7, "{line}");
+        let d: usize = f[1].parse().unwrap();
+        let (x, e, g, fwd, want) = (
+            vec_of(f[2]),
+            vec_of(f[3]),
+            vec_of(f[4]),
+            vec_of(f[5]),
+            vec_of(f[6]),
+        );
+        assert!([&x, &e, &g, &fwd, &want].iter().all(|v| v.len() == d));
+        let mut got = vec![0.0f32; d];
+        semid::nn::rotation_trick_backward(&x, &e, &g, &mut got).unwrap();
+        let err: Vec<f32> = got.iter().zip(&want).map(|(a, b)| a - b).collect();
+        assert!(
+            norm(&err) <= 1e-5 * norm(&want) + 1e-30,
+            "case {}: {got:?} vs {want:?}",
+            f[0]
+        );
+        // The reference's forward value is the codeword (semid feeds the
+        // codeword itself), except below the 1e-6 norm floor of x.
+        if norm(&x) >= 1e-6 {
+            let diff: Vec<f32> = fwd.iter().zip(&e).map(|(a, b)| a - b).collect();
+            assert!(
+                norm(&diff) <= 1e-5 * norm(&e) + 1e-6,
+                "case {} forward",
+                f[0]
+            );
+        }
+        cases += 1;
+    }
+    assert_eq!(cases, 29);
+    // The gradient is added, and lengths are checked.
+    let mut acc = vec![1.0f32; 2];
+    semid::nn::rotation_trick_backward(&[1.0, 0.0], &[1.0, 0.0], &[0.5, -0.5], &mut acc).unwrap();
+    assert_eq!(acc, vec![1.5, 0.5]);
+    assert!(matches!(
+        semid::nn::rotation_trick_backward(&[1.0, 0.0], &[1.0], &[0.5, -0.5], &mut acc),
+        Err(Error::Shape { .. })
+    ));
+}
+
+#[test]
+fn rotation_trick_trains_and_is_deterministic() {
+    let data = common::mixture(3000, 16, 22);
+    let x = Embeddings::new(&data, 16).unwrap();
+    let cfg = small().rotation_trick(true);
+    let (m, reports) = common::with_threads(1, || RqVae::fit(&cfg, x).unwrap());
+    let (first, last) = (&reports[0], &reports[15]);
+    assert!(
+        last.recon_loss < 0.7 * first.recon_loss,
+        "{} → {}",
+        first.recon_loss,
+        last.recon_loss
+    );
+    let (m2, r2) = common::with_threads(2, || RqVae::fit(&cfg, x).unwrap());
+    assert_eq!(m2, m);
+    assert_eq!(r2, reports);
+    // It is a different estimator: another model than the STE's.
+    let (m3, _) = RqVae::fit(&small(), x).unwrap();
+    assert_ne!(m3, m);
 }

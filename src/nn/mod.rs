@@ -68,14 +68,21 @@ impl Activation {
         }
     }
 
+    /// Writes the activation of `pre` into `out` (resized to match).
+    pub fn forward_into(self, pre: &[f32], out: &mut Vec<f32>) {
+        out.clear();
+        match self {
+            Activation::Relu => out.extend(pre.iter().map(|v| v.max(0.0))),
+            Activation::Silu => out.extend(pre.iter().map(|&v| v * sigmoid(v))),
+        }
+    }
+
     /// Multiplies `grad` by the derivative at the pre-activation `pre`.
     pub fn backward(self, pre: &[f32], grad: &mut [f32]) {
         match self {
             Activation::Relu => {
                 for (g, &p) in grad.iter_mut().zip(pre) {
-                    if p <= 0.0 {
-                        *g = 0.0;
-                    }
+                    *g = if p > 0.0 { *g } else { 0.0 };
                 }
             }
             Activation::Silu => {
@@ -199,6 +206,20 @@ impl Linear {
         gb: &mut [f32],
         dx: Option<&mut Vec<f32>>,
     ) -> Result<()> {
+        self.backward_impl(x, dy, gw, gb, dx, true)
+    }
+
+    /// [`Linear::backward`], overwriting `gw`/`gb` instead of adding when
+    /// `accumulate` is false (saves zeroing them first).
+    fn backward_impl(
+        &self,
+        x: &[f32],
+        dy: &[f32],
+        gw: &mut [f32],
+        gb: &mut [f32],
+        dx: Option<&mut Vec<f32>>,
+        accumulate: bool,
+    ) -> Result<()> {
         self.check()?;
         let n = self.rows_of(x)?;
         expect(
@@ -219,8 +240,11 @@ impl Linear {
             false,
             n,
             1.0,
-            true,
+            accumulate,
         );
+        if !accumulate {
+            gb.fill(0.0);
+        }
         for row in dy.chunks_exact(self.outputs) {
             for (g, &d) in gb.iter_mut().zip(row) {
                 *g += d;
@@ -342,10 +366,7 @@ impl Mlp {
             } else {
                 let mut pre = std::mem::take(&mut cache.pre[i]);
                 layer.forward(&cache.inputs[i], &mut pre)?;
-                let next = &mut cache.inputs[i + 1];
-                next.clear();
-                next.extend_from_slice(&pre);
-                self.activation.forward(next);
+                self.activation.forward_into(&pre, &mut cache.inputs[i + 1]);
                 cache.pre[i] = pre;
             }
         }
@@ -377,6 +398,28 @@ impl Mlp {
         grads: &mut Grads,
         dx: Option<&mut Vec<f32>>,
     ) -> Result<()> {
+        self.backward_impl(dy, cache, grads, dx, true)
+    }
+
+    /// [`Mlp::backward`] that overwrites `grads` instead of adding to them.
+    pub(crate) fn backward_into(
+        &self,
+        dy: &[f32],
+        cache: &mut MlpCache,
+        grads: &mut Grads,
+        dx: Option<&mut Vec<f32>>,
+    ) -> Result<()> {
+        self.backward_impl(dy, cache, grads, dx, false)
+    }
+
+    fn backward_impl(
+        &self,
+        dy: &[f32],
+        cache: &mut MlpCache,
+        grads: &mut Grads,
+        dx: Option<&mut Vec<f32>>,
+        accumulate: bool,
+    ) -> Result<()> {
         self.validate()?;
         let nl = self.layers.len();
         if cache.inputs.len() != nl {
@@ -396,22 +439,22 @@ impl Mlp {
             let (gw, gb) = grads.layer_mut(i);
             let want_dx = i > 0 || dx.is_some();
             let mut next = std::mem::take(&mut cache.grad_next);
-            layer.backward(
+            layer.backward_impl(
                 &cache.inputs[i],
                 &cache.grad,
                 gw,
                 gb,
                 want_dx.then_some(&mut next),
+                accumulate,
             )?;
             if i > 0 {
                 self.activation.backward(&cache.pre[i - 1], &mut next);
                 cache.grad_next = std::mem::replace(&mut cache.grad, next);
             } else {
-                if let Some(d) = dx.as_deref_mut() {
-                    d.clear();
-                    d.extend_from_slice(&next);
+                match dx.as_deref_mut() {
+                    Some(d) => cache.grad_next = std::mem::replace(d, next),
+                    None => cache.grad_next = next,
                 }
-                cache.grad_next = next;
             }
         }
         Ok(())
@@ -469,6 +512,11 @@ impl Grads {
     pub fn tensors(&self) -> impl Iterator<Item = &Vec<f32>> {
         self.layers.iter().flat_map(|(w, b)| [w, b])
     }
+
+    /// Mutable gradient tensors in the order of [`Mlp::params_mut`].
+    pub(crate) fn tensors_mut(&mut self) -> impl Iterator<Item = &mut Vec<f32>> {
+        self.layers.iter_mut().flat_map(|(w, b)| [w, b])
+    }
 }
 
 /// Mean squared error `Σ (p − t)² / len` and its gradient w.r.t. `p`
@@ -481,15 +529,21 @@ pub fn mse_loss(pred: &[f32], target: &[f32], grad: &mut Vec<f32>) -> Result<f64
         target.len(),
     )?;
     let n = pred.len().max(1) as f64;
+    Ok(sq_err(pred, target, (2.0 / n) as f32, grad) / n)
+}
+
+/// `Σ (p − t)²` (in f64), with `grad = scale · (p − t)`; the caller picks
+/// the normalisation (a shard of a batch divides by the whole batch).
+pub(crate) fn sq_err(pred: &[f32], target: &[f32], scale: f32, grad: &mut Vec<f32>) -> f64 {
+    debug_assert_eq!(pred.len(), target.len());
     grad.resize(pred.len(), 0.0);
-    let scale = (2.0 / n) as f32;
     let mut s = 0.0f64;
     for ((g, &p), &t) in grad.iter_mut().zip(pred).zip(target) {
         let d = p - t;
         s += (d as f64) * (d as f64);
         *g = scale * d;
     }
-    Ok(s / n)
+    s
 }
 
 fn expect(what: &'static str, expected: usize, got: usize) -> Result<()> {
@@ -501,6 +555,61 @@ fn expect(what: &'static str, expected: usize, got: usize) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Rotation-trick backward pass (Fifty et al. 2024, §4.2), as
+/// vector-quantize-pytorch's `rotate_to(x, e)` differentiates it.
+///
+/// The forward pass maps the encoder-side vector `x` onto the codeword `e`
+/// by `λ R x` with `R = I − 2wwᵀ + 2quᵀ`, `u = x/‖x‖`, `q = e/‖e‖`, `w =
+/// (u + q)/‖u + q‖` and `λ = ‖e‖/‖x‖`, all held constant (norms are floored
+/// at `1e-6` as the reference does). The gradient `g` of that output then
+/// reaches `x` as `λ Rᵀ g = λ (g − 2w(w·g) + 2u(q·g))`, which this adds
+/// into `dx`. Unlike the straight-through estimator it carries the angle
+/// between `x` and `e` and their norm ratio into the encoder's gradient.
+///
+/// Errors when the four lengths differ.
+pub fn rotation_trick_backward(x: &[f32], e: &[f32], g: &[f32], dx: &mut [f32]) -> Result<()> {
+    expect("codeword length (same as x)", x.len(), e.len())?;
+    expect("gradient length (same as x)", x.len(), g.len())?;
+    expect("input-gradient length (same as x)", x.len(), dx.len())?;
+    rotation_grad(x, e, g, dx);
+    Ok(())
+}
+
+/// Norm floor of the rotation trick (vector-quantize-pytorch's `safe_div`
+/// and `l2norm` eps).
+const ROTATION_EPS: f32 = 1e-6;
+
+/// Rotation-trick gradient without checks (see
+/// [`rotation_trick_backward`]).
+///
+/// Rotation-trick gradient (Fifty et al. 2024, §4.2, as
+/// vector-quantize-pytorch's `rotate_to(x, e)`): the forward pass maps the
+/// residual `x` onto the codeword `e` by `λ R x` with `R = I − 2wwᵀ +
+/// 2quᵀ`, `u = x/‖x‖`, `q = e/‖e‖`, `w = (u + q)/‖u + q‖` and `λ =
+/// ‖e‖/‖x‖`, all held constant; so the gradient `g` of the output reaches
+/// `x` as `λ Rᵀ g = λ (g − 2w(w·g) + 2u(q·g))`, added into `dx`.
+pub(crate) fn rotation_grad(x: &[f32], e: &[f32], g: &[f32], dx: &mut [f32]) {
+    let nx = x.iter().map(|v| v * v).sum::<f32>().sqrt();
+    let ne = e.iter().map(|v| v * v).sum::<f32>().sqrt();
+    let (ix, ie) = (1.0 / nx.max(ROTATION_EPS), 1.0 / ne.max(ROTATION_EPS));
+    let mut nw = 0.0f32;
+    for (&a, &b) in x.iter().zip(e) {
+        let w = a * ix + b * ie;
+        nw += w * w;
+    }
+    let iw = 1.0 / nw.sqrt().max(ROTATION_EPS);
+    let (mut wg, mut qg) = (0.0f32, 0.0f32);
+    for ((&a, &b), &gv) in x.iter().zip(e).zip(g) {
+        wg += (a * ix + b * ie) * iw * gv;
+        qg += b * ie * gv;
+    }
+    let lambda = ne * ix;
+    for (((&a, &b), &gv), d) in x.iter().zip(e).zip(g).zip(dx.iter_mut()) {
+        let w = (a * ix + b * ie) * iw;
+        *d += lambda * (gv - 2.0 * w * wg + 2.0 * a * ix * qg);
+    }
 }
 
 /// Optimizer settings.
@@ -615,8 +724,19 @@ impl Optimizer {
         params: impl Iterator<Item = &'a mut Vec<f32>>,
         grads: impl Iterator<Item = &'a Vec<f32>>,
     ) -> Result<()> {
-        self.step += 1;
-        let t = self.step as i32;
+        self.step_par(params, grads, crate::Par::Seq)
+    }
+
+    /// [`Optimizer::step`] on up to `par` threads. Every element's update
+    /// is independent, so the result does not depend on the thread count.
+    pub fn step_par<'a>(
+        &mut self,
+        params: impl Iterator<Item = &'a mut Vec<f32>>,
+        grads: impl Iterator<Item = &'a Vec<f32>>,
+        par: crate::Par,
+    ) -> Result<()> {
+        const PIECE: usize = 1 << 14;
+        let mut pieces = Vec::new();
         for (i, (p, g)) in params.zip(grads).enumerate() {
             if i >= self.m.len() || p.len() != self.m[i].len() || g.len() != p.len() {
                 return Err(Error::Shape {
@@ -625,43 +745,68 @@ impl Optimizer {
                     got: p.len(),
                 });
             }
-            let (m, v) = (&mut self.m[i], &mut self.v[i]);
-            match self.config {
-                OptimizerConfig::Adam {
-                    lr,
-                    beta1,
-                    beta2,
-                    eps,
-                    weight_decay,
-                } => {
-                    let bc1 = 1.0 - beta1.powi(t);
-                    let bc2 = 1.0 - beta2.powi(t);
-                    let step_size = lr / bc1;
-                    let bc2_sqrt = bc2.sqrt();
-                    for (((p, &g), m), v) in p
-                        .iter_mut()
-                        .zip(g.iter())
-                        .zip(m.iter_mut())
-                        .zip(v.iter_mut())
-                    {
-                        if weight_decay > 0.0 {
-                            *p *= 1.0 - lr * weight_decay;
-                        }
-                        *m = beta1 * *m + (1.0 - beta1) * g;
-                        *v = beta2 * *v + (1.0 - beta2) * g * g;
-                        let denom = v.sqrt() / bc2_sqrt + eps;
-                        *p -= step_size * *m / denom;
-                    }
-                }
-                OptimizerConfig::Adagrad { lr, eps } => {
-                    for ((p, &g), s) in p.iter_mut().zip(g.iter()).zip(v.iter_mut()) {
-                        *s += g * g;
-                        *p -= lr * g / (s.sqrt() + eps);
-                    }
-                }
+            pieces.push((p, g, i));
+        }
+        self.step += 1;
+        let t = self.step as i32;
+        let config = self.config;
+        let mut work: Vec<Piece<'_>> = Vec::new();
+        let mut ms: Vec<Option<&mut Vec<f32>>> = self.m.iter_mut().map(Some).collect();
+        let mut vs: Vec<Option<&mut Vec<f32>>> = self.v.iter_mut().map(Some).collect();
+        for (p, g, i) in pieces {
+            let (Some(m), Some(v)) = (ms[i].take(), vs[i].take()) else {
+                return Err(invalid("params", "the same tensor was given twice"));
+            };
+            for (((pp, gp), mp), vp) in p
+                .chunks_mut(PIECE)
+                .zip(g.chunks(PIECE))
+                .zip(m.chunks_mut(PIECE))
+                .zip(v.chunks_mut(PIECE))
+            {
+                work.push((pp, gp, mp, vp));
             }
         }
+        crate::par::for_each_item(par, &mut work, |_, (p, g, m, v)| {
+            update(config, t, p, g, m, v);
+        });
         Ok(())
+    }
+}
+
+/// One slice of a tensor: parameters, gradient, first and second moments.
+type Piece<'a> = (&'a mut [f32], &'a [f32], &'a mut [f32], &'a mut [f32]);
+
+/// The optimizer's update of one parameter slice at step `t` (1-based).
+fn update(config: OptimizerConfig, t: i32, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    match config {
+        OptimizerConfig::Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } => {
+            let bc1 = 1.0 - beta1.powi(t);
+            let bc2 = 1.0 - beta2.powi(t);
+            let step_size = lr / bc1;
+            let bc2_sqrt = bc2.sqrt();
+            let decay = 1.0 - lr * weight_decay;
+            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                if weight_decay > 0.0 {
+                    *p *= decay;
+                }
+                *m = beta1 * *m + (1.0 - beta1) * g;
+                *v = beta2 * *v + (1.0 - beta2) * g * g;
+                let denom = v.sqrt() / bc2_sqrt + eps;
+                *p -= step_size * *m / denom;
+            }
+        }
+        OptimizerConfig::Adagrad { lr, eps } => {
+            for ((p, &g), s) in p.iter_mut().zip(g).zip(v.iter_mut()) {
+                *s += g * g;
+                *p -= lr * g / (s.sqrt() + eps);
+            }
+        }
     }
 }
 
@@ -674,4 +819,32 @@ pub fn shuffled(n: usize, seed: u64, epoch: u64) -> Vec<u32> {
         v.swap(i, rng.below(i + 1));
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backward_into_overwrites_what_backward_adds() {
+        let m = Mlp::new(&[5, 7, 3], Activation::Silu, 3).unwrap();
+        let x: Vec<f32> = (0..20).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut cache = MlpCache::default();
+        let mut y = Vec::new();
+        m.forward(&x, &mut y, &mut cache).unwrap();
+        let dy: Vec<f32> = y.iter().map(|v| v * 0.5 - 0.1).collect();
+        let (mut dx1, mut dx2) = (Vec::new(), Vec::new());
+        let mut added = m.zero_grads();
+        m.backward(&dy, &mut cache, &mut added, Some(&mut dx1))
+            .unwrap();
+        // Stale values in the gradients must be overwritten, not kept.
+        let mut written = m.zero_grads();
+        for t in written.tensors_mut() {
+            t.fill(123.0);
+        }
+        m.backward_into(&dy, &mut cache, &mut written, Some(&mut dx2))
+            .unwrap();
+        assert_eq!(written, added);
+        assert_eq!(dx1, dx2);
+    }
 }

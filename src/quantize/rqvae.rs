@@ -5,7 +5,7 @@ use super::{KMeans, KMeansConfig, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
 use crate::error::{Result, invalid};
 use crate::kernels::{AssignPath, BLOCK_ROWS, CentroidSet, assign_rows};
-use crate::nn::{Activation, Mlp, MlpCache, Optimizer, OptimizerConfig, mse_loss, shuffled};
+use crate::nn::{Activation, Grads, Mlp, MlpCache, Optimizer, OptimizerConfig, shuffled};
 use crate::par::Par;
 use crate::rng::Rng;
 
@@ -43,6 +43,19 @@ pub struct RqVaeConfig {
     pub dead_code_steps: usize,
     /// Seed of initialisation, k-means and shuffling.
     pub seed: u64,
+    /// Gradient estimator through the quantizer: `false` (default) is
+    /// TIGER's straight-through estimator on the quantized sum (`∂z =
+    /// ∂q`); `true` is the rotation trick (Fifty et al. 2024) as
+    /// vector-quantize-pytorch's `ResidualVQ(rotation_trick = True)` applies
+    /// it: every level rotates and rescales its input residual onto its
+    /// codeword, and the encoder receives the sum of the L rotated
+    /// gradients.
+    pub rotation_trick: bool,
+    /// Threads for training and encoding. Batches are cut into shards of
+    /// [`RqVae::SHARD_ROWS`] rows whatever the thread count and the shard
+    /// gradients are summed in shard order, so a seed gives the same
+    /// weights and codes with any `par`.
+    pub par: Par,
 }
 
 impl RqVaeConfig {
@@ -64,6 +77,8 @@ impl RqVaeConfig {
             batch_size: 1024,
             dead_code_steps: 20,
             seed: 0,
+            rotation_trick: false,
+            par: Par::default(),
         }
     }
 
@@ -78,6 +93,20 @@ impl RqVaeConfig {
     #[must_use]
     pub fn epochs(mut self, v: usize) -> Self {
         self.epochs = v;
+        self
+    }
+
+    /// Sets the threads (results do not depend on them).
+    #[must_use]
+    pub fn par(mut self, v: Par) -> Self {
+        self.par = v;
+        self
+    }
+
+    /// Turns the rotation trick on or off.
+    #[must_use]
+    pub fn rotation_trick(mut self, v: bool) -> Self {
+        self.rotation_trick = v;
         self
     }
 
@@ -159,23 +188,104 @@ pub struct RqVae {
     k: usize,
 }
 
-/// Scratch of one training step.
-#[derive(Default)]
-struct Step {
+/// Scratch and gradients of one shard of a training batch.
+struct Shard {
     z: Vec<f32>,
     resid: Vec<f32>,
     q: Vec<f32>,
     xhat: Vec<f32>,
     dxhat: Vec<f32>,
     dq: Vec<f32>,
+    dz: Vec<f32>,
     labels: Vec<u32>,
     dists: Vec<f32>,
     cur: Vec<f32>,
     enc_cache: MlpCache,
     dec_cache: MlpCache,
+    enc_grads: Grads,
+    dec_grads: Grads,
+    cb_grad: Vec<f32>,
+    /// Rows of this shard in the current batch.
+    rows: usize,
+    /// Unnormalised squared reconstruction error.
+    recon: f64,
+    /// Codebook + β·commitment loss, normalised by the whole batch.
+    vq: f64,
+    status: Result<()>,
+}
+
+impl Shard {
+    fn new(m: &RqVae) -> Shard {
+        Shard {
+            z: Vec::new(),
+            resid: Vec::new(),
+            q: Vec::new(),
+            xhat: Vec::new(),
+            dxhat: Vec::new(),
+            dq: Vec::new(),
+            dz: Vec::new(),
+            labels: Vec::new(),
+            dists: Vec::new(),
+            cur: Vec::new(),
+            enc_cache: MlpCache::default(),
+            dec_cache: MlpCache::default(),
+            enc_grads: m.encoder.zero_grads(),
+            dec_grads: m.decoder.zero_grads(),
+            cb_grad: vec![0.0; m.codebooks.len()],
+            rows: 0,
+            recon: 0.0,
+            vq: 0.0,
+            status: Ok(()),
+        }
+    }
+
+    /// Gradient tensors in optimizer order: encoder, decoder, codebooks.
+    fn grads_mut(&mut self) -> impl Iterator<Item = &mut Vec<f32>> {
+        self.enc_grads
+            .tensors_mut()
+            .chain(self.dec_grads.tensors_mut())
+            .chain(std::iter::once(&mut self.cb_grad))
+    }
+}
+
+/// Adds every shard's gradients into the first shard's, in shard order
+/// (element ranges run in parallel; each element's sum has a fixed order).
+fn reduce_grads(shards: &mut [Shard], par: Par) {
+    let Some((first, rest)) = shards.split_first_mut() else {
+        return;
+    };
+    let mut rest_tensors: Vec<Vec<&Vec<f32>>> = Vec::new();
+    for sh in rest.iter_mut() {
+        for (t, g) in sh.grads_mut().enumerate() {
+            if rest_tensors.len() <= t {
+                rest_tensors.push(Vec::new());
+            }
+            rest_tensors[t].push(&*g);
+        }
+    }
+    const PIECE: usize = 1 << 14;
+    let mut pieces: Vec<(&mut [f32], usize, usize)> = Vec::new();
+    for (t, g) in first.grads_mut().enumerate() {
+        for (j, piece) in g.chunks_mut(PIECE).enumerate() {
+            pieces.push((piece, t, j * PIECE));
+        }
+    }
+    crate::par::for_each_item(par, &mut pieces, |_, (dst, t, off)| {
+        let srcs = rest_tensors.get(*t).map_or(&[][..], Vec::as_slice);
+        for src in srcs {
+            for (a, b) in dst.iter_mut().zip(&src[*off..]) {
+                *a += b;
+            }
+        }
+    });
 }
 
 impl RqVae {
+    /// Rows per gradient shard. A training batch is cut into shards of
+    /// this many rows whatever the thread count; shards run in parallel
+    /// and their gradients are summed in shard order.
+    pub const SHARD_ROWS: usize = 256;
+
     /// Trains on `x` (`n × d`) and returns the model and one report per
     /// epoch.
     pub fn fit(config: &RqVaeConfig, x: Embeddings<'_>) -> Result<(RqVae, Vec<EpochReport>)> {
@@ -223,25 +333,24 @@ impl RqVae {
         let order0 = shuffled(n, config.seed, 0);
         let idx0: Vec<usize> = order0[..batch].iter().map(|&i| i as usize).collect();
         let xb0 = x.gather(&idx0);
-        m.init_codebooks(&xb0, config.seed).map_err(|e| match e {
-            crate::Error::NonFinite { .. } => invalid(
-                "training",
-                "the encoder output is not finite at initialisation (epoch 0, step 0); check the scale of the data",
-            ),
-            other => other,
-        })?;
+        m.init_codebooks(&xb0, config.seed, config.par)
+            .map_err(|e| match e {
+                crate::Error::NonFinite { .. } => invalid(
+                    "training",
+                    "the encoder output is not finite at initialisation (epoch 0, step 0); check the scale of the data",
+                ),
+                other => other,
+            })?;
 
-        let mut enc_grads = m.encoder.zero_grads();
-        let mut dec_grads = m.decoder.zero_grads();
-        let mut cb_grad = vec![0f32; m.codebooks.len()];
         let mut sizes: Vec<usize> = m.encoder.params_mut().map(|p| p.len()).collect();
         sizes.extend(m.decoder.params_mut().map(|p| p.len()));
         sizes.push(m.codebooks.len());
         let mut opt = Optimizer::new(config.optimizer, &sizes)?;
         let mut last_used = vec![0usize; levels * k];
         let mut rng = Rng::new(config.seed, 77);
-        let mut s = Step::default();
+        let mut shards: Vec<Shard> = Vec::new();
         let mut reports = Vec::with_capacity(config.epochs);
+        let mut epoch_codes = vec![0u16; n * levels];
         let mut step_no = 0usize;
         for epoch in 0..config.epochs {
             let order = if epoch == 0 {
@@ -250,22 +359,30 @@ impl RqVae {
                 shuffled(n, config.seed, epoch as u64)
             };
             let (mut recon_sum, mut vq_sum, mut steps) = (0.0f64, 0.0f64, 0usize);
-            let mut counts = vec![0usize; levels * k];
-            let mut seen = std::collections::HashSet::new();
-            let mut dup = 0usize;
             let mut resets = 0usize;
+            let mut done_rows = 0usize;
             for (bi, chunk) in order.chunks(batch).enumerate() {
                 let idx: Vec<usize> = chunk.iter().map(|&i| i as usize).collect();
                 let xb = x.gather(&idx);
                 let b = idx.len();
-                let (recon, vq) = m.train_step(
-                    &xb,
-                    config.beta,
-                    &mut s,
-                    &mut enc_grads,
-                    &mut dec_grads,
-                    &mut cb_grad,
-                )?;
+                let ns = b.div_ceil(Self::SHARD_ROWS);
+                while shards.len() < ns {
+                    shards.push(Shard::new(&m));
+                }
+                let model = &m;
+                crate::par::for_each_item(config.par, &mut shards[..ns], |i, sh| {
+                    let r0 = i * Self::SHARD_ROWS;
+                    let r1 = (r0 + Self::SHARD_ROWS).min(b);
+                    sh.rows = r1 - r0;
+                    sh.status = model.train_shard(&xb[r0 * d..r1 * d], b, config, sh);
+                });
+                let (mut recon, mut vq) = (0.0f64, 0.0f64);
+                for sh in &mut shards[..ns] {
+                    std::mem::replace(&mut sh.status, Ok(()))?;
+                    recon += sh.recon;
+                    vq += sh.vq;
+                }
+                let recon = recon / (b * d) as f64;
                 if !(recon.is_finite() && vq.is_finite()) {
                     return Err(invalid(
                         "training",
@@ -274,28 +391,37 @@ impl RqVae {
                         ),
                     ));
                 }
+                reduce_grads(&mut shards[..ns], config.par);
                 let mut params: Vec<&mut Vec<f32>> = m.encoder.params_mut().collect();
                 params.extend(m.decoder.params_mut());
                 params.push(&mut m.codebooks);
-                let mut grads: Vec<&Vec<f32>> = enc_grads.tensors().collect();
-                grads.extend(dec_grads.tensors());
-                grads.push(&cb_grad);
-                opt.step(params.into_iter(), grads.into_iter())?;
+                opt.step_par(
+                    params.into_iter(),
+                    shards[0].grads_mut().map(|g| &*g),
+                    config.par,
+                )?;
                 step_no += 1;
-                // Usage and dead codes.
-                for r in 0..b {
-                    let code: Vec<u32> = (0..levels).map(|l| s.labels[l * b + r]).collect();
-                    for (l, &c) in code.iter().enumerate() {
-                        counts[l * k + c as usize] += 1;
-                        last_used[l * k + c as usize] = step_no;
+                // Usage, codes of the epoch, dead codes.
+                for sh in &shards[..ns] {
+                    for r in 0..sh.rows {
+                        let row = &mut epoch_codes[(done_rows + r) * levels..][..levels];
+                        for (l, t) in row.iter_mut().enumerate() {
+                            let c = sh.labels[l * sh.rows + r];
+                            *t = c as u16;
+                            last_used[l * k + c as usize] = step_no;
+                        }
                     }
-                    if !seen.insert(code) {
-                        dup += 1;
-                    }
+                    done_rows += sh.rows;
                 }
                 if config.dead_code_steps > 0 {
-                    resets +=
-                        m.reset_dead(&s, b, &last_used, step_no, config.dead_code_steps, &mut rng);
+                    resets += m.reset_dead(
+                        &shards[..ns],
+                        b,
+                        &last_used,
+                        step_no,
+                        config.dead_code_steps,
+                        &mut rng,
+                    );
                     for u in last_used.iter_mut() {
                         if step_no - *u >= config.dead_code_steps {
                             *u = step_no; // just re-seeded
@@ -306,21 +432,17 @@ impl RqVae {
                 vq_sum += vq;
                 steps += 1;
             }
-            let mut utilization = Vec::with_capacity(levels);
-            let mut perplexity = Vec::with_capacity(levels);
-            for l in 0..levels {
-                let h = crate::metrics::HistogramStats::from_counts(&counts[l * k..(l + 1) * k]);
-                utilization.push(h.utilization);
-                perplexity.push(h.perplexity);
-            }
+            let codes = Codes::new(epoch_codes, levels)?;
+            let quality = crate::metrics::code_quality(&codes, &vec![k; levels])?;
+            epoch_codes = codes.into_vec();
             let rep = EpochReport {
                 epoch,
                 recon_loss: recon_sum / steps as f64,
                 vq_loss: vq_sum / steps as f64,
-                utilization,
-                perplexity,
+                utilization: quality.levels.iter().map(|l| l.stats.utilization).collect(),
+                perplexity: quality.levels.iter().map(|l| l.stats.perplexity).collect(),
                 dead_resets: resets,
-                collision_rate: dup as f64 / n as f64,
+                collision_rate: quality.collision_rate,
             };
             progress(&rep);
             reports.push(rep);
@@ -335,7 +457,7 @@ impl RqVae {
     }
 
     /// Codebooks by k-means on the residuals of the encoded rows `xb`.
-    fn init_codebooks(&mut self, xb: &[f32], seed: u64) -> Result<()> {
+    fn init_codebooks(&mut self, xb: &[f32], seed: u64, par: Par) -> Result<()> {
         let lat = self.encoder.outputs();
         let mut z = Vec::new();
         self.encoder.infer(xb, &mut z)?;
@@ -346,19 +468,12 @@ impl RqVae {
             let km = KMeansConfig::new(self.k)
                 .seed(seed.wrapping_add(l as u64))
                 .max_iter(25)
-                .par(Par::Seq);
+                .par(par);
             let (model, _) = KMeans::fit(&km, Embeddings::new(&z, lat)?)?;
             let cents = model.centroids();
             self.codebooks[l * self.k * lat..(l + 1) * self.k * lat].copy_from_slice(cents);
             let set = CentroidSet::new(cents, lat);
-            assign_rows(
-                AssignPath::Gemm,
-                &z,
-                &set,
-                &mut labels,
-                &mut dists,
-                Par::Seq,
-            );
+            assign_rows(AssignPath::Gemm, &z, &set, &mut labels, &mut dists, par);
             for (r, &c) in z.chunks_exact_mut(lat).zip(&labels) {
                 for (a, b) in r
                     .iter_mut()
@@ -417,52 +532,76 @@ impl RqVae {
         }
     }
 
-    /// One forward/backward pass; leaves the gradients in the buffers and
-    /// returns (reconstruction loss, codebook + β·commitment loss).
-    fn train_step(
+    /// Forward and backward pass of one shard `xb` of a batch of `batch`
+    /// rows: leaves the shard's gradients, squared reconstruction error and
+    /// VQ loss (normalised by the whole batch) in `sh`.
+    fn train_shard(
         &self,
         xb: &[f32],
-        beta: f32,
-        s: &mut Step,
-        enc_grads: &mut crate::nn::Grads,
-        dec_grads: &mut crate::nn::Grads,
-        cb_grad: &mut [f32],
-    ) -> Result<(f64, f64)> {
+        batch: usize,
+        config: &RqVaeConfig,
+        sh: &mut Shard,
+    ) -> Result<()> {
         let lat = self.encoder.outputs();
+        let d = self.encoder.inputs();
         let k = self.k;
-        self.encoder.forward(xb, &mut s.z, &mut s.enc_cache)?;
-        let rows = s.z.len() / lat;
-        let z = std::mem::take(&mut s.z);
+        let beta = config.beta;
+        self.encoder.forward(xb, &mut sh.z, &mut sh.enc_cache)?;
+        let rows = sh.z.len() / lat;
         self.quantize(
-            &z,
-            &mut s.resid,
-            &mut s.q,
-            &mut s.labels,
-            &mut s.dists,
-            &mut s.cur,
+            &sh.z,
+            &mut sh.resid,
+            &mut sh.q,
+            &mut sh.labels,
+            &mut sh.dists,
+            &mut sh.cur,
         );
-        // Straight-through: the decoder sees q; its input gradient goes to z.
-        self.decoder.forward(&s.q, &mut s.xhat, &mut s.dec_cache)?;
-        let recon = mse_loss(&s.xhat, xb, &mut s.dxhat)?;
-        dec_grads.zero();
+        // The decoder sees q; its input gradient reaches z through the
+        // straight-through estimator or the rotation trick.
         self.decoder
-            .backward(&s.dxhat, &mut s.dec_cache, dec_grads, Some(&mut s.dq))?;
+            .forward(&sh.q, &mut sh.xhat, &mut sh.dec_cache)?;
+        let scale = (2.0 / (batch * d) as f64) as f32;
+        sh.recon = crate::nn::sq_err(&sh.xhat, xb, scale, &mut sh.dxhat);
+        self.decoder.backward_into(
+            &sh.dxhat,
+            &mut sh.dec_cache,
+            &mut sh.dec_grads,
+            Some(&mut sh.dq),
+        )?;
+        sh.dz.clear();
+        if config.rotation_trick {
+            sh.dz.resize(sh.dq.len(), 0.0);
+            for l in 0..self.levels {
+                let cb = self.codebook(l);
+                let res = &sh.resid[l * rows * lat..(l + 1) * rows * lat];
+                for (r, ((x, g), dz)) in res
+                    .chunks_exact(lat)
+                    .zip(sh.dq.chunks_exact(lat))
+                    .zip(sh.dz.chunks_exact_mut(lat))
+                    .enumerate()
+                {
+                    let c = sh.labels[l * rows + r] as usize;
+                    crate::nn::rotation_grad(x, &cb[c * lat..(c + 1) * lat], g, dz);
+                }
+            }
+        } else {
+            sh.dz.extend_from_slice(&sh.dq);
+        }
         // VQ losses: Σ_l mean ‖sg[r_l] − e_l‖² + β mean ‖r_l − sg[e_l]‖².
-        cb_grad.fill(0.0);
-        let norm = 1.0 / (rows * lat) as f64;
+        sh.cb_grad.fill(0.0);
+        let norm = 1.0 / (batch * lat) as f64;
         let g = (2.0 * norm) as f32;
         let mut vq = 0.0f64;
-        let mut dz = std::mem::take(&mut s.dq);
         for l in 0..self.levels {
             let cb = self.codebook(l);
-            let gcb = &mut cb_grad[l * k * lat..(l + 1) * k * lat];
-            let res = &s.resid[l * rows * lat..(l + 1) * rows * lat];
+            let gcb = &mut sh.cb_grad[l * k * lat..(l + 1) * k * lat];
+            let res = &sh.resid[l * rows * lat..(l + 1) * rows * lat];
             for (r, (rv, dzr)) in res
                 .chunks_exact(lat)
-                .zip(dz.chunks_exact_mut(lat))
+                .zip(sh.dz.chunks_exact_mut(lat))
                 .enumerate()
             {
-                let c = s.labels[l * rows + r] as usize;
+                let c = sh.labels[l * rows + r] as usize;
                 let e = &cb[c * lat..(c + 1) * lat];
                 let ge = &mut gcb[c * lat..(c + 1) * lat];
                 let mut sq = 0.0f64;
@@ -477,19 +616,17 @@ impl RqVae {
                 vq += sq * norm * (1.0 + beta as f64);
             }
         }
-        enc_grads.zero();
+        sh.vq = vq;
         self.encoder
-            .backward(&dz, &mut s.enc_cache, enc_grads, None)?;
-        s.dq = dz;
-        s.z = z;
-        Ok((recon, vq))
+            .backward_into(&sh.dz, &mut sh.enc_cache, &mut sh.enc_grads, None)
     }
 
     /// Re-seeds codes unused for `after` steps from the current batch's
-    /// residuals at their level (seeded choice). Returns how many.
+    /// residuals at their level (seeded choice of a batch row). Returns
+    /// how many.
     fn reset_dead(
         &mut self,
-        s: &Step,
+        shards: &[Shard],
         rows: usize,
         last_used: &[usize],
         step_no: usize,
@@ -503,9 +640,11 @@ impl RqVae {
             for c in 0..k {
                 if step_no - last_used[l * k + c] >= after {
                     let r = rng.below(rows);
-                    let src = &s.resid[(l * rows + r) * lat..(l * rows + r + 1) * lat];
+                    let sh = &shards[r / Self::SHARD_ROWS];
+                    let lr = r % Self::SHARD_ROWS;
+                    let at = (l * sh.rows + lr) * lat;
                     let dst = l * k * lat + c * lat;
-                    self.codebooks[dst..dst + lat].copy_from_slice(src);
+                    self.codebooks[dst..dst + lat].copy_from_slice(&sh.resid[at..at + lat]);
                     n += 1;
                 }
             }
@@ -610,35 +749,43 @@ impl Quantizer for RqVae {
     fn codebook_size(&self, level: usize) -> usize {
         if level < self.levels { self.k } else { 0 }
     }
-    fn encode_into(&self, x: Embeddings<'_>, out: &mut [u16], _par: Par) -> Result<()> {
+    fn encode_into(&self, x: Embeddings<'_>, out: &mut [u16], par: Par) -> Result<()> {
         x.expect_dim(self.dim())?;
         expect_len(
             "code buffer length (n × L)",
             x.rows() * self.levels,
             out.len(),
         )?;
-        let mut cur = Vec::new();
-        let (mut buf, mut z, mut resid, mut q, mut labels, mut dists) = (
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        );
-        for start in (0..x.rows()).step_by(BLOCK_ROWS) {
-            let end = (start + BLOCK_ROWS).min(x.rows());
-            let xb = x.block(start, end, &mut buf)?;
-            self.encoder.infer(xb, &mut z)?;
-            self.quantize(&z, &mut resid, &mut q, &mut labels, &mut dists, &mut cur);
-            let rows = end - start;
-            for r in 0..rows {
-                for l in 0..self.levels {
-                    out[(start + r) * self.levels + l] = labels[l * rows + r] as u16;
+        let levels = self.levels;
+        let mut blocks: Vec<(&mut [u16], Result<()>)> = out
+            .chunks_mut(BLOCK_ROWS * levels)
+            .map(|c| (c, Ok(())))
+            .collect();
+        crate::par::for_each_item(par, &mut blocks, |i, (codes, status)| {
+            let start = i * BLOCK_ROWS;
+            let end = start + codes.len() / levels;
+            let mut buf = Vec::new();
+            let (mut z, mut resid, mut q, mut labels, mut dists, mut cur) = (
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+            );
+            *status = x.block(start, end, &mut buf).and_then(|xb| {
+                self.encoder.infer(xb, &mut z)?;
+                self.quantize(&z, &mut resid, &mut q, &mut labels, &mut dists, &mut cur);
+                let rows = end - start;
+                for (r, row) in codes.chunks_exact_mut(levels).enumerate() {
+                    for (l, t) in row.iter_mut().enumerate() {
+                        *t = labels[l * rows + r] as u16;
+                    }
                 }
-            }
-        }
-        Ok(())
+                Ok(())
+            });
+        });
+        blocks.into_iter().try_for_each(|(_, s)| s)
     }
     fn decode_into(&self, codes: &Codes, out: &mut [f32], _par: Par) -> Result<()> {
         codes.check_tokens(&self.codebook_sizes())?;
