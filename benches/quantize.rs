@@ -3,7 +3,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use semid::synthetic::{MixtureConfig, hierarchical_mixture};
-use semid::{Embeddings, KMeans, KMeansConfig, Par, RqKMeans, RqKMeansConfig, Search};
+use semid::{Embeddings, KMeans, KMeansConfig, Par, Quantizer, RqKMeans, RqKMeansConfig, Search};
 
 fn fits(c: &mut Criterion) {
     let cfg = MixtureConfig {
@@ -77,6 +77,19 @@ fn fsq(c: &mut Criterion) {
     for (name, par) in [("indices_seq", Par::Seq), ("indices_rayon", Par::Rayon(0))] {
         g.bench_function(name, |b| {
             b.iter(|| fsq.indices_into(black_box(&z), &mut out, par).unwrap())
+        });
+    }
+    // Residual FSQ, 3 layers: soft clamp (one tanh per value) + 3 FSQ
+    // passes; one token per layer.
+    let rfsq = semid::quantize::ResidualFsq::new(&[8, 5, 5, 5], 3).unwrap();
+    let x = Embeddings::new(&z, 4).unwrap();
+    let mut codes = vec![0u16; n * 3];
+    for (name, par) in [
+        ("residual3_seq", Par::Seq),
+        ("residual3_rayon", Par::Rayon(0)),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| rfsq.encode_into(black_box(x), &mut codes, par).unwrap())
         });
     }
     g.finish();

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example rqvae                      # built-in data
-//! cargo run --release --example rqvae -- --input emb.npy [--epochs 20] [--adam 1e-3 | --adagrad 0.4]
+//! cargo run --release --example rqvae -- --input emb.npy [--epochs 20] [--adam 1e-3 | --adagrad 0.4] [--rotation]
 //! ```
 use std::time::Instant;
 
@@ -27,10 +27,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(lr) = arg(&args, "--adagrad") {
         cfg.optimizer = OptimizerConfig::adagrad(lr.parse()?);
     }
+    cfg.rotation_trick = args.iter().any(|a| a == "--rotation");
     println!("data     {} x {d} from {source}", x.rows());
     println!(
-        "RQ-VAE   {d} -> {:?} -> {} , {} x {}, {:?}, batch {}",
-        cfg.hidden, cfg.latent, cfg.levels, cfg.k, cfg.optimizer, cfg.batch_size
+        "RQ-VAE   {d} -> {:?} -> {} , {} x {}, {:?}, batch {}, {}",
+        cfg.hidden,
+        cfg.latent,
+        cfg.levels,
+        cfg.k,
+        cfg.optimizer,
+        cfg.batch_size,
+        if cfg.rotation_trick {
+            "rotation trick"
+        } else {
+            "straight-through"
+        }
     );
     println!(
         "epoch  recon MSE   vq loss   utilization (per level)      perplexity           resets  coll."

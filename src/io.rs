@@ -48,6 +48,8 @@ pub enum ModelKind {
     Trie,
     /// [`crate::quantize::RqVae`].
     RqVae,
+    /// [`crate::quantize::FsqAutoencoder`].
+    FsqAutoencoder,
 }
 
 impl ModelKind {
@@ -60,6 +62,7 @@ impl ModelKind {
             ModelKind::SidMap => 3,
             ModelKind::Trie => 4,
             ModelKind::RqVae => 5,
+            ModelKind::FsqAutoencoder => 6,
         }
     }
 
@@ -72,6 +75,7 @@ impl ModelKind {
             3 => Some(ModelKind::SidMap),
             4 => Some(ModelKind::Trie),
             5 => Some(ModelKind::RqVae),
+            6 => Some(ModelKind::FsqAutoencoder),
             _ => None,
         }
     }
@@ -83,6 +87,7 @@ impl ModelKind {
             ModelKind::SidMap => "SidMap",
             ModelKind::Trie => "Trie",
             ModelKind::RqVae => "RqVae",
+            ModelKind::FsqAutoencoder => "FsqAutoencoder",
         }
     }
 }
@@ -511,10 +516,7 @@ impl ModelFile for crate::quantize::RqVae {
         use crate::Quantizer;
         let (enc, dec) = self.networks();
         RqVaeV1 {
-            activation: match enc.activation {
-                crate::nn::Activation::Relu => 0,
-                crate::nn::Activation::Silu => 1,
-            },
+            activation: activation_tag(enc.activation),
             levels: self.levels() as u64,
             k: self.codebook_size(0) as u64,
             encoder: layers_to_v1(enc),
@@ -523,11 +525,7 @@ impl ModelFile for crate::quantize::RqVae {
         }
     }
     fn from_payload(p: RqVaeV1) -> Result<Self> {
-        let act = match p.activation {
-            0 => crate::nn::Activation::Relu,
-            1 => crate::nn::Activation::Silu,
-            t => return Err(invalid_payload(format!("unknown activation tag {t}"))),
-        };
+        let act = activation_of(p.activation)?;
         let enc = layers_from_v1(p.encoder, act)?;
         let dec = layers_from_v1(p.decoder, act)?;
         if p.levels == 0 || !(2..=1 << 16).contains(&p.k) {
@@ -535,6 +533,66 @@ impl ModelFile for crate::quantize::RqVae {
         }
         crate::quantize::RqVae::from_parts(enc, dec, p.codebooks, p.levels as usize, p.k as usize)
             .map_err(to_invalid)
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct FsqAutoencoderV1 {
+    /// 0 = ReLU, 1 = SiLU.
+    activation: u8,
+    /// 0 = default, 1 = symmetric, 2 = symmetric with hard clamp.
+    mode: u8,
+    levels: Vec<u32>,
+    encoder: Vec<LayerV1>,
+    decoder: Vec<LayerV1>,
+}
+
+fn activation_tag(a: crate::nn::Activation) -> u8 {
+    match a {
+        crate::nn::Activation::Relu => 0,
+        crate::nn::Activation::Silu => 1,
+    }
+}
+
+fn activation_of(tag: u8) -> Result<crate::nn::Activation> {
+    match tag {
+        0 => Ok(crate::nn::Activation::Relu),
+        1 => Ok(crate::nn::Activation::Silu),
+        t => Err(invalid_payload(format!("unknown activation tag {t}"))),
+    }
+}
+
+impl ModelFile for crate::quantize::FsqAutoencoder {
+    const KIND: ModelKind = ModelKind::FsqAutoencoder;
+    type Payload = FsqAutoencoderV1;
+    fn to_payload(&self) -> FsqAutoencoderV1 {
+        use crate::quantize::FsqMode;
+        let (enc, dec) = self.networks();
+        FsqAutoencoderV1 {
+            activation: activation_tag(enc.activation),
+            mode: match self.fsq().mode() {
+                FsqMode::Default => 0,
+                FsqMode::Symmetric => 1,
+                FsqMode::SymmetricHardClamp => 2,
+            },
+            levels: self.fsq().levels(),
+            encoder: layers_to_v1(enc),
+            decoder: layers_to_v1(dec),
+        }
+    }
+    fn from_payload(p: FsqAutoencoderV1) -> Result<Self> {
+        use crate::quantize::FsqMode;
+        let act = activation_of(p.activation)?;
+        let mode = match p.mode {
+            0 => FsqMode::Default,
+            1 => FsqMode::Symmetric,
+            2 => FsqMode::SymmetricHardClamp,
+            t => return Err(invalid_payload(format!("unknown FSQ mode tag {t}"))),
+        };
+        let fsq = crate::quantize::Fsq::with_mode(&p.levels, mode).map_err(to_invalid)?;
+        let enc = layers_from_v1(p.encoder, act)?;
+        let dec = layers_from_v1(p.decoder, act)?;
+        crate::quantize::FsqAutoencoder::from_parts(enc, dec, fsq).map_err(to_invalid)
     }
 }
 
@@ -612,12 +670,13 @@ pub mod __fuzz {
         let Some((&sel, payload)) = data.split_first() else {
             return;
         };
-        let kind = match sel % 5 {
+        let kind = match sel % 6 {
             0 => ModelKind::KMeans,
             1 => ModelKind::RqKMeans,
             2 => ModelKind::SidMap,
             3 => ModelKind::Trie,
-            _ => ModelKind::RqVae,
+            4 => ModelKind::RqVae,
+            _ => ModelKind::FsqAutoencoder,
         };
         let framed = frame(kind, payload);
         if let Ok(m) = crate::KMeans::from_bytes(&framed) {
@@ -638,6 +697,16 @@ pub mod __fuzz {
         }
         if let Ok(m) = crate::quantize::RqVae::from_bytes(&framed) {
             let _ = m.codebook_sizes();
+        }
+        if let Ok(m) = crate::quantize::FsqAutoencoder::from_bytes(&framed) {
+            // Finite but huge weights may overflow: errors are fine, panics
+            // are not.
+            let x = vec![0.5f32; m.dim()];
+            if let Ok(e) = crate::Embeddings::new(&x, m.dim())
+                && let Ok(codes) = m.encode(e)
+            {
+                let _ = m.decode(&codes);
+            }
         }
         let _ = crate::RqKMeans::from_bytes(data);
         let _ = crate::KMeans::from_bytes(data);

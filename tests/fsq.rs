@@ -3,7 +3,7 @@
 //! round trips, bad input.
 
 use proptest::prelude::*;
-use semid::quantize::Fsq;
+use semid::quantize::{Fsq, FsqMode};
 use semid::{Codes, Embeddings, Error, Par, Quantizer};
 
 struct Case {
@@ -81,8 +81,15 @@ fn matches_vector_quantize_pytorch_bit_for_bit() {
 
 #[test]
 fn thresholds_equal_the_formula() {
-    for levels in [vec![8, 5, 5, 5], vec![8, 8, 8, 6, 5], vec![2, 3, 4, 7]] {
-        let fsq = Fsq::new(&levels).unwrap();
+    let cases = [
+        (vec![8, 5, 5, 5], FsqMode::Default),
+        (vec![8, 8, 8, 6, 5], FsqMode::Default),
+        (vec![3, 4, 7, 9], FsqMode::Default),
+        (vec![2, 3, 4, 7], FsqMode::Symmetric),
+        (vec![2, 5, 8, 9], FsqMode::SymmetricHardClamp),
+    ];
+    for (levels, mode) in cases {
+        let fsq = Fsq::with_mode(&levels, mode).unwrap();
         for j in 0..levels.len() {
             // Around every threshold, and on a grid.
             let mut probes: Vec<f32> = (-4000..4000).map(|i| i as f32 * 1.37e-3).collect();
@@ -107,7 +114,7 @@ fn thresholds_equal_the_formula() {
                 assert_eq!(
                     fsq.fast_round(j, z).unwrap(),
                     fsq.reference_round(j, z).unwrap(),
-                    "dim {j} z {z:e}"
+                    "{mode:?} dim {j} z {z:e}"
                 );
             }
         }
@@ -119,8 +126,17 @@ proptest! {
     fn index_digit_round_trip(
         levels in proptest::collection::vec(2u32..9, 1..6),
         raw in any::<u32>(),
+        mode in prop_oneof![
+            Just(FsqMode::Default),
+            Just(FsqMode::Symmetric),
+            Just(FsqMode::SymmetricHardClamp)
+        ],
     ) {
-        let fsq = Fsq::new(&levels).unwrap();
+        let levels: Vec<u32> = match mode {
+            FsqMode::Default => levels.iter().map(|&l| l.max(3)).collect(),
+            _ => levels,
+        };
+        let fsq = Fsq::with_mode(&levels, mode).unwrap();
         let idx = (raw as usize % fsq.size()) as u16;
         let mut digits = vec![0u32; levels.len()];
         fsq.digits(idx, &mut digits).unwrap();
@@ -136,6 +152,11 @@ proptest! {
             .iter()
             .zip(&levels)
             .map(|(&c, &l)| {
+                match mode {
+                    FsqMode::Symmetric => return c.clamp(-0.999_999, 0.999_999).atanh(),
+                    FsqMode::SymmetricHardClamp => return c,
+                    FsqMode::Default => {}
+                }
                 let hw = (l / 2) as f32;
                 let half_l = ((l - 1) as f32) * 1.001 / 2.0;
                 let off = if l % 2 == 0 { 0.5 } else { 0.0 };
@@ -173,8 +194,16 @@ fn quantizer_contract_and_bad_input() {
         Err(Error::InvalidConfig { .. })
     ));
     assert!(matches!(Fsq::new(&[0]), Err(Error::InvalidConfig { .. })));
-    let e = Fsq::new(&[256, 256, 2]).unwrap_err();
+    let e = Fsq::with_mode(&[256, 256, 2], FsqMode::Symmetric).unwrap_err();
     assert!(e.to_string().contains("65536"), "{e}");
+    // Level 2 needs a symmetric mode (as vector-quantize-pytorch).
+    let e = Fsq::new(&[2, 5]).unwrap_err();
+    assert!(e.to_string().contains("Symmetric"), "{e}");
+    assert!(Fsq::with_mode(&[2, 5], FsqMode::Symmetric).is_ok());
+    assert!(matches!(
+        Fsq::with_mode(&[1, 5], FsqMode::SymmetricHardClamp),
+        Err(Error::InvalidConfig { .. })
+    ));
     assert!(Fsq::new(&[256, 256]).is_ok());
     let nan = [0.0, f32::NAN, 0.0, 0.0];
     assert!(matches!(

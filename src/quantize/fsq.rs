@@ -8,12 +8,39 @@ use crate::par::{Par, for_each_block};
 /// Rows per block of FSQ work.
 const FSQ_BLOCK: usize = 4096;
 
+/// How FSQ bounds and rounds each value (vector-quantize-pytorch's
+/// options).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum FsqMode {
+    /// `FSQ(levels)`: `round(tanh(z + shift)·half_l − offset) / (L / 2)`.
+    /// Needs every level ≥ 3 (as the reference, which asserts it: with
+    /// `L = 2` the two values are −1 and 0).
+    #[default]
+    Default,
+    /// `FSQ(levels, preserve_symmetry = True)` (Yu et al. 2024, §3.2):
+    /// `2/(L−1) · ⌊(L−1)(tanh(z) + 1)/2 + ½⌋ − 1`, values symmetric around
+    /// 0; levels ≥ 2.
+    Symmetric,
+    /// [`FsqMode::Symmetric`] with `clamp(z, −1, 1)` instead of `tanh`
+    /// (`bound_hard_clamp = True`): what `ResidualFSQ`'s layers use on
+    /// their pre-scaled residuals.
+    SymmetricHardClamp,
+}
+
 /// One dimension's rounding, as thresholds in input space.
 #[derive(Clone, Debug, PartialEq)]
 struct Dim {
     level: u32,
-    /// `L / 2` (integer division): divides the rounded value.
+    mode: FsqMode,
+    /// `L / 2` (integer division): divides the rounded value (default
+    /// mode) and turns it into a digit.
     half_width: i32,
+    /// `2 / (L − 1)` in f32 (symmetric modes).
+    sym_scale: f32,
+    /// Added to a rounded value to make its digit: `L / 2` in the default
+    /// mode, 0 in the symmetric ones.
+    digit_offset: i32,
     half_l: f32,
     offset: f32,
     shift: f32,
@@ -25,7 +52,7 @@ struct Dim {
 }
 
 impl Dim {
-    fn new(level: u32) -> Dim {
+    fn new(level: u32, mode: FsqMode) -> Dim {
         // Float32 throughout, in the reference's order of operations.
         let half_l = ((level - 1) as f32) * (1.0f32 + 1e-3f32) / 2.0f32;
         let offset = if level.is_multiple_of(2) {
@@ -39,7 +66,14 @@ impl Dim {
         let shift = ((offset / half_l) as f64).atanh() as f32;
         let mut d = Dim {
             level,
+            mode,
             half_width: (level / 2) as i32,
+            sym_scale: 2.0f32 / (level - 1) as f32,
+            digit_offset: if mode == FsqMode::Default {
+                (level / 2) as i32
+            } else {
+                0
+            },
             half_l,
             offset,
             shift,
@@ -65,23 +99,55 @@ impl Dim {
         d
     }
 
-    /// The reference: `round_half_even(tanh(z + shift) · half_l − offset)`
-    /// in f32.
+    /// The reference formula in f32, in its order of operations: default
+    /// mode `round_half_even(tanh(z + shift) · half_l − offset)`, symmetric
+    /// modes `⌊(L − 1)(b(z) + 1)/2 + 0.5⌋` with `b` = tanh or clamp.
     #[inline]
     fn round(&self, z: f32) -> i32 {
-        let t = ((z + self.shift) as f64).tanh() as f32;
-        let bounded = t * self.half_l - self.offset;
-        bounded.round_ties_even() as i32
+        match self.mode {
+            FsqMode::Default => {
+                let t = ((z + self.shift) as f64).tanh() as f32;
+                let bounded = t * self.half_l - self.offset;
+                bounded.round_ties_even() as i32
+            }
+            FsqMode::Symmetric | FsqMode::SymmetricHardClamp => {
+                let b = if self.mode == FsqMode::Symmetric {
+                    (z as f64).tanh() as f32
+                } else {
+                    z.clamp(-1.0, 1.0)
+                };
+                let lm1 = (self.level - 1) as f32;
+                ((lm1 * (b + 1.0)) / 2.0 + 0.5).floor() as i32
+            }
+        }
     }
 
     /// The rounded value of `z` from the thresholds.
     #[inline]
     fn fast(&self, z: f32) -> i32 {
+        if self.thresholds.len() > 32 {
+            return self.r_min + self.thresholds.partition_point(|&t| z >= t) as i32;
+        }
         let mut r = self.r_min;
         for &t in &self.thresholds {
             r += i32::from(z >= t);
         }
         r
+    }
+
+    /// Digit (`0..L`) of a rounded value.
+    #[inline]
+    fn digit(&self, r: i32) -> u32 {
+        (r + self.digit_offset) as u32
+    }
+
+    /// Quantized value of a digit, as the reference computes it.
+    #[inline]
+    fn value(&self, digit: u32) -> f32 {
+        match self.mode {
+            FsqMode::Default => (digit as i32 - self.half_width) as f32 / self.half_width as f32,
+            _ => self.sym_scale * digit as f32 - 1.0,
+        }
     }
 }
 
@@ -114,6 +180,11 @@ fn from_ordered(k: u32) -> f32 {
 /// 206 golden rows, including the 16 within 1e-4 of a rounding boundary,
 /// match PyTorch bit for bit.
 ///
+/// [`Fsq::with_mode`] selects vector-quantize-pytorch's symmetric variants
+/// ([`FsqMode`]); [`super::ResidualFsq`] stacks them, and
+/// [`super::FsqAutoencoder`] learns a projection into FSQ from raw
+/// embeddings.
+///
 /// As a [`Quantizer`], `Fsq` has one level whose token is the index
 /// (`codebook_size = Π levels`, at most 65 536) and works on
 /// `levels.len()`-dimensional inputs (no projection).
@@ -129,6 +200,7 @@ fn from_ordered(k: u32) -> f32 {
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Fsq {
+    mode: FsqMode,
     dims: Vec<Dim>,
     basis: Vec<u32>,
     size: usize,
@@ -140,6 +212,14 @@ impl Fsq {
     /// Errors: no levels, a level below 2 or above 65 536, or a product of
     /// levels above 65 536 (indices are `u16` tokens).
     pub fn new(levels: &[u32]) -> Result<Fsq> {
+        Fsq::with_mode(levels, FsqMode::Default)
+    }
+
+    /// FSQ with the given levels and bounding mode.
+    ///
+    /// Errors: no levels, a level below 2 (below 3 in the default mode) or
+    /// above 65 536, or a product of levels above 65 536.
+    pub fn with_mode(levels: &[u32], mode: FsqMode) -> Result<Fsq> {
         if levels.is_empty() {
             return Err(Error::Empty { what: "FSQ levels" });
         }
@@ -147,6 +227,14 @@ impl Fsq {
             return Err(invalid(
                 "levels",
                 format!("holds {l}; every level needs 2..=65536 values"),
+            ));
+        }
+        if mode == FsqMode::Default && levels.contains(&2) {
+            return Err(invalid(
+                "levels",
+                format!(
+                    "{levels:?} holds 2; the default FSQ bound gives the values −1 and 0 there (vector-quantize-pytorch refuses it): use FsqMode::Symmetric or a level ≥ 3"
+                ),
             ));
         }
         let mut basis = Vec::with_capacity(levels.len());
@@ -164,7 +252,8 @@ impl Fsq {
             }
         }
         Ok(Fsq {
-            dims: levels.iter().map(|&l| Dim::new(l)).collect(),
+            mode,
+            dims: levels.iter().map(|&l| Dim::new(l, mode)).collect(),
             basis,
             size: size as usize,
         })
@@ -174,6 +263,12 @@ impl Fsq {
     #[must_use]
     pub fn levels(&self) -> Vec<u32> {
         self.dims.iter().map(|d| d.level).collect()
+    }
+
+    /// The bounding mode.
+    #[must_use]
+    pub fn mode(&self) -> FsqMode {
+        self.mode
     }
 
     /// Number of codes, `Π levels`.
@@ -210,7 +305,7 @@ impl Fsq {
         for (row, o) in z.chunks_exact(d).zip(out.iter_mut()) {
             let mut idx = 0u32;
             for ((&v, dim), &b) in row.iter().zip(&self.dims).zip(&self.basis) {
-                let digit = (dim.fast(v) + dim.half_width) as u32;
+                let digit = dim.digit(dim.fast(v));
                 idx += digit * b;
             }
             *o = idx as u16;
@@ -231,7 +326,7 @@ impl Fsq {
         self.check_input(z, z.len() / d)?;
         for (zr, or) in z.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
             for ((&v, o), dim) in zr.iter().zip(or.iter_mut()).zip(&self.dims) {
-                *o = dim.fast(v) as f32 / dim.half_width as f32;
+                *o = dim.value(dim.digit(dim.fast(v)));
             }
         }
         Ok(())
@@ -271,8 +366,7 @@ impl Fsq {
         expect_len("value buffer (one per level)", self.dims.len(), out.len())?;
         self.check_index(index)?;
         for ((o, dim), &b) in out.iter_mut().zip(&self.dims).zip(&self.basis) {
-            let g = ((index as u32 / b) % dim.level) as i32;
-            *o = (g - dim.half_width) as f32 / dim.half_width as f32;
+            *o = dim.value((index as u32 / b) % dim.level);
         }
         Ok(())
     }
@@ -299,6 +393,50 @@ impl Fsq {
     #[must_use]
     pub fn thresholds(&self, j: usize) -> &[f32] {
         self.dims.get(j).map_or(&[], |d| &d.thresholds)
+    }
+
+    /// Digit (`0..L`) of value `z` at dimension `j` (in range).
+    #[inline]
+    pub(crate) fn digit_at(&self, j: usize, z: f32) -> u32 {
+        let d = &self.dims[j];
+        d.digit(d.fast(z))
+    }
+
+    /// Quantized value of `digit` at dimension `j` (in range).
+    #[inline]
+    pub(crate) fn value_at(&self, j: usize, digit: u32) -> f32 {
+        self.dims[j].value(digit)
+    }
+
+    /// Level count of dimension `j` (in range).
+    #[inline]
+    pub(crate) fn level_at(&self, j: usize) -> u32 {
+        self.dims[j].level
+    }
+
+    /// Straight-through derivative of the quantized value of dimension `j`
+    /// at `z`: the derivative of the bound (rounding passes gradients
+    /// unchanged), as PyTorch's autograd gives it for the reference.
+    #[inline]
+    pub(crate) fn ste_grad_at(&self, j: usize, z: f32) -> f32 {
+        let d = &self.dims[j];
+        match d.mode {
+            FsqMode::Default => {
+                let t = (z + d.shift).tanh();
+                (1.0 - t * t) * d.half_l / d.half_width as f32
+            }
+            FsqMode::Symmetric => {
+                let t = z.tanh();
+                d.sym_scale * (d.level - 1) as f32 / 2.0 * (1.0 - t * t)
+            }
+            FsqMode::SymmetricHardClamp => f32::from(u8::from((-1.0..=1.0).contains(&z))),
+        }
+    }
+
+    /// Index weight of dimension `j`.
+    #[inline]
+    pub(crate) fn basis_at(&self, j: usize) -> u32 {
+        self.basis[j]
     }
 
     fn check_index(&self, index: u16) -> Result<()> {
@@ -356,5 +494,48 @@ impl Quantizer for Fsq {
             self.index_to_values(t, o)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The straight-through derivative is the derivative of the continuous
+    /// bound (before rounding), checked by central differences.
+    #[test]
+    fn ste_gradient_is_the_bound_derivative() {
+        for mode in [
+            FsqMode::Default,
+            FsqMode::Symmetric,
+            FsqMode::SymmetricHardClamp,
+        ] {
+            let fsq = Fsq::with_mode(&[3, 4, 8], mode).unwrap();
+            for (j, dim) in fsq.dims.iter().enumerate() {
+                let bound = |z: f64| -> f64 {
+                    let lm1 = (dim.level - 1) as f64;
+                    match mode {
+                        FsqMode::Default => {
+                            (z + dim.shift as f64).tanh() * dim.half_l as f64
+                                / dim.half_width as f64
+                        }
+                        FsqMode::Symmetric => 2.0 / lm1 * (lm1 * (z.tanh() + 1.0) / 2.0) - 1.0,
+                        FsqMode::SymmetricHardClamp => {
+                            2.0 / lm1 * (lm1 * (z.clamp(-1.0, 1.0) + 1.0) / 2.0) - 1.0
+                        }
+                    }
+                };
+                for i in -30..=30 {
+                    let z = i as f64 * 0.1 + 0.013;
+                    let h = 1e-5;
+                    let fd = (bound(z + h) - bound(z - h)) / (2.0 * h);
+                    let got = fsq.ste_grad_at(j, z as f32) as f64;
+                    assert!(
+                        (fd - got).abs() < 1e-4,
+                        "{mode:?} dim {j} z {z}: {got} vs {fd}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -5,12 +5,16 @@
 //! with a config), so swapping RQ-KMeans for another quantizer is one line.
 
 mod fsq;
+mod fsq_ae;
 mod kmeans;
+mod residual_fsq;
 mod rq_kmeans;
 mod rqvae;
 
-pub use fsq::Fsq;
+pub use fsq::{Fsq, FsqMode};
+pub use fsq_ae::{FsqAutoencoder, FsqAutoencoderConfig, FsqEpochReport};
 pub use kmeans::{Assignment, Init, KMeans, KMeansConfig, KMeansReport};
+pub use residual_fsq::ResidualFsq;
 pub use rq_kmeans::{LevelReport, RqKMeans, RqKMeansConfig, RqKMeansReport, Search};
 pub use rqvae::{EpochReport, RqVae, RqVaeConfig};
 

@@ -1,0 +1,369 @@
+//! FSQ autoencoder: MLP projection into FSQ and back, trained with the
+//! straight-through estimator (how RecGPT tokenizes raw embeddings).
+
+use super::{Fsq, FsqMode, Quantizer, expect_len};
+use crate::data::{Codes, Embeddings};
+use crate::error::{Result, invalid};
+use crate::kernels::BLOCK_ROWS;
+use crate::nn::{Activation, Mlp, MlpCache, Optimizer, OptimizerConfig, shuffled};
+use crate::par::Par;
+
+/// Settings of an [`FsqAutoencoder`].
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct FsqAutoencoderConfig {
+    /// FSQ levels (the latent width is their count). Default `[8, 5, 5,
+    /// 5]` (1000 codes); the FSQ paper suggests `[8, 8, 8, 5, 5, 5]` for
+    /// 64 000.
+    pub levels: Vec<u32>,
+    /// FSQ bounding mode.
+    pub mode: FsqMode,
+    /// Encoder hidden widths (the decoder mirrors them). Default `[256]`.
+    pub hidden: Vec<usize>,
+    /// Hidden activation.
+    pub activation: Activation,
+    /// Optimizer (default Adam lr 1e-3).
+    pub optimizer: OptimizerConfig,
+    /// Passes over the data.
+    pub epochs: usize,
+    /// Rows per step.
+    pub batch_size: usize,
+    /// Seed of initialisation and shuffling.
+    pub seed: u64,
+    /// Threads for encoding and decoding. Training runs on the calling
+    /// thread (results never depend on the thread count).
+    pub par: Par,
+}
+
+impl Default for FsqAutoencoderConfig {
+    fn default() -> Self {
+        FsqAutoencoderConfig {
+            levels: vec![8, 5, 5, 5],
+            mode: FsqMode::Default,
+            hidden: vec![256],
+            activation: Activation::Relu,
+            optimizer: OptimizerConfig::adam(1e-3),
+            epochs: 20,
+            batch_size: 1024,
+            seed: 0,
+            par: Par::default(),
+        }
+    }
+}
+
+impl FsqAutoencoderConfig {
+    /// Sets the seed.
+    #[must_use]
+    pub fn seed(mut self, v: u64) -> Self {
+        self.seed = v;
+        self
+    }
+
+    /// Sets the number of epochs.
+    #[must_use]
+    pub fn epochs(mut self, v: usize) -> Self {
+        self.epochs = v;
+        self
+    }
+
+    /// Errors naming the field: invalid levels (see [`Fsq::with_mode`]),
+    /// hidden sizes of 0, no epochs, batch size 0, invalid optimizer.
+    pub fn validate(&self) -> Result<()> {
+        Fsq::with_mode(&self.levels, self.mode)?;
+        if self.hidden.contains(&0) {
+            return Err(invalid(
+                "hidden",
+                "layer sizes of 0; every layer needs at least 1 unit",
+            ));
+        }
+        if self.epochs == 0 {
+            return Err(invalid("epochs", "is 0; train at least one epoch"));
+        }
+        if self.batch_size == 0 {
+            return Err(invalid("batch_size", "is 0; use at least 1"));
+        }
+        self.optimizer.validate()
+    }
+}
+
+/// Figures of one FSQ-autoencoder epoch.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct FsqEpochReport {
+    /// Epoch (0-based).
+    pub epoch: usize,
+    /// Mean reconstruction MSE over the epoch's steps.
+    pub recon_loss: f64,
+    /// Share of the `Π levels` codes used by the epoch's rows.
+    pub utilization: f64,
+    /// Perplexity (exp entropy) of the codes.
+    pub perplexity: f64,
+    /// Share of rows whose code repeats an earlier row's.
+    pub collision_rate: f64,
+}
+
+/// An FSQ autoencoder: encoder MLP `d → … → levels.len()`, [`Fsq`], decoder
+/// MLP back to `d`, trained end to end on reconstruction MSE with the
+/// straight-through estimator (the gradient of the rounding is the
+/// identity, so the encoder learns through the FSQ bound's derivative).
+///
+/// This is FSQ on raw embeddings as RecGPT uses it; vector-quantize-pytorch
+/// offers the same with a single linear `project_in`/`project_out` (use
+/// `hidden: vec![]` for that). As a [`Quantizer`]: one level whose token
+/// is the FSQ index.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FsqAutoencoder {
+    encoder: Mlp,
+    decoder: Mlp,
+    fsq: Fsq,
+}
+
+impl FsqAutoencoder {
+    /// Trains on `x` and returns the model and one report per epoch.
+    pub fn fit(
+        config: &FsqAutoencoderConfig,
+        x: Embeddings<'_>,
+    ) -> Result<(FsqAutoencoder, Vec<FsqEpochReport>)> {
+        FsqAutoencoder::fit_with(config, x, |_| {})
+    }
+
+    /// [`FsqAutoencoder::fit`] calling `progress` after every epoch.
+    ///
+    /// Errors: an invalid config, no rows, non-finite data, or a loss that
+    /// becomes NaN/Inf (named by epoch and step).
+    pub fn fit_with(
+        config: &FsqAutoencoderConfig,
+        x: Embeddings<'_>,
+        mut progress: impl FnMut(&FsqEpochReport),
+    ) -> Result<(FsqAutoencoder, Vec<FsqEpochReport>)> {
+        config.validate()?;
+        let (n, d) = (x.rows(), x.dim());
+        if n == 0 {
+            return Err(crate::Error::Empty {
+                what: "training rows",
+            });
+        }
+        x.check_all_finite()?;
+        let fsq = Fsq::with_mode(&config.levels, config.mode)?;
+        let lat = config.levels.len();
+        let mut widths = vec![d];
+        widths.extend(&config.hidden);
+        widths.push(lat);
+        let encoder = Mlp::new(&widths, config.activation, config.seed)?;
+        widths.reverse();
+        let decoder = Mlp::new(&widths, config.activation, config.seed.wrapping_add(1))?;
+        let mut m = FsqAutoencoder {
+            encoder,
+            decoder,
+            fsq,
+        };
+        let mut sizes: Vec<usize> = m.encoder.params_mut().map(|p| p.len()).collect();
+        sizes.extend(m.decoder.params_mut().map(|p| p.len()));
+        let mut opt = Optimizer::new(config.optimizer, &sizes)?;
+        let (mut enc_grads, mut dec_grads) = (m.encoder.zero_grads(), m.decoder.zero_grads());
+        let (mut enc_cache, mut dec_cache) = (MlpCache::default(), MlpCache::default());
+        let (mut z, mut q, mut y, mut dy, mut dq) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut idx = Vec::new();
+        let mut epoch_codes = vec![0u16; n];
+        let mut reports = Vec::with_capacity(config.epochs);
+        let batch = config.batch_size.min(n);
+        for epoch in 0..config.epochs {
+            let order = shuffled(n, config.seed, epoch as u64);
+            let (mut recon_sum, mut steps, mut done) = (0.0f64, 0usize, 0usize);
+            for (bi, chunk) in order.chunks(batch).enumerate() {
+                let rows: Vec<usize> = chunk.iter().map(|&i| i as usize).collect();
+                let xb = x.gather(&rows);
+                m.encoder.forward(&xb, &mut z, &mut enc_cache)?;
+                if z.iter().any(|v| !v.is_finite()) {
+                    return Err(diverged(epoch, bi, f64::NAN));
+                }
+                q.resize(z.len(), 0.0);
+                m.fsq.quantize_into(&z, &mut q)?;
+                idx.resize(rows.len(), 0);
+                m.fsq.indices_into(&z, &mut idx, Par::Seq)?;
+                epoch_codes[done..done + rows.len()].copy_from_slice(&idx);
+                done += rows.len();
+                m.decoder.forward(&q, &mut y, &mut dec_cache)?;
+                let recon = crate::nn::mse_loss(&y, &xb, &mut dy)?;
+                if !recon.is_finite() {
+                    return Err(diverged(epoch, bi, recon));
+                }
+                m.decoder
+                    .backward_into(&dy, &mut dec_cache, &mut dec_grads, Some(&mut dq))?;
+                // Straight-through: the rounding passes the gradient, the
+                // bound contributes its derivative.
+                for (row_z, row_g) in z.chunks_exact(lat).zip(dq.chunks_exact_mut(lat)) {
+                    for (j, (&zv, g)) in row_z.iter().zip(row_g.iter_mut()).enumerate() {
+                        *g *= m.fsq.ste_grad_at(j, zv);
+                    }
+                }
+                m.encoder
+                    .backward_into(&dq, &mut enc_cache, &mut enc_grads, None)?;
+                let mut params: Vec<&mut Vec<f32>> = m.encoder.params_mut().collect();
+                params.extend(m.decoder.params_mut());
+                let grads = enc_grads.tensors().chain(dec_grads.tensors());
+                opt.step(params.into_iter(), grads)?;
+                recon_sum += recon;
+                steps += 1;
+            }
+            let codes = Codes::new(epoch_codes, 1)?;
+            let quality = crate::metrics::code_quality(&codes, &[m.fsq.size()])?;
+            epoch_codes = codes.into_vec();
+            let rep = FsqEpochReport {
+                epoch,
+                recon_loss: recon_sum / steps as f64,
+                utilization: quality.levels[0].stats.utilization,
+                perplexity: quality.levels[0].stats.perplexity,
+                collision_rate: quality.collision_rate,
+            };
+            progress(&rep);
+            reports.push(rep);
+        }
+        if !(m.encoder.is_finite() && m.decoder.is_finite()) {
+            return Err(invalid("training", "parameters became non-finite"));
+        }
+        Ok((m, reports))
+    }
+
+    /// Builds a model from its parts, checking that the shapes chain
+    /// (encoder `d → levels.len()`, decoder back to `d`) and every
+    /// parameter is finite.
+    pub fn from_parts(encoder: Mlp, decoder: Mlp, fsq: Fsq) -> Result<FsqAutoencoder> {
+        encoder.validate()?;
+        decoder.validate()?;
+        let lat = fsq.levels().len();
+        if encoder.outputs() != lat {
+            return Err(invalid(
+                "encoder",
+                format!(
+                    "outputs {} values but the FSQ has {lat} levels",
+                    encoder.outputs()
+                ),
+            ));
+        }
+        if decoder.inputs() != lat || decoder.outputs() != encoder.inputs() {
+            return Err(invalid(
+                "decoder",
+                format!(
+                    "maps {} → {}, but the encoder maps {} → {lat}",
+                    decoder.inputs(),
+                    decoder.outputs(),
+                    encoder.inputs()
+                ),
+            ));
+        }
+        if !(encoder.is_finite() && decoder.is_finite()) {
+            return Err(invalid("parameters", "hold NaN or Inf"));
+        }
+        Ok(FsqAutoencoder {
+            encoder,
+            decoder,
+            fsq,
+        })
+    }
+
+    /// The encoder and decoder networks.
+    #[must_use]
+    pub fn networks(&self) -> (&Mlp, &Mlp) {
+        (&self.encoder, &self.decoder)
+    }
+
+    /// The FSQ between them.
+    #[must_use]
+    pub fn fsq(&self) -> &Fsq {
+        &self.fsq
+    }
+
+    /// Writes the model to `path` (atomic; see `docs/FORMAT.md`).
+    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        crate::io::save(self, path.as_ref())
+    }
+
+    /// Reads and validates a model written by [`FsqAutoencoder::save`].
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<FsqAutoencoder> {
+        crate::io::load(path.as_ref())
+    }
+
+    /// The model-file bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        crate::io::to_bytes(self)
+    }
+
+    /// Parses and validates model-file bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<FsqAutoencoder> {
+        crate::io::from_bytes(bytes)
+    }
+}
+
+fn diverged(epoch: usize, step: usize, loss: f64) -> crate::Error {
+    invalid(
+        "training",
+        format!(
+            "the loss became non-finite at epoch {epoch}, step {step} (reconstruction {loss}); lower the learning rate or check the data scale"
+        ),
+    )
+}
+
+impl Quantizer for FsqAutoencoder {
+    fn dim(&self) -> usize {
+        self.encoder.inputs()
+    }
+    fn levels(&self) -> usize {
+        1
+    }
+    fn codebook_size(&self, level: usize) -> usize {
+        if level == 0 { self.fsq.size() } else { 0 }
+    }
+    fn encode_into(&self, x: Embeddings<'_>, out: &mut [u16], par: Par) -> Result<()> {
+        x.expect_dim(self.dim())?;
+        expect_len("code buffer length (n × 1)", x.rows(), out.len())?;
+        let mut blocks: Vec<(&mut [u16], Result<()>)> =
+            out.chunks_mut(BLOCK_ROWS).map(|c| (c, Ok(()))).collect();
+        crate::par::for_each_item(par, &mut blocks, |i, (codes, status)| {
+            let start = i * BLOCK_ROWS;
+            let end = start + codes.len();
+            let (mut buf, mut z) = (Vec::new(), Vec::new());
+            *status = x.block(start, end, &mut buf).and_then(|xb| {
+                self.encoder.infer(xb, &mut z)?;
+                self.fsq.indices_into(&z, codes, Par::Seq)
+            });
+        });
+        blocks.into_iter().try_for_each(|(_, s)| s)
+    }
+    fn decode_into(&self, codes: &Codes, out: &mut [f32], par: Par) -> Result<()> {
+        codes.check_tokens(&[self.fsq.size()])?;
+        let d = self.dim();
+        let lat = self.fsq.levels().len();
+        expect_len("output length (n × d)", codes.rows() * d, out.len())?;
+        let tokens = codes.as_slice();
+        let mut blocks: Vec<(&mut [f32], Result<()>)> = out
+            .chunks_mut(BLOCK_ROWS * d)
+            .map(|c| (c, Ok(())))
+            .collect();
+        crate::par::for_each_item(par, &mut blocks, |i, (o, status)| {
+            let start = i * BLOCK_ROWS;
+            let rows = o.len() / d;
+            let mut q = vec![0f32; rows * lat];
+            let mut y = Vec::new();
+            *status = tokens[start..start + rows]
+                .iter()
+                .zip(q.chunks_exact_mut(lat))
+                .try_for_each(|(&t, qr)| self.fsq.index_to_values(t, qr))
+                .and_then(|()| self.decoder.infer(&q, &mut y))
+                .map(|()| o.copy_from_slice(&y));
+        });
+        blocks.into_iter().try_for_each(|(_, s)| s)
+    }
+}
+
+impl super::Fit for FsqAutoencoder {
+    type Config = FsqAutoencoderConfig;
+    type Report = Vec<FsqEpochReport>;
+    fn fit(
+        config: &FsqAutoencoderConfig,
+        x: Embeddings<'_>,
+    ) -> Result<(Self, Vec<FsqEpochReport>)> {
+        FsqAutoencoder::fit(config, x)
+    }
+}
