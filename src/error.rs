@@ -214,6 +214,18 @@ impl From<FormatError> for Error {
 }
 
 /// Shorthand for an [`Error::InvalidConfig`].
+/// `Err(Error::Shape)` unless `expected == got`.
+pub(crate) fn expect_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
+    if expected != got {
+        return Err(Error::Shape {
+            what,
+            expected,
+            got,
+        });
+    }
+    Ok(())
+}
+
 pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
     Error::InvalidConfig {
         field,

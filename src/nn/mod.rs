@@ -11,7 +11,7 @@
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef};
 
-use crate::error::{Error, Result, invalid};
+use crate::error::{Error, Result, expect_len as expect, invalid};
 use crate::rng::Rng;
 
 /// `dst (m × n) = alpha · a (m × k) · b (k × n)` (+ `dst` when
@@ -546,13 +546,34 @@ pub(crate) fn sq_err(pred: &[f32], target: &[f32], scale: f32, grad: &mut Vec<f3
     s
 }
 
-fn expect(what: &'static str, expected: usize, got: usize) -> Result<()> {
-    if expected != got {
-        return Err(Error::Shape {
-            what,
-            expected,
-            got,
-        });
+/// Checks an encoder/decoder pair around a latent of width `latent`: both
+/// MLPs valid, encoder `d → latent`, decoder `latent → d`, every parameter
+/// finite.
+pub(crate) fn check_autoencoder(encoder: &Mlp, decoder: &Mlp, latent: usize) -> Result<()> {
+    encoder.validate()?;
+    decoder.validate()?;
+    if encoder.outputs() != latent {
+        return Err(invalid(
+            "encoder",
+            format!(
+                "outputs {} values, not the latent width {latent}",
+                encoder.outputs()
+            ),
+        ));
+    }
+    if decoder.inputs() != latent || decoder.outputs() != encoder.inputs() {
+        return Err(invalid(
+            "decoder",
+            format!(
+                "maps {} → {}, but the encoder maps {} → {latent}",
+                decoder.inputs(),
+                decoder.outputs(),
+                encoder.inputs()
+            ),
+        ));
+    }
+    if !(encoder.is_finite() && decoder.is_finite()) {
+        return Err(invalid("parameters", "hold NaN or Inf"));
     }
     Ok(())
 }

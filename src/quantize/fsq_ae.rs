@@ -230,32 +230,7 @@ impl FsqAutoencoder {
     /// (encoder `d → levels.len()`, decoder back to `d`) and every
     /// parameter is finite.
     pub fn from_parts(encoder: Mlp, decoder: Mlp, fsq: Fsq) -> Result<FsqAutoencoder> {
-        encoder.validate()?;
-        decoder.validate()?;
-        let lat = fsq.levels().len();
-        if encoder.outputs() != lat {
-            return Err(invalid(
-                "encoder",
-                format!(
-                    "outputs {} values but the FSQ has {lat} levels",
-                    encoder.outputs()
-                ),
-            ));
-        }
-        if decoder.inputs() != lat || decoder.outputs() != encoder.inputs() {
-            return Err(invalid(
-                "decoder",
-                format!(
-                    "maps {} → {}, but the encoder maps {} → {lat}",
-                    decoder.inputs(),
-                    decoder.outputs(),
-                    encoder.inputs()
-                ),
-            ));
-        }
-        if !(encoder.is_finite() && decoder.is_finite()) {
-            return Err(invalid("parameters", "hold NaN or Inf"));
-        }
+        crate::nn::check_autoencoder(&encoder, &decoder, fsq.levels().len())?;
         Ok(FsqAutoencoder {
             encoder,
             decoder,

@@ -19,7 +19,7 @@ pub use rq_kmeans::{LevelReport, RqKMeans, RqKMeansConfig, RqKMeansReport, Searc
 pub use rqvae::{EpochReport, RqVae, RqVaeConfig};
 
 use crate::data::{Codes, Embeddings};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::par::Par;
 
 /// A fitted quantizer: maps `d`-dimensional embeddings to `L` tokens and back.
@@ -73,14 +73,4 @@ pub trait Fit: Quantizer + Sized {
     fn fit(config: &Self::Config, x: Embeddings<'_>) -> Result<(Self, Self::Report)>;
 }
 
-/// Checks an output buffer length.
-pub(crate) fn expect_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
-    if expected != got {
-        return Err(Error::Shape {
-            what,
-            expected,
-            got,
-        });
-    }
-    Ok(())
-}
+pub(crate) use crate::error::expect_len;

@@ -662,20 +662,8 @@ impl RqVae {
         levels: usize,
         k: usize,
     ) -> Result<RqVae> {
-        encoder.validate()?;
-        decoder.validate()?;
         let lat = encoder.outputs();
-        if decoder.inputs() != lat || decoder.outputs() != encoder.inputs() {
-            return Err(invalid(
-                "decoder",
-                format!(
-                    "maps {} → {}, but the encoder maps {} → {lat}",
-                    decoder.inputs(),
-                    decoder.outputs(),
-                    encoder.inputs()
-                ),
-            ));
-        }
+        crate::nn::check_autoencoder(&encoder, &decoder, lat)?;
         if levels == 0 || !(2..=1 << 16).contains(&k) {
             return Err(invalid("levels", "must be ≥ 1 with k in 2..=65536"));
         }
@@ -687,9 +675,8 @@ impl RqVae {
                 got: codebooks.len(),
             });
         }
-        if !(encoder.is_finite() && decoder.is_finite() && codebooks.iter().all(|v| v.is_finite()))
-        {
-            return Err(invalid("parameters", "hold NaN or Inf"));
+        if !codebooks.iter().all(|v| v.is_finite()) {
+            return Err(invalid("codebooks", "hold NaN or Inf"));
         }
         Ok(RqVae {
             encoder,
