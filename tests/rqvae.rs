@@ -75,6 +75,15 @@ fn bad_input_is_a_typed_error() {
         Error::InvalidConfig { .. }
     ));
     assert!(matches!(bad(|c| c.latent = 0), Error::InvalidConfig { .. }));
+    // Absurd widths are refused before any allocation.
+    assert!(matches!(
+        bad(|c| c.hidden = vec![usize::MAX / 2]),
+        Error::InvalidConfig { .. }
+    ));
+    assert!(matches!(
+        bad(|c| c.hidden = vec![1 << 40]),
+        Error::InvalidConfig { .. }
+    ));
     assert!(matches!(bad(|c| c.k = 1), Error::InvalidConfig { .. }));
     assert!(matches!(
         bad(|c| c.beta = f32::NAN),

@@ -124,10 +124,18 @@ impl Linear {
                 format!("{inputs} → {outputs}: every layer needs at least 1 unit"),
             ));
         }
+        // 2^31 weights (8 GiB) per layer is far beyond what these models
+        // need; refuse instead of overflowing or aborting on allocation.
+        let Some(n_weights) = inputs.checked_mul(outputs).filter(|&n| n <= 1 << 31) else {
+            return Err(invalid(
+                "layer sizes",
+                format!("{inputs} → {outputs}: more than 2^31 weights in one layer"),
+            ));
+        };
         let mut rng = Rng::new(seed, stream);
         let bound = 1.0 / (inputs as f64).sqrt();
         let mut u = || ((rng.next_f64() * 2.0 - 1.0) * bound) as f32;
-        let weight = (0..inputs * outputs).map(|_| u()).collect();
+        let weight = (0..n_weights).map(|_| u()).collect();
         let bias = (0..outputs).map(|_| u()).collect();
         Ok(Linear {
             inputs,
