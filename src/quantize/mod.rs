@@ -25,7 +25,7 @@ use crate::par::Par;
 /// A fitted quantizer: maps `d`-dimensional embeddings to `L` tokens and back.
 ///
 /// Object-safe: `Box<dyn Quantizer>` works. Implementations validate all
-/// input and return [`Error`]s, never panic on user data.
+/// input and return [`Error`](crate::Error)s, never panic on user data.
 pub trait Quantizer {
     /// Embedding dimension `d` the model was fitted on.
     fn dim(&self) -> usize;
