@@ -53,6 +53,37 @@ fn assignment(c: &mut Criterion) {
             bch.iter(|| nearest_with(path, &x, &cents, d, &mut l, &mut dd, par).unwrap())
         });
     }
+    // The path semid used before its own kernel: faer's GEMM per 256-row
+    // block, then an argmin (a same-run baseline for "gemm_seq").
+    g.bench_function("faer_gemm_seq_baseline", |bch| {
+        use faer::{Accum, MatMut, MatRef, linalg::matmul::matmul};
+        let cn: Vec<f32> = cents
+            .chunks_exact(d)
+            .map(|c| c.iter().map(|v| v * v).sum())
+            .collect();
+        let mut scratch = vec![0f32; 256 * k];
+        let mut l = vec![0u32; n];
+        bch.iter(|| {
+            for (b, xb) in x.chunks(256 * d).enumerate() {
+                let rows = xb.len() / d;
+                let dst = MatMut::from_row_major_slice_mut(&mut scratch[..rows * k], rows, k);
+                let lhs = MatRef::from_row_major_slice(xb, rows, d);
+                let rhs = MatRef::from_row_major_slice(&cents, k, d).transpose();
+                matmul(dst, Accum::Replace, lhs, rhs, -2.0f32, faer::Par::Seq);
+                for r in 0..rows {
+                    let row = &scratch[r * k..(r + 1) * k];
+                    let mut best = (0u32, f32::INFINITY);
+                    for (j, (&g, &c)) in row.iter().zip(&cn).enumerate() {
+                        if g + c < best.1 {
+                            best = (j as u32, g + c);
+                        }
+                    }
+                    l[b * 256 + r] = best.0;
+                }
+            }
+            black_box(&l);
+        })
+    });
     g.bench_function("scalar_oracle_512rows", |bch| {
         let (mut l, mut dd) = (vec![0u32; 512], vec![0f32; 512]);
         bch.iter(|| {

@@ -10,7 +10,7 @@ use crate::Par;
 use crate::data::Embeddings;
 use crate::decode::Hits;
 use crate::error::{Error, Result, invalid};
-use crate::kernels::{BLOCK_ROWS, CentroidSet, TopK, neg2_dots_pub as neg2_dots, row_norms_into};
+use crate::kernels::{BLOCK_ROWS, TopK, dots_packed, pack_panels_into, row_norms_into};
 use crate::par::for_each_block;
 
 /// Items scanned per GEMM chunk (bounds scratch to 256 × 4096 floats).
@@ -85,8 +85,8 @@ impl ExactKnn {
             k,
             &mut scores,
             k,
-            || (Vec::new(), TopK::new(k)),
-            |(dots, top), q0, it, sc| {
+            || (Vec::new(), Vec::new(), TopK::new(k)),
+            |(dots, packed, top), q0, it, sc| {
                 let rows = it.len() / k;
                 let qb = &q[q0 * self.dim..(q0 + rows) * self.dim];
                 let mut tops: Vec<TopK> = vec![top.clone(); rows];
@@ -95,14 +95,10 @@ impl ExactKnn {
                 }
                 for c0 in (0..self.len()).step_by(ITEM_CHUNK) {
                     let c1 = (c0 + ITEM_CHUNK).min(self.len());
-                    let set = CentroidSet {
-                        data: &self.data[c0 * self.dim..c1 * self.dim],
-                        k: c1 - c0,
-                        d: self.dim,
-                        norms: Vec::new(),
-                    };
-                    neg2_dots(qb, &set, dots);
                     let w = c1 - c0;
+                    pack_panels_into(&self.data[c0 * self.dim..c1 * self.dim], self.dim, packed);
+                    dots.resize(rows * w, 0.0);
+                    dots_packed(qb, self.dim, packed, w, -2.0, &mut dots[..rows * w]);
                     for (r, t) in tops.iter_mut().enumerate() {
                         let row = &dots[r * w..(r + 1) * w];
                         let mut thr = t.threshold();

@@ -607,31 +607,31 @@ fn to_invalid(e: Error) -> Error {
     }
 }
 
-/// Reads a 2-D `.npy` file of f32 (or f64, converted) into a row-major
-/// buffer; returns `(data, dim)`.
+/// Reads a 2-D `.npy` file of float16, bfloat16 (descr `'bfloat16'`),
+/// float32 or float64, in either byte order and C or Fortran order, into a
+/// row-major f32 buffer; returns `(data, dim)`.
+///
+/// Errors: [`Error::Io`] if the file cannot be read; [`Error::Npy`] naming
+/// the problem for anything else (not `.npy`, not 2-D, another element type,
+/// truncated data). A 2-byte void array (`'<V2'`, what `np.save` writes for
+/// `ml_dtypes.bfloat16`) is refused here: read it with [`read_npy_bf16`].
+/// Values are not checked for NaN/Inf here; the quantizers do that.
 pub fn read_npy(path: impl AsRef<Path>) -> Result<(Vec<f32>, usize)> {
-    use ndarray::Array2;
-    use ndarray_npy::ReadNpyExt;
-    let open = || std::fs::File::open(path.as_ref()).map_err(Error::Io);
-    let to_vec = |a: Array2<f32>| {
-        let dim = a.ncols();
-        let v = if a.is_standard_layout() {
-            a.into_raw_vec_and_offset().0
-        } else {
-            a.iter().copied().collect()
-        };
-        (v, dim)
-    };
-    match Array2::<f32>::read_npy(open()?) {
-        Ok(a) => Ok(to_vec(a)),
-        Err(e32) => match Array2::<f64>::read_npy(open()?) {
-            Ok(a) => Ok(to_vec(a.mapv(|v| v as f32))),
-            Err(_) => Err(Error::Npy(format!(
-                "{}: {e32} (semid reads 2-D float32 or float64 arrays)",
-                path.as_ref().display()
-            ))),
-        },
-    }
+    read_npy_as(path.as_ref(), crate::npy::Void2::Refuse)
+}
+
+/// [`read_npy`] that also reads 2-byte void elements (`'<V2'`) as bfloat16,
+/// for arrays saved from `ml_dtypes.bfloat16` with `np.save`.
+pub fn read_npy_bf16(path: impl AsRef<Path>) -> Result<(Vec<f32>, usize)> {
+    read_npy_as(path.as_ref(), crate::npy::Void2::Bf16)
+}
+
+fn read_npy_as(path: &Path, void2: crate::npy::Void2) -> Result<(Vec<f32>, usize)> {
+    let bytes = std::fs::read(path).map_err(Error::Io)?;
+    crate::npy::parse(&bytes, void2).map_err(|e| match e {
+        Error::Npy(m) => Error::Npy(format!("{}: {m}", path.display())),
+        other => other,
+    })
 }
 
 /// Writes a row-major `n × dim` f32 buffer as a 2-D `.npy` file.

@@ -63,6 +63,7 @@ pub mod io;
 pub mod kernels;
 pub mod metrics;
 pub mod nn;
+mod npy;
 mod par;
 pub mod quantize;
 mod rng;

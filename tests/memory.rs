@@ -1,6 +1,13 @@
 //! Encoding streams in blocks: the peak extra heap memory of `encode_into`
 //! does not grow with the number of rows. Measured with a counting global
 //! allocator (this file holds one test so no other test allocates meanwhile).
+//!
+//! The bounds hold whatever the CPU's cache sizes and whichever rayon worker
+//! runs first: assignment uses the crate's own matrix kernel, whose only
+//! scratch is per call. (faer's x86 GEMM kept a thread-local buffer of twice
+//! the reported L3 per thread, allocated on a worker's first product: 629 MB
+//! on a 300 MiB-L3 machine, so this test failed whenever the measured run
+//! was some worker's first.)
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -73,6 +80,9 @@ fn encode_peak_memory_does_not_grow_with_n() {
             rq.encode_with(large, search, &mut out_large, Par::Rayon(2))
                 .unwrap()
         });
+        eprintln!(
+            "{search:?}: peak extra heap seq 20k {seq_mid} B, seq 40k {seq_large} B, 2 threads 40k {par_large} B"
+        );
         // Twice the rows (5 MB more f32): a copy or any per-row buffer would
         // show up as megabytes; per-thread block scratch does not.
         assert!(

@@ -3,7 +3,7 @@
 
 use super::{Beams, Scorer};
 use crate::error::{Error, Result};
-use crate::kernels::{row_norms_into, scaled_dots};
+use crate::kernels::CentroidSet;
 use crate::{Embeddings, Quantizer, RqKMeans};
 
 /// How [`CodebookScorer`] compares a query with a reconstruction.
@@ -31,7 +31,8 @@ pub struct CodebookScorer<'a> {
     rq: &'a RqKMeans,
     metric: ScoreMetric,
     queries: Vec<f32>,
-    norms: Vec<f32>,
+    /// One set per level: norms and the packed copy the kernel reads.
+    sets: Vec<CentroidSet<'a>>,
     resid: Vec<f32>,
 }
 
@@ -52,13 +53,14 @@ impl<'a> CodebookScorer<'a> {
         let mut buf = Vec::new();
         let q = queries.block(0, queries.rows(), &mut buf)?.to_vec();
         let d = rq.dim();
-        let mut norms = vec![0f32; rq.levels() * rq.k()];
-        row_norms_into(rq.codebooks(), d, &mut norms);
+        let sets = (0..rq.levels())
+            .map(|l| CentroidSet::new(rq.codebook(l), d))
+            .collect();
         Ok(CodebookScorer {
             rq,
             metric,
             queries: q,
-            norms,
+            sets,
             resid: Vec::new(),
         })
     }
@@ -123,11 +125,10 @@ impl Scorer for CodebookScorer<'_> {
         } else {
             1.0
         };
-        scaled_dots(&self.resid, self.rq.codebook(l), d, alpha, out);
+        self.sets[l].scaled_dots(&self.resid, alpha, out);
         if self.metric == ScoreMetric::L2 {
-            let norms = &self.norms[l * k..(l + 1) * k];
             for row in out.chunks_exact_mut(k) {
-                for (o, &c) in row.iter_mut().zip(norms) {
+                for (o, &c) in row.iter_mut().zip(&self.sets[l].norms) {
                     *o -= c;
                 }
             }

@@ -1,8 +1,6 @@
 //! Batched nearest-centroid assignment.
 
-use faer::linalg::matmul::matmul;
-use faer::{Accum, MatMut, MatRef};
-
+use super::gemm::{dots_packed, pack_panels};
 use super::{Simd, argmin_sum, row_norms_into, scalar};
 use crate::data::check_finite;
 use crate::error::{Error, Result};
@@ -19,18 +17,22 @@ pub enum AssignPath {
     Scalar,
     /// One SIMD distance per (row, centroid).
     Simd,
-    /// Blocked GEMM `‖x‖² − 2 x·c + ‖c‖²` through faer (the default).
+    /// Blocked matrix product `‖x‖² − 2 x·c + ‖c‖²` (the default): the
+    /// crate's own packed kernel, no scratch beyond the packed centroids.
     #[default]
     Gemm,
 }
 
-/// Centroids (`k × d`, row-major) with their squared norms.
+/// Centroids (`k × d`, row-major) with their squared norms and a packed
+/// copy for the matrix-product kernel (`⌈k/16⌉·16 × d` floats: the only
+/// memory assignment needs beyond each block's `rows × k` products).
 #[derive(Debug)]
 pub(crate) struct CentroidSet<'a> {
     pub(crate) data: &'a [f32],
     pub(crate) k: usize,
     pub(crate) d: usize,
     pub(crate) norms: Vec<f32>,
+    packed: Vec<f32>,
 }
 
 impl<'a> CentroidSet<'a> {
@@ -38,25 +40,35 @@ impl<'a> CentroidSet<'a> {
         let k = data.len() / d;
         let mut norms = vec![0.0; k];
         row_norms_into(data, d, &mut norms);
-        CentroidSet { data, k, d, norms }
+        let packed = pack_panels(data, d);
+        CentroidSet {
+            data,
+            k,
+            d,
+            norms,
+            packed,
+        }
+    }
+
+    /// `out[r * k + j] = alpha · x_r · c_j` for the rows of `x`
+    /// (single-threaded); `out` is resized to `rows × k`.
+    pub(crate) fn scaled_dots(&self, x: &[f32], alpha: f32, out: &mut Vec<f32>) {
+        let rows = x.len() / self.d;
+        out.resize(rows * self.k, 0.0);
+        dots_packed(
+            x,
+            self.d,
+            &self.packed,
+            self.k,
+            alpha,
+            &mut out[..rows * self.k],
+        );
     }
 }
 
-/// `out[r * k + j] = −2 x_r · c_j` for the rows of `x` (single-threaded GEMM).
+/// `out[r * k + j] = −2 x_r · c_j` for the rows of `x` (single-threaded).
 pub(crate) fn neg2_dots(x: &[f32], c: &CentroidSet<'_>, out: &mut Vec<f32>) {
-    scaled_dots(x, c.data, c.d, -2.0, out);
-}
-
-/// `out[r * k + j] = alpha · x_r · c_j` for the rows of `x` and `c`
-/// (`k × d`), single-threaded GEMM; `out` is resized to `rows × k`.
-pub(crate) fn scaled_dots(x: &[f32], c: &[f32], d: usize, alpha: f32, out: &mut Vec<f32>) {
-    let rows = x.len() / d;
-    let k = c.len() / d;
-    out.resize(rows * k, 0.0);
-    let lhs = MatRef::from_row_major_slice(x, rows, d);
-    let rhs = MatRef::from_row_major_slice(c, k, d).transpose();
-    let dst = MatMut::from_row_major_slice_mut(&mut out[..rows * k], rows, k);
-    matmul(dst, Accum::Replace, lhs, rhs, alpha, faer::Par::Seq);
+    c.scaled_dots(x, -2.0, out);
 }
 
 /// Assigns the rows of one block (single-threaded). `scratch` grows to

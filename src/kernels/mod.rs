@@ -6,23 +6,27 @@
 //!   target flags get it), otherwise the portable `wide` kernels in
 //!   [`portable`];
 //! - GEMM: [`nearest`] computes `‖x‖² − 2 x·c + ‖c‖²` for a block of rows at
-//!   once through `faer`'s matrix product, block by block so extra memory is
-//!   `block_rows × k` floats per thread whatever `n` is.
+//!   once with the crate's packed matrix-product kernel (AVX2+FMA at run
+//!   time, `wide` otherwise), block by block so extra memory is
+//!   `block_rows × k` floats per thread plus one packed copy of the
+//!   centroids, whatever `n`, the thread count or the CPU's cache sizes.
 //!
 //! All argmins break exact ties toward the lowest centroid index.
 
 mod assign;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+mod gemm;
 pub mod portable;
 pub mod scalar;
 mod topk;
 
 pub use assign::{AssignPath, nearest, nearest_with};
 pub(crate) use assign::{
-    BLOCK_ROWS, CentroidSet, assign_block, assign_rows, neg2_dots as neg2_dots_pub, scaled_dots,
+    BLOCK_ROWS, CentroidSet, assign_block, assign_rows, neg2_dots as neg2_dots_pub,
 };
 
+pub(crate) use gemm::{dots_packed, pack_panels_into};
 pub(crate) use topk::TopK;
 
 /// An instruction-set level for the vector kernels.
