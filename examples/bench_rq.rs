@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo run --release --example bench_rq -- --input FILE.npy --levels 3 --k 256 \
-//!     [--beam 1] [--iters 20] [--mppc 256|all] [--threads 2] [--seed 1234] [--init pp|random]
+//!     [--beam 1] [--iters 20] [--mppc 256|all] [--threads 2] [--seed 1234] [--init progressive|pp|random]
+//!     [--pd-steps 10] [--pd-iters 10] [--tol 0]
 //! ```
 use std::time::Instant;
 
@@ -30,9 +31,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(v) => Some(v.parse()?),
     };
     let init = match arg(&args, "--init").as_deref() {
-        None | Some("pp") => Init::KMeansPlusPlus,
+        None | Some("progressive") => Init::ProgressiveDim {
+            steps: arg(&args, "--pd-steps").map_or(Ok(10), |s| s.parse())?,
+            iters: arg(&args, "--pd-iters").map_or(Ok(10), |s| s.parse())?,
+        },
+        Some("pp") => Init::KMeansPlusPlus,
         Some("random") => Init::Random,
-        Some(o) => return Err(format!("--init {o}: use pp or random").into()),
+        Some(o) => return Err(format!("--init {o}: use progressive, pp or random").into()),
     };
     let par = Par::Rayon(threads);
 
@@ -41,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n = x.rows();
     let km = KMeansConfig::new(k)
         .max_iter(iters)
-        .tol(0.0)
+        .tol(arg(&args, "--tol").map_or(Ok(0.0), |s| s.parse())?)
         .init(init)
         .max_points_per_centroid(mppc)
         .seed(seed)

@@ -8,7 +8,8 @@
 //! - quantizers behind one [`Quantizer`] contract: [`KMeans`] and residual
 //!   k-means [`RqKMeans`] (OneRec's RQ-KMeans) with greedy or beam encoding;
 //! - SIMD distance kernels (run-time AVX2+FMA dispatch, `wide` fallback,
-//!   scalar oracle) and GEMM-batched assignment through `faer`;
+//!   scalar oracle) and blocked matrix-product assignment (the crate's own
+//!   packed kernel; `faer` serves the RQ-VAE layers);
 //! - unique semantic IDs with a documented collision policy
 //!   ([`sid::SidMap`]) and a flat prefix trie of valid IDs ([`sid::Trie`]);
 //! - batched, trie-constrained beam search over any [`decode::Scorer`]

@@ -13,7 +13,7 @@ use semid::{
 fn kmeans_inertia_never_rises() {
     let data = mixture(3000, 16, 1);
     let x = Embeddings::new(&data, 16).unwrap();
-    for init in [Init::KMeansPlusPlus, Init::Random] {
+    for init in [Init::PROGRESSIVE_DIM, Init::KMeansPlusPlus, Init::Random] {
         let cfg = KMeansConfig::new(32)
             .max_iter(30)
             .tol(0.0)
@@ -181,6 +181,25 @@ fn bad_input_is_a_typed_error() {
             ..
         }
     ));
+    for init in [
+        Init::ProgressiveDim {
+            steps: 0,
+            iters: 10,
+        },
+        Init::ProgressiveDim {
+            steps: 65,
+            iters: 10,
+        },
+        Init::ProgressiveDim {
+            steps: 10,
+            iters: 0,
+        },
+    ] {
+        assert!(matches!(
+            err(KMeansConfig::new(4).init(init)),
+            Error::InvalidConfig { field: "init", .. }
+        ));
+    }
     assert!(matches!(
         err(KMeansConfig::new(4).tol(f64::NAN)),
         Error::InvalidConfig { field: "tol", .. }
