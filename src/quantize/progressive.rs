@@ -49,8 +49,8 @@ pub(crate) fn init(
         dims.insert(0, 1);
     }
     let Some(&top) = dims.last() else {
-        // Nothing below d: FAISS's first step is a random start.
-        return gather_rows(x, d, &rng.sample_indices(m, k));
+        // d = 1: the quantile start is the whole initialisation.
+        return quantiles(x, k);
     };
 
     let mean = column_means(x, d);
@@ -166,27 +166,22 @@ fn principal_axes(x: &[f32], d: usize, mean: &[f32], rng: &mut Rng) -> Vec<f32> 
             v[i * d + j] = 0.5 * (cov[i * d + j] as f64 + cov[j * d + i] as f64);
         }
     }
-    let Some(vals) = symmetric_eigen(&mut v, d) else {
-        return identity();
+    let vals = match symmetric_eigen(&mut v, d) {
+        Some(vals) if vals.iter().all(|v| v.is_finite()) => vals,
+        _ => return identity(),
     };
-    let vecs = |t: usize, c: usize| v[c * d + t];
-    if vals.iter().any(|v| !v.is_finite()) {
-        return identity();
-    }
     let mut order: Vec<usize> = (0..d).collect();
     // Largest variance first; ties keep the solver's order.
     order.sort_by(|&a, &b| vals[b].total_cmp(&vals[a]));
-    let mut basis = vec![0f32; d * d];
-    for (r, &c) in order.iter().enumerate() {
-        for t in 0..d {
-            basis[r * d + t] = vecs(t, c) as f32;
-        }
-    }
-    basis
+    // Eigenvector c is row c of v.
+    order
+        .iter()
+        .flat_map(|&c| v[c * d..(c + 1) * d].iter().map(|&e| e as f32))
+        .collect()
 }
 
-/// Eigenvalues and eigenvectors of the symmetric `n × n` matrix `a`
-/// (row-major): on return row `c` of `a` is the eigenvector of the returned
+/// Eigenvalues and eigenvectors of the symmetric `n × n` matrix `v`
+/// (row-major): on return row `c` of `v` is the eigenvector of the returned
 /// value `c`. The algorithm runs on the transpose of JAMA's `V` (the input
 /// is symmetric, so it starts equal), which makes every inner loop walk a
 /// row. Householder tridiagonalisation then the implicit QL
@@ -195,8 +190,7 @@ fn principal_axes(x: &[f32], d: usize, mean: &[f32], rng: &mut Rng) -> Vec<f32> 
 /// few iterations per value on finite input). semid does not call faer's
 /// eigensolver here: its products go through the GEMM whose thread-local
 /// buffer is sized from the L3 (645 MB on one of our machines).
-fn symmetric_eigen(a: &mut [f64], n: usize) -> Option<Vec<f64>> {
-    let v = a;
+fn symmetric_eigen(v: &mut [f64], n: usize) -> Option<Vec<f64>> {
     let mut d: Vec<f64> = v[(n - 1) * n..].to_vec();
     let mut e = vec![0f64; n];
     // tred2: Householder reduction to tridiagonal form.
