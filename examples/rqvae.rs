@@ -47,7 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "epoch  recon MSE   vq loss   utilization (per level)      perplexity           resets  coll."
     );
     let t = Instant::now();
-    let (vae, _) = RqVae::fit_with(&cfg, x, |r| {
+    let (vae, reports) = RqVae::fit_with(&cfg, x, |r| {
         println!(
             "{:>5}  {:>9.5}  {:>8.5}  {:<27}  {:<19}  {:>6}  {:.3}",
             r.epoch,
@@ -74,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let q = metrics::code_quality(&codes, &vae.codebook_sizes())?;
     println!(
         "RQ-VAE     train {train_s:.1} s ({:.0} vectors/s), MSE {mse:.5}, utilization {}, collision rate {:.3}",
-        (x.rows() * cfg.epochs) as f64 / train_s,
+        (x.rows() * reports.len()) as f64 / train_s,
         q.levels
             .iter()
             .map(|l| format!("{:.1}%", 100.0 * l.stats.utilization))

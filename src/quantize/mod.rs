@@ -11,6 +11,7 @@ mod progressive;
 mod residual_fsq;
 mod rq_kmeans;
 mod rqvae;
+mod standardize;
 
 pub use fsq::{Fsq, FsqMode};
 pub use fsq_ae::{FsqAutoencoder, FsqAutoencoderConfig, FsqEpochReport};
