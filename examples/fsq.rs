@@ -37,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("epoch  recon MSE   utilization  perplexity  collisions");
     let t = Instant::now();
-    let (ae, _) = FsqAutoencoder::fit_with(&cfg, x, |r| {
+    let (ae, reports) = FsqAutoencoder::fit_with(&cfg, x, |r| {
         println!(
             "{:>5}  {:>9.5}  {:>10.1}%  {:>10.0}  {:>10.3}",
             r.epoch,
@@ -56,7 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let size = ae.codebook_size(0);
     println!(
         "FSQ AE   train {train_s:.1} s ({:.0} vectors/s), encode {:.0} vectors/s, MSE {mse:.5}, utilization {:.1}% of {size}, collision rate {:.3}",
-        (x.rows() * cfg.epochs) as f64 / train_s,
+        (x.rows() * reports.len()) as f64 / train_s,
         x.rows() as f64 / enc_s,
         100.0 * q.levels[0].stats.utilization,
         q.collision_rate

@@ -13,6 +13,7 @@ fn small() -> FsqAutoencoderConfig {
         hidden: vec![32],
         optimizer: OptimizerConfig::adam(3e-3),
         epochs: 12,
+        min_steps: 0,
         batch_size: 128,
         ..FsqAutoencoderConfig::default()
     }
@@ -161,12 +162,23 @@ fn bad_input_is_a_typed_error() {
         FsqAutoencoder::fit(&small(), Embeddings::new(&nan, 16).unwrap()),
         Err(Error::NonFinite { row: 7, col: 2, .. })
     ));
+    // Inputs are standardised, so a huge data scale trains like any other;
+    // a huge learning rate overflows the weights and stops training.
     let mut c = small();
-    c.optimizer = OptimizerConfig::adam(1e12);
+    c.optimizer = OptimizerConfig::adam(1e38);
     c.hidden = vec![];
-    let huge: Vec<f32> = data.iter().map(|v| v * 1e30).collect();
-    let e = FsqAutoencoder::fit(&c, Embeddings::new(&huge, 16).unwrap()).unwrap_err();
+    let e = FsqAutoencoder::fit(&c, x).unwrap_err();
     assert!(e.to_string().contains("epoch 0, step"), "{e}");
+    let huge: Vec<f32> = data.iter().map(|v| v * 1e30).collect();
+    let (_, r) = FsqAutoencoder::fit(&small(), Embeddings::new(&huge, 16).unwrap()).unwrap();
+    let (_, r1) = FsqAutoencoder::fit(&small(), x).unwrap();
+    let (a, b) = (r.last().unwrap(), r1.last().unwrap());
+    assert!(
+        (a.recon_loss / 1e60 - b.recon_loss).abs() <= 0.05 * b.recon_loss,
+        "{} vs {}",
+        a.recon_loss,
+        b.recon_loss
+    );
     let (m, _) = FsqAutoencoder::fit(&small().epochs(1), x).unwrap();
     assert!(m.encode(Embeddings::new(&data, 8).unwrap()).is_err());
     assert!(matches!(
@@ -178,4 +190,17 @@ fn bad_input_is_a_typed_error() {
         m.decode_into(&Codes::new(vec![1], 1).unwrap(), &mut out, Par::Seq)
             .is_err()
     );
+}
+
+#[test]
+fn min_steps_lengthens_training_on_small_catalogs() {
+    let data = common::mixture(3000, 16, 8);
+    let x = Embeddings::new(&data, 16).unwrap();
+    // 128-row batches: 24 steps per epoch, so 50 steps need 3 epochs.
+    let cfg = FsqAutoencoderConfig {
+        epochs: 1,
+        min_steps: 50,
+        ..small()
+    };
+    assert_eq!(FsqAutoencoder::fit(&cfg, x).unwrap().1.len(), 3);
 }

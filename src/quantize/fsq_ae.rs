@@ -1,6 +1,7 @@
 //! FSQ autoencoder: MLP projection into FSQ and back, trained with the
 //! straight-through estimator (how RecGPT tokenizes raw embeddings).
 
+use super::standardize::Standardize;
 use super::{Fsq, FsqMode, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
 use crate::error::{Result, invalid};
@@ -24,8 +25,12 @@ pub struct FsqAutoencoderConfig {
     pub activation: Activation,
     /// Optimizer (default Adam lr 1e-3).
     pub optimizer: OptimizerConfig,
-    /// Passes over the data.
+    /// Passes over the data (at least; see `min_steps`).
     pub epochs: usize,
+    /// Optimizer steps to take at least: training runs
+    /// `max(epochs, ⌈min_steps / steps per epoch⌉)` epochs (default 500,
+    /// as [`super::RqVaeConfig::min_steps`]; 0 trains exactly `epochs`).
+    pub min_steps: usize,
     /// Rows per step.
     pub batch_size: usize,
     /// Seed of initialisation and shuffling.
@@ -44,6 +49,7 @@ impl Default for FsqAutoencoderConfig {
             activation: Activation::Relu,
             optimizer: OptimizerConfig::adam(1e-3),
             epochs: 20,
+            min_steps: 500,
             batch_size: 1024,
             seed: 0,
             par: Par::default(),
@@ -59,10 +65,18 @@ impl FsqAutoencoderConfig {
         self
     }
 
-    /// Sets the number of epochs.
+    /// Sets the number of epochs (default 20).
     #[must_use]
     pub fn epochs(mut self, v: usize) -> Self {
         self.epochs = v;
+        self
+    }
+
+    /// Sets the minimum number of optimizer steps (default 500; 0 for
+    /// exactly `epochs`).
+    #[must_use]
+    pub fn min_steps(mut self, v: usize) -> Self {
+        self.min_steps = v;
         self
     }
 
@@ -144,6 +158,7 @@ impl FsqAutoencoder {
             });
         }
         x.check_all_finite()?;
+        let stdz = Standardize::fit(x)?;
         let fsq = Fsq::with_mode(&config.levels, config.mode)?;
         let lat = config.levels.len();
         let mut widths = vec![d];
@@ -166,14 +181,18 @@ impl FsqAutoencoder {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut idx = Vec::new();
         let mut epoch_codes = vec![0u16; n];
-        let mut reports = Vec::with_capacity(config.epochs);
         let batch = config.batch_size.min(n);
-        for epoch in 0..config.epochs {
+        let epochs = config
+            .epochs
+            .max(config.min_steps.div_ceil(n.div_ceil(batch)));
+        let mut reports = Vec::with_capacity(epochs);
+        for epoch in 0..epochs {
             let order = shuffled(n, config.seed, epoch as u64);
             let (mut recon_sum, mut steps, mut done) = (0.0f64, 0usize, 0usize);
             for (bi, chunk) in order.chunks(batch).enumerate() {
                 let rows: Vec<usize> = chunk.iter().map(|&i| i as usize).collect();
-                let xb = x.gather(&rows);
+                let mut xb = x.gather(&rows);
+                stdz.apply(&mut xb);
                 m.encoder.forward(&xb, &mut z, &mut enc_cache)?;
                 if z.iter().any(|v| !v.is_finite()) {
                     return Err(diverged(epoch, bi, f64::NAN));
@@ -204,7 +223,8 @@ impl FsqAutoencoder {
                 params.extend(m.decoder.params_mut());
                 let grads = enc_grads.tensors().chain(dec_grads.tensors());
                 opt.step(params.into_iter(), grads)?;
-                recon_sum += recon;
+                // Reported in the data's units.
+                recon_sum += recon / (stdz.scale as f64).powi(2);
                 steps += 1;
             }
             let codes = Codes::new(epoch_codes, 1)?;
@@ -220,6 +240,7 @@ impl FsqAutoencoder {
             progress(&rep);
             reports.push(rep);
         }
+        stdz.fold_into(&mut m.encoder, &mut m.decoder);
         if !(m.encoder.is_finite() && m.decoder.is_finite()) {
             return Err(invalid("training", "parameters became non-finite"));
         }
