@@ -220,3 +220,30 @@ fn quantizer_contract_and_bad_input() {
     let mut short = [0f32; 3];
     assert!(fsq.quantize_into(&z[..4], &mut short).is_err());
 }
+
+/// The two near-tie rows reported in issue 9 (levels [8, 6, 5]). The second
+/// value's bounded value is exactly 0.5 with PyTorch's x86 `tanh` (MKL
+/// `vsTanh`, one ulp low: 0x3ecc986c) and just above 0.5 with the correctly
+/// rounded one (0x3ecc986d) that semid uses, so vector-quantize-pytorch
+/// 1.32 on torch 2.15 x86-64 gives indices 218 and 31 where semid gives 226
+/// and 39. This pins semid's side of that documented difference
+/// (docs/quantizers.md, "FSQ and PyTorch's tanh").
+#[test]
+fn issue_9_near_ties_keep_the_correctly_rounded_tanh() {
+    let f = |b: u32| f32::from_bits(b);
+    let rows = [
+        f(0xbedf_e2e4),
+        f(0x3e61_f1c7),
+        f(0x3f78_a37e),
+        f(0x40e3_8a4f),
+        f(0x3e61_f1c7),
+        f(0xbf78_a37e),
+    ];
+    let fsq = Fsq::new(&[8, 6, 5]).unwrap();
+    let codes = fsq.encode(Embeddings::new(&rows, 3).unwrap()).unwrap();
+    assert_eq!(codes.as_slice(), &[226, 39]);
+    // The second digit is where they differ: semid rounds 0.5 + 1 ulp up.
+    let values = fsq.decode(&codes).unwrap();
+    assert_eq!(values[1], 1.0 / 3.0);
+    assert_eq!(values[4], 1.0 / 3.0);
+}

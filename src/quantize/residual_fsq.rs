@@ -1,4 +1,4 @@
-//! Residual FSQ, bit-exact with vector-quantize-pytorch's `ResidualFSQ`.
+//! Residual FSQ in vector-quantize-pytorch's `ResidualFSQ` convention.
 
 use super::{Fsq, FsqMode, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
