@@ -217,6 +217,13 @@ fn bad_input_is_a_typed_error() {
     ));
     let rq_err = |cfg: RqKMeansConfig| RqKMeans::fit(&cfg, x).unwrap_err();
     assert!(matches!(
+        rq_err(RqKMeansConfig::new(2, 4).refine_rounds(1001)),
+        Error::InvalidConfig {
+            field: "refine_rounds",
+            ..
+        }
+    ));
+    assert!(matches!(
         rq_err(RqKMeansConfig::new(0, 4)),
         Error::InvalidConfig {
             field: "levels",
@@ -367,12 +374,25 @@ fn rq_levels_reduce_error_and_beam_helps() {
         mses[0] < report.mean_sq_norm && mses[1] < mses[0] && mses[2] < mses[1],
         "{mses:?}"
     );
-    // Greedy encoding of the training data reproduces the fit's residual chain.
+    // Greedy encoding of the training data gives the reported final MSE,
+    // which refinement never raises above the level-wise fit's.
     let greedy = rq.encode(x).unwrap();
     let mse_g = metrics::mse(x, &rq.decode(&greedy).unwrap()).unwrap();
     assert!(
-        (mse_g - mses[2]).abs() <= 1e-4 * mses[2],
+        (mse_g - report.mse).abs() <= 1e-4 * report.mse,
         "{mse_g} vs {}",
+        report.mse
+    );
+    assert!(report.mse <= mses[2], "{} > {}", report.mse, mses[2]);
+    // Without refinement, greedy encoding reproduces the fit's residual chain.
+    let cfg0 = RqKMeansConfig::new(3, 32).seed(1).refine_rounds(0);
+    let (rq0, r0) = RqKMeans::fit(&cfg0, x).unwrap();
+    assert_eq!(r0.refine_rounds, 0);
+    assert_eq!(r0.levels, report.levels);
+    let mse0 = metrics::mse(x, &rq0.decode(&rq0.encode(x).unwrap()).unwrap()).unwrap();
+    assert!(
+        (mse0 - mses[2]).abs() <= 1e-4 * mses[2],
+        "{mse0} vs {}",
         mses[2]
     );
     // Beam(1) is greedy; wider beams never do worse on average.
