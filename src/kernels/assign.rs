@@ -1,7 +1,7 @@
 //! Batched nearest-centroid assignment.
 
-use super::gemm::{dots_packed, pack_panels};
-use super::{Simd, argmin_sum, row_norms_into, scalar};
+use super::gemm::{ArgminScratch, NR, argmin_packed, dots_packed, pack_panels};
+use super::{Simd, row_norms_into, scalar};
 use crate::data::check_finite;
 use crate::error::{Error, Result};
 use crate::par::{Par, for_each_block};
@@ -33,7 +33,13 @@ pub(crate) struct CentroidSet<'a> {
     pub(crate) d: usize,
     pub(crate) norms: Vec<f32>,
     packed: Vec<f32>,
+    /// `norms` padded with `+∞` to whole panels (the fused argmin reads
+    /// whole panels).
+    norms_padded: Vec<f32>,
 }
+
+/// Per-thread scratch of [`assign_block`].
+pub(crate) type AssignScratch = ArgminScratch;
 
 impl<'a> CentroidSet<'a> {
     pub(crate) fn new(data: &'a [f32], d: usize) -> Self {
@@ -41,13 +47,39 @@ impl<'a> CentroidSet<'a> {
         let mut norms = vec![0.0; k];
         row_norms_into(data, d, &mut norms);
         let packed = pack_panels(data, d);
+        let mut norms_padded = norms.clone();
+        norms_padded.resize(k.div_ceil(NR) * NR, f32::INFINITY);
         CentroidSet {
             data,
             k,
             d,
             norms,
             packed,
+            norms_padded,
         }
+    }
+
+    /// For every row `r` of `x`: the nearest centroid (ties → lowest index)
+    /// and `‖c_j‖² − 2 x_r·c_j` (the squared distance minus `‖x_r‖²`),
+    /// without a `rows × k` product buffer on AVX2/AVX-512.
+    pub(crate) fn nearest_into(
+        &self,
+        x: &[f32],
+        labels: &mut [u32],
+        vals: &mut [f32],
+        scratch: &mut AssignScratch,
+    ) {
+        argmin_packed(
+            x,
+            self.d,
+            &self.packed,
+            self.k,
+            &self.norms_padded,
+            -2.0,
+            labels,
+            vals,
+            scratch,
+        );
     }
 
     /// `out[r * k + j] = alpha · x_r · c_j` for the rows of `x`
@@ -71,13 +103,13 @@ pub(crate) fn neg2_dots(x: &[f32], c: &CentroidSet<'_>, out: &mut Vec<f32>) {
     c.scaled_dots(x, -2.0, out);
 }
 
-/// Assigns the rows of one block (single-threaded). `scratch` grows to
-/// `rows × k` floats on the GEMM path.
+/// Assigns the rows of one block (single-threaded). `scratch` holds 16
+/// running minima per row (or `rows × k` floats without AVX2).
 pub(crate) fn assign_block(
     path: AssignPath,
     x: &[f32],
     c: &CentroidSet<'_>,
-    scratch: &mut Vec<f32>,
+    scratch: &mut AssignScratch,
     labels: &mut [u32],
     dists: &mut [f32],
 ) {
@@ -103,14 +135,10 @@ pub(crate) fn assign_block(
             }
         }
         AssignPath::Gemm => {
-            let k = c.k;
-            neg2_dots(x, c, scratch);
+            c.nearest_into(x, labels, dists, scratch);
             let simd = Simd::detect();
-            for (r, (l, dist)) in labels.iter_mut().zip(dists.iter_mut()).enumerate() {
-                let (best, bv) = argmin_sum(&scratch[r * k..(r + 1) * k], &c.norms);
-                let row = &x[r * d..(r + 1) * d];
-                *l = best as u32;
-                *dist = (bv + simd.dot(row, row)).max(0.0);
+            for (row, dist) in x.chunks_exact(d).zip(dists.iter_mut()) {
+                *dist = (*dist + simd.dot(row, row)).max(0.0);
             }
         }
     }
@@ -219,7 +247,7 @@ pub(crate) fn assign_rows(
         1,
         dists,
         1,
-        Vec::new,
+        AssignScratch::default,
         |scratch, row0, l, dd| {
             let xb = &x[row0 * d..(row0 + l.len()) * d];
             assign_block(path, xb, c, scratch, l, dd);

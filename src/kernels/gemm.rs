@@ -123,28 +123,198 @@ fn portable_dots(x: &[f32], d: usize, packed: &[f32], k: usize, alpha: f32, out:
     });
 }
 
+/// What a tile does with its scaled products `v = alpha · x_r · c_j`.
+#[derive(Clone, Copy)]
+enum Epilogue {
+    /// Write `v` to `out[r · k + j]`.
+    Store,
+    /// Keep, per row and lane, the lowest `v + h_j` and its `j` (strict
+    /// `<`, so the lowest `j` among equal values of a lane).
+    Argmin,
+}
+
+/// Running per-lane minima of [`argmin_packed`]: `LANES` values and column
+/// indices per row.
+#[derive(Debug, Default)]
+pub(crate) struct ArgminScratch {
+    vals: Vec<f32>,
+    idx: Vec<u32>,
+    dots: Vec<f32>,
+}
+
+/// Lanes of the running minima (the widest register used).
+const LANES: usize = 16;
+
+/// For every row `r` of `x` (`rows × d`): the lowest `j` with the lowest
+/// `alpha · x_r · c_j + h_j` and that value, where `c` is [`pack_panels`]
+/// of `k` rows and `h_padded` holds `h` padded with `+∞` to `⌈k/NR⌉·NR`.
+///
+/// The same values and the same ties as computing the products with
+/// [`dots_packed`] then [`super::argmin_sum`], without the `rows × k`
+/// buffer (fused into the tile loop on AVX-512 and AVX2).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn argmin_packed(
+    x: &[f32],
+    d: usize,
+    packed: &[f32],
+    k: usize,
+    h_padded: &[f32],
+    alpha: f32,
+    labels: &mut [u32],
+    vals: &mut [f32],
+    scratch: &mut ArgminScratch,
+) {
+    let rows = x.len() / d;
+    assert!(
+        packed.len() == k.div_ceil(NR) * NR * d
+            && h_padded.len() == k.div_ceil(NR) * NR
+            && labels.len() == rows
+            && vals.len() == rows,
+        "argmin_packed: inconsistent lengths"
+    );
+    if rows == 0 || k == 0 {
+        return;
+    }
+    argmin_on(
+        Isa::detect(),
+        x,
+        d,
+        packed,
+        k,
+        h_padded,
+        alpha,
+        labels,
+        vals,
+        scratch,
+    );
+}
+
+/// The kernel family a call runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    Portable,
+}
+
+impl Isa {
+    fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if super::Simd::detect() == super::Simd::Avx2Fma {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Portable
+    }
+}
+
+/// [`argmin_packed`] on a given kernel family (the caller checked that the
+/// CPU has it, and the lengths).
+#[allow(clippy::too_many_arguments)]
+fn argmin_on(
+    isa: Isa,
+    x: &[f32],
+    d: usize,
+    packed: &[f32],
+    k: usize,
+    h_padded: &[f32],
+    alpha: f32,
+    labels: &mut [u32],
+    vals: &mut [f32],
+    scratch: &mut ArgminScratch,
+) {
+    let rows = x.len() / d;
+    if isa == Isa::Portable {
+        scratch.dots.resize(rows * k, 0.0);
+        portable_dots(x, d, packed, k, alpha, &mut scratch.dots[..rows * k]);
+        for (r, (l, v)) in labels.iter_mut().zip(vals.iter_mut()).enumerate() {
+            let (j, m) = super::argmin_sum(&scratch.dots[r * k..(r + 1) * k], &h_padded[..k]);
+            (*l, *v) = (j as u32, m);
+        }
+        return;
+    }
+    scratch.vals.clear();
+    scratch.vals.resize(rows * LANES, f32::INFINITY);
+    scratch.idx.clear();
+    scratch.idx.resize(rows * LANES, u32::MAX);
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut best = Best {
+            h: h_padded,
+            vals: &mut scratch.vals,
+            idx: &mut scratch.idx,
+        };
+        // SAFETY: the caller checked the CPU features and the lengths;
+        // `best` holds `rows × LANES` entries.
+        #[allow(unsafe_code)]
+        unsafe {
+            if isa == Isa::Avx512 {
+                avx512::run(x, d, packed, k, alpha, Epilogue::Argmin, &mut [], &mut best);
+            } else {
+                avx2::run(x, d, packed, k, alpha, Epilogue::Argmin, &mut [], &mut best);
+            }
+        }
+    }
+    for (r, (l, v)) in labels.iter_mut().zip(vals.iter_mut()).enumerate() {
+        let bv = &scratch.vals[r * LANES..(r + 1) * LANES];
+        let bi = &scratch.idx[r * LANES..(r + 1) * LANES];
+        let mut m = f32::INFINITY;
+        for &x in bv {
+            m = if x < m { x } else { m };
+        }
+        let mut j = u32::MAX;
+        for (&x, &i) in bv.iter().zip(bi) {
+            if x == m && i < j {
+                j = i;
+            }
+        }
+        // Every value +∞: the scan's answer is column 0.
+        (*l, *v) = (if j == u32::MAX { 0 } else { j }, m);
+    }
+}
+
+/// The running minima an [`Epilogue::Argmin`] tile updates.
+struct Best<'a> {
+    h: &'a [f32],
+    vals: &'a mut [f32],
+    idx: &'a mut [u32],
+}
+
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx2 {
-    use super::{MR, NR, for_each_tile};
+    use super::{Best, Epilogue, LANES, MR, NR, for_each_tile};
     use std::arch::x86_64::*;
 
-    /// One `m × NR` tile (`m ≤ MR`): rows from `x`, `d` apart; `panel` is
-    /// `d × NR`; results go to `out`, `k` apart, `cols` of them per row.
+    /// One `M × NR` tile: rows from `x`, `d` apart; `panel` is `d × NR`,
+    /// its first column `col0`. `Store` writes to `out`, `k` apart, `cols`
+    /// per row; `Argmin` updates `best` for rows `row0..row0 + M`.
     ///
     /// # Safety
-    /// AVX2 and FMA enabled (it is only inlined into [`dots`]); `x` holds
-    /// `M` rows of `d`, `panel` `d · NR` floats, `out` `M` rows of `k ≥ cols`.
+    /// AVX2 and FMA enabled (only inlined into [`run`]); `x` holds `M` rows
+    /// of `d`, `panel` `d · NR` floats; for `Store`, `out` holds `M` rows of
+    /// `k ≥ cols`; for `Argmin`, `best` covers the rows and `col0 + NR`
+    /// columns of `h`.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     unsafe fn tile<const M: usize>(
         x: *const f32,
         d: usize,
         panel: *const f32,
+        alpha: f32,
+        epi: Epilogue,
         out: *mut f32,
         k: usize,
         cols: usize,
-        alpha: f32,
+        best: &mut Best<'_>,
+        row0: usize,
+        col0: usize,
     ) {
         // SAFETY: every pointer offset stays inside the extents the caller
         // guarantees; unaligned loads and stores are used throughout.
@@ -162,26 +332,94 @@ mod avx2 {
             }
             let s = _mm256_set1_ps(alpha);
             for r in 0..M {
-                let o = out.add(r * k);
                 let (v0, v1) = (_mm256_mul_ps(lo[r], s), _mm256_mul_ps(hi[r], s));
-                if cols == NR {
-                    _mm256_storeu_ps(o, v0);
-                    _mm256_storeu_ps(o.add(8), v1);
-                } else {
-                    let mut v = [0f32; NR];
-                    _mm256_storeu_ps(v.as_mut_ptr(), v0);
-                    _mm256_storeu_ps(v.as_mut_ptr().add(8), v1);
-                    std::ptr::copy_nonoverlapping(v.as_ptr(), o, cols);
+                match epi {
+                    Epilogue::Store => {
+                        let o = out.add(r * k);
+                        if cols == NR {
+                            _mm256_storeu_ps(o, v0);
+                            _mm256_storeu_ps(o.add(8), v1);
+                        } else {
+                            let mut v = [0f32; NR];
+                            _mm256_storeu_ps(v.as_mut_ptr(), v0);
+                            _mm256_storeu_ps(v.as_mut_ptr().add(8), v1);
+                            std::ptr::copy_nonoverlapping(v.as_ptr(), o, cols);
+                        }
+                    }
+                    Epilogue::Argmin => {
+                        // Lanes 0..8 of the row's minima track columns
+                        // col0 + l and col0 + 8 + l, in that order.
+                        let bv = best.vals.as_mut_ptr().add((row0 + r) * LANES);
+                        let bi = best.idx.as_mut_ptr().add((row0 + r) * LANES) as *mut f32;
+                        let mut mv = _mm256_loadu_ps(bv);
+                        let mut mi = _mm256_loadu_ps(bi);
+                        for (half, v) in [v0, v1].into_iter().enumerate() {
+                            let c = col0 + 8 * half;
+                            let val = _mm256_add_ps(v, _mm256_loadu_ps(best.h.as_ptr().add(c)));
+                            let lt = _mm256_cmp_ps::<_CMP_LT_OQ>(val, mv);
+                            let ids = _mm256_add_epi32(
+                                _mm256_set1_epi32(c as i32),
+                                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                            );
+                            mv = _mm256_blendv_ps(mv, val, lt);
+                            mi = _mm256_blendv_ps(mi, _mm256_castsi256_ps(ids), lt);
+                        }
+                        _mm256_storeu_ps(bv, mv);
+                        _mm256_storeu_ps(bi, mi);
+                    }
                 }
             }
         }
     }
 
+    /// The tile loop on AVX2 + FMA.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA; `packed` is `⌈k/NR⌉·NR·d`; for
+    /// `Store`, `out` is `rows·k`; for `Argmin`, `best` covers `rows` rows
+    /// and `h` `⌈k/NR⌉·NR` columns.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn run(
+        x: &[f32],
+        d: usize,
+        packed: &[f32],
+        k: usize,
+        alpha: f32,
+        epi: Epilogue,
+        out: &mut [f32],
+        best: &mut Best<'_>,
+    ) {
+        let rows = x.len() / d;
+        let (xp, pp, op) = (x.as_ptr(), packed.as_ptr(), out.as_mut_ptr());
+        for_each_tile(rows, k, |m, i, p, cols| {
+            // SAFETY: rows i..i+m exist in x (and out for Store), panel p
+            // exists in packed and p·NR + cols ≤ k (from for_each_tile).
+            unsafe {
+                let (xi, pan) = (xp.add(i * d), pp.add(p * NR * d));
+                let o = if matches!(epi, Epilogue::Store) {
+                    op.add(i * k + p * NR)
+                } else {
+                    op
+                };
+                let c0 = p * NR;
+                match m {
+                    6 => tile::<6>(xi, d, pan, alpha, epi, o, k, cols, best, i, c0),
+                    5 => tile::<5>(xi, d, pan, alpha, epi, o, k, cols, best, i, c0),
+                    4 => tile::<4>(xi, d, pan, alpha, epi, o, k, cols, best, i, c0),
+                    3 => tile::<3>(xi, d, pan, alpha, epi, o, k, cols, best, i, c0),
+                    2 => tile::<2>(xi, d, pan, alpha, epi, o, k, cols, best, i, c0),
+                    _ => tile::<1>(xi, d, pan, alpha, epi, o, k, cols, best, i, c0),
+                }
+            }
+        });
+        debug_assert_eq!(MR, 6);
+    }
+
     /// [`super::dots_packed`] on AVX2 + FMA.
     ///
     /// # Safety
-    /// The CPU supports AVX2 and FMA, and the lengths are consistent
-    /// (`packed`: `⌈k/NR⌉·NR·d`, `out`: `rows·k`).
+    /// As [`run`] with `Store`.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn dots(
         x: &[f32],
@@ -191,24 +429,13 @@ mod avx2 {
         alpha: f32,
         out: &mut [f32],
     ) {
-        let rows = x.len() / d;
-        let (xp, pp, op) = (x.as_ptr(), packed.as_ptr(), out.as_mut_ptr());
-        for_each_tile(rows, k, |m, i, p, cols| {
-            // SAFETY: rows i..i+m exist in x and out, panel p exists in
-            // packed and p·NR + cols ≤ k (from for_each_tile).
-            unsafe {
-                let (xi, pan, o) = (xp.add(i * d), pp.add(p * NR * d), op.add(i * k + p * NR));
-                match m {
-                    6 => tile::<6>(xi, d, pan, o, k, cols, alpha),
-                    5 => tile::<5>(xi, d, pan, o, k, cols, alpha),
-                    4 => tile::<4>(xi, d, pan, o, k, cols, alpha),
-                    3 => tile::<3>(xi, d, pan, o, k, cols, alpha),
-                    2 => tile::<2>(xi, d, pan, o, k, cols, alpha),
-                    _ => tile::<1>(xi, d, pan, o, k, cols, alpha),
-                }
-            }
-        });
-        debug_assert_eq!(MR, 6);
+        let mut none = Best {
+            h: &[],
+            vals: &mut [],
+            idx: &mut [],
+        };
+        // SAFETY: forwarded from the caller.
+        unsafe { run(x, d, packed, k, alpha, Epilogue::Store, out, &mut none) }
     }
 }
 
@@ -218,27 +445,33 @@ mod avx2 {
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx512 {
-    use super::NR;
+    use super::{Best, Epilogue, LANES, NR};
     use std::arch::x86_64::*;
 
     const MR: usize = 12;
 
-    /// One `M × (NP·NR)` tile: `NP` (1 or 2) adjacent panels.
+    /// One `M × (NP·NR)` tile: `NP` (1 or 2) adjacent panels starting at
+    /// column `col0`; epilogues as in the AVX2 tile.
     ///
     /// # Safety
-    /// AVX-512F enabled (only inlined into [`dots`]); `x` holds `M` rows of
-    /// `d`; `panel` `NP` panels of `d · NR`; `out` `M` rows of `k`, with
-    /// `(NP − 1)·NR + cols ≤` the columns left in each row.
+    /// AVX-512F enabled (only inlined into [`run`]); `x` holds `M` rows of
+    /// `d`; `panel` `NP` panels of `d · NR`; for `Store`, `out` `M` rows of
+    /// `k`, with `(NP − 1)·NR + cols ≤` the columns left in each row; for
+    /// `Argmin`, `best` covers the rows and `col0 + NP·NR` columns of `h`.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     unsafe fn tile<const M: usize, const NP: usize>(
         x: *const f32,
         d: usize,
         panel: *const f32,
+        alpha: f32,
+        epi: Epilogue,
         out: *mut f32,
         k: usize,
         cols: usize,
-        alpha: f32,
+        best: &mut Best<'_>,
+        row0: usize,
+        col0: usize,
     ) {
         // SAFETY: offsets stay inside the extents the caller guarantees.
         unsafe {
@@ -256,15 +489,41 @@ mod avx512 {
                 }
             }
             let s = _mm512_set1_ps(alpha);
+            let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
             for (r, a) in acc.iter().enumerate() {
-                for (q, &v) in a.iter().enumerate() {
-                    let o = out.add(r * k + q * NR);
-                    let v = _mm512_mul_ps(v, s);
-                    let c = if q + 1 < NP { NR } else { cols };
-                    if c == NR {
-                        _mm512_storeu_ps(o, v);
-                    } else {
-                        _mm512_mask_storeu_ps(o, ((1u32 << c) - 1) as u16, v);
+                match epi {
+                    Epilogue::Store => {
+                        for (q, &v) in a.iter().enumerate() {
+                            let o = out.add(r * k + q * NR);
+                            let v = _mm512_mul_ps(v, s);
+                            let c = if q + 1 < NP { NR } else { cols };
+                            if c == NR {
+                                _mm512_storeu_ps(o, v);
+                            } else {
+                                _mm512_mask_storeu_ps(o, ((1u32 << c) - 1) as u16, v);
+                            }
+                        }
+                    }
+                    Epilogue::Argmin => {
+                        // Lane l of the row's minima tracks columns
+                        // col0 + l, col0 + NR + l, ... in that order.
+                        let bv = best.vals.as_mut_ptr().add((row0 + r) * LANES);
+                        let bi = best.idx.as_mut_ptr().add((row0 + r) * LANES) as *mut i32;
+                        let mut mv = _mm512_loadu_ps(bv);
+                        let mut mi = _mm512_loadu_si512(bi as *const _);
+                        for (q, &v) in a.iter().enumerate() {
+                            let c = col0 + q * NR;
+                            let val = _mm512_add_ps(
+                                _mm512_mul_ps(v, s),
+                                _mm512_loadu_ps(best.h.as_ptr().add(c)),
+                            );
+                            let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(val, mv);
+                            let ids = _mm512_add_epi32(_mm512_set1_epi32(c as i32), lanes);
+                            mv = _mm512_mask_blend_ps(lt, mv, val);
+                            mi = _mm512_mask_blend_epi32(lt, mi, ids);
+                        }
+                        _mm512_storeu_ps(bv, mv);
+                        _mm512_storeu_si512(bi as *mut _, mi);
                     }
                 }
             }
@@ -290,18 +549,21 @@ mod avx512 {
         };
     }
 
-    /// [`super::dots_packed`] on AVX-512F.
+    /// The tile loop on AVX-512F.
     ///
     /// # Safety
-    /// The CPU supports AVX-512F, and the lengths are consistent.
+    /// The CPU supports AVX-512F; lengths as in the AVX2 `run`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn dots(
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn run(
         x: &[f32],
         d: usize,
         packed: &[f32],
         k: usize,
         alpha: f32,
+        epi: Epilogue,
         out: &mut [f32],
+        best: &mut Best<'_>,
     ) {
         let rows = x.len() / d;
         let (xp, pp, op) = (x.as_ptr(), packed.as_ptr(), out.as_mut_ptr());
@@ -313,20 +575,49 @@ mod avx512 {
             let mut i = 0;
             while i < rows {
                 let m = MR.min(rows - i);
-                // SAFETY: rows i..i+m exist in x and out; panels p..p+np
-                // exist in packed; the last one has `cols` valid columns.
+                // SAFETY: rows i..i+m exist in x (and out for Store); panels
+                // p..p+np exist in packed; the last one has `cols` valid
+                // columns; h covers them for Argmin.
                 unsafe {
-                    let (xi, pan, o) = (xp.add(i * d), pp.add(p * NR * d), op.add(i * k + p * NR));
-                    if np == 2 {
-                        rows!(2, m, xi, d, pan, o, k, cols, alpha);
+                    let (xi, pan) = (xp.add(i * d), pp.add(p * NR * d));
+                    let o = if matches!(epi, Epilogue::Store) {
+                        op.add(i * k + p * NR)
                     } else {
-                        rows!(1, m, xi, d, pan, o, k, cols, alpha);
+                        op
+                    };
+                    let c0 = p * NR;
+                    if np == 2 {
+                        rows!(2, m, xi, d, pan, alpha, epi, o, k, cols, best, i, c0);
+                    } else {
+                        rows!(1, m, xi, d, pan, alpha, epi, o, k, cols, best, i, c0);
                     }
                 }
                 i += m;
             }
             p += np;
         }
+    }
+
+    /// [`super::dots_packed`] on AVX-512F.
+    ///
+    /// # Safety
+    /// As [`run`] with `Store`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn dots(
+        x: &[f32],
+        d: usize,
+        packed: &[f32],
+        k: usize,
+        alpha: f32,
+        out: &mut [f32],
+    ) {
+        let mut none = Best {
+            h: &[],
+            vals: &mut [],
+            idx: &mut [],
+        };
+        // SAFETY: forwarded from the caller.
+        unsafe { run(x, d, packed, k, alpha, Epilogue::Store, out, &mut none) }
     }
 }
 
@@ -385,6 +676,51 @@ mod tests {
                 let tol = 1e-5 * (d as f32).sqrt() + 1e-6;
                 assert!((w - u).abs() <= tol, "{rows}x{k}x{d} [{i}]: {u} vs {w}");
                 assert!((w - v).abs() <= tol, "{rows}x{k}x{d} [{i}]: {v} vs {w}");
+            }
+            // The fused argmin equals products + argmin_sum, value and index.
+            let h: Vec<f32> = (0..k).map(|_| next().abs()).collect();
+            let mut hp = h.clone();
+            hp.resize(k.div_ceil(NR) * NR, f32::INFINITY);
+            let (mut lab, mut val) = (vec![0u32; rows], vec![0f32; rows]);
+            let mut sc = ArgminScratch::default();
+            let mut isas = vec![Isa::Portable];
+            #[cfg(target_arch = "x86_64")]
+            {
+                if Isa::detect() != Isa::Portable {
+                    isas.push(Isa::Avx2);
+                }
+                if Isa::detect() == Isa::Avx512 {
+                    isas.push(Isa::Avx512);
+                }
+            }
+            for &isa in &isas {
+                argmin_on(
+                    isa, &x, d, &packed, k, &hp, -2.0, &mut lab, &mut val, &mut sc,
+                );
+                // The portable products can differ from the FMA ones in the
+                // last bit; each path is compared with its own products.
+                let prods = if isa == Isa::Portable { &b } else { &a };
+                for r in 0..rows {
+                    let (j, m) = crate::kernels::argmin_sum(&prods[r * k..(r + 1) * k], &h);
+                    assert_eq!(
+                        (lab[r], val[r].to_bits()),
+                        (j as u32, m.to_bits()),
+                        "{isa:?} row {r}"
+                    );
+                }
+            }
+            // Ties go to the lowest index: duplicate every centroid.
+            let mut c2 = c.clone();
+            c2.extend_from_slice(&c);
+            let mut h2 = h.clone();
+            h2.extend_from_slice(&h);
+            let k2 = 2 * k;
+            let p2 = pack_panels(&c2, d);
+            h2.resize(k2.div_ceil(NR) * NR, f32::INFINITY);
+            argmin_packed(&x, d, &p2, k2, &h2, -2.0, &mut lab, &mut val, &mut sc);
+            for r in 0..rows {
+                let (j, _) = crate::kernels::argmin_sum(&a[r * k..(r + 1) * k], &h);
+                assert_eq!(lab[r], j as u32, "tie row {r}");
             }
             // A row's values do not depend on the block it is computed in.
             let mut one = vec![0f32; k];

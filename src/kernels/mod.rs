@@ -23,7 +23,7 @@ mod topk;
 
 pub use assign::{AssignPath, nearest, nearest_with};
 pub(crate) use assign::{
-    BLOCK_ROWS, CentroidSet, assign_block, assign_rows, neg2_dots as neg2_dots_pub,
+    AssignScratch, BLOCK_ROWS, CentroidSet, assign_block, assign_rows, neg2_dots as neg2_dots_pub,
 };
 
 pub(crate) use gemm::{dots_packed, pack_panels_into};

@@ -8,7 +8,9 @@ use std::collections::BinaryHeap;
 use super::{Fit, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
 use crate::error::{Error, Result, invalid};
-use crate::kernels::{AssignPath, BLOCK_ROWS, CentroidSet, Simd, TopK, assign_block, assign_rows};
+use crate::kernels::{
+    AssignPath, AssignScratch, BLOCK_ROWS, CentroidSet, Simd, TopK, assign_block, assign_rows,
+};
 use crate::par::{Par, for_each_block};
 use crate::rng::Rng;
 
@@ -391,7 +393,7 @@ impl Quantizer for KMeans {
             || {
                 (
                     Vec::new(),
-                    Vec::new(),
+                    AssignScratch::default(),
                     vec![0u32; BLOCK_ROWS],
                     vec![0f32; BLOCK_ROWS],
                 )
@@ -479,7 +481,7 @@ pub(crate) fn assign_embeddings(
         1,
         dists,
         1,
-        || (Vec::new(), Vec::new()),
+        || (Vec::new(), AssignScratch::default()),
         |(buf, scratch), row0, l, dd| match x.block(row0, row0 + l.len(), buf) {
             Ok(xb) => assign_block(AssignPath::Gemm, xb, c, scratch, l, dd),
             Err(e) => keep_first_error(&err, row0, e),

@@ -8,7 +8,7 @@ use super::{Fit, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
 use crate::error::{Result, invalid};
 use crate::kernels::{
-    AssignPath, BLOCK_ROWS, CentroidSet, Simd, TopK, argmin_sum, assign_rows,
+    AssignPath, AssignScratch, BLOCK_ROWS, CentroidSet, Simd, TopK, assign_rows,
     neg2_dots_pub as neg2_dots,
 };
 use crate::par::{Par, for_each_block};
@@ -447,11 +447,14 @@ impl RqKMeans {
         s: &mut EncodeScratch,
         codes: &mut [u16],
     ) {
-        let (d, k, lv) = (self.dim, self.k, self.levels);
+        let (d, lv) = (self.dim, self.levels);
+        let rows = s.resid.len() / d;
+        s.labels.resize(rows, 0);
+        s.vals.resize(rows, 0.0);
         for (l, c) in sets.iter().enumerate() {
-            neg2_dots(&s.resid, c, &mut s.dots);
+            c.nearest_into(&s.resid, &mut s.labels, &mut s.vals, &mut s.nearest);
             for (r, row) in s.resid.chunks_exact_mut(d).enumerate() {
-                let (best, _) = argmin_sum(&s.dots[r * k..(r + 1) * k], &c.norms);
+                let best = s.labels[r] as usize;
                 codes[r * lv + l] = best as u16;
                 let cw = &c.data[best * d..(best + 1) * d];
                 for (a, b) in row.iter_mut().zip(cw) {
@@ -558,6 +561,9 @@ struct EncodeScratch {
     buf: Vec<f32>,
     resid: Vec<f32>,
     dots: Vec<f32>,
+    labels: Vec<u32>,
+    vals: Vec<f32>,
+    nearest: AssignScratch,
     err: Vec<f32>,
     paths: Vec<u16>,
     next_resid: Vec<f32>,
