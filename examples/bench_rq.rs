@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release --example bench_rq -- --input FILE.npy --levels 3 --k 256 \
 //!     [--beam 1] [--iters 20] [--mppc 256|all] [--threads 2] [--seed 1234] [--init progressive|pp|random]
-//!     [--pd-steps 10] [--pd-iters 10] [--tol 0]
+//!     [--pd-steps 10] [--pd-iters 10] [--tol 0] [--refine 1]
 //! ```
 use std::time::Instant;
 
@@ -51,7 +51,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .max_points_per_centroid(mppc)
         .seed(seed)
         .par(par);
-    let cfg = RqKMeansConfig::new(levels, k).kmeans(km);
+    let cfg = RqKMeansConfig::new(levels, k)
+        .kmeans(km)
+        .refine_rounds(arg(&args, "--refine").map_or(Ok(1), |s| s.parse())?);
 
     let t = Instant::now();
     let (rq, report) = RqKMeans::fit(&cfg, x)?;

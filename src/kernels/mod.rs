@@ -16,6 +16,7 @@
 mod assign;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+mod eigen;
 mod gemm;
 pub mod portable;
 pub mod scalar;
@@ -26,6 +27,7 @@ pub(crate) use assign::{
     AssignScratch, BLOCK_ROWS, CentroidSet, assign_block, assign_rows, neg2_dots as neg2_dots_pub,
 };
 
+pub(crate) use eigen::symmetric_eigen;
 pub(crate) use gemm::{dots_packed, pack_panels_into};
 pub(crate) use topk::TopK;
 
