@@ -41,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let par = Par::Rayon(threads);
 
-    let (data, dim) = semid::io::read_npy(&input)?;
+    let (data, dim) = semid::npy::read_npy(&input)?;
     let x = Embeddings::new(&data, dim)?;
     let n = x.rows();
     let km = KMeansConfig::new(k)

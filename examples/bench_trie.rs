@@ -41,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let flat: Vec<u16> = keys.concat();
     if let Some(p) = arg(&args, "--write-keys") {
         let f: Vec<f32> = flat.iter().map(|&t| t as f32).collect();
-        semid::io::write_npy(&p, &f, depth)?;
+        semid::npy::write_npy(&p, &f, depth)?;
     }
     // Shuffle rows so the build pays for its sort, as from encoder output.
     let mut rows: Vec<usize> = (0..keys.len()).collect();

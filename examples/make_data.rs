@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::create_dir_all(dir)?;
     }
     let data = hierarchical_mixture(&cfg);
-    semid::io::write_npy(&out, &data, cfg.dim)?;
+    semid::npy::write_npy(&out, &data, cfg.dim)?;
     println!("wrote {} x {} to {out}", cfg.n, cfg.dim);
     Ok(())
 }

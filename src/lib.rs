@@ -16,10 +16,11 @@
 //!   (a model's logits, or [`decode::CodebookScorer`]'s codebook distances);
 //! - retrieval metrics matching pytrec_eval and SID quality figures
 //!   ([`metrics`]); exact kNN and HNSW baselines ([`ann`]);
-//! - versioned, checksummed model files ([`io`], `docs/FORMAT.md`).
+//! - versioned, checksummed model files ([`ModelFile`], [`format`],
+//!   `docs/FORMAT.md`); `.npy` input ([`npy`]).
 //!
 //! ```
-//! use semid::{Embeddings, Quantizer, RqKMeans, RqKMeansConfig, metrics, synthetic};
+//! use semid::{Embeddings, ModelFile, Quantizer, RqKMeans, RqKMeansConfig, metrics, synthetic};
 //!
 //! // 5 000 synthetic item embeddings of dimension 32.
 //! let cfg = synthetic::MixtureConfig { n: 5_000, dim: 32, ..Default::default() };
@@ -60,11 +61,14 @@ pub mod decode;
 struct ReadmeDoctests;
 
 mod error;
-pub mod io;
+pub mod format;
+#[cfg(feature = "fuzz")]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod kernels;
 pub mod metrics;
 pub mod nn;
-mod npy;
+pub mod npy;
 mod par;
 pub mod quantize;
 mod rng;
@@ -73,6 +77,7 @@ pub mod synthetic;
 
 pub use data::{Codes, DType, Embeddings};
 pub use error::{Error, FormatError, Result};
+pub use format::ModelFile;
 pub use par::Par;
 pub use quantize::{
     Assignment, Fit, Init, KMeans, KMeansConfig, KMeansReport, LevelReport, Quantizer, RqKMeans,

@@ -2,7 +2,9 @@
 //! float64, either byte order, C or Fortran order, converted to row-major
 //! f32. Headers are parsed by hand (format versions 1, 2 and 3) so that every
 //! malformed or hostile file is an [`Error::Npy`] naming what is wrong,
-//! never a panic or a huge allocation.
+//! never a panic or a huge allocation. [`write_npy`] writes f32 arrays.
+
+use std::path::Path;
 
 use half::{bf16, f16, slice::HalfFloatSliceExt};
 
@@ -101,7 +103,7 @@ pub(crate) fn parse(bytes: &[u8], void2: Void2) -> Result<(Vec<f32>, usize)> {
         "<V2" | "|V2" => {
             return Err(bad(
                 "2-byte void elements ('V2'): np.save writes ml_dtypes.bfloat16 this way; \
-                 read it with semid::io::read_npy_bf16, or save float16/float32",
+                 read it with semid::npy::read_npy_bf16, or save float16/float32",
             ));
         }
         other => {
@@ -201,6 +203,51 @@ pub(crate) fn parse(bytes: &[u8], void2: Void2) -> Result<(Vec<f32>, usize)> {
         out = t;
     }
     Ok((out, cols))
+}
+
+/// Reads a 2-D `.npy` file of float16, bfloat16 (descr `'bfloat16'`),
+/// float32 or float64, in either byte order and C or Fortran order, into a
+/// row-major f32 buffer; returns `(data, dim)`.
+///
+/// Errors: [`Error::Io`] if the file cannot be read; [`Error::Npy`] naming
+/// the problem for anything else (not `.npy`, not 2-D, another element type,
+/// truncated data). A 2-byte void array (`'<V2'`, what `np.save` writes for
+/// `ml_dtypes.bfloat16`) is refused here: read it with [`read_npy_bf16`].
+/// Values are not checked for NaN/Inf here; the quantizers do that.
+pub fn read_npy(path: impl AsRef<Path>) -> Result<(Vec<f32>, usize)> {
+    read_npy_as(path.as_ref(), Void2::Refuse)
+}
+
+/// [`read_npy`] that also reads 2-byte void elements (`'<V2'`) as bfloat16,
+/// for arrays saved from `ml_dtypes.bfloat16` with `np.save`.
+pub fn read_npy_bf16(path: impl AsRef<Path>) -> Result<(Vec<f32>, usize)> {
+    read_npy_as(path.as_ref(), Void2::Bf16)
+}
+
+fn read_npy_as(path: &Path, void2: Void2) -> Result<(Vec<f32>, usize)> {
+    let bytes = std::fs::read(path).map_err(Error::Io)?;
+    parse(&bytes, void2).map_err(|e| match e {
+        Error::Npy(m) => Error::Npy(format!("{}: {m}", path.display())),
+        other => other,
+    })
+}
+
+/// Writes a row-major `n × dim` f32 buffer as a 2-D `.npy` file.
+pub fn write_npy(path: impl AsRef<Path>, data: &[f32], dim: usize) -> Result<()> {
+    use ndarray_npy::WriteNpyExt;
+    if dim == 0 || !data.len().is_multiple_of(dim) {
+        return Err(Error::Shape {
+            what: "data length (multiple of dim)",
+            expected: data.len().div_ceil(dim.max(1)) * dim.max(1),
+            got: data.len(),
+        });
+    }
+    let a = ndarray::ArrayView2::from_shape((data.len() / dim, dim), data)
+        .map_err(|e| Error::Npy(e.to_string()))?;
+    let mut bytes = Vec::new();
+    a.write_npy(&mut bytes)
+        .map_err(|e| Error::Npy(e.to_string()))?;
+    crate::format::write_atomic(path.as_ref(), &bytes)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 mod common;
 
+use semid::ModelFile;
 use semid::nn::{Activation, Linear, Mlp, OptimizerConfig};
 use semid::quantize::{Fsq, FsqAutoencoder, FsqAutoencoderConfig, FsqMode};
 use semid::{Codes, Embeddings, Error, Par, Quantizer};

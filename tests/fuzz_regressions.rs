@@ -1,7 +1,7 @@
 //! Replays every input under `fuzz/regressions/<target>/` through the fuzz
 //! targets' code paths, in the normal test suite.
 
-use semid::io::__fuzz::{beam_search, model_file, trie_build};
+use semid::fuzz::{beam_search, model_file, trie_build};
 
 fn replay(target: &str, f: fn(&[u8])) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -3,7 +3,8 @@
 mod common;
 
 use common::mixture;
-use semid::io::{self, FORMAT_VERSION, HEADER_LEN, ModelKind};
+use semid::ModelFile;
+use semid::format::{self, FORMAT_VERSION, HEADER_LEN, ModelKind};
 use semid::{
     Embeddings, Error, FormatError, KMeans, KMeansConfig, Quantizer, RqKMeans, RqKMeansConfig,
 };
@@ -44,7 +45,7 @@ fn golden_v1_files_load_forever() {
         std::fs::read(&rq_path).unwrap(),
         golden_rq().to_bytes().unwrap()
     );
-    let h = io::inspect(&std::fs::read(&rq_path).unwrap()).unwrap();
+    let h = format::inspect(&std::fs::read(&rq_path).unwrap()).unwrap();
     assert_eq!((h.version, h.kind), (1, ModelKind::RqKMeans));
     // Behaviour of the golden model is pinned too.
     let x = [0.9f32, 0.3, -1.2, -0.4];
@@ -166,7 +167,7 @@ fn future_versions_and_huge_lengths_are_rejected() {
 
 #[test]
 fn hostile_payloads_behind_a_valid_header_are_rejected() {
-    use semid::io::__fuzz::frame;
+    use common::frame;
     // A payload whose vector length claims ~2^60 floats.
     let mut p = Vec::new();
     for v in [2u64, 2, 3] {

@@ -3,6 +3,7 @@
 
 mod common;
 
+use semid::ModelFile;
 use semid::nn::{Activation, Linear, Mlp, OptimizerConfig};
 use semid::quantize::{RqVae, RqVaeConfig};
 use semid::{Embeddings, Error, Quantizer};

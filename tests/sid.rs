@@ -6,6 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
+use semid::ModelFile;
 use semid::sid::{CollisionPolicy, LastLevelDistances, SidMap, Trie};
 use semid::{Codes, Embeddings, Error, Quantizer, RqKMeans, RqKMeansConfig};
 
@@ -345,10 +346,11 @@ fn golden_v1_sid_files_load_forever() {
 /// payload through the public framing helper.
 #[test]
 fn hostile_trie_files_are_rejected() {
-    use semid::io::__fuzz::{ModelKind, frame};
+    use common::frame;
+    use semid::format::ModelKind;
     let t = Trie::from_ids(&[0, 1, 1, 0, 1, 1], 2, &[2, 2]).unwrap();
     let bytes = t.to_bytes().unwrap();
-    let payload = &bytes[semid::io::HEADER_LEN..];
+    let payload = &bytes[semid::format::HEADER_LEN..];
     // Each u32 offset is stored fixed-width little-endian; find the depth-1
     // offsets [0, 1, 3] and corrupt them.
     let needle: Vec<u8> = [0u32, 1, 3].iter().flat_map(|v| v.to_le_bytes()).collect();

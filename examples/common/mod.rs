@@ -13,7 +13,7 @@ pub fn arg(args: &[String], name: &str) -> Option<String> {
 pub fn load_data(args: &[String]) -> Result<(Vec<f32>, usize, String), semid::Error> {
     match arg(args, "--input") {
         Some(path) => {
-            let (data, dim) = semid::io::read_npy(&path)?;
+            let (data, dim) = semid::npy::read_npy(&path)?;
             Ok((data, dim, path))
         }
         None => {

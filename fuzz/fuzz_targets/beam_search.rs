@@ -1,7 +1,7 @@
-//! See `semid::io::__fuzz::beam_search`: the body lives in the crate so
+//! See `semid::fuzz::beam_search`: the body lives in the crate so
 //! `tests/fuzz_regressions.rs` replays exactly the same code.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| semid::io::__fuzz::beam_search(data));
+fuzz_target!(|data: &[u8]| semid::fuzz::beam_search(data));

@@ -4,10 +4,10 @@
 //! (magic, version, kind, length, checksum) so the fuzzer reaches the payload
 //! decoder and the model validators. Raw, unframed bytes are tried as well.
 //! Every input must return Ok or Err: never panic, never allocate beyond the
-//! payload limit. The body lives in `semid::io::__fuzz::model_file` so
+//! payload limit. The body lives in `semid::fuzz::model_file` so
 //! `tests/fuzz_regressions.rs` replays exactly the same code.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| semid::io::__fuzz::model_file(data));
+fuzz_target!(|data: &[u8]| semid::fuzz::model_file(data));

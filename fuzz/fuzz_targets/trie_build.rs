@@ -1,7 +1,7 @@
-//! See `semid::io::__fuzz::trie_build`: the body lives in the crate so
+//! See `semid::fuzz::trie_build`: the body lives in the crate so
 //! `tests/fuzz_regressions.rs` replays exactly the same code.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| semid::io::__fuzz::trie_build(data));
+fuzz_target!(|data: &[u8]| semid::fuzz::trie_build(data));

@@ -12,6 +12,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef};
 
 use crate::error::{Error, Result, expect_len as expect, invalid};
+use crate::format::{invalid_payload, stored_usize};
 use crate::rng::Rng;
 
 /// `dst (m × n) = alpha · a (m × k) · b (k × n)` (+ `dst` when
@@ -848,6 +849,68 @@ pub fn shuffled(n: usize, seed: u64, epoch: u64) -> Vec<u32> {
         v.swap(i, rng.below(i + 1));
     }
     v
+}
+
+// ---- model file (format version 1; docs/FORMAT.md) ----
+
+/// One stored [`Linear`] layer, as the autoencoders' payloads hold it.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct LayerV1 {
+    inputs: u64,
+    outputs: u64,
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Activation {
+    /// The stored tag: 0 = ReLU, 1 = SiLU.
+    pub(crate) fn tag(self) -> u8 {
+        match self {
+            Activation::Relu => 0,
+            Activation::Silu => 1,
+        }
+    }
+
+    /// The activation of a stored tag.
+    pub(crate) fn from_tag(tag: u8) -> Result<Activation> {
+        match tag {
+            0 => Ok(Activation::Relu),
+            1 => Ok(Activation::Silu),
+            t => Err(invalid_payload(format!("unknown activation tag {t}"))),
+        }
+    }
+}
+
+impl Mlp {
+    /// The stored layers.
+    pub(crate) fn to_layers_v1(&self) -> Vec<LayerV1> {
+        self.layers
+            .iter()
+            .map(|l| LayerV1 {
+                inputs: l.inputs as u64,
+                outputs: l.outputs as u64,
+                weight: l.weight.clone(),
+                bias: l.bias.clone(),
+            })
+            .collect()
+    }
+
+    /// Rebuilds an MLP from stored layers; the owning model's `from_parts`
+    /// validates the shapes.
+    pub(crate) fn from_layers_v1(v: Vec<LayerV1>, activation: Activation) -> Result<Mlp> {
+        let layers = v
+            .into_iter()
+            .map(|l| {
+                Ok(Linear {
+                    inputs: stored_usize(l.inputs, "layer size")?,
+                    outputs: stored_usize(l.outputs, "layer size")?,
+                    weight: l.weight,
+                    bias: l.bias,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Mlp { layers, activation })
+    }
 }
 
 #[cfg(test)]

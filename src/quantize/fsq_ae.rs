@@ -5,7 +5,9 @@ use super::standardize::Standardize;
 use super::{Fsq, FsqMode, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
 use crate::error::{Result, invalid};
+use crate::format::{ModelKind, invalid_payload, sealed::Payload, to_invalid};
 use crate::kernels::BLOCK_ROWS;
+use crate::nn::LayerV1;
 use crate::nn::{Activation, Mlp, MlpCache, Optimizer, OptimizerConfig, shuffled};
 use crate::par::Par;
 
@@ -270,26 +272,6 @@ impl FsqAutoencoder {
     pub fn fsq(&self) -> &Fsq {
         &self.fsq
     }
-
-    /// Writes the model to `path` (atomic; see `docs/FORMAT.md`).
-    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
-        crate::io::save(self, path.as_ref())
-    }
-
-    /// Reads and validates a model written by [`FsqAutoencoder::save`].
-    pub fn load(path: impl AsRef<std::path::Path>) -> Result<FsqAutoencoder> {
-        crate::io::load(path.as_ref())
-    }
-
-    /// The model-file bytes.
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        crate::io::to_bytes(self)
-    }
-
-    /// Parses and validates model-file bytes.
-    pub fn from_bytes(bytes: &[u8]) -> Result<FsqAutoencoder> {
-        crate::io::from_bytes(bytes)
-    }
 }
 
 fn diverged(epoch: usize, step: usize, loss: f64) -> crate::Error {
@@ -361,5 +343,51 @@ impl super::Fit for FsqAutoencoder {
         x: Embeddings<'_>,
     ) -> Result<(Self, Vec<FsqEpochReport>)> {
         FsqAutoencoder::fit(config, x)
+    }
+}
+
+// ---- model file (format version 1; docs/FORMAT.md) ----
+
+/// [`FsqAutoencoder`]'s model-file payload.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct FsqAutoencoderV1 {
+    /// 0 = ReLU, 1 = SiLU.
+    activation: u8,
+    /// 0 = default, 1 = symmetric, 2 = symmetric with hard clamp.
+    mode: u8,
+    levels: Vec<u32>,
+    encoder: Vec<LayerV1>,
+    decoder: Vec<LayerV1>,
+}
+
+impl Payload for FsqAutoencoder {
+    const KIND: ModelKind = ModelKind::FsqAutoencoder;
+    type V = FsqAutoencoderV1;
+    fn to_payload(&self) -> FsqAutoencoderV1 {
+        let (enc, dec) = self.networks();
+        FsqAutoencoderV1 {
+            activation: enc.activation.tag(),
+            mode: match self.fsq().mode() {
+                FsqMode::Default => 0,
+                FsqMode::Symmetric => 1,
+                FsqMode::SymmetricHardClamp => 2,
+            },
+            levels: self.fsq().levels(),
+            encoder: enc.to_layers_v1(),
+            decoder: dec.to_layers_v1(),
+        }
+    }
+    fn from_payload(p: FsqAutoencoderV1) -> Result<Self> {
+        let act = Activation::from_tag(p.activation)?;
+        let mode = match p.mode {
+            0 => FsqMode::Default,
+            1 => FsqMode::Symmetric,
+            2 => FsqMode::SymmetricHardClamp,
+            t => return Err(invalid_payload(format!("unknown FSQ mode tag {t}"))),
+        };
+        let fsq = Fsq::with_mode(&p.levels, mode).map_err(to_invalid)?;
+        let enc = Mlp::from_layers_v1(p.encoder, act)?;
+        let dec = Mlp::from_layers_v1(p.decoder, act)?;
+        FsqAutoencoder::from_parts(enc, dec, fsq).map_err(to_invalid)
     }
 }

@@ -8,6 +8,7 @@ use std::collections::BinaryHeap;
 use super::{Fit, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
 use crate::error::{Error, Result, invalid};
+use crate::format::{ModelKind, sealed::Payload, stored_usize, to_invalid};
 use crate::kernels::{
     AssignPath, AssignScratch, BLOCK_ROWS, CentroidSet, Simd, TopK, assign_block, assign_rows,
 };
@@ -342,26 +343,6 @@ impl KMeans {
         let c = CentroidSet::new(&self.centroids, self.dim);
         assign_embeddings(x, &c, &mut labels, &mut dists, par)?;
         Ok((labels, dists))
-    }
-
-    /// Saves the model file atomically (see `docs/FORMAT.md`).
-    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
-        crate::io::save(self, path.as_ref())
-    }
-
-    /// Loads and validates a model file.
-    pub fn load(path: impl AsRef<std::path::Path>) -> Result<KMeans> {
-        crate::io::load(path.as_ref())
-    }
-
-    /// The model file as bytes.
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        crate::io::to_bytes(self)
-    }
-
-    /// Parses and validates model-file bytes.
-    pub fn from_bytes(bytes: &[u8]) -> Result<KMeans> {
-        crate::io::from_bytes(bytes)
     }
 }
 
@@ -910,5 +891,29 @@ pub(crate) fn balanced_assign(
             }
             heap.push(Reverse(HeapKey(OrdF32(best.0), i, best.1, cand_n as u32)));
         }
+    }
+}
+
+// ---- model file (format version 1; docs/FORMAT.md) ----
+
+/// [`KMeans`]'s model-file payload.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct KMeansV1 {
+    dim: u64,
+    centroids: Vec<f32>,
+}
+
+impl Payload for KMeans {
+    const KIND: ModelKind = ModelKind::KMeans;
+    type V = KMeansV1;
+    fn to_payload(&self) -> KMeansV1 {
+        KMeansV1 {
+            dim: self.dim as u64,
+            centroids: self.centroids.clone(),
+        }
+    }
+    fn from_payload(p: KMeansV1) -> Result<Self> {
+        let dim = stored_usize(p.dim, "dim")?;
+        KMeans::from_centroids(p.centroids, dim).map_err(to_invalid)
     }
 }

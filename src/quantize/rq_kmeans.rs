@@ -7,6 +7,7 @@ use super::kmeans::{
 use super::{Fit, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
 use crate::error::{Result, invalid};
+use crate::format::{ModelKind, invalid_payload, sealed::Payload, to_invalid};
 use crate::kernels::{
     AssignPath, AssignScratch, BLOCK_ROWS, CentroidSet, Simd, TopK, assign_rows,
     neg2_dots_pub as neg2_dots,
@@ -534,26 +535,6 @@ impl RqKMeans {
                 .copy_from_slice(&s.paths[(r * live + best) * lv..(r * live + best + 1) * lv]);
         }
     }
-
-    /// Saves the model file atomically (see `docs/FORMAT.md`).
-    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
-        crate::io::save(self, path.as_ref())
-    }
-
-    /// Loads and validates a model file.
-    pub fn load(path: impl AsRef<std::path::Path>) -> Result<RqKMeans> {
-        crate::io::load(path.as_ref())
-    }
-
-    /// The model file as bytes.
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        crate::io::to_bytes(self)
-    }
-
-    /// Parses and validates model-file bytes.
-    pub fn from_bytes(bytes: &[u8]) -> Result<RqKMeans> {
-        crate::io::from_bytes(bytes)
-    }
 }
 
 #[derive(Default)]
@@ -681,5 +662,46 @@ impl crate::sid::LastLevelDistances for RqKMeans {
             }
         }
         Ok(())
+    }
+}
+
+// ---- model file (format version 1; docs/FORMAT.md) ----
+
+/// [`RqKMeans`]'s model-file payload.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct RqKMeansV1 {
+    dim: u64,
+    levels: u64,
+    k: u64,
+    codebooks: Vec<f32>,
+}
+
+impl Payload for RqKMeans {
+    const KIND: ModelKind = ModelKind::RqKMeans;
+    type V = RqKMeansV1;
+    fn to_payload(&self) -> RqKMeansV1 {
+        RqKMeansV1 {
+            dim: self.dim as u64,
+            levels: self.levels as u64,
+            k: self.k as u64,
+            codebooks: self.codebooks.clone(),
+        }
+    }
+    fn from_payload(p: RqKMeansV1) -> Result<Self> {
+        let expect = p
+            .levels
+            .checked_mul(p.k)
+            .and_then(|v| v.checked_mul(p.dim))
+            .ok_or_else(|| invalid_payload("levels × k × dim overflows"))?;
+        if expect != p.codebooks.len() as u64 {
+            return Err(invalid_payload(format!(
+                "codebooks hold {} values, header fields say levels {} × k {} × dim {}",
+                p.codebooks.len(),
+                p.levels,
+                p.k,
+                p.dim
+            )));
+        }
+        RqKMeans::from_codebooks(p.codebooks, p.levels as usize, p.dim as usize).map_err(to_invalid)
     }
 }

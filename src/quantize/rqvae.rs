@@ -5,7 +5,9 @@ use super::standardize::Standardize;
 use super::{KMeans, KMeansConfig, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
 use crate::error::{Result, invalid};
+use crate::format::{ModelKind, invalid_payload, sealed::Payload, to_invalid};
 use crate::kernels::{AssignPath, BLOCK_ROWS, CentroidSet, assign_rows};
+use crate::nn::LayerV1;
 use crate::nn::{Activation, Grads, Mlp, MlpCache, Optimizer, OptimizerConfig, shuffled};
 use crate::par::Par;
 use crate::rng::Rng;
@@ -735,26 +737,6 @@ impl RqVae {
         (&self.encoder, &self.decoder)
     }
 
-    /// Writes the model to `path` (atomic; see `docs/FORMAT.md`).
-    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
-        crate::io::save(self, path.as_ref())
-    }
-
-    /// Reads and validates a model written by [`RqVae::save`].
-    pub fn load(path: impl AsRef<std::path::Path>) -> Result<RqVae> {
-        crate::io::load(path.as_ref())
-    }
-
-    /// The model-file bytes.
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        crate::io::to_bytes(self)
-    }
-
-    /// Parses and validates model-file bytes.
-    pub fn from_bytes(bytes: &[u8]) -> Result<RqVae> {
-        crate::io::from_bytes(bytes)
-    }
-
     /// Latent width.
     #[must_use]
     pub fn latent(&self) -> usize {
@@ -847,5 +829,45 @@ impl super::Fit for RqVae {
     type Report = Vec<EpochReport>;
     fn fit(config: &RqVaeConfig, x: Embeddings<'_>) -> Result<(Self, Vec<EpochReport>)> {
         RqVae::fit(config, x)
+    }
+}
+
+// ---- model file (format version 1; docs/FORMAT.md) ----
+
+/// [`RqVae`]'s model-file payload.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct RqVaeV1 {
+    /// 0 = ReLU, 1 = SiLU.
+    activation: u8,
+    levels: u64,
+    k: u64,
+    encoder: Vec<LayerV1>,
+    decoder: Vec<LayerV1>,
+    codebooks: Vec<f32>,
+}
+
+impl Payload for RqVae {
+    const KIND: ModelKind = ModelKind::RqVae;
+    type V = RqVaeV1;
+    fn to_payload(&self) -> RqVaeV1 {
+        let (enc, dec) = self.networks();
+        RqVaeV1 {
+            activation: enc.activation.tag(),
+            levels: self.levels() as u64,
+            k: self.codebook_size(0) as u64,
+            encoder: enc.to_layers_v1(),
+            decoder: dec.to_layers_v1(),
+            codebooks: self.codebooks().to_vec(),
+        }
+    }
+    fn from_payload(p: RqVaeV1) -> Result<Self> {
+        let act = Activation::from_tag(p.activation)?;
+        let enc = Mlp::from_layers_v1(p.encoder, act)?;
+        let dec = Mlp::from_layers_v1(p.decoder, act)?;
+        if p.levels == 0 || !(2..=1 << 16).contains(&p.k) {
+            return Err(invalid_payload("levels must be ≥ 1 and k in 2..=65536"));
+        }
+        RqVae::from_parts(enc, dec, p.codebooks, p.levels as usize, p.k as usize)
+            .map_err(to_invalid)
     }
 }

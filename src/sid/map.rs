@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use crate::data::check_tokens;
 use crate::error::{Error, Result, invalid};
+use crate::format::{ModelKind, invalid_payload, sealed::Payload, to_invalid};
 use crate::{Codes, Embeddings, Quantizer};
 
 /// What to do when several items get the same code.
@@ -583,26 +584,6 @@ impl SidMap {
             .map(|&r| (self.items[r as usize], self.id(r)))
     }
 
-    /// Writes the map to `path` (atomic; see `docs/FORMAT.md`).
-    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
-        crate::io::save(self, path.as_ref())
-    }
-
-    /// Reads and validates a map written by [`SidMap::save`].
-    pub fn load(path: impl AsRef<std::path::Path>) -> Result<SidMap> {
-        crate::io::load(path.as_ref())
-    }
-
-    /// The model-file bytes of this map.
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        crate::io::to_bytes(self)
-    }
-
-    /// Parses and validates model-file bytes.
-    pub fn from_bytes(bytes: &[u8]) -> Result<SidMap> {
-        crate::io::from_bytes(bytes)
-    }
-
     /// Rebuilds a map from its stored parts, checking every invariant.
     pub(crate) fn from_parts(
         policy: CollisionPolicy,
@@ -828,6 +809,74 @@ fn merge_sorted(a: &[u32], b: &[u32], ids: &[u16], len: usize) -> Vec<u32> {
     out.extend_from_slice(&a[i..]);
     out.extend_from_slice(&b[j..]);
     out
+}
+
+// ---- model file (format version 1; docs/FORMAT.md) ----
+
+/// [`SidMap`]'s model-file payload.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct SidMapV1 {
+    /// 0 = AppendSuffix, 1 = ReassignLastLevel, 2 = AllowShared.
+    policy: u8,
+    capacity: u32,
+    code_sizes: Vec<u64>,
+    suffix_size: u64,
+    max_bucket: u64,
+    items: Vec<u32>,
+    ids: Vec<u16>,
+}
+
+impl Payload for SidMap {
+    const KIND: ModelKind = ModelKind::SidMap;
+    type V = SidMapV1;
+    fn to_payload(&self) -> SidMapV1 {
+        use CollisionPolicy as P;
+        let (policy, capacity) = match self.policy() {
+            P::AppendSuffix => (0, 0),
+            P::ReassignLastLevel { capacity } => (1, capacity),
+            P::AllowShared => (2, 0),
+        };
+        SidMapV1 {
+            policy,
+            capacity,
+            code_sizes: self.code_sizes().iter().map(|&v| v as u64).collect(),
+            suffix_size: self.suffix_size() as u64,
+            max_bucket: self.max_bucket() as u64,
+            items: self.items().to_vec(),
+            ids: self.ids().to_vec(),
+        }
+    }
+    fn from_payload(p: SidMapV1) -> Result<Self> {
+        use CollisionPolicy as P;
+        let policy = match p.policy {
+            0 => P::AppendSuffix,
+            1 => P::ReassignLastLevel {
+                capacity: p.capacity,
+            },
+            2 => P::AllowShared,
+            t => return Err(invalid_payload(format!("unknown collision policy tag {t}"))),
+        };
+        let fit = |v: u64, what: &str| {
+            usize::try_from(v)
+                .ok()
+                .filter(|&v| v <= 1 << 32)
+                .ok_or_else(|| invalid_payload(format!("{what} {v} is out of range")))
+        };
+        let code_sizes = p
+            .code_sizes
+            .iter()
+            .map(|&v| fit(v, "codebook size"))
+            .collect::<Result<Vec<_>>>()?;
+        SidMap::from_parts(
+            policy,
+            code_sizes,
+            fit(p.suffix_size, "suffix size")?,
+            fit(p.max_bucket, "max bucket")?,
+            p.items,
+            p.ids,
+        )
+        .map_err(to_invalid)
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use crate::error::{Error, FormatError, Result, invalid};
 
 use super::SidMap;
 use super::map::{packed_sorted, position_bits, radix_order};
+use crate::format::{ModelKind, sealed::Payload, to_invalid};
 
 /// A position in the trie: the node reached after `depth` tokens.
 ///
@@ -476,49 +477,8 @@ impl Trie {
         Ok(())
     }
 
-    /// Writes the trie to `path` (atomic; see `docs/FORMAT.md`).
-    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
-        crate::io::save(self, path.as_ref())
-    }
-
-    /// Reads a trie written by [`Trie::save`], running [`Trie::validate`].
-    pub fn load(path: impl AsRef<std::path::Path>) -> Result<Trie> {
-        crate::io::load(path.as_ref())
-    }
-
-    /// The model-file bytes of this trie.
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        crate::io::to_bytes(self)
-    }
-
-    /// Parses model-file bytes, running [`Trie::validate`].
-    pub fn from_bytes(bytes: &[u8]) -> Result<Trie> {
-        crate::io::from_bytes(bytes)
-    }
-
-    /// Stored parts: vocab, per-depth tokens, per-depth offsets, leaf item
-    /// offsets, items.
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn to_parts(
-        &self,
-    ) -> (
-        Vec<u64>,
-        Vec<Vec<u16>>,
-        Vec<Vec<u32>>,
-        Option<Vec<u32>>,
-        Vec<u32>,
-    ) {
-        (
-            self.vocab.iter().map(|&v| v as u64).collect(),
-            self.tokens.clone(),
-            self.offsets.iter().map(Offsets::to_vec).collect(),
-            self.leaf_items.as_ref().map(Offsets::to_vec),
-            self.items.clone(),
-        )
-    }
-
     /// Rebuilds from stored parts and validates.
-    pub(crate) fn from_parts(
+    fn from_parts(
         vocab: Vec<u64>,
         tokens: Vec<Vec<u16>>,
         offsets: Vec<Vec<u32>>,
@@ -670,5 +630,34 @@ impl Builder {
         t.build_direct();
         debug_assert!(t.validate().is_ok());
         Ok(t)
+    }
+}
+
+// ---- model file (format version 1; docs/FORMAT.md) ----
+
+/// [`Trie`]'s model-file payload.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct TrieV1 {
+    vocab: Vec<u64>,
+    tokens: Vec<Vec<u16>>,
+    offsets: Vec<Vec<u32>>,
+    leaf_items: Option<Vec<u32>>,
+    items: Vec<u32>,
+}
+
+impl Payload for Trie {
+    const KIND: ModelKind = ModelKind::Trie;
+    type V = TrieV1;
+    fn to_payload(&self) -> TrieV1 {
+        TrieV1 {
+            vocab: self.vocab.iter().map(|&v| v as u64).collect(),
+            tokens: self.tokens.clone(),
+            offsets: self.offsets.iter().map(Offsets::to_vec).collect(),
+            leaf_items: self.leaf_items.as_ref().map(Offsets::to_vec),
+            items: self.items.clone(),
+        }
+    }
+    fn from_payload(p: TrieV1) -> Result<Self> {
+        Trie::from_parts(p.vocab, p.tokens, p.offsets, p.leaf_items, p.items).map_err(to_invalid)
     }
 }

@@ -1,0 +1,347 @@
+//! Versioned model files: the container every model is stored in.
+//!
+//! Every model file is a 32-byte header followed by a bincode payload:
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 8 | magic `b"SEMIDMF\0"` |
+//! | 8 | 4 | format version, u32 LE (this build writes and reads 1) |
+//! | 12 | 4 | model kind, u32 LE (see [`ModelKind`]) |
+//! | 16 | 8 | payload length in bytes, u64 LE |
+//! | 24 | 8 | FNV-1a 64 checksum of the payload, u64 LE |
+//! | 32 | len | payload |
+//!
+//! `docs/FORMAT.md` gives each kind's payload. Loading checks the header,
+//! the exact length, the checksum, decodes with a size limit, then validates
+//! every model invariant before returning the model. bincode is called only
+//! from one private encode/decode pair: a codec change is a format
+//! version bump.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, FormatError, Result};
+
+/// Magic bytes at the start of every semid model file.
+pub const MAGIC: [u8; 8] = *b"SEMIDMF\0";
+/// The newest format version this build reads (and the one it writes).
+pub const FORMAT_VERSION: u32 = 1;
+/// Header size in bytes.
+pub const HEADER_LEN: usize = 32;
+/// Largest payload accepted (1 GiB).
+pub const MAX_PAYLOAD: u64 = 1 << 30;
+
+/// The kinds of model a file can hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ModelKind {
+    /// [`crate::KMeans`].
+    KMeans,
+    /// [`crate::RqKMeans`].
+    RqKMeans,
+    /// [`crate::sid::SidMap`].
+    SidMap,
+    /// [`crate::sid::Trie`].
+    Trie,
+    /// [`crate::quantize::RqVae`].
+    RqVae,
+    /// [`crate::quantize::FsqAutoencoder`].
+    FsqAutoencoder,
+}
+
+impl ModelKind {
+    /// The tag stored in the header.
+    #[must_use]
+    pub fn tag(self) -> u32 {
+        match self {
+            ModelKind::KMeans => 1,
+            ModelKind::RqKMeans => 2,
+            ModelKind::SidMap => 3,
+            ModelKind::Trie => 4,
+            ModelKind::RqVae => 5,
+            ModelKind::FsqAutoencoder => 6,
+        }
+    }
+
+    /// The kind for a header tag, if known.
+    #[must_use]
+    pub fn from_tag(tag: u32) -> Option<ModelKind> {
+        match tag {
+            1 => Some(ModelKind::KMeans),
+            2 => Some(ModelKind::RqKMeans),
+            3 => Some(ModelKind::SidMap),
+            4 => Some(ModelKind::Trie),
+            5 => Some(ModelKind::RqVae),
+            6 => Some(ModelKind::FsqAutoencoder),
+            _ => None,
+        }
+    }
+
+    /// The kind's type name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::KMeans => "KMeans",
+            ModelKind::RqKMeans => "RqKMeans",
+            ModelKind::SidMap => "SidMap",
+            ModelKind::Trie => "Trie",
+            ModelKind::RqVae => "RqVae",
+            ModelKind::FsqAutoencoder => "FsqAutoencoder",
+        }
+    }
+}
+
+/// A parsed, checked model-file header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Format version.
+    pub version: u32,
+    /// Model kind.
+    pub kind: ModelKind,
+    /// Payload length in bytes.
+    pub payload_len: u64,
+}
+
+/// Reads and checks the header and checksum of model-file bytes, without
+/// decoding the payload.
+pub fn inspect(bytes: &[u8]) -> Result<Header> {
+    let (h, _) = split(bytes)?;
+    Ok(h)
+}
+
+/// FNV-1a 64-bit hash. Any single changed byte changes the result.
+fn fnv1a64(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in data {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn split(bytes: &[u8]) -> Result<(Header, &[u8])> {
+    if bytes.len() < 8 || bytes[..8] != MAGIC {
+        if bytes.len() < 8 && MAGIC.starts_with(bytes) {
+            return Err(FormatError::Truncated {
+                expected: HEADER_LEN as u64,
+                got: bytes.len() as u64,
+            }
+            .into());
+        }
+        return Err(FormatError::BadMagic.into());
+    }
+    if bytes.len() < HEADER_LEN {
+        return Err(FormatError::Truncated {
+            expected: HEADER_LEN as u64,
+            got: bytes.len() as u64,
+        }
+        .into());
+    }
+    let version = u32_at(bytes, 8);
+    if version == 0 || version > FORMAT_VERSION {
+        return Err(FormatError::UnsupportedVersion {
+            found: version,
+            supported: FORMAT_VERSION,
+        }
+        .into());
+    }
+    let tag = u32_at(bytes, 12);
+    let kind = ModelKind::from_tag(tag).ok_or(FormatError::WrongKind {
+        expected: "known model kind",
+        found: tag,
+    })?;
+    let payload_len = u64_at(bytes, 16);
+    let stored = u64_at(bytes, 24);
+    let have = (bytes.len() - HEADER_LEN) as u64;
+    if payload_len > MAX_PAYLOAD {
+        return Err(FormatError::Payload(format!(
+            "declared payload of {payload_len} bytes exceeds the {MAX_PAYLOAD}-byte limit"
+        ))
+        .into());
+    }
+    if payload_len > have {
+        return Err(FormatError::Truncated {
+            expected: HEADER_LEN as u64 + payload_len,
+            got: bytes.len() as u64,
+        }
+        .into());
+    }
+    if payload_len < have {
+        return Err(FormatError::TrailingBytes {
+            extra: have - payload_len,
+        }
+        .into());
+    }
+    let payload = &bytes[HEADER_LEN..];
+    let computed = fnv1a64(payload);
+    if computed != stored {
+        return Err(FormatError::Checksum { stored, computed }.into());
+    }
+    Ok((
+        Header {
+            version,
+            kind,
+            payload_len,
+        },
+        payload,
+    ))
+}
+
+/// Frames `payload` with a valid header of `kind`.
+pub(crate) fn frame(kind: ModelKind, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&kind.tag().to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&fnv1a64(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+// The single place bincode is called. Fixed-width little-endian integers;
+// decoding is capped at MAX_PAYLOAD so a hostile length cannot allocate more.
+fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<{ MAX_PAYLOAD as usize }>()
+}
+
+fn encode_payload<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    bincode::serde::encode_to_vec(v, bincode_config())
+        .map_err(|e| FormatError::Payload(e.to_string()).into())
+}
+
+fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T> {
+    let (v, used) = bincode::serde::decode_from_slice(payload, bincode_config())
+        .map_err(|e| Error::Format(FormatError::Payload(e.to_string())))?;
+    if used != payload.len() {
+        return Err(FormatError::TrailingBytes {
+            extra: (payload.len() - used) as u64,
+        }
+        .into());
+    }
+    Ok(v)
+}
+
+/// The private half of [`ModelFile`]: how a type maps to its stored
+/// payload. Sealed: only semid's types implement it.
+pub(crate) mod sealed {
+    use super::{ModelKind, Result};
+
+    /// A model type stored in a model file: its kind and its payload.
+    pub trait Payload: Sized {
+        /// The header's kind.
+        const KIND: ModelKind;
+        /// The serialised form (format version 1).
+        type V: serde::Serialize + serde::de::DeserializeOwned;
+        /// The payload of `self`.
+        fn to_payload(&self) -> Self::V;
+        /// Rebuilds the model, validating every invariant.
+        fn from_payload(p: Self::V) -> Result<Self>;
+    }
+}
+
+/// A model stored as one versioned, checksummed file: every quantizer,
+/// [`SidMap`](crate::sid::SidMap), [`Trie`](crate::sid::Trie) and
+/// [`SemanticIndex`](crate::SemanticIndex). Sealed: the payloads are semid's
+/// to define.
+///
+/// Loading checks the header, the exact length, the checksum, decodes with a
+/// size limit, then validates every model invariant: truncated, corrupted or
+/// hostile bytes give [`Error::Format`], never a panic.
+pub trait ModelFile: sealed::Payload {
+    /// The model as model-file bytes.
+    fn to_bytes(&self) -> Result<Vec<u8>> {
+        Ok(frame(Self::KIND, &encode_payload(&self.to_payload())?))
+    }
+
+    /// Reads a model from model-file bytes. Errors with
+    /// [`FormatError::WrongKind`] when the file holds another kind.
+    fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let (h, payload) = split(bytes)?;
+        if h.kind != Self::KIND {
+            return Err(FormatError::WrongKind {
+                expected: Self::KIND.name(),
+                found: h.kind.tag(),
+            }
+            .into());
+        }
+        Self::from_payload(decode_payload(payload)?)
+    }
+
+    /// Writes the model to `path` atomically (a temporary file in the same
+    /// directory, synced, then renamed over `path`).
+    fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        write_atomic(path.as_ref(), &self.to_bytes()?)
+    }
+
+    /// Reads a model file from `path`. Files larger than the payload limit
+    /// are refused before they are read.
+    fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let len = std::fs::metadata(path)?.len();
+        if len > MAX_PAYLOAD + HEADER_LEN as u64 {
+            return Err(FormatError::Payload(format!(
+                "file of {len} bytes exceeds the {MAX_PAYLOAD}-byte payload limit"
+            ))
+            .into());
+        }
+        Self::from_bytes(&std::fs::read(path)?)
+    }
+}
+
+impl<T: sealed::Payload> ModelFile for T {}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same
+/// directory, synced, then renamed over `path`.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = path
+        .file_name()
+        .map(|s| s.to_os_string())
+        .unwrap_or_default();
+    name.push(format!(".tmp-{}-{n}", std::process::id()));
+    let tmp = path.with_file_name(name);
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(Error::Io)
+}
+
+/// A [`FormatError::Invalid`] with `msg`.
+pub(crate) fn invalid_payload(msg: impl Into<String>) -> Error {
+    Error::Format(FormatError::Invalid(msg.into()))
+}
+
+/// A model validator's error as a format error (a file that decodes but
+/// breaks an invariant is an invalid file).
+pub(crate) fn to_invalid(e: Error) -> Error {
+    match e {
+        Error::Format(_) => e,
+        other => invalid_payload(other.to_string()),
+    }
+}
+
+/// A stored size as `usize`, or an invalid-payload error naming `what`.
+pub(crate) fn stored_usize(v: u64, what: &str) -> Result<usize> {
+    usize::try_from(v).map_err(|_| invalid_payload(format!("{what} {v} does not fit usize")))
+}

@@ -1,0 +1,203 @@
+//! The fuzz targets' bodies (feature `fuzz`; not part of the API).
+//!
+//! The targets in `fuzz/` call these, and `tests/fuzz_regressions.rs`
+//! replays saved inputs through exactly the same code:
+//! `cargo test --features fuzz --test fuzz_regressions`.
+
+use crate::format::{ModelFile, ModelKind, frame};
+
+/// The `model_file` fuzz target: the first byte picks a kind, the rest
+/// is framed as its payload; the raw bytes are tried too. Must never
+/// panic.
+pub fn model_file(data: &[u8]) {
+    use crate::Quantizer;
+    let Some((&sel, payload)) = data.split_first() else {
+        return;
+    };
+    let kind = match sel % 6 {
+        0 => ModelKind::KMeans,
+        1 => ModelKind::RqKMeans,
+        2 => ModelKind::SidMap,
+        3 => ModelKind::Trie,
+        4 => ModelKind::RqVae,
+        _ => ModelKind::FsqAutoencoder,
+    };
+    let framed = frame(kind, payload);
+    if let Ok(m) = crate::KMeans::from_bytes(&framed) {
+        let _ = m.codebook_sizes();
+    }
+    if let Ok(m) = crate::RqKMeans::from_bytes(&framed) {
+        let _ = m.codebook_sizes();
+    }
+    if let Ok(m) = crate::sid::SidMap::from_bytes(&framed) {
+        let _ = m.stats();
+        if let Ok(t) = crate::sid::Trie::build(&m) {
+            walk_all(&t);
+        }
+    }
+    if let Ok(t) = crate::sid::Trie::from_bytes(&framed) {
+        assert!(t.validate().is_ok());
+        walk_all(&t);
+    }
+    if let Ok(m) = crate::quantize::RqVae::from_bytes(&framed) {
+        let _ = m.codebook_sizes();
+    }
+    if let Ok(m) = crate::quantize::FsqAutoencoder::from_bytes(&framed) {
+        // Finite but huge weights may overflow: errors are fine, panics
+        // are not.
+        let x = vec![0.5f32; m.dim()];
+        if let Ok(e) = crate::Embeddings::new(&x, m.dim())
+            && let Ok(codes) = m.encode(e)
+        {
+            let _ = m.decode(&codes);
+        }
+    }
+    let _ = crate::RqKMeans::from_bytes(data);
+    let _ = crate::KMeans::from_bytes(data);
+    let _ = crate::sid::Trie::from_bytes(data);
+}
+
+/// Walks every leaf of a valid trie and pokes states around it.
+fn walk_all(t: &crate::sid::Trie) {
+    let mut id = vec![0u16; t.depth()];
+    for leaf in 0..t.len().min(4096) {
+        t.id_of_leaf(leaf, &mut id).expect("leaf in range");
+        let s = t.walk(&id).expect("every leaf's ID walks");
+        assert!(!t.items(s).is_empty());
+        let _ = t.allowed(crate::sid::State {
+            depth: s.depth,
+            node: s.node.wrapping_add(1),
+        });
+    }
+}
+
+/// Reads bytes as a little stream with defaults past the end.
+struct Bytes<'a>(&'a [u8]);
+impl Bytes<'_> {
+    fn u8(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((&b, rest)) => {
+                self.0 = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+    fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.u8(), self.u8()])
+    }
+}
+
+/// The `trie_build` fuzz target: an ID list from bytes (length 1–4,
+/// small or raw vocabularies, repeats), built into a trie and a SidMap
+/// and checked against a `BTreeMap`. Must never panic.
+pub fn trie_build(data: &[u8]) {
+    use std::collections::BTreeMap;
+    let mut b = Bytes(data);
+    let len = 1 + (b.u8() % 4) as usize;
+    let v = b.u8();
+    let vocab = if v & 0x80 != 0 {
+        65_536
+    } else {
+        1 + (v % 32) as usize
+    };
+    let raw = v & 0x40 != 0;
+    let mut ids = Vec::new();
+    while !b.0.is_empty() && ids.len() < 4 * 4096 {
+        let t = b.u16();
+        ids.push(if raw { t } else { (t as usize % vocab) as u16 });
+    }
+    let vocabs = vec![vocab; len];
+    let Ok(t) = crate::sid::Trie::from_ids(&ids, len, &vocabs) else {
+        return;
+    };
+    assert!(t.validate().is_ok());
+    let mut r: BTreeMap<&[u16], Vec<u32>> = BTreeMap::new();
+    for (i, id) in ids.chunks_exact(len).enumerate() {
+        r.entry(id).or_default().push(i as u32);
+    }
+    assert_eq!(t.len(), r.len());
+    for (id, items) in &r {
+        let s = t.walk(id).expect("inserted ID walks");
+        assert_eq!(t.items(s), &items[..]);
+    }
+    walk_all(&t);
+    let back = crate::sid::Trie::from_bytes(&t.to_bytes().expect("encode"));
+    assert_eq!(back.expect("round trip").stats(), t.stats());
+    if let Ok(codes) = crate::Codes::new(ids.clone(), len) {
+        for p in [
+            crate::sid::CollisionPolicy::AllowShared,
+            crate::sid::CollisionPolicy::AppendSuffix,
+        ] {
+            if let Ok((m, _)) = crate::sid::SidMap::build(&codes, &vocabs, p) {
+                let tm = crate::sid::Trie::build(&m).expect("map builds a trie");
+                assert!(tm.validate().is_ok());
+                let _ = crate::sid::SidMap::from_bytes(&m.to_bytes().expect("encode"))
+                    .expect("map round trip");
+            }
+        }
+    }
+}
+
+/// The `beam_search` fuzz target: IDs, beam width (0, small or huge),
+/// k, batch size and arbitrary scores (NaN, ±Inf, extremes) from bytes,
+/// searched under the trie and unconstrained. Must never panic; every
+/// hit must be a valid ID with non-increasing scores.
+pub fn beam_search(data: &[u8]) {
+    use crate::decode::{BeamSearch, FnScorer, Unconstrained};
+    let mut b = Bytes(data);
+    let len = 1 + (b.u8() % 3) as usize;
+    let vocab = 1 + (b.u8() % 8) as usize;
+    let beam = match b.u8() {
+        255 => 1 << 30,
+        x => x as usize,
+    };
+    let k = (b.u8() % 65) as usize;
+    let nq = (b.u8() % 4) as usize;
+    let n_ids = 1 + (b.u8() % 64) as usize;
+    let ids: Vec<u16> = (0..n_ids * len)
+        .map(|_| (b.u8() as usize % vocab) as u16)
+        .collect();
+    let pool: Vec<f32> =
+        b.0.iter()
+            .map(|&x| match x {
+                0 => f32::NAN,
+                1 => f32::INFINITY,
+                2 => f32::NEG_INFINITY,
+                3 => f32::MAX,
+                4 => -f32::MAX,
+                x => (x as f32 - 128.0) / 16.0,
+            })
+            .collect();
+    let Ok(trie) = crate::sid::Trie::from_ids(&ids, len, &vec![vocab; len]) else {
+        return;
+    };
+    let un = Unconstrained::new(&vec![vocab; len]).expect("valid vocab");
+    let mut pos = 0usize;
+    let mut scorer = FnScorer(|_q: usize, _p: &[u16], out: &mut [f32]| {
+        for o in out.iter_mut() {
+            *o = if pool.is_empty() {
+                0.0
+            } else {
+                pool[pos % pool.len()]
+            };
+            pos += 1;
+        }
+        Ok(())
+    });
+    let Ok(mut bs) = BeamSearch::new(beam, k) else {
+        return;
+    };
+    if let Ok(h) = bs.run(&trie, &mut scorer, nq) {
+        for q in 0..h.n_queries() {
+            let v = h.query(q);
+            for (i, id) in v.ids.chunks_exact(len).enumerate() {
+                let s = trie.walk(id).expect("hits are valid IDs");
+                assert!(trie.items(s).contains(&v.items[i]));
+            }
+            assert!(v.scores.windows(2).all(|w| w[0] >= w[1]));
+            assert!(v.items.len() <= k);
+        }
+    }
+    let _ = bs.run(&un, &mut scorer, nq);
+}
