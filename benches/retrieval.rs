@@ -3,7 +3,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use semid::decode::{BeamSearch, Hits, TableScorer, Unconstrained};
+use semid::decode::{BeamSearch, TableScorer, Unconstrained};
+use semid::hits::Hits;
 use semid::metrics::{EvalOptions, Metric, Qrels, Rankings, evaluate};
 use semid::sid::Trie;
 

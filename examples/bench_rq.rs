@@ -9,8 +9,7 @@
 use std::time::Instant;
 
 use semid::{
-    Codes, Embeddings, Init, KMeansConfig, Par, Quantizer, RqKMeans, RqKMeansConfig, Search,
-    metrics,
+    Codes, Embeddings, Init, KMeansConfig, Par, Quantizer, RqKMeans, RqKMeansConfig, Search, stats,
 };
 
 mod common;
@@ -78,8 +77,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let enc_s = t.elapsed().as_secs_f64();
     let codes = Codes::new(out, levels)?;
 
-    let mse = metrics::mse(x, &rq.decode(&codes)?)?;
-    let q = metrics::code_quality(&codes, &rq.codebook_sizes())?;
+    let mse = stats::mse(x, &rq.decode(&codes)?)?;
+    let q = stats::code_quality(&codes, &rq.codebook_sizes())?;
     let flops = 2.0 * (levels * k * dim * beam.max(1)) as f64 * n as f64;
     let mean_sq: f64 = data
         .chunks_exact(dim)

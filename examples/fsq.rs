@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use semid::quantize::{FsqAutoencoder, FsqAutoencoderConfig, FsqMode};
-use semid::{Embeddings, KMeans, KMeansConfig, Quantizer, metrics};
+use semid::{Embeddings, KMeans, KMeansConfig, Quantizer, stats};
 
 mod common;
 use common::{arg, load_data};
@@ -51,8 +51,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     let codes = ae.encode(x)?;
     let enc_s = t.elapsed().as_secs_f64();
-    let mse = metrics::mse(x, &ae.decode(&codes)?)?;
-    let q = metrics::code_quality(&codes, &ae.codebook_sizes())?;
+    let mse = stats::mse(x, &ae.decode(&codes)?)?;
+    let q = stats::code_quality(&codes, &ae.codebook_sizes())?;
     let size = ae.codebook_size(0);
     println!(
         "FSQ AE   train {train_s:.1} s ({:.0} vectors/s), encode {:.0} vectors/s, MSE {mse:.5}, utilization {:.1}% of {size}, collision rate {:.3}",
@@ -65,8 +65,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (km, _) = KMeans::fit(&KMeansConfig::new(size).seed(42), x)?;
     let km_s = t.elapsed().as_secs_f64();
     let kc = km.encode(x)?;
-    let kmse = metrics::mse(x, &km.decode(&kc)?)?;
-    let kq = metrics::code_quality(&kc, &km.codebook_sizes())?;
+    let kmse = stats::mse(x, &km.decode(&kc)?)?;
+    let kq = stats::code_quality(&kc, &km.codebook_sizes())?;
     println!(
         "k-means  k = {size}: fit {km_s:.1} s, MSE {kmse:.5}, collision rate {:.3}",
         kq.collision_rate

@@ -6,7 +6,7 @@
 //! ```
 use std::time::Instant;
 
-use semid::{Embeddings, Par, Quantizer, RqKMeans, RqKMeansConfig, Search, metrics};
+use semid::{Embeddings, Par, Quantizer, RqKMeans, RqKMeansConfig, Search, stats};
 
 mod common;
 use common::{arg, load_data};
@@ -46,10 +46,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let beam_s = t.elapsed().as_secs_f64();
     let beam_codes = semid::Codes::new(beam_codes, levels)?;
 
-    let q = metrics::code_quality(&codes, &rq.codebook_sizes())?;
-    let qb = metrics::code_quality(&beam_codes, &rq.codebook_sizes())?;
-    let mse = metrics::mse(x, &rq.decode(&codes)?)?;
-    let mse_b = metrics::mse(x, &rq.decode(&beam_codes)?)?;
+    let q = stats::code_quality(&codes, &rq.codebook_sizes())?;
+    let qb = stats::code_quality(&beam_codes, &rq.codebook_sizes())?;
+    let mse = stats::mse(x, &rq.decode(&codes)?)?;
+    let mse_b = stats::mse(x, &rq.decode(&beam_codes)?)?;
     let base = report.mean_sq_norm;
 
     println!();

@@ -13,7 +13,8 @@
 use std::time::Instant;
 
 use semid::ann::ExactKnn;
-use semid::decode::{BeamSearch, CodebookScorer, Hits, ScoreMetric};
+use semid::decode::{BeamSearch, CodebookScorer, ScoreMetric};
+use semid::hits::Hits;
 use semid::metrics::{EvalOptions, Metric, Qrels, Rankings, evaluate};
 use semid::sid::{CollisionPolicy, SidMap, Trie};
 use semid::{Embeddings, Par, Quantizer, RqKMeans, RqKMeansConfig};

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use semid::nn::OptimizerConfig;
 use semid::quantize::{RqVae, RqVaeConfig};
-use semid::{Embeddings, Quantizer, RqKMeans, RqKMeansConfig, metrics};
+use semid::{Embeddings, Quantizer, RqKMeans, RqKMeansConfig, stats};
 
 mod common;
 use common::{arg, load_data};
@@ -70,8 +70,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let train_s = t.elapsed().as_secs_f64();
     let codes = vae.encode(x)?;
     let recon = vae.decode(&codes)?;
-    let mse = metrics::mse(x, &recon)?;
-    let q = metrics::code_quality(&codes, &vae.codebook_sizes())?;
+    let mse = stats::mse(x, &recon)?;
+    let q = stats::code_quality(&codes, &vae.codebook_sizes())?;
     println!(
         "RQ-VAE     train {train_s:.1} s ({:.0} vectors/s), MSE {mse:.5}, utilization {}, collision rate {:.3}",
         (x.rows() * reports.len()) as f64 / train_s,
@@ -86,8 +86,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(3, 256).seed(42), x)?;
     let rq_s = t.elapsed().as_secs_f64();
     let rc = rq.encode(x)?;
-    let rmse = metrics::mse(x, &rq.decode(&rc)?)?;
-    let rqq = metrics::code_quality(&rc, &rq.codebook_sizes())?;
+    let rmse = stats::mse(x, &rq.decode(&rc)?)?;
+    let rqq = stats::code_quality(&rc, &rq.codebook_sizes())?;
     println!(
         "RQ-KMeans  fit {rq_s:.1} s, MSE {rmse:.5}, collision rate {:.3}",
         rqq.collision_rate

@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use semid::quantize::{FsqAutoencoder, FsqAutoencoderConfig, ResidualFsq, RqVae, RqVaeConfig};
 use semid::{
-    Codes, Embeddings, KMeans, KMeansConfig, Quantizer, RqKMeans, RqKMeansConfig, kernels, metrics,
+    Codes, Embeddings, KMeans, KMeansConfig, Quantizer, RqKMeans, RqKMeansConfig, kernels, stats,
 };
 
 mod common;
@@ -111,7 +111,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "encode v/s"
     );
     for l in &lines {
-        let q = metrics::code_quality(&l.codes, &l.sizes)?;
+        let q = stats::code_quality(&l.codes, &l.sizes)?;
         let util = q
             .levels
             .iter()
@@ -152,7 +152,7 @@ fn measure(name: &str, q: &dyn Quantizer, x: Embeddings<'_>, fit_s: f64) -> semi
     let xh = q.decode(&codes)?;
     Ok(Line {
         name: name.to_string(),
-        mse: metrics::mse(x, &xh)?,
+        mse: stats::mse(x, &xh)?,
         sizes: q.codebook_sizes(),
         codes,
         fit_s,

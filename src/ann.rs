@@ -6,11 +6,11 @@
 //! Scores are `−‖q − x‖²` (higher is better), so dense and SID hits rank
 //! the same way and feed the same metrics.
 
-use crate::Par;
 use crate::data::Embeddings;
-use crate::decode::Hits;
 use crate::error::{Error, Result, invalid};
+use crate::hits::Hits;
 use crate::kernels::{BLOCK_ROWS, TopK, dots_packed, pack_panels_into, row_norms_into};
+use crate::par::Par;
 use crate::par::for_each_block;
 
 /// Items scanned per GEMM chunk (bounds scratch to 256 × 4096 floats).
@@ -165,8 +165,8 @@ mod hnsw {
 
     use super::check_search;
     use crate::data::Embeddings;
-    use crate::decode::Hits;
     use crate::error::{Error, Result, invalid};
+    use crate::hits::Hits;
 
     /// HNSW parameters.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]

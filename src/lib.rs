@@ -20,7 +20,7 @@
 //!   `docs/FORMAT.md`); `.npy` input ([`npy`]).
 //!
 //! ```
-//! use semid::{Embeddings, ModelFile, Quantizer, RqKMeans, RqKMeansConfig, metrics, synthetic};
+//! use semid::{Embeddings, ModelFile, Quantizer, RqKMeans, RqKMeansConfig, stats, synthetic};
 //!
 //! // 5 000 synthetic item embeddings of dimension 32.
 //! let cfg = synthetic::MixtureConfig { n: 5_000, dim: 32, ..Default::default() };
@@ -30,7 +30,7 @@
 //! // Fit 3 levels × 64 codes, encode, measure.
 //! let (rq, _report) = RqKMeans::fit(&RqKMeansConfig::new(3, 64).seed(42), x)?;
 //! let codes = rq.encode(x)?;
-//! let q = metrics::code_quality(&codes, &rq.codebook_sizes())?;
+//! let q = stats::code_quality(&codes, &rq.codebook_sizes())?;
 //! assert!(q.levels[0].stats.utilization > 0.9);
 //!
 //! // Save and load (atomic write, validated read).
@@ -65,6 +65,7 @@ pub mod format;
 #[cfg(feature = "fuzz")]
 #[doc(hidden)]
 pub mod fuzz;
+pub mod hits;
 pub mod kernels;
 pub mod metrics;
 pub mod nn;
@@ -73,6 +74,7 @@ mod par;
 pub mod quantize;
 mod rng;
 pub mod sid;
+pub mod stats;
 pub mod synthetic;
 
 pub use data::{Codes, DType, Embeddings};

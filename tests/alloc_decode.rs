@@ -5,7 +5,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-use semid::decode::{BeamSearch, Hits, TableScorer};
+use semid::decode::{BeamSearch, TableScorer};
+use semid::hits::Hits;
 use semid::sid::Trie;
 
 struct Counting;

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use semid::decode::{
-    BeamSearch, Beams, CodebookScorer, FnScorer, Hits, NO_ITEM, ScoreMetric, Scorer, TableScorer,
-    Unconstrained,
+    BeamSearch, Beams, CodebookScorer, FnScorer, ScoreMetric, Scorer, TableScorer, Unconstrained,
 };
+use semid::hits::{Hits, NO_ITEM};
 use semid::sid::{CollisionPolicy, SidMap, Trie};
 use semid::{Embeddings, Error, Quantizer, Result, RqKMeans, RqKMeansConfig};
 

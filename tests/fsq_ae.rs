@@ -47,8 +47,8 @@ fn trains_and_is_deterministic() {
         let codes = m.encode(x).unwrap();
         assert_eq!((codes.levels(), m.codebook_sizes()), (1, vec![100]));
         let y = m.decode(&codes).unwrap();
-        let mse = semid::metrics::mse(x, &y).unwrap();
-        let var = semid::metrics::mse(x, &vec![0.0; data.len()]).unwrap();
+        let mse = semid::stats::mse(x, &y).unwrap();
+        let var = semid::stats::mse(x, &vec![0.0; data.len()]).unwrap();
         assert!(mse < 0.5 * var, "{mode:?}: mse {mse} vs {var}");
         let (m2, r2) = common::with_threads(2, || FsqAutoencoder::fit(&cfg, x).unwrap());
         assert_eq!(m2, m);

@@ -6,7 +6,7 @@ use common::{mixture, with_threads};
 use half::{bf16, f16};
 use semid::{
     Assignment, Codes, Embeddings, Error, Init, KMeans, KMeansConfig, Par, Quantizer, RqKMeans,
-    RqKMeansConfig, Search, metrics,
+    RqKMeansConfig, Search, stats,
 };
 
 #[test]
@@ -377,7 +377,7 @@ fn rq_levels_reduce_error_and_beam_helps() {
     // Greedy encoding of the training data gives the reported final MSE,
     // which refinement never raises above the level-wise fit's.
     let greedy = rq.encode(x).unwrap();
-    let mse_g = metrics::mse(x, &rq.decode(&greedy).unwrap()).unwrap();
+    let mse_g = stats::mse(x, &rq.decode(&greedy).unwrap()).unwrap();
     assert!(
         (mse_g - report.mse).abs() <= 1e-4 * report.mse,
         "{mse_g} vs {}",
@@ -389,7 +389,7 @@ fn rq_levels_reduce_error_and_beam_helps() {
     let (rq0, r0) = RqKMeans::fit(&cfg0, x).unwrap();
     assert_eq!(r0.refine_rounds, 0);
     assert_eq!(r0.levels, report.levels);
-    let mse0 = metrics::mse(x, &rq0.decode(&rq0.encode(x).unwrap()).unwrap()).unwrap();
+    let mse0 = stats::mse(x, &rq0.decode(&rq0.encode(x).unwrap()).unwrap()).unwrap();
     assert!(
         (mse0 - mses[2]).abs() <= 1e-4 * mses[2],
         "{mse0} vs {}",
@@ -406,7 +406,7 @@ fn rq_levels_reduce_error_and_beam_helps() {
         rq.encode_with(x, Search::Beam(b), &mut out, Par::Seq)
             .unwrap();
         let codes = Codes::new(out, 3).unwrap();
-        let m = metrics::mse(x, &rq.decode(&codes).unwrap()).unwrap();
+        let m = stats::mse(x, &rq.decode(&codes).unwrap()).unwrap();
         assert!(m <= prev * (1.0 + 1e-6), "beam {b}: {m} > {prev}");
         prev = m;
     }
@@ -493,8 +493,8 @@ fn quantizer_contract_is_object_safe_and_swappable() {
         assert_eq!(q.codebook_sizes(), vec![16; q.levels()]);
         assert_eq!(q.codebook_size(q.levels()), 0);
         let rec = q.decode(&codes).unwrap();
-        let m = metrics::reconstruction_mse(q.as_ref(), x, Par::Seq).unwrap();
-        assert!((metrics::mse(x, &rec).unwrap() - m).abs() < 1e-9 * m.max(1.0));
+        let m = q.reconstruction_mse(x, Par::Seq).unwrap();
+        assert!((stats::mse(x, &rec).unwrap() - m).abs() < 1e-9 * m.max(1.0));
     }
 }
 

@@ -42,7 +42,7 @@ fn trains_reconstructs_and_is_deterministic() {
     );
     let codes = m.encode(x).unwrap();
     assert_eq!(codes.levels(), 2);
-    let q = semid::metrics::code_quality(&codes, &m.codebook_sizes()).unwrap();
+    let q = semid::stats::code_quality(&codes, &m.codebook_sizes()).unwrap();
     for l in &q.levels {
         assert!(
             l.stats.utilization >= 0.8,

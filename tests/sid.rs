@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use semid::ModelFile;
-use semid::sid::{CollisionPolicy, LastLevelDistances, SidMap, Trie};
+use semid::quantize::LastLevelDistances;
+use semid::sid::{CollisionPolicy, SidMap, Trie};
 use semid::{Codes, Embeddings, Error, Quantizer, RqKMeans, RqKMeansConfig};
 
 fn codes(rows: &[&[u16]]) -> Codes {

@@ -2,9 +2,10 @@
 //! partial reconstruction matches a query embedding.
 
 use super::{Beams, Scorer};
+use crate::data::Embeddings;
 use crate::error::{Error, Result};
 use crate::kernels::CentroidSet;
-use crate::{Embeddings, Quantizer, RqKMeans};
+use crate::quantize::{Quantizer, RqKMeans};
 
 /// How [`CodebookScorer`] compares a query with a reconstruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

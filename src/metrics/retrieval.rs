@@ -3,8 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::Par;
 use crate::error::{Error, Result, invalid};
+use crate::par::Par;
 use crate::par::for_each_block;
 
 /// A retrieval metric with its cut-off `K` (≥ 1).
@@ -203,8 +203,8 @@ impl Rankings {
     }
 }
 
-impl From<&crate::decode::Hits> for Rankings {
-    fn from(h: &crate::decode::Hits) -> Rankings {
+impl From<&crate::hits::Hits> for Rankings {
+    fn from(h: &crate::hits::Hits) -> Rankings {
         Rankings {
             offsets: h.offsets().to_vec(),
             items: h.items().to_vec(),

@@ -13,6 +13,7 @@ use faer::{Accum, MatMut, MatRef};
 
 use crate::error::{Error, Result, expect_len as expect, invalid};
 use crate::format::{invalid_payload, stored_usize};
+use crate::par::Par;
 use crate::rng::Rng;
 
 /// `dst (m × n) = alpha · a (m × k) · b (k × n)` (+ `dst` when
@@ -754,7 +755,7 @@ impl Optimizer {
         params: impl Iterator<Item = &'a mut Vec<f32>>,
         grads: impl Iterator<Item = &'a Vec<f32>>,
     ) -> Result<()> {
-        self.step_par(params, grads, crate::Par::Seq)
+        self.step_par(params, grads, Par::Seq)
     }
 
     /// [`Optimizer::step`] on up to `par` threads. Every element's update
@@ -763,7 +764,7 @@ impl Optimizer {
         &mut self,
         params: impl Iterator<Item = &'a mut Vec<f32>>,
         grads: impl Iterator<Item = &'a Vec<f32>>,
-        par: crate::Par,
+        par: Par,
     ) -> Result<()> {
         const PIECE: usize = 1 << 14;
         let mut pieces = Vec::new();

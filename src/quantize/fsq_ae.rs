@@ -4,7 +4,7 @@
 use super::standardize::Standardize;
 use super::{Fsq, FsqMode, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
-use crate::error::{Result, invalid};
+use crate::error::{Error, Result, invalid};
 use crate::format::{ModelKind, invalid_payload, sealed::Payload, to_invalid};
 use crate::kernels::BLOCK_ROWS;
 use crate::nn::LayerV1;
@@ -155,7 +155,7 @@ impl FsqAutoencoder {
         config.validate()?;
         let (n, d) = (x.rows(), x.dim());
         if n == 0 {
-            return Err(crate::Error::Empty {
+            return Err(Error::Empty {
                 what: "training rows",
             });
         }
@@ -230,7 +230,7 @@ impl FsqAutoencoder {
                 steps += 1;
             }
             let codes = Codes::new(epoch_codes, 1)?;
-            let quality = crate::metrics::code_quality(&codes, &[m.fsq.size()])?;
+            let quality = crate::stats::code_quality(&codes, &[m.fsq.size()])?;
             epoch_codes = codes.into_vec();
             let rep = FsqEpochReport {
                 epoch,
@@ -274,7 +274,7 @@ impl FsqAutoencoder {
     }
 }
 
-fn diverged(epoch: usize, step: usize, loss: f64) -> crate::Error {
+fn diverged(epoch: usize, step: usize, loss: f64) -> Error {
     invalid(
         "training",
         format!(

@@ -62,6 +62,42 @@ pub trait Quantizer {
         self.decode_into(codes, &mut out, Par::default())?;
         Ok(out)
     }
+
+    /// Reconstruction MSE on `x`: the mean over rows of `‖x − decode(encode(x))‖²`
+    /// (see [`stats::mse`](crate::stats::mse)), encoded and decoded in blocks
+    /// of 16 384 rows so extra memory does not grow with `n`.
+    fn reconstruction_mse(&self, x: Embeddings<'_>, par: Par) -> Result<f64> {
+        x.expect_dim(self.dim())?;
+        let (d, lv) = (x.dim(), self.levels());
+        let step = 16384;
+        let mut codes = vec![0u16; step * lv];
+        let mut rec = vec![0f32; step * d];
+        let mut total = 0.0f64;
+        let mut r = 0;
+        while r < x.rows() {
+            let end = (r + step).min(x.rows());
+            let xb = x.slice_rows(r, end);
+            let rows = end - r;
+            self.encode_into(xb, &mut codes[..rows * lv], par)?;
+            let c = Codes::new(codes[..rows * lv].to_vec(), lv)?;
+            self.decode_into(&c, &mut rec[..rows * d], par)?;
+            total += crate::stats::mse(xb, &rec[..rows * d])? * rows as f64;
+            r = end;
+        }
+        Ok(total / x.rows() as f64)
+    }
+}
+
+/// Distances a quantizer can give for
+/// [`CollisionPolicy::ReassignLastLevel`](crate::sid::CollisionPolicy::ReassignLastLevel)
+/// (implemented by [`RqKMeans`]).
+pub trait LastLevelDistances: Quantizer {
+    /// For each row of `x` with its code (`codes`, row-major `n × L`),
+    /// writes into `out` (`n × k_last`, row-major) the squared distance
+    /// between the row's residual before the last level and every
+    /// last-level codeword.
+    fn last_level_distances(&self, x: Embeddings<'_>, codes: &[u16], out: &mut [f32])
+    -> Result<()>;
 }
 
 /// Training: a quantizer exists only after a successful fit.

@@ -6,7 +6,7 @@ use super::kmeans::{
 };
 use super::{Fit, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
-use crate::error::{Result, invalid};
+use crate::error::{Error, Result, invalid};
 use crate::format::{ModelKind, invalid_payload, sealed::Payload, to_invalid};
 use crate::kernels::{
     AssignPath, AssignScratch, BLOCK_ROWS, CentroidSet, Simd, TopK, assign_rows,
@@ -338,7 +338,7 @@ impl RqKMeans {
         }
         let total = validate_codebook("codebooks", &codebooks, dim)?;
         if total % levels != 0 {
-            return Err(crate::Error::Shape {
+            return Err(Error::Shape {
                 what: "codebook rows (must be levels × k)",
                 expected: total.div_ceil(levels) * levels,
                 got: total,
@@ -619,11 +619,11 @@ fn usage(labels: &[u32], k: usize) -> (f64, f64) {
     for &l in labels {
         h[l as usize] += 1;
     }
-    let s = crate::metrics::HistogramStats::from_counts(&h);
+    let s = crate::stats::HistogramStats::from_counts(&h);
     (s.utilization, s.perplexity)
 }
 
-impl crate::sid::LastLevelDistances for RqKMeans {
+impl super::LastLevelDistances for RqKMeans {
     fn last_level_distances(
         &self,
         x: Embeddings<'_>,

@@ -4,7 +4,7 @@
 use super::standardize::Standardize;
 use super::{KMeans, KMeansConfig, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
-use crate::error::{Result, invalid};
+use crate::error::{Error, Result, invalid};
 use crate::format::{ModelKind, invalid_payload, sealed::Payload, to_invalid};
 use crate::kernels::{AssignPath, BLOCK_ROWS, CentroidSet, assign_rows};
 use crate::nn::LayerV1;
@@ -367,7 +367,7 @@ impl RqVae {
         stdz.apply(&mut xb0);
         m.init_codebooks(&xb0, config.seed, config.par)
             .map_err(|e| match e {
-                crate::Error::NonFinite { .. } => invalid(
+                Error::NonFinite { .. } => invalid(
                     "training",
                     "the encoder output is not finite at initialisation (epoch 0, step 0); check the scale of the data",
                 ),
@@ -470,7 +470,7 @@ impl RqVae {
                 steps += 1;
             }
             let codes = Codes::new(epoch_codes, levels)?;
-            let quality = crate::metrics::code_quality(&codes, &vec![k; levels])?;
+            let quality = crate::stats::code_quality(&codes, &vec![k; levels])?;
             epoch_codes = codes.into_vec();
             let rep = EpochReport {
                 epoch,
@@ -713,7 +713,7 @@ impl RqVae {
         }
         let want = levels.checked_mul(k).and_then(|v| v.checked_mul(lat));
         if want != Some(codebooks.len()) {
-            return Err(crate::Error::Shape {
+            return Err(Error::Shape {
                 what: "codebook values (levels × k × latent)",
                 expected: want.unwrap_or(usize::MAX),
                 got: codebooks.len(),

@@ -3,9 +3,10 @@
 use std::collections::HashMap;
 
 use crate::data::check_tokens;
+use crate::data::{Codes, Embeddings};
 use crate::error::{Error, Result, invalid};
 use crate::format::{ModelKind, invalid_payload, sealed::Payload, to_invalid};
-use crate::{Codes, Embeddings, Quantizer};
+use crate::quantize::LastLevelDistances;
 
 /// What to do when several items get the same code.
 ///
@@ -42,16 +43,6 @@ pub enum CollisionPolicy {
     },
     /// Keep collisions: one ID maps to every item that has that code.
     AllowShared,
-}
-
-/// Distances a quantizer can give for [`CollisionPolicy::ReassignLastLevel`].
-pub trait LastLevelDistances: Quantizer {
-    /// For each row of `x` with its code (`codes`, row-major `n × L`),
-    /// writes into `out` (`n × k_last`, row-major) the squared distance
-    /// between the row's residual before the last level and every
-    /// last-level codeword.
-    fn last_level_distances(&self, x: Embeddings<'_>, codes: &[u16], out: &mut [f32])
-    -> Result<()>;
 }
 
 /// What a build or an insertion did.

@@ -5,5 +5,5 @@
 mod map;
 mod trie;
 
-pub use map::{CollisionPolicy, LastLevelDistances, SidMap, SidReport};
+pub use map::{CollisionPolicy, SidMap, SidReport};
 pub use trie::{State, Trie, TrieStats};

@@ -1,10 +1,13 @@
-//! SID quality figures.
+//! Statistics of codes and reconstructions: how a set of semantic codes
+//! uses its codebooks ([`code_quality`]: utilization, entropy, perplexity per
+//! level; collisions; FORGE's Gini) and reconstruction error ([`mse`]).
+//! They sit below the quantizers, which report them while they train;
+//! [`Quantizer::reconstruction_mse`](crate::quantize::Quantizer::reconstruction_mse)
+//! encodes and decodes in blocks, then calls [`mse`].
 
 use crate::data::{Codes, Embeddings};
 use crate::error::{Error, Result};
 use crate::kernels::Simd;
-use crate::par::Par;
-use crate::quantize::Quantizer;
 
 /// Usage statistics of one histogram of token counts.
 #[derive(Clone, Debug, PartialEq)]
@@ -89,7 +92,7 @@ pub struct CodeQuality {
 /// Cost: `O(n·L·log n)` (one sort of the rows).
 ///
 /// ```
-/// use semid::{Codes, metrics::code_quality};
+/// use semid::{Codes, stats::code_quality};
 /// let codes = Codes::new(vec![0, 1, 0, 1, 1, 0], 2)?;
 /// let q = code_quality(&codes, &[2, 2])?;
 /// assert_eq!(q.unique_codes, 2);
@@ -181,33 +184,6 @@ pub fn mse(x: Embeddings<'_>, x_hat: &[f32]) -> Result<f64> {
         {
             total += simd.l2_sq(a, b) as f64;
         }
-        r = end;
-    }
-    Ok(total / x.rows() as f64)
-}
-
-/// Reconstruction MSE of quantizer `q` on `x`: encode, decode, [`mse`],
-/// streamed in blocks so extra memory does not grow with `n`.
-pub fn reconstruction_mse<Q: Quantizer + ?Sized>(
-    q: &Q,
-    x: Embeddings<'_>,
-    par: Par,
-) -> Result<f64> {
-    x.expect_dim(q.dim())?;
-    let (d, lv) = (x.dim(), q.levels());
-    let step = 16384;
-    let mut codes = vec![0u16; step * lv];
-    let mut rec = vec![0f32; step * d];
-    let mut total = 0.0f64;
-    let mut r = 0;
-    while r < x.rows() {
-        let end = (r + step).min(x.rows());
-        let xb = x.slice_rows(r, end);
-        let rows = end - r;
-        q.encode_into(xb, &mut codes[..rows * lv], par)?;
-        let c = Codes::new(codes[..rows * lv].to_vec(), lv)?;
-        q.decode_into(&c, &mut rec[..rows * d], par)?;
-        total += mse(xb, &rec[..rows * d])? * rows as f64;
         r = end;
     }
     Ok(total / x.rows() as f64)

@@ -1,0 +1,303 @@
+//! Batched beam search over a scorer under a constraint.
+
+use super::{Allowed, Beams, Constraint, Scorer};
+use crate::error::{Error, Result, invalid};
+use crate::hits::{Hits, NO_ITEM};
+use crate::sid::State;
+
+/// Batched beam search over a [`Scorer`] under a [`Constraint`].
+///
+/// For each query, level by level, every live beam is extended by every
+/// *allowed* token; the `beam` best candidates (sum of log-scores) survive.
+/// After the last level the complete sequences are expanded to their items
+/// (all items of a shared ID get its score) and the first `k` are returned.
+///
+/// **Tie-break** (deterministic, documented): candidates are ordered by
+/// score descending, then by token sequence lexicographically ascending.
+/// Items of one ID come in catalog order. With `beam ≥` the number of
+/// valid sequences the result equals exhaustive scoring of every sequence
+/// under the same order.
+///
+/// **Non-finite scores**: NaN and −∞ log-scores (and sums that become NaN)
+/// mark a candidate as impossible: it is never kept, so a query whose every
+/// candidate is impossible gets fewer than `k` (or no) hits. +∞ is kept and
+/// ranks first.
+///
+/// **Allocation**: the search reuses its buffers and the [`Hits`] passed
+/// in; after a first call of a given shape it does not allocate.
+///
+/// ```
+/// use semid::{Codes, decode::{BeamSearch, TableScorer}, sid::{CollisionPolicy, SidMap, Trie}};
+/// let codes = Codes::new(vec![0, 1, 1, 0, 1, 1], 2)?;
+/// let (map, _) = SidMap::build(&codes, &[2, 2], CollisionPolicy::AllowShared)?;
+/// let trie = Trie::build(&map)?;
+/// // One query: level-0 scores [0, 1], level-1 scores [0, 2].
+/// let mut scorer = TableScorer::new(1, &[2, 2], vec![0.0, 1.0, 0.0, 2.0])?;
+/// let mut search = BeamSearch::new(3, 3)?;
+/// let hits = search.run(&trie, &mut scorer, 1)?;
+/// // (1,1) scores 3, (0,1) 2, (1,0) 1; (0,0) is not a valid ID.
+/// assert_eq!(hits.query(0).items, &[2, 0, 1]);
+/// assert_eq!(hits.query(0).scores, &[3.0, 2.0, 1.0]);
+/// # Ok::<(), semid::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct BeamSearch {
+    beam: usize,
+    k: usize,
+    // Live beams (all queries), and the next level's.
+    prefix: Vec<u16>,
+    state: Vec<State>,
+    score: Vec<f32>,
+    query: Vec<u32>,
+    next_prefix: Vec<u16>,
+    next_state: Vec<State>,
+    next_score: Vec<f32>,
+    next_query: Vec<u32>,
+    scores: Vec<f32>,
+    lex: Vec<u32>,
+    // −score of the kept candidates of one query (ascending; candidates
+    // arrive in lexicographic order, so an equal key keeps the earlier one),
+    // and their (parent beam, allowed index, token).
+    top: Vec<f32>,
+    top_src: Vec<(u32, u32, u16)>,
+}
+
+impl BeamSearch {
+    /// A search keeping `beam` prefixes per query and returning `k` items.
+    ///
+    /// Errors: `beam == 0` or `k == 0`.
+    pub fn new(beam: usize, k: usize) -> Result<BeamSearch> {
+        if beam == 0 {
+            return Err(invalid("beam", "is 0; keep at least 1 beam"));
+        }
+        if beam > u32::MAX as usize / 2 {
+            return Err(invalid("beam", format!("is {beam}; at most 2^31")));
+        }
+        if k == 0 {
+            return Err(invalid("k", "is 0; ask for at least 1 item"));
+        }
+        Ok(BeamSearch {
+            beam,
+            k,
+            prefix: Vec::new(),
+            state: Vec::new(),
+            score: Vec::new(),
+            query: Vec::new(),
+            next_prefix: Vec::new(),
+            next_state: Vec::new(),
+            next_score: Vec::new(),
+            next_query: Vec::new(),
+            scores: Vec::new(),
+            lex: Vec::new(),
+            top: Vec::new(),
+            top_src: Vec::new(),
+        })
+    }
+
+    /// Beam width.
+    #[must_use]
+    pub fn beam(&self) -> usize {
+        self.beam
+    }
+
+    /// Items returned per query.
+    #[must_use]
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// [`BeamSearch::search`] into a new [`Hits`].
+    pub fn run<C: Constraint + ?Sized, S: Scorer + ?Sized>(
+        &mut self,
+        constraint: &C,
+        scorer: &mut S,
+        n_queries: usize,
+    ) -> Result<Hits> {
+        let mut h = Hits::new();
+        self.search(constraint, scorer, n_queries, &mut h)?;
+        Ok(h)
+    }
+
+    /// Decodes `n_queries` queries (the scorer knows what they are) into
+    /// `out`.
+    ///
+    /// Errors: `n_queries == 0`, a scorer error, or a scorer that wrote
+    /// another number of scores than `beams × vocab`.
+    pub fn search<C: Constraint + ?Sized, S: Scorer + ?Sized>(
+        &mut self,
+        constraint: &C,
+        scorer: &mut S,
+        n_queries: usize,
+        out: &mut Hits,
+    ) -> Result<()> {
+        if n_queries == 0 {
+            return Err(Error::Empty {
+                what: "query batch",
+            });
+        }
+        if n_queries > u32::MAX as usize {
+            return Err(Error::Shape {
+                what: "queries per batch (at most u32::MAX)",
+                expected: u32::MAX as usize,
+                got: n_queries,
+            });
+        }
+        let depth = constraint.depth();
+        if depth == 0 {
+            return Err(Error::Empty {
+                what: "constraint depth",
+            });
+        }
+        self.prefix.clear();
+        self.state.clear();
+        self.score.clear();
+        self.query.clear();
+        let root = constraint.start();
+        for q in 0..n_queries {
+            self.state.push(root);
+            self.score.push(0.0);
+            self.query.push(q as u32);
+        }
+        for level in 0..depth {
+            let vocab = constraint.vocab(level);
+            if vocab == 0 || vocab > 1 << 16 {
+                return Err(invalid(
+                    "constraint",
+                    format!("has vocabulary {vocab} at level {level}; 1..=65536 needed"),
+                ));
+            }
+            self.scores.clear();
+            if !self.query.is_empty() {
+                let beams = Beams {
+                    level,
+                    vocab,
+                    n_queries,
+                    prefixes: &self.prefix,
+                    queries: &self.query,
+                };
+                scorer.score(&beams, &mut self.scores)?;
+                let want = self.query.len() * vocab;
+                if self.scores.len() != want {
+                    return Err(Error::Shape {
+                        what: "scores written by the scorer (beams × vocab)",
+                        expected: want,
+                        got: self.scores.len(),
+                    });
+                }
+            }
+            self.expand(constraint, level, vocab);
+        }
+        // Expand complete sequences to items.
+        out.clear(depth);
+        let mut b = 0;
+        for q in 0..n_queries as u32 {
+            let mut n = 0;
+            while b < self.query.len() && self.query[b] == q {
+                if n < self.k {
+                    let id = &self.prefix[b * depth..(b + 1) * depth];
+                    let items = constraint.items(self.state[b]);
+                    if items.is_empty() {
+                        out.push(NO_ITEM, self.score[b], id);
+                        n += 1;
+                    }
+                    for &it in items.iter().take(self.k - n) {
+                        out.push(it, self.score[b], id);
+                        n += 1;
+                    }
+                }
+                b += 1;
+            }
+            out.end_query();
+        }
+        Ok(())
+    }
+
+    /// One level: select the next beams of every query from the scores.
+    fn expand<C: Constraint + ?Sized>(&mut self, c: &C, level: usize, vocab: usize) {
+        self.next_prefix.clear();
+        self.next_state.clear();
+        self.next_score.clear();
+        self.next_query.clear();
+        let nb = self.query.len();
+        let mut b0 = 0;
+        while b0 < nb {
+            let q = self.query[b0];
+            let mut b1 = b0 + 1;
+            while b1 < nb && self.query[b1] == q {
+                b1 += 1;
+            }
+            // Parents in lexicographic order of their prefixes, so that the
+            // ordinal (lex rank, token) orders candidates lexicographically.
+            self.lex.clear();
+            self.lex.extend(b0 as u32..b1 as u32);
+            if level > 0 && b1 - b0 > 1 {
+                let p = &self.prefix;
+                self.lex.sort_unstable_by(|&x, &y| {
+                    let (x, y) = (x as usize, y as usize);
+                    p[x * level..(x + 1) * level].cmp(&p[y * level..(y + 1) * level])
+                });
+            }
+            self.top.clear();
+            self.top_src.clear();
+            let cap = self.beam;
+            let mut worst = f32::INFINITY; // −score of the worst kept, once full
+            for &parent in &self.lex {
+                let parent = parent as usize;
+                let base = self.score[parent];
+                let row = &self.scores[parent * vocab..(parent + 1) * vocab];
+                let mut consider = |i: usize, t: u16, s: f32| {
+                    let total = base + s;
+                    // NaN or −∞: impossible.
+                    if total.is_nan() || total == f32::NEG_INFINITY {
+                        return;
+                    }
+                    let key = -total;
+                    // Ordinals ascend, so an equal key loses to the kept one.
+                    if self.top.len() == cap && key >= worst {
+                        return;
+                    }
+                    let pos = self.top.partition_point(|&w| w <= key);
+                    if self.top.len() == cap {
+                        self.top.pop();
+                        self.top_src.pop();
+                    }
+                    self.top.insert(pos, key);
+                    self.top_src.insert(pos, (parent as u32, i as u32, t));
+                    if self.top.len() == cap {
+                        worst = self.top[cap - 1];
+                    }
+                };
+                match c.allowed(self.state[parent]) {
+                    Allowed::All => {
+                        for (t, &s) in row.iter().enumerate() {
+                            consider(t, t as u16, s);
+                        }
+                    }
+                    Allowed::Tokens(toks) => {
+                        for (i, &t) in toks.iter().enumerate() {
+                            // A token beyond the vocabulary cannot be scored.
+                            if let Some(&s) = row.get(t as usize) {
+                                consider(i, t, s);
+                            }
+                        }
+                    }
+                }
+            }
+            for (j, &(parent, i, t)) in self.top_src.iter().enumerate() {
+                let parent = parent as usize;
+                self.next_prefix
+                    .extend_from_slice(&self.prefix[parent * level..(parent + 1) * level]);
+                self.next_prefix.push(t);
+                self.next_state
+                    .push(c.child(self.state[parent], i as usize));
+                self.next_score.push(-self.top[j]);
+                self.next_query.push(q);
+            }
+            b0 = b1;
+        }
+        std::mem::swap(&mut self.prefix, &mut self.next_prefix);
+        std::mem::swap(&mut self.state, &mut self.next_state);
+        std::mem::swap(&mut self.score, &mut self.next_score);
+        std::mem::swap(&mut self.query, &mut self.next_query);
+    }
+}
