@@ -7,7 +7,6 @@
 mod fsq;
 mod fsq_ae;
 mod kmeans;
-mod progressive;
 mod residual_fsq;
 mod rq_kmeans;
 mod rqvae;

@@ -1,9 +1,10 @@
 //! Progressive-dimension k-means initialisation ([`Init::ProgressiveDim`]),
 //! after FAISS's `ProgressiveDimClustering`.
 //!
-//! [`Init::ProgressiveDim`]: super::Init::ProgressiveDim
+//! [`Init::ProgressiveDim`]: super::config::Init::ProgressiveDim
 
-use super::kmeans::{KMeansConfig, gather_rows, lloyd};
+use super::config::KMeansConfig;
+use super::lloyd::{gather_rows, lloyd};
 use crate::kernels::{dots_packed, pack_panels_into, symmetric_eigen};
 use crate::par::{Par, for_each_block};
 use crate::rng::Rng;

@@ -1,0 +1,304 @@
+//! k-means: progressive-dimension, k-means++ or random initialisation,
+//! Lloyd iterations with GEMM assignment, empty-cluster repair, FAISS-style
+//! training subsample, balanced mode.
+//!
+//! - [`config`]: [`KMeansConfig`], [`Init`], [`Assignment`], [`KMeansReport`];
+//! - [`progressive`]: the progressive-dimension initialisation (with its PCA);
+//! - [`lloyd`]: seeding and Lloyd iterations on training rows;
+//! - [`balanced`]: the balanced assignment step;
+//! - this file: the fitted [`KMeans`] model, its model file, and the helpers
+//!   RQ-KMeans shares.
+
+mod balanced;
+mod config;
+mod lloyd;
+mod progressive;
+
+use std::borrow::Cow;
+
+pub use config::{Assignment, Init, KMeansConfig, KMeansReport};
+use lloyd::{gather_rows, seed_pp};
+
+use super::{Fit, Quantizer, expect_len};
+use crate::data::{Codes, Embeddings};
+use crate::error::{Error, Result, invalid};
+use crate::format::{ModelKind, sealed::Payload, stored_usize, to_invalid};
+use crate::kernels::{AssignPath, AssignScratch, BLOCK_ROWS, CentroidSet, assign_block};
+use crate::par::{Par, for_each_block};
+use crate::rng::Rng;
+
+/// A fitted k-means model: `k` centroids of dimension `d`.
+///
+/// As a [`Quantizer`] it has one level: the code of a row is its nearest
+/// centroid.
+///
+/// ```
+/// use semid::{Embeddings, KMeans, KMeansConfig, Quantizer};
+/// let data: Vec<f32> = (0..400).map(|i| (i % 40) as f32).collect();
+/// let x = Embeddings::new(&data, 4)?;
+/// let (km, report) = KMeans::fit(&KMeansConfig::new(5).seed(1), x)?;
+/// assert_eq!(km.k(), 5);
+/// assert!(report.inertia.is_finite());
+/// let codes = km.encode(x)?;
+/// assert_eq!(codes.rows(), 100);
+/// # Ok::<(), semid::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct KMeans {
+    dim: usize,
+    k: usize,
+    centroids: Vec<f32>,
+}
+
+impl KMeans {
+    /// Fits k-means to `x` (`n × d`). Errors on an invalid config, `k > n`,
+    /// or non-finite data.
+    pub fn fit(config: &KMeansConfig, x: Embeddings<'_>) -> Result<(KMeans, KMeansReport)> {
+        config.validate()?;
+        config.check_rows(x.rows())?;
+        let mut rng = Rng::new(config.seed, 0);
+        let train = training_rows(x, config.train_size(x.rows()), &mut rng)?;
+        let (centroids, report) = fit_rows(config, &train, x.dim(), &mut rng);
+        Ok((
+            KMeans {
+                dim: x.dim(),
+                k: config.k,
+                centroids,
+            },
+            report,
+        ))
+    }
+
+    /// Builds a model from centroids (`k × dim`, row-major), checking shape
+    /// and finiteness.
+    pub fn from_centroids(centroids: Vec<f32>, dim: usize) -> Result<KMeans> {
+        let k = validate_codebook("centroids", &centroids, dim)?;
+        Ok(KMeans { dim, k, centroids })
+    }
+
+    /// Number of centroids.
+    #[must_use]
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Centroids, `k × d` row-major.
+    #[must_use]
+    pub fn centroids(&self) -> &[f32] {
+        &self.centroids
+    }
+
+    /// Nearest centroid and squared distance for every row of `x`.
+    pub fn assign(&self, x: Embeddings<'_>, par: Par) -> Result<(Vec<u32>, Vec<f32>)> {
+        x.expect_dim(self.dim)?;
+        let n = x.rows();
+        let (mut labels, mut dists) = (vec![0u32; n], vec![0f32; n]);
+        let c = CentroidSet::new(&self.centroids, self.dim);
+        assign_embeddings(x, &c, &mut labels, &mut dists, par)?;
+        Ok((labels, dists))
+    }
+}
+
+impl Quantizer for KMeans {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn levels(&self) -> usize {
+        1
+    }
+    fn codebook_size(&self, level: usize) -> usize {
+        if level == 0 { self.k } else { 0 }
+    }
+    fn encode_into(&self, x: Embeddings<'_>, out: &mut [u16], par: Par) -> Result<()> {
+        x.expect_dim(self.dim)?;
+        expect_len("code buffer length (n × 1)", x.rows(), out.len())?;
+        // Block by block into `out`: per-thread scratch only, nothing sized by n.
+        let c = CentroidSet::new(&self.centroids, self.dim);
+        let err = std::sync::Mutex::new(None);
+        let mut unit = vec![(); x.rows()];
+        for_each_block(
+            par,
+            x.rows(),
+            BLOCK_ROWS,
+            out,
+            1,
+            &mut unit,
+            1,
+            || {
+                (
+                    Vec::new(),
+                    AssignScratch::default(),
+                    vec![0u32; BLOCK_ROWS],
+                    vec![0f32; BLOCK_ROWS],
+                )
+            },
+            |(buf, scratch, labels, dists), row0, o, _| {
+                let rows = o.len();
+                match x.block(row0, row0 + rows, buf) {
+                    Ok(xb) => {
+                        let (l, dd) = (&mut labels[..rows], &mut dists[..rows]);
+                        assign_block(AssignPath::Gemm, xb, &c, scratch, l, dd);
+                        for (t, &lab) in o.iter_mut().zip(l.iter()) {
+                            *t = lab as u16;
+                        }
+                    }
+                    Err(e) => keep_first_error(&err, row0, e),
+                }
+            },
+        );
+        match err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+    fn decode_into(&self, codes: &Codes, out: &mut [f32], _par: Par) -> Result<()> {
+        codes.check_tokens(&[self.k])?;
+        expect_len("output length (n × d)", codes.rows() * self.dim, out.len())?;
+        let d = self.dim;
+        for (o, &t) in out.chunks_exact_mut(d).zip(codes.as_slice()) {
+            o.copy_from_slice(&self.centroids[t as usize * d..(t as usize + 1) * d]);
+        }
+        Ok(())
+    }
+}
+
+impl Fit for KMeans {
+    type Config = KMeansConfig;
+    type Report = KMeansReport;
+    fn fit(config: &KMeansConfig, x: Embeddings<'_>) -> Result<(Self, KMeansReport)> {
+        KMeans::fit(config, x)
+    }
+}
+
+/// Checks a `k × dim` codebook: non-empty, `k <= 65536`, finite.
+pub(crate) fn validate_codebook(what: &'static str, c: &[f32], dim: usize) -> Result<usize> {
+    if dim == 0 {
+        return Err(Error::Empty {
+            what: "dimension d",
+        });
+    }
+    if c.is_empty() {
+        return Err(Error::Empty { what });
+    }
+    if !c.len().is_multiple_of(dim) {
+        return Err(Error::Shape {
+            what,
+            expected: c.len().div_ceil(dim) * dim,
+            got: c.len(),
+        });
+    }
+    let k = c.len() / dim;
+    if k > 1 << 16 {
+        return Err(invalid(
+            "k",
+            format!("is {k}; at most 65536 (tokens are u16)"),
+        ));
+    }
+    crate::data::check_finite(what, c, dim, 0)?;
+    Ok(k)
+}
+
+/// Nearest-centroid assignment of a whole view, block by block.
+pub(crate) fn assign_embeddings(
+    x: Embeddings<'_>,
+    c: &CentroidSet<'_>,
+    labels: &mut [u32],
+    dists: &mut [f32],
+    par: Par,
+) -> Result<()> {
+    let err = std::sync::Mutex::new(None::<(usize, Error)>);
+    for_each_block(
+        par,
+        x.rows(),
+        BLOCK_ROWS,
+        labels,
+        1,
+        dists,
+        1,
+        || (Vec::new(), AssignScratch::default()),
+        |(buf, scratch), row0, l, dd| match x.block(row0, row0 + l.len(), buf) {
+            Ok(xb) => assign_block(AssignPath::Gemm, xb, c, scratch, l, dd),
+            Err(e) => keep_first_error(&err, row0, e),
+        },
+    );
+    match err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Keeps the error of the lowest block, so the reported row does not depend
+/// on thread timing.
+pub(crate) fn keep_first_error(
+    slot: &std::sync::Mutex<Option<(usize, Error)>>,
+    row0: usize,
+    e: Error,
+) {
+    let mut g = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if g.as_ref().is_none_or(|(r, _)| row0 < *r) {
+        *g = Some((row0, e));
+    }
+}
+
+/// The training rows as one f32 buffer: borrowed when all rows of f32 data
+/// are used, else sampled (sorted indices) and converted. Errors if any row
+/// of `x` is non-finite.
+pub(crate) fn training_rows<'a>(
+    x: Embeddings<'a>,
+    m: usize,
+    rng: &mut Rng,
+) -> Result<Cow<'a, [f32]>> {
+    // Every row is checked, sampled or not, so the error never depends on
+    // the sample.
+    x.check_all_finite()?;
+    let n = x.rows();
+    if m >= n
+        && let Some(s) = x.as_f32()
+    {
+        return Ok(Cow::Borrowed(s));
+    }
+    let idx = rng.sample_indices(n, m);
+    Ok(Cow::Owned(x.gather(&idx)))
+}
+
+/// Initialisation then Lloyd's algorithm on training rows `x` (`m × d`,
+/// finite, `m >= k`).
+pub(crate) fn fit_rows(
+    cfg: &KMeansConfig,
+    x: &[f32],
+    d: usize,
+    rng: &mut Rng,
+) -> (Vec<f32>, KMeansReport) {
+    let m = x.len() / d;
+    let k = cfg.k;
+    let centroids = match cfg.init {
+        Init::KMeansPlusPlus => seed_pp(x, d, k, rng, cfg.par),
+        Init::Random => gather_rows(x, d, &rng.sample_indices(m, k)),
+        Init::ProgressiveDim { steps, iters } => progressive::init(cfg, x, d, steps, iters, rng),
+    };
+    lloyd::lloyd(cfg, x, d, centroids, cfg.max_iter, rng)
+}
+
+// ---- model file (format version 1; docs/FORMAT.md) ----
+
+/// [`KMeans`]'s model-file payload.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct KMeansV1 {
+    dim: u64,
+    centroids: Vec<f32>,
+}
+
+impl Payload for KMeans {
+    const KIND: ModelKind = ModelKind::KMeans;
+    type V = KMeansV1;
+    fn to_payload(&self) -> KMeansV1 {
+        KMeansV1 {
+            dim: self.dim as u64,
+            centroids: self.centroids.clone(),
+        }
+    }
+    fn from_payload(p: KMeansV1) -> Result<Self> {
+        let dim = stored_usize(p.dim, "dim")?;
+        KMeans::from_centroids(p.centroids, dim).map_err(to_invalid)
+    }
+}
