@@ -226,7 +226,7 @@ fn rotation_trick_matches_vector_quantize_pytorch() {
         );
         assert!([&x, &e, &g, &fwd, &want].iter().all(|v| v.len() == d));
         let mut got = vec![0.0f32; d];
-        semid::nn::rotation_trick_backward(&x, &e, &g, &mut got).unwrap();
+        semid::quantize::rotation_trick_backward(&x, &e, &g, &mut got).unwrap();
         let err: Vec<f32> = got.iter().zip(&want).map(|(a, b)| a - b).collect();
         assert!(
             norm(&err) <= 1e-5 * norm(&want) + 1e-30,
@@ -248,10 +248,11 @@ fn rotation_trick_matches_vector_quantize_pytorch() {
     assert_eq!(cases, 29);
     // The gradient is added, and lengths are checked.
     let mut acc = vec![1.0f32; 2];
-    semid::nn::rotation_trick_backward(&[1.0, 0.0], &[1.0, 0.0], &[0.5, -0.5], &mut acc).unwrap();
+    semid::quantize::rotation_trick_backward(&[1.0, 0.0], &[1.0, 0.0], &[0.5, -0.5], &mut acc)
+        .unwrap();
     assert_eq!(acc, vec![1.5, 0.5]);
     assert!(matches!(
-        semid::nn::rotation_trick_backward(&[1.0, 0.0], &[1.0], &[0.5, -0.5], &mut acc),
+        semid::quantize::rotation_trick_backward(&[1.0, 0.0], &[1.0], &[0.5, -0.5], &mut acc),
         Err(Error::Shape { .. })
     ));
 }

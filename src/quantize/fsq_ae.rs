@@ -253,7 +253,7 @@ impl FsqAutoencoder {
     /// (encoder `d → levels.len()`, decoder back to `d`) and every
     /// parameter is finite.
     pub fn from_parts(encoder: Mlp, decoder: Mlp, fsq: Fsq) -> Result<FsqAutoencoder> {
-        crate::nn::check_autoencoder(&encoder, &decoder, fsq.levels().len())?;
+        super::autoencoder::check_autoencoder(&encoder, &decoder, fsq.levels().len())?;
         Ok(FsqAutoencoder {
             encoder,
             decoder,

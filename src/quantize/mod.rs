@@ -4,6 +4,7 @@
 //! buffers, allocating conveniences on top) and [`Fit`] (train from data
 //! with a config), so swapping RQ-KMeans for another quantizer is one line.
 
+mod autoencoder;
 mod fsq;
 mod fsq_ae;
 mod kmeans;
@@ -12,6 +13,7 @@ mod rq_kmeans;
 mod rqvae;
 mod standardize;
 
+pub use autoencoder::rotation_trick_backward;
 pub use fsq::{Fsq, FsqMode};
 pub use fsq_ae::{FsqAutoencoder, FsqAutoencoderConfig, FsqEpochReport};
 pub use kmeans::{Assignment, Init, KMeans, KMeansConfig, KMeansReport};

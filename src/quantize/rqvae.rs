@@ -624,7 +624,7 @@ impl RqVae {
                     .enumerate()
                 {
                     let c = sh.labels[l * rows + r] as usize;
-                    crate::nn::rotation_grad(x, &cb[c * lat..(c + 1) * lat], g, dz);
+                    super::autoencoder::rotation_grad(x, &cb[c * lat..(c + 1) * lat], g, dz);
                 }
             }
         } else {
@@ -707,7 +707,7 @@ impl RqVae {
         k: usize,
     ) -> Result<RqVae> {
         let lat = encoder.outputs();
-        crate::nn::check_autoencoder(&encoder, &decoder, lat)?;
+        super::autoencoder::check_autoencoder(&encoder, &decoder, lat)?;
         if levels == 0 || !(2..=1 << 16).contains(&k) {
             return Err(invalid("levels", "must be ≥ 1 with k in 2..=65536"));
         }
