@@ -3,6 +3,7 @@
 //! that constrained decoding walks.
 
 mod map;
+mod sort;
 mod trie;
 
 pub use map::{CollisionPolicy, SidMap, SidReport};

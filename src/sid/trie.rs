@@ -3,7 +3,7 @@
 use crate::error::{Error, FormatError, Result, invalid};
 
 use super::SidMap;
-use super::map::{packed_sorted, position_bits, radix_order};
+use super::sort::{packed_sorted, position_bits, radix_order};
 use crate::format::{ModelKind, sealed::Payload, to_invalid};
 
 /// A position in the trie: the node reached after `depth` tokens.
