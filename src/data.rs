@@ -203,7 +203,28 @@ impl<'a> Embeddings<'a> {
         out
     }
 
-    /// Rows `start..end` (`start < end <= rows`) as a new view.
+    /// Rows `start..end` as a new view, without copying.
+    ///
+    /// Errors: [`Error::Shape`] if `end > rows()` or `start > end`.
+    pub fn slice(&self, start: usize, end: usize) -> Result<Embeddings<'a>> {
+        if end > self.rows {
+            return Err(Error::Shape {
+                what: "row range end (at most the row count)",
+                expected: self.rows,
+                got: end,
+            });
+        }
+        if start > end {
+            return Err(Error::Shape {
+                what: "row range start (at most its end)",
+                expected: end,
+                got: start,
+            });
+        }
+        Ok(self.slice_rows(start, end))
+    }
+
+    /// Rows `start..end` (`start <= end <= rows`) as a new view.
     pub(crate) fn slice_rows(&self, start: usize, end: usize) -> Embeddings<'a> {
         let (lo, hi) = (start * self.dim, end * self.dim);
         let elems = match self.elems {

@@ -50,6 +50,12 @@ pub enum ModelKind {
     RqVae,
     /// [`crate::quantize::FsqAutoencoder`].
     FsqAutoencoder,
+    /// [`crate::quantize::Fsq`].
+    Fsq,
+    /// [`crate::quantize::ResidualFsq`].
+    ResidualFsq,
+    /// [`crate::index::SemanticIndex`].
+    SemanticIndex,
 }
 
 impl ModelKind {
@@ -63,6 +69,9 @@ impl ModelKind {
             ModelKind::Trie => 4,
             ModelKind::RqVae => 5,
             ModelKind::FsqAutoencoder => 6,
+            ModelKind::Fsq => 7,
+            ModelKind::ResidualFsq => 8,
+            ModelKind::SemanticIndex => 9,
         }
     }
 
@@ -76,6 +85,9 @@ impl ModelKind {
             4 => Some(ModelKind::Trie),
             5 => Some(ModelKind::RqVae),
             6 => Some(ModelKind::FsqAutoencoder),
+            7 => Some(ModelKind::Fsq),
+            8 => Some(ModelKind::ResidualFsq),
+            9 => Some(ModelKind::SemanticIndex),
             _ => None,
         }
     }
@@ -90,6 +102,9 @@ impl ModelKind {
             ModelKind::Trie => "Trie",
             ModelKind::RqVae => "RqVae",
             ModelKind::FsqAutoencoder => "FsqAutoencoder",
+            ModelKind::Fsq => "Fsq",
+            ModelKind::ResidualFsq => "ResidualFsq",
+            ModelKind::SemanticIndex => "SemanticIndex",
         }
     }
 }
@@ -129,7 +144,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
-fn split(bytes: &[u8]) -> Result<(Header, &[u8])> {
+pub(crate) fn split(bytes: &[u8]) -> Result<(Header, &[u8])> {
     if bytes.len() < 8 || bytes[..8] != MAGIC {
         if bytes.len() < 8 && MAGIC.starts_with(bytes) {
             return Err(FormatError::Truncated {
@@ -235,12 +250,12 @@ fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T> {
     Ok(v)
 }
 
-/// The private half of [`ModelFile`]: how a type maps to its stored
-/// payload. Sealed: only semid's types implement it.
+/// The private half of [`ModelFile`]. Sealed: only semid's types implement
+/// it.
 pub(crate) mod sealed {
     use super::{ModelKind, Result};
 
-    /// A model type stored in a model file: its kind and its payload.
+    /// A model type stored under one kind: its payload.
     pub trait Payload: Sized {
         /// The header's kind.
         const KIND: ModelKind;
@@ -251,34 +266,66 @@ pub(crate) mod sealed {
         /// Rebuilds the model, validating every invariant.
         fn from_payload(p: Self::V) -> Result<Self>;
     }
+
+    /// Whole model files: every [`Payload`] type, and
+    /// [`AnyQuantizer`](crate::quantize::AnyQuantizer), which reads any
+    /// quantizer kind.
+    pub trait Codec: Sized {
+        /// The model as model-file bytes.
+        fn encode_file(&self) -> Result<Vec<u8>>;
+        /// The model in checked model-file bytes.
+        fn decode_file(bytes: &[u8]) -> Result<Self>;
+    }
 }
 
-/// A model stored as one versioned, checksummed file: every quantizer,
+impl<T: sealed::Payload> sealed::Codec for T {
+    fn encode_file(&self) -> Result<Vec<u8>> {
+        encode_file(T::KIND, &self.to_payload())
+    }
+
+    fn decode_file(bytes: &[u8]) -> Result<Self> {
+        T::from_payload(decode_file(T::KIND, bytes)?)
+    }
+}
+
+/// `payload` of `kind`, framed as a model file.
+pub(crate) fn encode_file<V: Serialize>(kind: ModelKind, payload: &V) -> Result<Vec<u8>> {
+    Ok(frame(kind, &encode_payload(payload)?))
+}
+
+/// The payload of a model file of `kind`, checked and decoded. Errors with
+/// [`FormatError::WrongKind`] when the file holds another kind.
+pub(crate) fn decode_file<V: DeserializeOwned>(kind: ModelKind, bytes: &[u8]) -> Result<V> {
+    let (h, payload) = split(bytes)?;
+    if h.kind != kind {
+        return Err(FormatError::WrongKind {
+            expected: kind.name(),
+            found: h.kind.tag(),
+        }
+        .into());
+    }
+    decode_payload(payload)
+}
+
+/// A model stored as one versioned, checksummed file: every quantizer (and
+/// [`AnyQuantizer`](crate::quantize::AnyQuantizer)),
 /// [`SidMap`](crate::sid::SidMap), [`Trie`](crate::sid::Trie) and
-/// [`SemanticIndex`](crate::SemanticIndex). Sealed: the payloads are semid's
-/// to define.
+/// [`SemanticIndex`](crate::index::SemanticIndex). Sealed: the payloads are
+/// semid's to define (`docs/FORMAT.md`).
 ///
 /// Loading checks the header, the exact length, the checksum, decodes with a
 /// size limit, then validates every model invariant: truncated, corrupted or
 /// hostile bytes give [`Error::Format`], never a panic.
-pub trait ModelFile: sealed::Payload {
+pub trait ModelFile: sealed::Codec {
     /// The model as model-file bytes.
     fn to_bytes(&self) -> Result<Vec<u8>> {
-        Ok(frame(Self::KIND, &encode_payload(&self.to_payload())?))
+        self.encode_file()
     }
 
     /// Reads a model from model-file bytes. Errors with
     /// [`FormatError::WrongKind`] when the file holds another kind.
     fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let (h, payload) = split(bytes)?;
-        if h.kind != Self::KIND {
-            return Err(FormatError::WrongKind {
-                expected: Self::KIND.name(),
-                found: h.kind.tag(),
-            }
-            .into());
-        }
-        Self::from_payload(decode_payload(payload)?)
+        Self::decode_file(bytes)
     }
 
     /// Writes the model to `path` atomically (a temporary file in the same
@@ -302,7 +349,7 @@ pub trait ModelFile: sealed::Payload {
     }
 }
 
-impl<T: sealed::Payload> ModelFile for T {}
+impl<T: sealed::Codec> ModelFile for T {}
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same
 /// directory, synced, then renamed over `path`.

@@ -57,6 +57,73 @@ pub fn model_file(data: &[u8]) {
     let _ = crate::sid::Trie::from_bytes(data);
 }
 
+/// The `index_file` fuzz target: the first byte picks one of the kinds
+/// added with the [`SemanticIndex`](crate::index::SemanticIndex) (`Fsq`,
+/// `ResidualFsq`, `SemanticIndex`), the rest is framed as its payload; the
+/// raw bytes are read as every quantizer kind ([`AnyQuantizer`]) and as an
+/// index. A `SemanticIndex` payload is two inner files; with the second
+/// byte odd the fuzzer's bytes are split in two and each half framed as a
+/// quantizer or a map, so it reaches the inner checks. Must never panic.
+///
+/// [`AnyQuantizer`]: crate::quantize::AnyQuantizer
+pub fn index_file(data: &[u8]) {
+    use crate::Quantizer;
+    use crate::index::SemanticIndex;
+    use crate::quantize::{AnyQuantizer, Fsq, ResidualFsq};
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let framed = match sel % 3 {
+        0 => frame(ModelKind::Fsq, rest),
+        1 => frame(ModelKind::ResidualFsq, rest),
+        _ => match rest.split_first() {
+            Some((&how, body)) if how % 2 == 1 => {
+                let (a, b) = body.split_at(body.len() / 2);
+                let qk =
+                    [ModelKind::RqKMeans, ModelKind::KMeans, ModelKind::Fsq][how as usize / 2 % 3];
+                let (qa, mb) = (frame(qk, a), frame(ModelKind::SidMap, b));
+                let mut p = Vec::new();
+                for part in [&qa, &mb] {
+                    p.extend_from_slice(&(part.len() as u64).to_le_bytes());
+                    p.extend_from_slice(part);
+                }
+                frame(ModelKind::SemanticIndex, &p)
+            }
+            _ => frame(ModelKind::SemanticIndex, rest),
+        },
+    };
+    if let Ok(f) = Fsq::from_bytes(&framed) {
+        let _ = f.codebook_sizes();
+    }
+    if let Ok(r) = ResidualFsq::from_bytes(&framed) {
+        let x = vec![0.25f32; Quantizer::dim(&r)];
+        if let Ok(e) = crate::Embeddings::new(&x, Quantizer::dim(&r))
+            && let Ok(codes) = r.encode(e)
+        {
+            let _ = r.decode(&codes);
+        }
+    }
+    if let Ok(ix) = SemanticIndex::from_bytes(&framed) {
+        assert!(ix.trie().validate().is_ok());
+        walk_all(ix.trie());
+        let back = SemanticIndex::from_bytes(&ix.to_bytes().expect("encode"));
+        assert!(back.is_ok_and(|b| b == ix), "an index must round-trip");
+    }
+    let _ = AnyQuantizer::from_bytes(data);
+    let _ = SemanticIndex::from_bytes(data);
+}
+
+/// The `npy` fuzz target: arbitrary bytes as a `.npy` file, with and
+/// without 2-byte voids read as bfloat16. A result must hold
+/// `rows × dim` values. Must never panic or allocate beyond the input.
+pub fn npy(data: &[u8]) {
+    for void2 in [crate::npy::Void2::Refuse, crate::npy::Void2::Bf16] {
+        if let Ok((v, dim)) = crate::npy::parse(data, void2) {
+            assert!(dim > 0 && v.len() % dim == 0);
+        }
+    }
+}
+
 /// Walks every leaf of a valid trie and pokes states around it.
 fn walk_all(t: &crate::sid::Trie) {
     let mut id = vec![0u16; t.depth()];

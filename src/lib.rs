@@ -55,7 +55,7 @@ pub mod ann;
 mod data;
 pub mod decode;
 
-/// The README's code blocks compile as doctests.
+/// The README's code blocks run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
@@ -66,6 +66,7 @@ pub mod format;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod hits;
+pub mod index;
 pub mod kernels;
 pub mod metrics;
 pub mod nn;

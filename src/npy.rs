@@ -134,6 +134,9 @@ pub(crate) fn parse(bytes: &[u8], void2: Void2) -> Result<(Vec<f32>, usize)> {
             "shape {shape}: semid reads 2-D arrays (items × dimension)"
         )));
     };
+    if cols == 0 {
+        return Err(bad(format!("shape {shape}: rows of 0 values")));
+    }
     let count = rows
         .checked_mul(cols)
         .ok_or_else(|| bad(format!("shape {shape} overflows")))?;
@@ -317,6 +320,7 @@ mod tests {
             file("<f4", false, "(6,)", &body),
             file("<f4", false, "(1, 2, 3)", &body),
             file("<f4", false, "(2, x)", &body),
+            file("<f4", false, "(2, 0)", &[]),
             file("<f4", false, "(18446744073709551615, 2)", &body),
             file("<f4", false, "(2, 4)", &body),
         ] {

@@ -1,7 +1,7 @@
 //! Replays every input under `fuzz/regressions/<target>/` through the fuzz
 //! targets' code paths, in the normal test suite.
 
-use semid::fuzz::{beam_search, model_file, trie_build};
+use semid::fuzz::{beam_search, index_file, model_file, npy, trie_build};
 
 fn replay(target: &str, f: fn(&[u8])) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -32,4 +32,14 @@ fn replay_trie_build_regressions() {
 #[test]
 fn replay_beam_search_regressions() {
     replay("beam_search", beam_search);
+}
+
+#[test]
+fn replay_index_file_regressions() {
+    replay("index_file", index_file);
+}
+
+#[test]
+fn replay_npy_regressions() {
+    replay("npy", npy);
 }

@@ -213,3 +213,37 @@ fn hostile_payloads_behind_a_valid_header_are_rejected() {
     }
     assert_eq!(HEADER_LEN, 32);
 }
+
+/// The model-file contract (tests/common `check_model_file`) for every
+/// stored type, on the golden version-1 files.
+#[test]
+fn every_model_file_type_keeps_the_contract() {
+    use semid::quantize::{AnyQuantizer, FsqAutoencoder, RqVae};
+    use semid::sid::{SidMap, Trie};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let km = read("kmeans_v1.semid");
+    let rq = read("rq_kmeans_v1.semid");
+    common::check_model_file(&KMeans::from_bytes(&km).unwrap(), 1, &rq);
+    common::check_model_file(&RqKMeans::from_bytes(&rq).unwrap(), 1, &km);
+    let map = SidMap::from_bytes(&read("sid_map_v1.semid")).unwrap();
+    common::check_model_file(&map, 3, &km);
+    let trie = Trie::from_bytes(&read("trie_v1.semid")).unwrap();
+    common::check_model_file(&trie, 3, &km);
+    let vae = RqVae::from_bytes(&read("rqvae_v1.semid")).unwrap();
+    common::check_model_file(&vae, 53, &km);
+    let ae = FsqAutoencoder::from_bytes(&read("fsq_autoencoder_v1.semid")).unwrap();
+    common::check_model_file(&ae, 53, &km);
+    // Any quantizer file loads as AnyQuantizer and writes the same bytes.
+    for f in [
+        "kmeans_v1.semid",
+        "rq_kmeans_v1.semid",
+        "rqvae_v1.semid",
+        "fsq_autoencoder_v1.semid",
+    ] {
+        let bytes = read(f);
+        let any = AnyQuantizer::from_bytes(&bytes).unwrap();
+        assert_eq!(any.to_bytes().unwrap(), bytes, "{f}");
+    }
+    assert!(AnyQuantizer::from_bytes(&read("trie_v1.semid")).is_err());
+}

@@ -4,6 +4,7 @@
 use super::{Quantizer, expect_len};
 use crate::data::{Codes, Embeddings, check_finite};
 use crate::error::{Error, Result, invalid};
+use crate::format::{ModelKind, invalid_payload, sealed::Payload, to_invalid};
 use crate::par::{Par, for_each_block};
 
 /// Rows per block of FSQ work.
@@ -503,6 +504,49 @@ impl Quantizer for Fsq {
             self.index_to_values(t, o)?;
         }
         Ok(())
+    }
+}
+
+// ---- model file (format version 1; docs/FORMAT.md) ----
+
+/// [`FsqMode`]'s stored tag.
+pub(crate) fn mode_tag(m: FsqMode) -> u8 {
+    match m {
+        FsqMode::Default => 0,
+        FsqMode::Symmetric => 1,
+        FsqMode::SymmetricHardClamp => 2,
+    }
+}
+
+/// The [`FsqMode`] of a stored tag.
+pub(crate) fn mode_of(tag: u8) -> Result<FsqMode> {
+    match tag {
+        0 => Ok(FsqMode::Default),
+        1 => Ok(FsqMode::Symmetric),
+        2 => Ok(FsqMode::SymmetricHardClamp),
+        t => Err(invalid_payload(format!("unknown FSQ mode tag {t}"))),
+    }
+}
+
+/// [`Fsq`]'s model-file payload.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct FsqV1 {
+    /// 0 = default, 1 = symmetric, 2 = symmetric with hard clamp.
+    mode: u8,
+    levels: Vec<u32>,
+}
+
+impl Payload for Fsq {
+    const KIND: ModelKind = ModelKind::Fsq;
+    type V = FsqV1;
+    fn to_payload(&self) -> FsqV1 {
+        FsqV1 {
+            mode: mode_tag(self.mode()),
+            levels: self.levels(),
+        }
+    }
+    fn from_payload(p: FsqV1) -> Result<Self> {
+        Fsq::with_mode(&p.levels, mode_of(p.mode)?).map_err(to_invalid)
     }
 }
 

@@ -5,7 +5,7 @@ use super::standardize::Standardize;
 use super::{Fsq, FsqMode, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
 use crate::error::{Error, Result, invalid};
-use crate::format::{ModelKind, invalid_payload, sealed::Payload, to_invalid};
+use crate::format::{ModelKind, sealed::Payload, to_invalid};
 use crate::kernels::BLOCK_ROWS;
 use crate::nn::LayerV1;
 use crate::nn::{Activation, Mlp, MlpCache, Optimizer, OptimizerConfig, shuffled};
@@ -367,11 +367,7 @@ impl Payload for FsqAutoencoder {
         let (enc, dec) = self.networks();
         FsqAutoencoderV1 {
             activation: enc.activation.tag(),
-            mode: match self.fsq().mode() {
-                FsqMode::Default => 0,
-                FsqMode::Symmetric => 1,
-                FsqMode::SymmetricHardClamp => 2,
-            },
+            mode: super::fsq::mode_tag(self.fsq().mode()),
             levels: self.fsq().levels(),
             encoder: enc.to_layers_v1(),
             decoder: dec.to_layers_v1(),
@@ -379,12 +375,7 @@ impl Payload for FsqAutoencoder {
     }
     fn from_payload(p: FsqAutoencoderV1) -> Result<Self> {
         let act = Activation::from_tag(p.activation)?;
-        let mode = match p.mode {
-            0 => FsqMode::Default,
-            1 => FsqMode::Symmetric,
-            2 => FsqMode::SymmetricHardClamp,
-            t => return Err(invalid_payload(format!("unknown FSQ mode tag {t}"))),
-        };
+        let mode = super::fsq::mode_of(p.mode)?;
         let fsq = Fsq::with_mode(&p.levels, mode).map_err(to_invalid)?;
         let enc = Mlp::from_layers_v1(p.encoder, act)?;
         let dec = Mlp::from_layers_v1(p.decoder, act)?;

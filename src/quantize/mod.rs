@@ -4,6 +4,7 @@
 //! buffers, allocating conveniences on top) and [`Fit`] (train from data
 //! with a config), so swapping RQ-KMeans for another quantizer is one line.
 
+mod any;
 mod autoencoder;
 mod fsq;
 mod fsq_ae;
@@ -13,6 +14,7 @@ mod rq_kmeans;
 mod rqvae;
 mod standardize;
 
+pub use any::AnyQuantizer;
 pub use autoencoder::rotation_trick_backward;
 pub use fsq::{Fsq, FsqMode};
 pub use fsq_ae::{FsqAutoencoder, FsqAutoencoderConfig, FsqEpochReport};

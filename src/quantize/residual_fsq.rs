@@ -3,6 +3,7 @@
 use super::{Fsq, FsqMode, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
 use crate::error::{Result, invalid};
+use crate::format::{ModelKind, sealed::Payload, stored_usize, to_invalid};
 use crate::par::{Par, for_each_block};
 
 /// Rows per block of residual-FSQ work.
@@ -194,5 +195,29 @@ impl Quantizer for ResidualFsq {
             }
         }
         Ok(())
+    }
+}
+
+// ---- model file (format version 1; docs/FORMAT.md) ----
+
+/// [`ResidualFsq`]'s model-file payload.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct ResidualFsqV1 {
+    levels: Vec<u32>,
+    quantizers: u64,
+}
+
+impl Payload for ResidualFsq {
+    const KIND: ModelKind = ModelKind::ResidualFsq;
+    type V = ResidualFsqV1;
+    fn to_payload(&self) -> ResidualFsqV1 {
+        ResidualFsqV1 {
+            levels: self.levels_per_dim(),
+            quantizers: self.quantizers() as u64,
+        }
+    }
+    fn from_payload(p: ResidualFsqV1) -> Result<Self> {
+        let q = stored_usize(p.quantizers, "quantizers")?;
+        ResidualFsq::new(&p.levels, q).map_err(to_invalid)
     }
 }

@@ -113,7 +113,7 @@ pub struct TrieStats {
 /// assert!(trie.step(s, 5).is_none());
 /// # Ok::<(), semid::Error>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Trie {
     vocab: Vec<usize>,
     /// `tokens[p]`: token of every node at depth `p + 1`.

@@ -42,3 +42,60 @@ pub fn frame(kind: semid::format::ModelKind, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(payload);
     out
 }
+
+/// The model-file contract every [`semid::ModelFile`] type keeps, checked on
+/// `m`: bytes round-trip to an equal model and to the same bytes; save/load
+/// through a file; every truncation (sampled every `stride` bytes, plus the
+/// last few) and single-bit flips (sampled likewise) are `Error::Format`;
+/// a trailing byte is refused; another kind's file is `WrongKind`.
+pub fn check_model_file<M>(m: &M, stride: usize, other_kind: &[u8])
+where
+    M: semid::ModelFile + PartialEq + std::fmt::Debug,
+{
+    use semid::{Error, FormatError};
+    let bytes = m.to_bytes().expect("encode");
+    let back = M::from_bytes(&bytes).expect("decode");
+    assert_eq!(&back, m);
+    assert_eq!(back.to_bytes().unwrap(), bytes, "re-encoding changed bytes");
+
+    let dir = std::env::temp_dir().join(format!(
+        "semid-mf-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("m.semid");
+    m.save(&path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    assert_eq!(&M::load(&path).unwrap(), m);
+    std::fs::remove_dir_all(&dir).ok();
+
+    let is_format = |r: semid::Result<M>, what: String| match r {
+        Err(Error::Format(_)) => {}
+        other => panic!("{what}: expected a format error, got {other:?}"),
+    };
+    let n = bytes.len();
+    for cut in (0..n).step_by(stride.max(1)).chain(n.saturating_sub(9)..n) {
+        is_format(M::from_bytes(&bytes[..cut]), format!("truncated to {cut}"));
+    }
+    for pos in (0..n).step_by(stride.max(1)) {
+        for bit in [0, 5] {
+            let mut b = bytes.clone();
+            b[pos] ^= 1 << bit;
+            is_format(M::from_bytes(&b), format!("flip of byte {pos} bit {bit}"));
+        }
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(matches!(
+        M::from_bytes(&longer),
+        Err(Error::Format(FormatError::TrailingBytes { extra: 1 }))
+    ));
+    assert!(
+        matches!(
+            M::from_bytes(other_kind),
+            Err(Error::Format(FormatError::WrongKind { .. }))
+        ),
+        "another kind's file was not refused"
+    );
+}

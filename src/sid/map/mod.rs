@@ -56,7 +56,7 @@ pub struct SidReport {
 /// assert_eq!(report.max_bucket, 2);
 /// # Ok::<(), semid::Error>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SidMap {
     policy: CollisionPolicy,
     /// Vocabulary of every code level.

@@ -1,0 +1,282 @@
+//! [`SemanticIndex`]: a tokenizer shipped as one artifact — the quantizer,
+//! the item ⇄ ID map and the trie of valid IDs, saved and loaded together.
+
+use crate::ModelFile;
+use crate::data::{Codes, Embeddings};
+use crate::decode::{BeamSearch, CodebookScorer, ScoreMetric, Scorer};
+use crate::error::{Result, invalid};
+use crate::format::{
+    ModelKind, decode_file, encode_file, invalid_payload, sealed::Codec, to_invalid,
+};
+use crate::hits::Hits;
+use crate::par::Par;
+use crate::quantize::{AnyQuantizer, Fit, Quantizer};
+use crate::sid::{CollisionPolicy, SidMap, SidReport, Trie};
+
+/// A quantizer, the semantic IDs it gave a catalog ([`SidMap`]) and the trie
+/// of those IDs ([`Trie`]), kept consistent and stored as one versioned
+/// model file: changing the tokenizer cannot silently change the ID space
+/// under a trained model.
+///
+/// - [`SemanticIndex::fit`] / [`SemanticIndex::build`]: items `0..n` from
+///   embeddings;
+/// - [`SemanticIndex::insert`]: new items, existing IDs unchanged;
+/// - [`SemanticIndex::search`]: trie-constrained beam search over any
+///   [`Scorer`] (a model's next-token scores); [`SemanticIndex::search_embeddings`]
+///   scores with the codebooks instead (RQ-KMeans);
+/// - [`ModelFile`]: `save`/`load`/`to_bytes`/`from_bytes`. The file holds
+///   the quantizer's and the map's own model files; the trie is rebuilt on
+///   load (one pass over the sorted IDs), so it always matches the map.
+///
+/// ```
+/// use semid::index::SemanticIndex;
+/// use semid::decode::BeamSearch;
+/// use semid::hits::Hits;
+/// use semid::sid::CollisionPolicy;
+/// use semid::{Embeddings, ModelFile, Par, RqKMeans, RqKMeansConfig, synthetic};
+///
+/// let cfg = synthetic::MixtureConfig { n: 2_000, dim: 16, ..Default::default() };
+/// let data = synthetic::hierarchical_mixture(&cfg);
+/// let x = Embeddings::new(&data, 16)?;
+/// let (index, _, ids) = SemanticIndex::fit::<RqKMeans>(
+///     &RqKMeansConfig::new(2, 32).seed(7),
+///     x,
+///     CollisionPolicy::AppendSuffix,
+///     Par::default(),
+/// )?;
+/// assert_eq!(ids.items, 2_000);
+///
+/// // Item 5 as a query: its own ID scores best under the codebook scorer.
+/// let mut hits = Hits::new();
+/// index.search_embeddings(x.slice(5, 6)?, &mut BeamSearch::new(8, 3)?, &mut hits)?;
+/// assert!(hits.query(0).items.contains(&5));
+///
+/// // One file, one artifact.
+/// let again = SemanticIndex::from_bytes(&index.to_bytes()?)?;
+/// assert_eq!(again, index);
+/// # Ok::<(), semid::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct SemanticIndex {
+    quantizer: AnyQuantizer,
+    map: SidMap,
+    trie: Trie,
+}
+
+impl SemanticIndex {
+    /// Fits a quantizer of type `Q` on `x`, then [`SemanticIndex::build`]s
+    /// the index of items `0..n` with it. Returns the fit's report and the
+    /// map's report too.
+    pub fn fit<Q>(
+        config: &Q::Config,
+        x: Embeddings<'_>,
+        policy: CollisionPolicy,
+        par: Par,
+    ) -> Result<(SemanticIndex, Q::Report, SidReport)>
+    where
+        Q: Fit + Into<AnyQuantizer>,
+    {
+        let (q, report) = Q::fit(config, x)?;
+        let (index, ids) = SemanticIndex::build(q, x, policy, par)?;
+        Ok((index, report, ids))
+    }
+
+    /// Encodes every row of `x` (row `i` is item `i`) with `quantizer`,
+    /// gives each item an ID under `policy`, and builds the trie.
+    ///
+    /// Errors: as [`Quantizer::encode_into`] and [`SidMap::build`];
+    /// [`CollisionPolicy::ReassignLastLevel`] with a quantizer other than
+    /// [`RqKMeans`](crate::RqKMeans) (it needs last-level distances).
+    pub fn build(
+        quantizer: impl Into<AnyQuantizer>,
+        x: Embeddings<'_>,
+        policy: CollisionPolicy,
+        par: Par,
+    ) -> Result<(SemanticIndex, SidReport)> {
+        let quantizer = quantizer.into();
+        let codes = encode(&quantizer, x, par)?;
+        let (map, report) = match (&quantizer, policy) {
+            (q, CollisionPolicy::ReassignLastLevel { .. }) => {
+                let rq = reassigning(q)?;
+                SidMap::build_with(&codes, rq, x, policy)?
+            }
+            (q, _) => SidMap::build(&codes, &q.codebook_sizes(), policy)?,
+        };
+        let trie = Trie::build(&map)?;
+        Ok((
+            SemanticIndex {
+                quantizer,
+                map,
+                trie,
+            },
+            report,
+        ))
+    }
+
+    /// Adds `items` (row `i` of `x` is `items[i]`): encodes them, gives them
+    /// IDs under the index's policy (existing items keep theirs), and
+    /// rebuilds the trie. On error the index is unchanged.
+    ///
+    /// Errors: as [`SidMap::insert`] (an item already present, …) and
+    /// [`Quantizer::encode_into`]; a row count other than `items.len()`.
+    pub fn insert(&mut self, items: &[u32], x: Embeddings<'_>, par: Par) -> Result<SidReport> {
+        if items.len() != x.rows() {
+            return Err(crate::Error::Shape {
+                what: "embedding rows (one per item)",
+                expected: items.len(),
+                got: x.rows(),
+            });
+        }
+        let codes = encode(&self.quantizer, x, par)?;
+        let mut map = self.map.clone();
+        let report = match map.policy() {
+            CollisionPolicy::ReassignLastLevel { .. } => {
+                map.insert_with(items, &codes, reassigning(&self.quantizer)?, x)?
+            }
+            _ => map.insert(items, &codes)?,
+        };
+        self.trie = Trie::build(&map)?;
+        self.map = map;
+        Ok(report)
+    }
+
+    /// The quantizer's codes for `x` (before collision handling: two items
+    /// may share one).
+    pub fn encode(&self, x: Embeddings<'_>, par: Par) -> Result<Codes> {
+        encode(&self.quantizer, x, par)
+    }
+
+    /// Trie-constrained beam search: `scorer` scores the next token of every
+    /// live beam of `n_queries` queries; the hits are items with valid IDs.
+    /// See [`BeamSearch::search`].
+    pub fn search<S: Scorer + ?Sized>(
+        &self,
+        search: &mut BeamSearch,
+        scorer: &mut S,
+        n_queries: usize,
+        out: &mut Hits,
+    ) -> Result<()> {
+        search.search(&self.trie, scorer, n_queries, out)
+    }
+
+    /// [`SemanticIndex::search`] with no trained model: every query row of
+    /// `queries` scores ID prefixes by negative squared distance to the
+    /// codebooks ([`CodebookScorer`], [`ScoreMetric::L2`]).
+    ///
+    /// Errors: a quantizer other than [`RqKMeans`](crate::RqKMeans); a
+    /// query dimension other than the quantizer's.
+    pub fn search_embeddings(
+        &self,
+        queries: Embeddings<'_>,
+        search: &mut BeamSearch,
+        out: &mut Hits,
+    ) -> Result<()> {
+        let rq = self.quantizer.as_rq_kmeans().ok_or_else(|| {
+            invalid(
+                "quantizer",
+                format!(
+                    "is {}; codebook scoring needs RqKMeans: pass a Scorer to search()",
+                    self.quantizer.kind().name()
+                ),
+            )
+        })?;
+        let mut scorer = CodebookScorer::new(rq, queries, ScoreMetric::L2)?;
+        search.search(&self.trie, &mut scorer, queries.rows(), out)
+    }
+
+    /// The ID of `item`, if it is in the index.
+    #[must_use]
+    pub fn id_of(&self, item: u32) -> Option<&[u16]> {
+        self.map.id_of(item)
+    }
+
+    /// Items in the index.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the index holds no item (never, once built).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The quantizer.
+    #[must_use]
+    pub fn quantizer(&self) -> &AnyQuantizer {
+        &self.quantizer
+    }
+
+    /// The item ⇄ ID map.
+    #[must_use]
+    pub fn map(&self) -> &SidMap {
+        &self.map
+    }
+
+    /// The trie of valid IDs (a [`Constraint`](crate::decode::Constraint)).
+    #[must_use]
+    pub fn trie(&self) -> &Trie {
+        &self.trie
+    }
+}
+
+/// Codes of `x` under `q`.
+fn encode(q: &AnyQuantizer, x: Embeddings<'_>, par: Par) -> Result<Codes> {
+    let mut out = vec![0u16; x.rows() * q.levels()];
+    q.encode_into(x, &mut out, par)?;
+    Codes::new(out, q.levels())
+}
+
+/// The quantizer as last-level distances for `ReassignLastLevel`.
+fn reassigning(q: &AnyQuantizer) -> Result<&crate::RqKMeans> {
+    q.as_rq_kmeans().ok_or_else(|| {
+        invalid(
+            "policy",
+            format!(
+                "ReassignLastLevel needs last-level distances, which {} does not give; use RqKMeans or another policy",
+                q.kind().name()
+            ),
+        )
+    })
+}
+
+// ---- model file (format version 1; docs/FORMAT.md) ----
+
+/// [`SemanticIndex`]'s model-file payload: two whole model files.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct SemanticIndexV1 {
+    /// The quantizer's model file (any quantizer kind).
+    quantizer: Vec<u8>,
+    /// The [`SidMap`]'s model file.
+    map: Vec<u8>,
+}
+
+impl Codec for SemanticIndex {
+    fn encode_file(&self) -> Result<Vec<u8>> {
+        let p = SemanticIndexV1 {
+            quantizer: self.quantizer.to_bytes()?,
+            map: self.map.to_bytes()?,
+        };
+        encode_file(ModelKind::SemanticIndex, &p)
+    }
+
+    fn decode_file(bytes: &[u8]) -> Result<Self> {
+        let p: SemanticIndexV1 = decode_file(ModelKind::SemanticIndex, bytes)?;
+        let quantizer = AnyQuantizer::from_bytes(&p.quantizer)?;
+        let map = SidMap::from_bytes(&p.map)?;
+        let sizes = quantizer.codebook_sizes();
+        if map.vocab().get(..sizes.len()) != Some(&sizes[..]) {
+            return Err(invalid_payload(format!(
+                "the map's vocabulary {:?} does not start with the quantizer's codebook sizes {sizes:?}",
+                map.vocab()
+            )));
+        }
+        let trie = Trie::build(&map).map_err(to_invalid)?;
+        Ok(SemanticIndex {
+            quantizer,
+            map,
+            trie,
+        })
+    }
+}

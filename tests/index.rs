@@ -1,0 +1,340 @@
+//! `SemanticIndex` and `AnyQuantizer`: one artifact for quantizer, IDs and
+//! trie; any quantizer kind behind one type.
+
+mod common;
+
+use common::{check_model_file, frame, mixture, with_threads};
+use semid::decode::{BeamSearch, TableScorer};
+use semid::format::ModelKind;
+use semid::hits::Hits;
+use semid::index::SemanticIndex;
+use semid::quantize::{AnyQuantizer, Fsq, ResidualFsq};
+use semid::sid::{CollisionPolicy, SidMap};
+use semid::{
+    Embeddings, Error, FormatError, KMeans, KMeansConfig, ModelFile, Par, Quantizer, RqKMeans,
+    RqKMeansConfig,
+};
+
+const D: usize = 16;
+
+fn rq_index(n: usize, policy: CollisionPolicy) -> (Vec<f32>, SemanticIndex) {
+    let data = mixture(n, D, 3);
+    let x = Embeddings::new(&data, D).unwrap();
+    let (index, _, report) =
+        SemanticIndex::fit::<RqKMeans>(&RqKMeansConfig::new(2, 16).seed(5), x, policy, Par::Seq)
+            .unwrap();
+    assert_eq!(report.items, n);
+    (data, index)
+}
+
+#[test]
+fn built_index_matches_its_parts() {
+    let (data, index) = rq_index(1500, CollisionPolicy::AppendSuffix);
+    let x = Embeddings::new(&data, D).unwrap();
+    assert_eq!(index.len(), 1500);
+    let codes = index.encode(x, Par::Seq).unwrap();
+    assert_eq!(codes, index.quantizer().encode(x).unwrap());
+    // The same map and trie as building them by hand.
+    let (map, _) = SidMap::build(
+        &codes,
+        &index.quantizer().codebook_sizes(),
+        CollisionPolicy::AppendSuffix,
+    )
+    .unwrap();
+    assert_eq!(index.map(), &map);
+    for item in 0..1500u32 {
+        let id = index.id_of(item).unwrap();
+        assert_eq!(&id[..2], codes.row(item as usize));
+        assert!(index.trie().contains(id));
+    }
+    assert_eq!(index.id_of(1500), None);
+}
+
+#[test]
+fn codebook_search_finds_the_query_item() {
+    let (data, index) = rq_index(1500, CollisionPolicy::AppendSuffix);
+    let x = Embeddings::new(&data, D).unwrap();
+    let mut search = BeamSearch::new(16, 10).unwrap();
+    let mut hits = Hits::new();
+    index
+        .search_embeddings(x.slice(0, 200).unwrap(), &mut search, &mut hits)
+        .unwrap();
+    assert_eq!(hits.n_queries(), 200);
+    let found = (0..200)
+        .filter(|&q| hits.query(q).items.contains(&(q as u32)))
+        .count();
+    // An item's own code is the best-scoring ID for it unless it shares
+    // the code with more than 9 others.
+    assert!(found >= 190, "only {found} of 200 items found themselves");
+    for q in 0..200 {
+        for &item in hits.query(q).items {
+            assert!(index.trie().contains(index.id_of(item).unwrap()));
+        }
+    }
+}
+
+#[test]
+fn search_takes_any_scorer_and_emits_only_valid_ids() {
+    let (_, index) = rq_index(800, CollisionPolicy::AppendSuffix);
+    let vocab = index.trie().vocab().to_vec();
+    // Two queries, scores favouring token 0 everywhere for query 0 and the
+    // last token for query 1.
+    let mut table = Vec::new();
+    for q in 0..2 {
+        for &v in &vocab {
+            for t in 0..v {
+                table.push(if q == 0 { -(t as f32) } else { t as f32 });
+            }
+        }
+    }
+    let mut scorer = TableScorer::new(2, &vocab, table).unwrap();
+    let mut hits = Hits::new();
+    index
+        .search(
+            &mut BeamSearch::new(8, 5).unwrap(),
+            &mut scorer,
+            2,
+            &mut hits,
+        )
+        .unwrap();
+    assert_eq!(hits.n_queries(), 2);
+    for q in 0..2 {
+        assert_eq!(hits.query(q).items.len(), 5);
+        for &item in hits.query(q).items {
+            assert!(index.id_of(item).is_some());
+        }
+    }
+}
+
+#[test]
+fn insert_keeps_existing_ids_and_is_atomic() {
+    let data = mixture(1200, D, 9);
+    let (head, tail) = data.split_at(1000 * D);
+    let x = Embeddings::new(head, D).unwrap();
+    let (mut index, _, _) = SemanticIndex::fit::<RqKMeans>(
+        &RqKMeansConfig::new(2, 16).seed(1),
+        x,
+        CollisionPolicy::AppendSuffix,
+        Par::Seq,
+    )
+    .unwrap();
+    let before: Vec<Vec<u16>> = (0..1000u32)
+        .map(|i| index.id_of(i).unwrap().to_vec())
+        .collect();
+    let new_items: Vec<u32> = (1000..1200).collect();
+    let r = index
+        .insert(&new_items, Embeddings::new(tail, D).unwrap(), Par::Seq)
+        .unwrap();
+    assert_eq!((r.added, r.items), (200, 1200));
+    for (i, id) in before.iter().enumerate() {
+        assert_eq!(index.id_of(i as u32).unwrap(), &id[..]);
+    }
+    for &i in &new_items {
+        assert!(index.trie().contains(index.id_of(i).unwrap()));
+    }
+    // Already present: an error, and nothing changes.
+    let snapshot = index.clone();
+    let again = index.insert(&[5], Embeddings::new(&tail[..D], D).unwrap(), Par::Seq);
+    assert!(
+        matches!(again, Err(Error::DuplicateItem { .. })),
+        "{again:?}"
+    );
+    assert_eq!(index, snapshot);
+    // Wrong shapes.
+    assert!(matches!(
+        index.insert(
+            &[2000, 2001],
+            Embeddings::new(&tail[..D], D).unwrap(),
+            Par::Seq
+        ),
+        Err(Error::Shape { .. })
+    ));
+    assert!(
+        index
+            .insert(&[2000], Embeddings::new(&tail[..8], 8).unwrap(), Par::Seq)
+            .is_err()
+    );
+    assert_eq!(index, snapshot);
+}
+
+#[test]
+fn reassign_policy_needs_rq_kmeans() {
+    let (_, index) = rq_index(1000, CollisionPolicy::ReassignLastLevel { capacity: 8 });
+    let ids: std::collections::HashMap<&[u16], usize> =
+        (0..1000u32).fold(Default::default(), |mut h, i| {
+            *h.entry(index.id_of(i).unwrap()).or_default() += 1;
+            h
+        });
+    assert!(ids.values().all(|&n| n <= 8));
+
+    let fsq = Fsq::new(&[4, 4]).unwrap();
+    let z: Vec<f32> = (0..200)
+        .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+        .collect();
+    let r = SemanticIndex::build(
+        fsq.clone(),
+        Embeddings::new(&z, 2).unwrap(),
+        CollisionPolicy::ReassignLastLevel { capacity: 1 },
+        Par::Seq,
+    );
+    assert!(
+        matches!(
+            r,
+            Err(Error::InvalidConfig {
+                field: "policy",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    // Codebook scoring needs RQ-KMeans too; the error says what to do.
+    let (index, _) = SemanticIndex::build(
+        fsq,
+        Embeddings::new(&z, 2).unwrap(),
+        CollisionPolicy::AppendSuffix,
+        Par::Seq,
+    )
+    .unwrap();
+    let e = index
+        .search_embeddings(
+            Embeddings::new(&z[..2], 2).unwrap(),
+            &mut BeamSearch::new(4, 2).unwrap(),
+            &mut Hits::new(),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("pass a Scorer"), "{e}");
+}
+
+#[test]
+fn index_files_round_trip_and_refuse_damage() {
+    let (data, index) = rq_index(600, CollisionPolicy::AppendSuffix);
+    let other = index.map().to_bytes().unwrap();
+    check_model_file(&index, 97, &other);
+    // Loaded, it searches the same.
+    let back = SemanticIndex::from_bytes(&index.to_bytes().unwrap()).unwrap();
+    let q = Embeddings::new(&data[..20 * D], D).unwrap();
+    let (mut h1, mut h2) = (Hits::new(), Hits::new());
+    let mut s = BeamSearch::new(8, 5).unwrap();
+    index.search_embeddings(q, &mut s, &mut h1).unwrap();
+    back.search_embeddings(q, &mut s, &mut h2).unwrap();
+    assert_eq!(h1, h2);
+}
+
+/// bincode's encoding of the index payload: two length-prefixed byte runs.
+fn index_payload(q: &[u8], map: &[u8]) -> Vec<u8> {
+    let mut p = Vec::new();
+    for part in [q, map] {
+        p.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        p.extend_from_slice(part);
+    }
+    p
+}
+
+#[test]
+fn inconsistent_index_files_are_rejected() {
+    let (_, index) = rq_index(600, CollisionPolicy::AppendSuffix);
+    let q = index.quantizer().to_bytes().unwrap();
+    let map = index.map().to_bytes().unwrap();
+    // The honest payload loads (so the hand-made framing is right).
+    let ok = frame(ModelKind::SemanticIndex, &index_payload(&q, &map));
+    assert_eq!(SemanticIndex::from_bytes(&ok).unwrap(), index);
+    // A quantizer with other codebook sizes than the map's.
+    let km = KMeans::from_centroids(vec![0.0; 5 * D], D).unwrap();
+    let bad = frame(
+        ModelKind::SemanticIndex,
+        &index_payload(&km.to_bytes().unwrap(), &map),
+    );
+    assert!(matches!(
+        SemanticIndex::from_bytes(&bad),
+        Err(Error::Format(FormatError::Invalid(_)))
+    ));
+    // Parts swapped, or a map where the quantizer goes.
+    for (a, b) in [(&map, &q), (&map, &map), (&q, &q)] {
+        let f = frame(ModelKind::SemanticIndex, &index_payload(a, b));
+        assert!(matches!(
+            SemanticIndex::from_bytes(&f),
+            Err(Error::Format(_))
+        ));
+    }
+    // Damaged inner files behind a valid outer checksum.
+    let mut q2 = q.clone();
+    let last = q2.len() - 1;
+    q2[last] ^= 1;
+    let f = frame(ModelKind::SemanticIndex, &index_payload(&q2, &map));
+    assert!(matches!(
+        SemanticIndex::from_bytes(&f),
+        Err(Error::Format(_))
+    ));
+}
+
+#[test]
+fn any_quantizer_reads_every_quantizer_kind() {
+    let data = mixture(400, D, 2);
+    let x = Embeddings::new(&data, D).unwrap();
+    let (km, _) = KMeans::fit(&KMeansConfig::new(8).seed(1), x).unwrap();
+    let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(2, 8).seed(1), x).unwrap();
+    let models: Vec<AnyQuantizer> = vec![
+        km.into(),
+        rq.into(),
+        Fsq::new(&[8, 5, 5, 5]).unwrap().into(),
+        ResidualFsq::new(&[4, 4], 3).unwrap().into(),
+    ];
+    let not_a_quantizer = SidMap::build(
+        &semid::Codes::new(vec![0, 1], 1).unwrap(),
+        &[2],
+        CollisionPolicy::AllowShared,
+    )
+    .unwrap()
+    .0
+    .to_bytes()
+    .unwrap();
+    for m in &models {
+        check_model_file(m, 31, &not_a_quantizer);
+        // The file is exactly the held model's own file.
+        let bytes = m.to_bytes().unwrap();
+        assert_eq!(semid::format::inspect(&bytes).unwrap().kind, m.kind());
+    }
+    check_model_file(&Fsq::new(&[8, 6, 5]).unwrap(), 1, &not_a_quantizer);
+    check_model_file(
+        &ResidualFsq::new(&[8, 5, 5, 5], 4).unwrap(),
+        1,
+        &not_a_quantizer,
+    );
+}
+
+#[test]
+fn same_index_bytes_whatever_the_thread_count() {
+    let data = mixture(3000, D, 4);
+    let build = |threads: usize| {
+        with_threads(threads, || {
+            let x = Embeddings::new(&data, D).unwrap();
+            SemanticIndex::fit::<RqKMeans>(
+                &RqKMeansConfig::new(3, 16).seed(2).par(Par::Rayon(threads)),
+                x,
+                CollisionPolicy::ReassignLastLevel { capacity: 6 },
+                Par::Rayon(threads),
+            )
+            .unwrap()
+            .0
+            .to_bytes()
+            .unwrap()
+        })
+    };
+    assert_eq!(build(1), build(2));
+}
+
+/// The hand-written seed of the `index_file` fuzz target (written from
+/// docs/FORMAT.md with Python's struct module) is a valid index: the
+/// documented layout is the real one.
+#[test]
+fn index_written_from_the_format_doc_loads() {
+    let seed = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/regressions/index_file/valid_index"),
+    )
+    .unwrap();
+    let index = SemanticIndex::from_bytes(&frame(ModelKind::SemanticIndex, &seed[1..])).unwrap();
+    assert_eq!(index.len(), 2);
+    assert_eq!(index.id_of(1), Some(&[1u16][..]));
+    assert_eq!(index.quantizer().kind(), ModelKind::RqKMeans);
+}
