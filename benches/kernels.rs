@@ -3,7 +3,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use semid::Par;
-use semid::kernels::{AssignPath, Simd, nearest_with, scalar};
+use semid::kernels::{AssignPath, Simd, nearest_on, scalar};
 
 fn data(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed;
@@ -50,7 +50,7 @@ fn assignment(c: &mut Criterion) {
     for (name, path, par) in paths {
         g.bench_function(name, |bch| {
             let (mut l, mut dd) = (vec![0u32; n], vec![0f32; n]);
-            bch.iter(|| nearest_with(path, &x, &cents, d, &mut l, &mut dd, par).unwrap())
+            bch.iter(|| nearest_on(path, &x, &cents, d, &mut l, &mut dd, par).unwrap())
         });
     }
     // The path semid used before its own kernel: faer's GEMM per 256-row
@@ -87,7 +87,7 @@ fn assignment(c: &mut Criterion) {
     g.bench_function("scalar_oracle_512rows", |bch| {
         let (mut l, mut dd) = (vec![0u32; 512], vec![0f32; 512]);
         bch.iter(|| {
-            nearest_with(
+            nearest_on(
                 AssignPath::Scalar,
                 &x[..512 * d],
                 &cents,

@@ -3,7 +3,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use semid::synthetic::{MixtureConfig, hierarchical_mixture};
-use semid::{Embeddings, KMeans, KMeansConfig, Par, Quantizer, RqKMeans, RqKMeansConfig, Search};
+use semid::{
+    Embeddings, EncodeSearch, KMeans, KMeansConfig, Par, Quantizer, RqKMeans, RqKMeansConfig,
+};
 
 fn fits(c: &mut Criterion) {
     let cfg = MixtureConfig {
@@ -42,12 +44,12 @@ fn encode(c: &mut Criterion) {
     g.throughput(Throughput::Elements(20_000));
     let mut out = vec![0u16; 20_000 * 3];
     for (name, search, par) in [
-        ("greedy_seq", Search::Greedy, Par::Seq),
-        ("greedy_rayon", Search::Greedy, Par::Rayon(0)),
-        ("beam5_rayon", Search::Beam(5), Par::Rayon(0)),
+        ("greedy_seq", EncodeSearch::Greedy, Par::Seq),
+        ("greedy_rayon", EncodeSearch::Greedy, Par::Rayon(0)),
+        ("beam5_rayon", EncodeSearch::Beam(5), Par::Rayon(0)),
     ] {
         g.bench_function(name, |b| {
-            b.iter(|| rq.encode_with(x, search, &mut out, par).unwrap())
+            b.iter(|| rq.encode_search_into(x, search, &mut out, par).unwrap())
         });
     }
     g.finish();

@@ -96,10 +96,10 @@ fn beam(c: &mut Criterion) {
     let mut g = c.benchmark_group("beam_32q_b20_3x256_200k");
     g.throughput(Throughput::Elements(nq as u64));
     g.bench_function("trie", |b| {
-        b.iter(|| bs.search(&t, &mut scorer, nq, &mut hits).unwrap())
+        b.iter(|| bs.search_into(&t, &mut scorer, nq, &mut hits).unwrap())
     });
     g.bench_function("unconstrained", |b| {
-        b.iter(|| bs.search(&un, &mut scorer, nq, &mut hits).unwrap())
+        b.iter(|| bs.search_into(&un, &mut scorer, nq, &mut hits).unwrap())
     });
     g.finish();
 }

@@ -9,7 +9,8 @@
 use std::time::Instant;
 
 use semid::{
-    Codes, Embeddings, Init, KMeansConfig, Par, Quantizer, RqKMeans, RqKMeansConfig, Search, stats,
+    Codes, Embeddings, EncodeSearch, Init, KMeansConfig, Par, Quantizer, RqKMeans, RqKMeansConfig,
+    stats,
 };
 
 mod common;
@@ -59,21 +60,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fit_s = t.elapsed().as_secs_f64();
 
     let search = if beam <= 1 {
-        Search::Greedy
+        EncodeSearch::Greedy
     } else {
-        Search::Beam(beam)
+        EncodeSearch::Beam(beam)
     };
     let mut out = vec![0u16; n * levels];
     // Warm-up on a slice, then the timed full encode.
     let warm = n.min(4096);
-    rq.encode_with(
+    rq.encode_search_into(
         Embeddings::new(&data[..warm * dim], dim)?,
         search,
         &mut out[..warm * levels],
         par,
     )?;
     let t = Instant::now();
-    rq.encode_with(x, search, &mut out, par)?;
+    rq.encode_search_into(x, search, &mut out, par)?;
     let enc_s = t.elapsed().as_secs_f64();
     let codes = Codes::new(out, levels)?;
 

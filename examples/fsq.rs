@@ -37,13 +37,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("epoch  recon MSE   utilization  perplexity  collisions");
     let t = Instant::now();
-    let (ae, reports) = FsqAutoencoder::fit_with(&cfg, x, |r| {
+    let (ae, reports) = FsqAutoencoder::fit_with_callback(&cfg, x, |r| {
         println!(
             "{:>5}  {:>9.5}  {:>10.1}%  {:>10.0}  {:>10.3}",
             r.epoch,
             r.recon_loss,
-            100.0 * r.utilization,
-            r.perplexity,
+            100.0 * r.utilization[0],
+            r.perplexity[0],
             r.collision_rate
         );
     })?;

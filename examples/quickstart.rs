@@ -6,7 +6,7 @@
 //! ```
 use std::time::Instant;
 
-use semid::{Embeddings, Par, Quantizer, RqKMeans, RqKMeansConfig, Search, stats};
+use semid::{Embeddings, EncodeSearch, Par, Quantizer, RqKMeans, RqKMeansConfig, stats};
 
 mod common;
 use common::{arg, load_data};
@@ -42,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let enc_s = t.elapsed().as_secs_f64();
     let mut beam_codes = vec![0u16; x.rows() * levels];
     let t = Instant::now();
-    rq.encode_with(x, Search::Beam(5), &mut beam_codes, Par::default())?;
+    rq.encode_search_into(x, EncodeSearch::Beam(5), &mut beam_codes, Par::default())?;
     let beam_s = t.elapsed().as_secs_f64();
     let beam_codes = semid::Codes::new(beam_codes, levels)?;
 

@@ -89,7 +89,7 @@ fn sid_search(
             let n = qb.len() / d;
             let mut bs = BeamSearch::new(beam, take)?;
             let mut scorer = CodebookScorer::new(rq, Embeddings::new(qb, d)?, ScoreMetric::L2)?;
-            let hits = bs.run(trie, &mut scorer, n)?;
+            let hits = bs.search(trie, &mut scorer, n)?;
             let mut out = Vec::with_capacity(n);
             for (j, qv) in qb.chunks_exact(d).enumerate() {
                 let items = hits.query(j).items;

@@ -47,7 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "epoch  recon MSE   vq loss   utilization (per level)      perplexity           resets  coll."
     );
     let t = Instant::now();
-    let (vae, reports) = RqVae::fit_with(&cfg, x, |r| {
+    let (vae, reports) = RqVae::fit_with_callback(&cfg, x, |r| {
         println!(
             "{:>5}  {:>9.5}  {:>8.5}  {:<27}  {:<19}  {:>6}  {:.3}",
             r.epoch,

@@ -36,6 +36,15 @@ pub enum Error {
         /// Column of the first non-finite value.
         col: usize,
     },
+    /// Training diverged: the loss became NaN or infinite.
+    Diverged {
+        /// Epoch (0-based) of the step that diverged.
+        epoch: usize,
+        /// Step within that epoch (0-based).
+        step: usize,
+        /// The reconstruction loss of that step.
+        loss: f64,
+    },
     /// A configuration field is out of its valid range.
     InvalidConfig {
         /// The field name as written in the config struct.
@@ -135,6 +144,10 @@ impl fmt::Display for Error {
             Error::NonFinite { what, row, col } => write!(
                 f,
                 "{what} has a NaN or infinite value at row {row}, column {col}; clean or drop that row"
+            ),
+            Error::Diverged { epoch, step, loss } => write!(
+                f,
+                "training diverged: the loss became non-finite at epoch {epoch}, step {step} (reconstruction {loss}); lower the learning rate or check the data scale"
             ),
             Error::InvalidConfig { field, reason } => {
                 write!(f, "invalid configuration: `{field}` {reason}")

@@ -255,7 +255,7 @@ pub fn beam_search(data: &[u8]) {
     let Ok(mut bs) = BeamSearch::new(beam, k) else {
         return;
     };
-    if let Ok(h) = bs.run(&trie, &mut scorer, nq) {
+    if let Ok(h) = bs.search(&trie, &mut scorer, nq) {
         for q in 0..h.n_queries() {
             let v = h.query(q);
             for (i, id) in v.ids.chunks_exact(len).enumerate() {
@@ -266,5 +266,5 @@ pub fn beam_search(data: &[u8]) {
             assert!(v.items.len() <= k);
         }
     }
-    let _ = bs.run(&un, &mut scorer, nq);
+    let _ = bs.search(&un, &mut scorer, nq);
 }

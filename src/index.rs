@@ -31,7 +31,6 @@ use crate::sid::{CollisionPolicy, SidMap, SidReport, Trie};
 /// ```
 /// use semid::index::SemanticIndex;
 /// use semid::decode::BeamSearch;
-/// use semid::hits::Hits;
 /// use semid::sid::CollisionPolicy;
 /// use semid::{Embeddings, ModelFile, Par, RqKMeans, RqKMeansConfig, synthetic};
 ///
@@ -47,8 +46,7 @@ use crate::sid::{CollisionPolicy, SidMap, SidReport, Trie};
 /// assert_eq!(ids.items, 2_000);
 ///
 /// // Item 5 as a query: its own ID scores best under the codebook scorer.
-/// let mut hits = Hits::new();
-/// index.search_embeddings(x.slice(5, 6)?, &mut BeamSearch::new(8, 3)?, &mut hits)?;
+/// let hits = index.search_embeddings(x.slice(5, 6)?, &mut BeamSearch::new(8, 3)?)?;
 /// assert!(hits.query(0).items.contains(&5));
 ///
 /// // One file, one artifact.
@@ -98,7 +96,7 @@ impl SemanticIndex {
         let (map, report) = match (&quantizer, policy) {
             (q, CollisionPolicy::ReassignLastLevel { .. }) => {
                 let rq = reassigning(q)?;
-                SidMap::build_with(&codes, rq, x, policy)?
+                SidMap::build_with_distances(&codes, rq, x, policy)?
             }
             (q, _) => SidMap::build(&codes, &q.codebook_sizes(), policy)?,
         };
@@ -131,7 +129,7 @@ impl SemanticIndex {
         let mut map = self.map.clone();
         let report = match map.policy() {
             CollisionPolicy::ReassignLastLevel { .. } => {
-                map.insert_with(items, &codes, reassigning(&self.quantizer)?, x)?
+                map.insert_with_distances(items, &codes, reassigning(&self.quantizer)?, x)?
             }
             _ => map.insert(items, &codes)?,
         };
@@ -154,9 +152,19 @@ impl SemanticIndex {
         search: &mut BeamSearch,
         scorer: &mut S,
         n_queries: usize,
+    ) -> Result<Hits> {
+        search.search(&self.trie, scorer, n_queries)
+    }
+
+    /// [`SemanticIndex::search`] into `out`, reusing its buffers.
+    pub fn search_into<S: Scorer + ?Sized>(
+        &self,
+        search: &mut BeamSearch,
+        scorer: &mut S,
+        n_queries: usize,
         out: &mut Hits,
     ) -> Result<()> {
-        search.search(&self.trie, scorer, n_queries, out)
+        search.search_into(&self.trie, scorer, n_queries, out)
     }
 
     /// [`SemanticIndex::search`] with no trained model: every query row of
@@ -166,6 +174,17 @@ impl SemanticIndex {
     /// Errors: a quantizer other than [`RqKMeans`](crate::RqKMeans); a
     /// query dimension other than the quantizer's.
     pub fn search_embeddings(
+        &self,
+        queries: Embeddings<'_>,
+        search: &mut BeamSearch,
+    ) -> Result<Hits> {
+        let mut out = Hits::new();
+        self.search_embeddings_into(queries, search, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`SemanticIndex::search_embeddings`] into `out`.
+    pub fn search_embeddings_into(
         &self,
         queries: Embeddings<'_>,
         search: &mut BeamSearch,
@@ -181,7 +200,7 @@ impl SemanticIndex {
             )
         })?;
         let mut scorer = CodebookScorer::new(rq, queries, ScoreMetric::L2)?;
-        search.search(&self.trie, &mut scorer, queries.rows(), out)
+        search.search_into(&self.trie, &mut scorer, queries.rows(), out)
     }
 
     /// The ID of `item`, if it is in the index.

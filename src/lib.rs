@@ -5,8 +5,11 @@
 //! *semantic ID*, then train a sequence model to emit those tokens. semid is
 //! the fast, deterministic, embeddable core of that pipeline:
 //!
-//! - quantizers behind one [`Quantizer`] contract: [`KMeans`] and residual
-//!   k-means [`RqKMeans`] (OneRec's RQ-KMeans) with greedy or beam encoding;
+//! - quantizers behind one [`Quantizer`] contract: [`KMeans`], residual
+//!   k-means [`RqKMeans`] (OneRec's RQ-KMeans) with greedy or beam encoding,
+//!   [`RqVae`] trained in-crate, [`Fsq`], [`ResidualFsq`] and
+//!   [`FsqAutoencoder`]; [`AnyQuantizer`] holds any of them;
+//! - [`SemanticIndex`]: quantizer, IDs and trie as one artifact and one file;
 //! - SIMD distance kernels (run-time AVX2+FMA dispatch, `wide` fallback,
 //!   scalar oracle) and blocked matrix-product assignment (the crate's own
 //!   packed kernel; `faer` serves the RQ-VAE layers);
@@ -16,7 +19,7 @@
 //!   (a model's logits, or [`decode::CodebookScorer`]'s codebook distances);
 //! - retrieval metrics matching pytrec_eval and SID quality figures
 //!   ([`metrics`]); exact kNN and HNSW baselines ([`ann`]);
-//! - versioned, checksummed model files ([`ModelFile`], [`format`],
+//! - versioned, checksummed model files ([`ModelFile`], [`format`](mod@format),
 //!   `docs/FORMAT.md`); `.npy` input ([`npy`]).
 //!
 //! ```
@@ -45,9 +48,39 @@
 //! ## Conventions
 //! - Data is row-major `n × d` `f32` (or f16/bf16, converted block by block);
 //!   codes are row-major `n × L` `u16`.
-//! - Same data + same seed ⇒ bit-identical codes, whatever the thread count.
 //! - Public functions return [`Error`] on bad input; they do not panic.
 //! - Parallelism is explicit ([`Par`]); semid reads no environment variables.
+//!
+//! ## Determinism
+//! Same data + same config (seed included) ⇒ bit-identical codes, models
+//! and files **on the same machine and build, whatever the thread count**:
+//! every parallel reduction has a fixed order that does not depend on the
+//! threads. Across CPUs: the nearest-centroid kernels (k-means, RQ-KMeans
+//! fit and encode, codebook scoring) and the PCA of the progressive
+//! initialisation return the same bits on AVX-512 and AVX2+FMA CPUs (each
+//! output is one fused multiply-add chain in a fixed order); a CPU without
+//! AVX2+FMA runs the `wide` kernels without fused multiply-adds, so exact
+//! ties and last-bit differences can change a code there. RQ-VAE and the
+//! FSQ autoencoder train through faer's matrix products, which pick their
+//! kernels per CPU: trained weights can differ between CPU models (not
+//! between runs or thread counts on one machine).
+//!
+//! ## Vocabulary
+//!
+//! | word | means | e.g. |
+//! |---|---|---|
+//! | `levels` | tokens per code (`Quantizer::levels`) | RQ-KMeans 3 × 256 has 3 |
+//! | `codebook_size(l)` | codes at level `l` | 256; `Π levels_per_dim` for [`Fsq`] |
+//! | `levels_per_dim` | FSQ levels of each latent dimension | `[8, 5, 5, 5]` |
+//! | `k` | a k-means config's codebook size (`KMeansConfig::k`) | |
+//! | `…Config` | `new(required)`, a setter per field, `validate()`; `fit` validates | [`RqKMeansConfig`] |
+//! | `…Report` | what a fit or an insertion measured | [`RqKMeansReport`], [`EpochReport`] |
+//! | `x_into(…, out)` | writes into a caller buffer; `x(…)` allocates it | `encode_into` / `encode`, `search_into` / `search` |
+//! | `x_with_…` | `x` with one more explicit input | `fit_with_callback`, `build_with_distances` |
+//! | `with_…` | a constructor with an option | `Fsq::with_mode` |
+//! | `search` | decoding IDs with [`decode::BeamSearch`] | [`SemanticIndex::search`] |
+//! | [`EncodeSearch`] | how RQ-KMeans picks codes when encoding (greedy or beam) | |
+//! | `Constraint::{vocab_size, allowed_tokens, child_state}` | the constraint automaton; [`sid::Trie`] has its own `vocab`, `allowed`, `child` | |
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
@@ -81,8 +114,10 @@ pub mod synthetic;
 pub use data::{Codes, DType, Embeddings};
 pub use error::{Error, FormatError, Result};
 pub use format::ModelFile;
+pub use index::SemanticIndex;
 pub use par::Par;
 pub use quantize::{
-    Assignment, Fit, Init, KMeans, KMeansConfig, KMeansReport, LevelReport, Quantizer, RqKMeans,
-    RqKMeansConfig, RqKMeansReport, Search,
+    AnyQuantizer, Assignment, EncodeSearch, EpochReport, Fit, Fsq, FsqAutoencoder,
+    FsqAutoencoderConfig, FsqMode, Init, KMeans, KMeansConfig, KMeansReport, LevelReport,
+    Quantizer, ResidualFsq, RqKMeans, RqKMeansConfig, RqKMeansReport, RqVae, RqVaeConfig,
 };

@@ -45,10 +45,10 @@ fn search_does_not_allocate_after_warm_up() {
     let mut scorer = TableScorer::new(16, &[64, 64, 64], table).unwrap();
     let mut bs = BeamSearch::new(20, 10).unwrap();
     let mut hits = Hits::new();
-    bs.search(&trie, &mut scorer, 16, &mut hits).unwrap();
+    bs.search_into(&trie, &mut scorer, 16, &mut hits).unwrap();
     let before = ALLOCS.load(SeqCst);
     for _ in 0..5 {
-        bs.search(&trie, &mut scorer, 16, &mut hits).unwrap();
+        bs.search_into(&trie, &mut scorer, 16, &mut hits).unwrap();
     }
     let during = ALLOCS.load(SeqCst) - before;
     assert_eq!(

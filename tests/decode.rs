@@ -106,7 +106,7 @@ proptest! {
             Ok(())
         });
         let mut bs = BeamSearch::new(r.len(), k).unwrap();
-        let hits = bs.run(&trie, &mut scorer, queries).unwrap();
+        let hits = bs.search(&trie, &mut scorer, queries).unwrap();
         prop_assert_eq!(hits.n_queries(), queries);
         for q in 0..queries {
             let want = exhaustive(seed, q, &r, k);
@@ -116,7 +116,7 @@ proptest! {
         // Narrow beams: fewer hits maybe, but every one is a valid ID with
         // its own item, and scores do not increase.
         let mut narrow = BeamSearch::new(2, k).unwrap();
-        let h2 = narrow.run(&trie, &mut scorer, queries).unwrap();
+        let h2 = narrow.search(&trie, &mut scorer, queries).unwrap();
         for q in 0..queries {
             let v = h2.query(q);
             for i in 0..v.items.len() {
@@ -140,7 +140,7 @@ proptest! {
         }
         let un = Unconstrained::new(&vec![vocab; len]).unwrap();
         let mut bu = BeamSearch::new(all, k).unwrap();
-        let hu = bu.run(&un, &mut scorer, queries).unwrap();
+        let hu = bu.search(&un, &mut scorer, queries).unwrap();
         for q in 0..queries {
             prop_assert!(same(&flatten(&hu, q), &exhaustive(seed, q, &every, k)));
         }
@@ -165,12 +165,12 @@ fn bad_input_is_a_typed_error() {
     let mut table = TableScorer::new(1, &[3, 3], vec![0.0; 6]).unwrap();
     let mut bs = BeamSearch::new(4, 4).unwrap();
     assert!(matches!(
-        bs.run(&trie, &mut table, 0),
+        bs.search(&trie, &mut table, 0),
         Err(Error::Empty { .. })
     ));
     // A table for another number of queries.
     assert!(matches!(
-        bs.run(&trie, &mut table, 2),
+        bs.search(&trie, &mut table, 2),
         Err(Error::Shape { .. })
     ));
     // Scorers writing too few or too many scores.
@@ -182,14 +182,14 @@ fn bad_input_is_a_typed_error() {
         }
     }
     for extra in [0, 2] {
-        let e = bs.run(&trie, &mut Wrong(extra), 1).unwrap_err();
+        let e = bs.search(&trie, &mut Wrong(extra), 1).unwrap_err();
         assert!(matches!(e, Error::Shape { .. }), "{e}");
     }
     // A scorer error propagates.
     let mut failing = FnScorer(|_: usize, _: &[u16], _: &mut [f32]| -> Result<()> {
         Err(Error::Empty { what: "model" })
     });
-    assert!(bs.run(&trie, &mut failing, 1).is_err());
+    assert!(bs.search(&trie, &mut failing, 1).is_err());
     // Hand-made beams that disagree with themselves: errors, not panics.
     let mut out = Vec::new();
     let bad_query = Beams {
@@ -229,7 +229,7 @@ fn non_finite_scores_never_panic() {
         let mut t = TableScorer::new(2, &[3, 3], vec![v; 12]).unwrap();
         for beam in [1, 3, 1000] {
             let mut bs = BeamSearch::new(beam, 10).unwrap();
-            let h = bs.run(&trie, &mut t, 2).unwrap();
+            let h = bs.search(&trie, &mut t, 2).unwrap();
             for q in 0..2 {
                 let n = h.query(q).items.len();
                 if v.is_nan() || v == f32::NEG_INFINITY {
@@ -247,7 +247,7 @@ fn non_finite_scores_never_panic() {
         Ok(())
     });
     let mut bs = BeamSearch::new(1 << 30, 3).unwrap();
-    let h = bs.run(&un, &mut big, 1).unwrap();
+    let h = bs.search(&un, &mut big, 1).unwrap();
     assert_eq!(h.query(0).ids, &[0, 0, 0, 1, 1, 0]);
 }
 
@@ -257,10 +257,10 @@ fn results_are_reused_and_deterministic() {
     let table: Vec<f32> = (0..18).map(|i| ((i * 7) % 5) as f32).collect();
     let mut t = TableScorer::new(3, &[3, 3], table).unwrap();
     let mut bs = BeamSearch::new(2, 2).unwrap();
-    let a = bs.run(&trie, &mut t, 3).unwrap();
+    let a = bs.search(&trie, &mut t, 3).unwrap();
     let mut b = Hits::new();
-    bs.search(&trie, &mut t, 3, &mut b).unwrap();
-    bs.search(&trie, &mut t, 3, &mut b).unwrap();
+    bs.search_into(&trie, &mut t, 3, &mut b).unwrap();
+    bs.search_into(&trie, &mut t, 3, &mut b).unwrap();
     assert_eq!(a, b);
 }
 
@@ -278,7 +278,7 @@ fn codebook_scorer_ranks_by_reconstruction_distance() {
     let qe = Embeddings::new(&queries, 16).unwrap();
     let mut scorer = CodebookScorer::new(&rq, qe, ScoreMetric::L2).unwrap();
     let mut bs = BeamSearch::new(trie.len(), 5).unwrap();
-    let hits = bs.run(&trie, &mut scorer, 20).unwrap();
+    let hits = bs.search(&trie, &mut scorer, 20).unwrap();
     for q in 0..20 {
         let qv = &queries[q * 16..(q + 1) * 16];
         let dist = |i: u32| -> f32 {
@@ -296,13 +296,13 @@ fn codebook_scorer_ranks_by_reconstruction_distance() {
     // Beam 1, unconstrained, is greedy RQ encoding of the query.
     let un = Unconstrained::new(&rq.codebook_sizes()).unwrap();
     let mut b1 = BeamSearch::new(1, 1).unwrap();
-    let h = b1.run(&un, &mut scorer, 20).unwrap();
+    let h = b1.search(&un, &mut scorer, 20).unwrap();
     let greedy = rq.encode(qe).unwrap();
     let agree = (0..20).filter(|&q| h.query(q).ids == greedy.row(q)).count();
     assert!(agree >= 19, "{agree}/20 agree with greedy encoding");
     // Inner product: the total is q·x̂.
     let mut ip = CodebookScorer::new(&rq, qe, ScoreMetric::InnerProduct).unwrap();
-    let hi = bs.run(&trie, &mut ip, 20).unwrap();
+    let hi = bs.search(&trie, &mut ip, 20).unwrap();
     for q in 0..20 {
         let qv = &queries[q * 16..(q + 1) * 16];
         let dot = |i: u32| -> f32 {

@@ -137,7 +137,7 @@ proptest! {
             _ => levels,
         };
         let fsq = Fsq::with_mode(&levels, mode).unwrap();
-        let idx = (raw as usize % fsq.size()) as u16;
+        let idx = (raw as usize % fsq.codebook_size(0)) as u16;
         let mut digits = vec![0u32; levels.len()];
         fsq.digits(idx, &mut digits).unwrap();
         prop_assert_eq!(fsq.index_of(&digits).unwrap(), idx);

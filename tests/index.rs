@@ -57,7 +57,7 @@ fn codebook_search_finds_the_query_item() {
     let mut search = BeamSearch::new(16, 10).unwrap();
     let mut hits = Hits::new();
     index
-        .search_embeddings(x.slice(0, 200).unwrap(), &mut search, &mut hits)
+        .search_embeddings_into(x.slice(0, 200).unwrap(), &mut search, &mut hits)
         .unwrap();
     assert_eq!(hits.n_queries(), 200);
     let found = (0..200)
@@ -90,7 +90,7 @@ fn search_takes_any_scorer_and_emits_only_valid_ids() {
     let mut scorer = TableScorer::new(2, &vocab, table).unwrap();
     let mut hits = Hits::new();
     index
-        .search(
+        .search_into(
             &mut BeamSearch::new(8, 5).unwrap(),
             &mut scorer,
             2,
@@ -196,7 +196,7 @@ fn reassign_policy_needs_rq_kmeans() {
     )
     .unwrap();
     let e = index
-        .search_embeddings(
+        .search_embeddings_into(
             Embeddings::new(&z[..2], 2).unwrap(),
             &mut BeamSearch::new(4, 2).unwrap(),
             &mut Hits::new(),
@@ -215,8 +215,8 @@ fn index_files_round_trip_and_refuse_damage() {
     let q = Embeddings::new(&data[..20 * D], D).unwrap();
     let (mut h1, mut h2) = (Hits::new(), Hits::new());
     let mut s = BeamSearch::new(8, 5).unwrap();
-    index.search_embeddings(q, &mut s, &mut h1).unwrap();
-    back.search_embeddings(q, &mut s, &mut h2).unwrap();
+    index.search_embeddings_into(q, &mut s, &mut h1).unwrap();
+    back.search_embeddings_into(q, &mut s, &mut h2).unwrap();
     assert_eq!(h1, h2);
 }
 

@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use semid::Par;
-use semid::kernels::{AssignPath, Simd, nearest_with, scalar};
+use semid::kernels::{AssignPath, Simd, nearest_on, scalar};
 
 fn close(a: f32, b: f32, scale: f32) -> bool {
     (a - b).abs() <= 1e-5 * scale.max(1.0)
@@ -40,11 +40,11 @@ proptest! {
             b[..d].copy_from_slice(a);
         }
         let (mut l0, mut d0) = (vec![0u32; n], vec![0f32; n]);
-        nearest_with(AssignPath::Scalar, &x, &c, d, &mut l0, &mut d0, Par::Seq).unwrap();
+        nearest_on(AssignPath::Scalar, &x, &c, d, &mut l0, &mut d0, Par::Seq).unwrap();
         for path in [AssignPath::Simd, AssignPath::Gemm] {
             for par in [Par::Seq, Par::Rayon(2)] {
                 let (mut l, mut dd) = (vec![0u32; n], vec![0f32; n]);
-                nearest_with(path, &x, &c, d, &mut l, &mut dd, par).unwrap();
+                nearest_on(path, &x, &c, d, &mut l, &mut dd, par).unwrap();
                 prop_assert_eq!(&l, &l0, "{:?} labels", path);
                 for (a, b) in dd.iter().zip(&d0) {
                     prop_assert!((a - b).abs() <= 1e-3 * b.max(1.0));
@@ -65,9 +65,9 @@ proptest! {
         let x: Vec<f32> = (0..n * d).map(|_| next()).collect();
         let c: Vec<f32> = (0..k * d).map(|_| next()).collect();
         let (mut l0, mut d0) = (vec![0u32; n], vec![0f32; n]);
-        nearest_with(AssignPath::Scalar, &x, &c, d, &mut l0, &mut d0, Par::Seq).unwrap();
+        nearest_on(AssignPath::Scalar, &x, &c, d, &mut l0, &mut d0, Par::Seq).unwrap();
         let (mut l, mut dd) = (vec![0u32; n], vec![0f32; n]);
-        nearest_with(AssignPath::Gemm, &x, &c, d, &mut l, &mut dd, Par::Seq).unwrap();
+        nearest_on(AssignPath::Gemm, &x, &c, d, &mut l, &mut dd, Par::Seq).unwrap();
         for i in 0..n {
             // The GEMM form rounds differently; it may pick another centroid
             // only when the two distances are equal to rounding.

@@ -13,7 +13,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use semid::synthetic::{MixtureConfig, hierarchical_mixture};
-use semid::{Embeddings, KMeansConfig, Par, Quantizer, RqKMeans, RqKMeansConfig, Search};
+use semid::{Embeddings, EncodeSearch, KMeansConfig, Par, Quantizer, RqKMeans, RqKMeansConfig};
 
 struct Counting;
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
@@ -65,19 +65,22 @@ fn encode_peak_memory_does_not_grow_with_n() {
     let mut out_small = vec![0u16; 4_000 * 3];
     let mut out_mid = vec![0u16; 20_000 * 3];
     let mut out_large = vec![0u16; 40_000 * 3];
-    for search in [Search::Greedy, Search::Beam(4)] {
+    for search in [EncodeSearch::Greedy, EncodeSearch::Beam(4)] {
         // Warm up (rayon's pool, lazy statics), then measure.
-        rq.encode_with(small, search, &mut out_small, Par::Rayon(2))
+        rq.encode_search_into(small, search, &mut out_small, Par::Rayon(2))
             .unwrap();
-        rq.encode_with(small, search, &mut out_small, Par::Seq)
+        rq.encode_search_into(small, search, &mut out_small, Par::Seq)
             .unwrap();
-        let seq_mid = peak_extra(|| rq.encode_with(mid, search, &mut out_mid, Par::Seq).unwrap());
+        let seq_mid = peak_extra(|| {
+            rq.encode_search_into(mid, search, &mut out_mid, Par::Seq)
+                .unwrap()
+        });
         let seq_large = peak_extra(|| {
-            rq.encode_with(large, search, &mut out_large, Par::Seq)
+            rq.encode_search_into(large, search, &mut out_large, Par::Seq)
                 .unwrap()
         });
         let par_large = peak_extra(|| {
-            rq.encode_with(large, search, &mut out_large, Par::Rayon(2))
+            rq.encode_search_into(large, search, &mut out_large, Par::Rayon(2))
                 .unwrap()
         });
         eprintln!(

@@ -5,8 +5,8 @@ mod common;
 use common::{mixture, with_threads};
 use half::{bf16, f16};
 use semid::{
-    Assignment, Codes, Embeddings, Error, Init, KMeans, KMeansConfig, Par, Quantizer, RqKMeans,
-    RqKMeansConfig, Search, stats,
+    Assignment, Codes, Embeddings, EncodeSearch, Error, Init, KMeans, KMeansConfig, Par, Quantizer,
+    RqKMeans, RqKMeansConfig, stats,
 };
 
 #[test]
@@ -312,7 +312,7 @@ fn bad_input_is_a_typed_error() {
     assert!(matches!(rq.decode(&three), Err(Error::Shape { .. })));
     let mut out = vec![0u16; 100];
     assert!(matches!(
-        rq.encode_with(x, Search::Beam(0), &mut out, Par::Seq),
+        rq.encode_search_into(x, EncodeSearch::Beam(0), &mut out, Par::Seq),
         Err(Error::InvalidConfig {
             field: "search",
             ..
@@ -332,9 +332,11 @@ fn same_seed_same_codes_whatever_the_thread_count() {
         let cfg = RqKMeansConfig::new(3, 32).kmeans(km);
         let (rq, report) = RqKMeans::fit(&cfg, x).unwrap();
         let mut greedy = vec![0u16; 6000 * 3];
-        rq.encode_with(x, Search::Greedy, &mut greedy, par).unwrap();
+        rq.encode_search_into(x, EncodeSearch::Greedy, &mut greedy, par)
+            .unwrap();
         let mut beam = vec![0u16; 6000 * 3];
-        rq.encode_with(x, Search::Beam(4), &mut beam, par).unwrap();
+        rq.encode_search_into(x, EncodeSearch::Beam(4), &mut beam, par)
+            .unwrap();
         (rq.codebooks().to_vec(), report, greedy, beam)
     };
     let seq = run(Par::Seq);
@@ -397,13 +399,13 @@ fn rq_levels_reduce_error_and_beam_helps() {
     );
     // Beam(1) is greedy; wider beams never do worse on average.
     let mut b1 = vec![0u16; 4000 * 3];
-    rq.encode_with(x, Search::Beam(1), &mut b1, Par::Seq)
+    rq.encode_search_into(x, EncodeSearch::Beam(1), &mut b1, Par::Seq)
         .unwrap();
     assert_eq!(b1, greedy.as_slice());
     let mut prev = mse_g;
     for b in [2, 4, 8] {
         let mut out = vec![0u16; 4000 * 3];
-        rq.encode_with(x, Search::Beam(b), &mut out, Par::Seq)
+        rq.encode_search_into(x, EncodeSearch::Beam(b), &mut out, Par::Seq)
             .unwrap();
         let codes = Codes::new(out, 3).unwrap();
         let m = stats::mse(x, &rq.decode(&codes).unwrap()).unwrap();
@@ -414,7 +416,7 @@ fn rq_levels_reduce_error_and_beam_helps() {
     // Each row's beam result is at least as good as its greedy result.
     let rec_g = rq.decode(&greedy).unwrap();
     let mut out = vec![0u16; 4000 * 3];
-    rq.encode_with(x, Search::Beam(8), &mut out, Par::Seq)
+    rq.encode_search_into(x, EncodeSearch::Beam(8), &mut out, Par::Seq)
         .unwrap();
     let rec_b = rq.decode(&Codes::new(out, 3).unwrap()).unwrap();
     for i in 0..4000 {
@@ -433,7 +435,7 @@ fn beam_equals_exhaustive_search_when_wide_enough() {
     let x = Embeddings::new(&data, 6).unwrap();
     let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(3, 4).seed(3), x).unwrap();
     let mut out = vec![0u16; 300 * 3];
-    rq.encode_with(x, Search::Beam(16), &mut out, Par::Seq)
+    rq.encode_search_into(x, EncodeSearch::Beam(16), &mut out, Par::Seq)
         .unwrap();
     let all: Vec<u16> = (0..64u16)
         .flat_map(|c| [c / 16, (c / 4) % 4, c % 4])
@@ -516,7 +518,7 @@ fn degenerate_data_does_not_panic() {
         let codes = rq.encode(x).unwrap();
         assert_eq!(codes.rows(), 64);
         let mut out = vec![0u16; 64 * 3];
-        rq.encode_with(x, Search::Beam(1000), &mut out, Par::Seq)
+        rq.encode_search_into(x, EncodeSearch::Beam(1000), &mut out, Par::Seq)
             .unwrap();
     }
     let one = [1.0f32, 2.0, 3.0];

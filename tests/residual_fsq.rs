@@ -65,7 +65,7 @@ fn residual_layers_refine_and_bad_input_errors() {
         (q.dim(), q.levels(), q.codebook_sizes()),
         (4, 3, vec![1000; 3])
     );
-    assert_eq!(q.quantizers(), 3);
+    assert_eq!(Quantizer::levels(&q), 3);
     assert_eq!(q.levels_per_dim(), vec![8, 5, 5, 5]);
     // More layers, smaller error on the soft-clamped input.
     let x: Vec<f32> = (0..4000)

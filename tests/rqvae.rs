@@ -29,8 +29,9 @@ fn trains_reconstructs_and_is_deterministic() {
     let data = common::mixture(3000, 16, 21);
     let x = Embeddings::new(&data, 16).unwrap();
     let mut epochs = 0;
-    let (m, reports) =
-        common::with_threads(1, || RqVae::fit_with(&small(), x, |_| epochs += 1).unwrap());
+    let (m, reports) = common::with_threads(1, || {
+        RqVae::fit_with_callback(&small(), x, |_| epochs += 1).unwrap()
+    });
     assert_eq!(epochs, 16);
     assert_eq!(reports.len(), 16);
     let (first, last) = (&reports[0], &reports[15]);

@@ -92,7 +92,7 @@ fn reassign_makes_ids_unique_and_moves_to_next_nearest() {
         SidMap::build(&c, &rq.codebook_sizes(), policy),
         Err(Error::InvalidConfig { .. })
     ));
-    let (m, r) = SidMap::build_with(&c, &rq, x, policy).unwrap();
+    let (m, r) = SidMap::build_with_distances(&c, &rq, x, policy).unwrap();
     assert!(r.max_bucket > 16, "test needs collisions: {r:?}");
     assert!(r.moved > 0);
     assert!(r.max_items_per_id <= 16);
@@ -117,7 +117,7 @@ fn reassign_makes_ids_unique_and_moves_to_next_nearest() {
     let ce = rq.encode(xe).unwrap();
     let mut m2 = m.clone();
     let items: Vec<u32> = (10_000..10_500).collect();
-    let r2 = m2.insert_with(&items, &ce, &rq, xe).unwrap();
+    let r2 = m2.insert_with_distances(&items, &ce, &rq, xe).unwrap();
     assert!(r2.max_items_per_id <= 16);
     assert_eq!(&m2.ids()[..m.ids().len()], m.ids());
 }
@@ -130,7 +130,7 @@ fn reassign_reports_a_full_prefix() {
     let x = [1.0, 0.0, 1.0, 0.1, 1.0, 0.2];
     let x = Embeddings::new(&x, 2).unwrap();
     let c = rq.encode(x).unwrap();
-    let e = SidMap::build_with(
+    let e = SidMap::build_with_distances(
         &c,
         &rq,
         x,
@@ -139,7 +139,7 @@ fn reassign_reports_a_full_prefix() {
     .unwrap_err();
     assert!(e.to_string().contains("capacity"), "{e}");
     // Capacity 2 fits.
-    let (m, r) = SidMap::build_with(
+    let (m, r) = SidMap::build_with_distances(
         &c,
         &rq,
         x,
@@ -201,7 +201,7 @@ fn model_files_round_trip_and_reject_corruption() {
         CollisionPolicy::AllowShared,
         CollisionPolicy::ReassignLastLevel { capacity: 400 },
     ] {
-        let (m, _) = SidMap::build_with(&c, &rq, x, policy).unwrap();
+        let (m, _) = SidMap::build_with_distances(&c, &rq, x, policy).unwrap();
         let bytes = m.to_bytes().unwrap();
         let back = SidMap::from_bytes(&bytes).unwrap();
         assert_eq!(back.ids(), m.ids());

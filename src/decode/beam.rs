@@ -34,7 +34,7 @@ use crate::sid::State;
 /// // One query: level-0 scores [0, 1], level-1 scores [0, 2].
 /// let mut scorer = TableScorer::new(1, &[2, 2], vec![0.0, 1.0, 0.0, 2.0])?;
 /// let mut search = BeamSearch::new(3, 3)?;
-/// let hits = search.run(&trie, &mut scorer, 1)?;
+/// let hits = search.search(&trie, &mut scorer, 1)?;
 /// // (1,1) scores 3, (0,1) 2, (1,0) 1; (0,0) is not a valid ID.
 /// assert_eq!(hits.query(0).items, &[2, 0, 1]);
 /// assert_eq!(hits.query(0).scores, &[3.0, 2.0, 1.0]);
@@ -106,24 +106,24 @@ impl BeamSearch {
         self.k
     }
 
-    /// [`BeamSearch::search`] into a new [`Hits`].
-    pub fn run<C: Constraint + ?Sized, S: Scorer + ?Sized>(
+    /// [`BeamSearch::search_into`] a new [`Hits`].
+    pub fn search<C: Constraint + ?Sized, S: Scorer + ?Sized>(
         &mut self,
         constraint: &C,
         scorer: &mut S,
         n_queries: usize,
     ) -> Result<Hits> {
         let mut h = Hits::new();
-        self.search(constraint, scorer, n_queries, &mut h)?;
+        self.search_into(constraint, scorer, n_queries, &mut h)?;
         Ok(h)
     }
 
     /// Decodes `n_queries` queries (the scorer knows what they are) into
-    /// `out`.
+    /// `out`, reusing its buffers.
     ///
     /// Errors: `n_queries == 0`, a scorer error, or a scorer that wrote
     /// another number of scores than `beams × vocab`.
-    pub fn search<C: Constraint + ?Sized, S: Scorer + ?Sized>(
+    pub fn search_into<C: Constraint + ?Sized, S: Scorer + ?Sized>(
         &mut self,
         constraint: &C,
         scorer: &mut S,
@@ -159,7 +159,7 @@ impl BeamSearch {
             self.query.push(q as u32);
         }
         for level in 0..depth {
-            let vocab = constraint.vocab(level);
+            let vocab = constraint.vocab_size(level);
             if vocab == 0 || vocab > 1 << 16 {
                 return Err(invalid(
                     "constraint",
@@ -267,7 +267,7 @@ impl BeamSearch {
                         worst = self.top[cap - 1];
                     }
                 };
-                match c.allowed(self.state[parent]) {
+                match c.allowed_tokens(self.state[parent]) {
                     Allowed::All => {
                         for (t, &s) in row.iter().enumerate() {
                             consider(t, t as u16, s);
@@ -289,7 +289,7 @@ impl BeamSearch {
                     .extend_from_slice(&self.prefix[parent * level..(parent + 1) * level]);
                 self.next_prefix.push(t);
                 self.next_state
-                    .push(c.child(self.state[parent], i as usize));
+                    .push(c.child_state(self.state[parent], i as usize));
                 self.next_score.push(-self.top[j]);
                 self.next_query.push(q);
             }

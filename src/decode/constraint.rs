@@ -21,16 +21,16 @@ pub trait Constraint {
     /// Tokens per complete sequence.
     fn depth(&self) -> usize;
     /// Vocabulary size at position `level`.
-    fn vocab(&self, level: usize) -> usize;
+    fn vocab_size(&self, level: usize) -> usize;
     /// The state before any token.
     fn start(&self) -> State;
     /// Tokens allowed after `s`.
-    fn allowed(&self, s: State) -> Allowed<'_>;
+    fn allowed_tokens(&self, s: State) -> Allowed<'_>;
     /// The state after the `i`-th allowed token of `s` (for
     /// [`Allowed::All`], token `i`).
-    fn child(&self, s: State, i: usize) -> State;
+    fn child_state(&self, s: State, i: usize) -> State;
     /// Items of a complete sequence (empty: the sequence is a hit with no
-    /// item, [`NO_ITEM`]).
+    /// item, [`NO_ITEM`](crate::hits::NO_ITEM)).
     fn items(&self, s: State) -> &[u32];
 }
 
@@ -38,18 +38,18 @@ impl Constraint for Trie {
     fn depth(&self) -> usize {
         Trie::depth(self)
     }
-    fn vocab(&self, level: usize) -> usize {
+    fn vocab_size(&self, level: usize) -> usize {
         Trie::vocab(self)[level]
     }
     fn start(&self) -> State {
         Trie::start(self)
     }
     #[inline]
-    fn allowed(&self, s: State) -> Allowed<'_> {
+    fn allowed_tokens(&self, s: State) -> Allowed<'_> {
         Allowed::Tokens(Trie::allowed(self, s))
     }
     #[inline]
-    fn child(&self, s: State, i: usize) -> State {
+    fn child_state(&self, s: State, i: usize) -> State {
         Trie::child(self, s, i).unwrap_or(s)
     }
     fn items(&self, s: State) -> &[u32] {
@@ -58,7 +58,7 @@ impl Constraint for Trie {
 }
 
 /// No constraint: every token sequence of the given vocabularies is valid.
-/// Hits carry the sequence and [`NO_ITEM`].
+/// Hits carry the sequence and [`NO_ITEM`](crate::hits::NO_ITEM).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unconstrained {
     vocab: Vec<usize>,
@@ -89,16 +89,16 @@ impl Constraint for Unconstrained {
     fn depth(&self) -> usize {
         self.vocab.len()
     }
-    fn vocab(&self, level: usize) -> usize {
+    fn vocab_size(&self, level: usize) -> usize {
         self.vocab[level]
     }
     fn start(&self) -> State {
         State::default()
     }
-    fn allowed(&self, _: State) -> Allowed<'_> {
+    fn allowed_tokens(&self, _: State) -> Allowed<'_> {
         Allowed::All
     }
-    fn child(&self, s: State, _: usize) -> State {
+    fn child_state(&self, s: State, _: usize) -> State {
         State {
             depth: s.depth + 1,
             node: 0,

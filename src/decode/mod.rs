@@ -3,7 +3,7 @@
 //! A [`Scorer`] gives next-token log-scores for a batch of live beams (a
 //! model's logits, or [`CodebookScorer`]'s distances of a query embedding to
 //! the codebooks); a [`Constraint`] says which tokens may follow a prefix
-//! (the [`Trie`] of valid IDs, or [`Unconstrained`]); [`BeamSearch`] keeps
+//! (the [`Trie`](crate::sid::Trie) of valid IDs, or [`Unconstrained`]); [`BeamSearch`] keeps
 //! the best `beam` prefixes per query, level by level, and returns the top
 //! `k` items with their scores as [`Hits`](crate::hits::Hits).
 //!

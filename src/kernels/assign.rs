@@ -10,7 +10,7 @@ use crate::par::{Par, for_each_block};
 /// count) so results do not depend on parallelism.
 pub(crate) const BLOCK_ROWS: usize = 256;
 
-/// Which kernel [`nearest_with`] uses.
+/// Which kernel [`nearest_on`] uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum AssignPath {
     /// One scalar distance per (row, centroid): the oracle.
@@ -169,11 +169,11 @@ pub fn nearest(
     dists: &mut [f32],
     par: Par,
 ) -> Result<()> {
-    nearest_with(AssignPath::Gemm, x, centroids, d, labels, dists, par)
+    nearest_on(AssignPath::Gemm, x, centroids, d, labels, dists, par)
 }
 
 /// [`nearest`] with an explicit kernel path (for tests and benchmarks).
-pub fn nearest_with(
+pub fn nearest_on(
     path: AssignPath,
     x: &[f32],
     centroids: &[f32],

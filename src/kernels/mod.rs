@@ -22,7 +22,7 @@ pub mod portable;
 pub mod scalar;
 mod topk;
 
-pub use assign::{AssignPath, nearest, nearest_with};
+pub use assign::{AssignPath, nearest, nearest_on};
 pub(crate) use assign::{
     AssignScratch, BLOCK_ROWS, CentroidSet, assign_block, assign_rows, neg2_dots as neg2_dots_pub,
 };

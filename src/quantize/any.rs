@@ -12,8 +12,8 @@ use crate::par::Par;
 /// Any of semid's quantizers.
 ///
 /// It is a [`Quantizer`] (every call goes to the held model) and a
-/// [`ModelFile`](crate::ModelFile): [`AnyQuantizer::from_bytes`] and
-/// [`AnyQuantizer::load`] read a model file of any quantizer kind, and
+/// [`ModelFile`](crate::ModelFile): [`from_bytes`](crate::ModelFile::from_bytes) and
+/// [`load`](crate::ModelFile::load) read a model file of any quantizer kind, and
 /// writing one gives exactly the held model's file, so a file saved from a
 /// `RqKMeans` loads as an `AnyQuantizer` and back.
 ///

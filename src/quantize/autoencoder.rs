@@ -1,9 +1,35 @@
 //! Pieces both autoencoder quantizers ([`RqVae`](super::RqVae) and
 //! [`FsqAutoencoder`](super::FsqAutoencoder)) share: the shape check of an
-//! encoder/decoder pair, and the rotation trick's backward pass.
+//! encoder/decoder pair, the rotation trick's backward pass, and the
+//! per-epoch report.
 
 use crate::error::{Result, expect_len as expect, invalid};
 use crate::nn::Mlp;
+
+/// Figures of one training epoch of an autoencoder quantizer ([`RqVae`](super::RqVae),
+/// [`FsqAutoencoder`](super::FsqAutoencoder); FSQ has one level, no VQ loss and
+/// no dead codes to reset).
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct EpochReport {
+    /// Epoch (0-based).
+    pub epoch: usize,
+    /// Mean reconstruction MSE over the epoch's steps.
+    pub recon_loss: f64,
+    /// Mean codebook + β·commitment loss per row (summed over the latent and
+    /// the levels, in the standardised units the networks train in; 0 for
+    /// FSQ).
+    pub vq_loss: f64,
+    /// Share of codes used per level, over the epoch's rows.
+    pub utilization: Vec<f64>,
+    /// Perplexity (exp entropy) per level.
+    pub perplexity: Vec<f64>,
+    /// Codes re-seeded by the dead-code reset during the epoch.
+    pub dead_resets: usize,
+    /// Share of rows whose full code repeats an earlier row's, over the
+    /// epoch (codes change while training, so this is indicative).
+    pub collision_rate: f64,
+}
 
 /// Checks an encoder/decoder pair around a latent of width `latent`: both
 /// MLPs valid, encoder `d → latent`, decoder `latent → d`, every parameter

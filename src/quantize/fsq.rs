@@ -269,9 +269,10 @@ impl Fsq {
         })
     }
 
-    /// Levels per dimension.
+    /// Levels per dimension (as a [`Quantizer`], an `Fsq` has one level of
+    /// `Π levels_per_dim` codes).
     #[must_use]
-    pub fn levels(&self) -> Vec<u32> {
+    pub fn levels_per_dim(&self) -> Vec<u32> {
         self.dims.iter().map(|d| d.level).collect()
     }
 
@@ -281,9 +282,8 @@ impl Fsq {
         self.mode
     }
 
-    /// Number of codes, `Π levels`.
-    #[must_use]
-    pub fn size(&self) -> usize {
+    /// Number of codes, `Π levels` (what `Quantizer::codebook_size(0)` says).
+    pub(crate) fn n_codes(&self) -> usize {
         self.size
     }
 
@@ -542,7 +542,7 @@ impl Payload for Fsq {
     fn to_payload(&self) -> FsqV1 {
         FsqV1 {
             mode: mode_tag(self.mode()),
-            levels: self.levels(),
+            levels: self.levels_per_dim(),
         }
     }
     fn from_payload(p: FsqV1) -> Result<Self> {

@@ -1,6 +1,7 @@
 //! FSQ autoencoder: MLP projection into FSQ and back, trained with the
 //! straight-through estimator (how RecGPT tokenizes raw embeddings).
 
+use super::autoencoder::EpochReport;
 use super::standardize::Standardize;
 use super::{Fsq, FsqMode, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
@@ -102,22 +103,6 @@ impl FsqAutoencoderConfig {
     }
 }
 
-/// Figures of one FSQ-autoencoder epoch.
-#[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct FsqEpochReport {
-    /// Epoch (0-based).
-    pub epoch: usize,
-    /// Mean reconstruction MSE over the epoch's steps.
-    pub recon_loss: f64,
-    /// Share of the `Π levels` codes used by the epoch's rows.
-    pub utilization: f64,
-    /// Perplexity (exp entropy) of the codes.
-    pub perplexity: f64,
-    /// Share of rows whose code repeats an earlier row's.
-    pub collision_rate: f64,
-}
-
 /// An FSQ autoencoder: encoder MLP `d → … → levels.len()`, [`Fsq`], decoder
 /// MLP back to `d`, trained end to end on reconstruction MSE with the
 /// straight-through estimator (the gradient of the rounding is the
@@ -139,19 +124,19 @@ impl FsqAutoencoder {
     pub fn fit(
         config: &FsqAutoencoderConfig,
         x: Embeddings<'_>,
-    ) -> Result<(FsqAutoencoder, Vec<FsqEpochReport>)> {
-        FsqAutoencoder::fit_with(config, x, |_| {})
+    ) -> Result<(FsqAutoencoder, Vec<EpochReport>)> {
+        FsqAutoencoder::fit_with_callback(config, x, |_| {})
     }
 
     /// [`FsqAutoencoder::fit`] calling `progress` after every epoch.
     ///
     /// Errors: an invalid config, no rows, non-finite data, or a loss that
     /// becomes NaN/Inf (named by epoch and step).
-    pub fn fit_with(
+    pub fn fit_with_callback(
         config: &FsqAutoencoderConfig,
         x: Embeddings<'_>,
-        mut progress: impl FnMut(&FsqEpochReport),
-    ) -> Result<(FsqAutoencoder, Vec<FsqEpochReport>)> {
+        mut progress: impl FnMut(&EpochReport),
+    ) -> Result<(FsqAutoencoder, Vec<EpochReport>)> {
         config.validate()?;
         let (n, d) = (x.rows(), x.dim());
         if n == 0 {
@@ -197,7 +182,11 @@ impl FsqAutoencoder {
                 stdz.apply(&mut xb);
                 m.encoder.forward(&xb, &mut z, &mut enc_cache)?;
                 if z.iter().any(|v| !v.is_finite()) {
-                    return Err(diverged(epoch, bi, f64::NAN));
+                    return Err(Error::Diverged {
+                        epoch,
+                        step: bi,
+                        loss: f64::NAN,
+                    });
                 }
                 q.resize(z.len(), 0.0);
                 m.fsq.quantize_into(&z, &mut q)?;
@@ -208,7 +197,11 @@ impl FsqAutoencoder {
                 m.decoder.forward(&q, &mut y, &mut dec_cache)?;
                 let recon = crate::nn::mse_loss(&y, &xb, &mut dy)?;
                 if !recon.is_finite() {
-                    return Err(diverged(epoch, bi, recon));
+                    return Err(Error::Diverged {
+                        epoch,
+                        step: bi,
+                        loss: recon,
+                    });
                 }
                 m.decoder
                     .backward_into(&dy, &mut dec_cache, &mut dec_grads, Some(&mut dq))?;
@@ -230,13 +223,15 @@ impl FsqAutoencoder {
                 steps += 1;
             }
             let codes = Codes::new(epoch_codes, 1)?;
-            let quality = crate::stats::code_quality(&codes, &[m.fsq.size()])?;
+            let quality = crate::stats::code_quality(&codes, &[m.fsq.n_codes()])?;
             epoch_codes = codes.into_vec();
-            let rep = FsqEpochReport {
+            let rep = EpochReport {
                 epoch,
                 recon_loss: recon_sum / steps as f64,
-                utilization: quality.levels[0].stats.utilization,
-                perplexity: quality.levels[0].stats.perplexity,
+                vq_loss: 0.0,
+                utilization: vec![quality.levels[0].stats.utilization],
+                perplexity: vec![quality.levels[0].stats.perplexity],
+                dead_resets: 0,
                 collision_rate: quality.collision_rate,
             };
             progress(&rep);
@@ -244,7 +239,12 @@ impl FsqAutoencoder {
         }
         stdz.fold_into(&mut m.encoder, &mut m.decoder);
         if !(m.encoder.is_finite() && m.decoder.is_finite()) {
-            return Err(invalid("training", "parameters became non-finite"));
+            // Finite losses but non-finite weights: report the last step.
+            return Err(Error::Diverged {
+                epoch: epochs - 1,
+                step: n.div_ceil(batch) - 1,
+                loss: f64::NAN,
+            });
         }
         Ok((m, reports))
     }
@@ -253,7 +253,7 @@ impl FsqAutoencoder {
     /// (encoder `d → levels.len()`, decoder back to `d`) and every
     /// parameter is finite.
     pub fn from_parts(encoder: Mlp, decoder: Mlp, fsq: Fsq) -> Result<FsqAutoencoder> {
-        super::autoencoder::check_autoencoder(&encoder, &decoder, fsq.levels().len())?;
+        super::autoencoder::check_autoencoder(&encoder, &decoder, fsq.levels_per_dim().len())?;
         Ok(FsqAutoencoder {
             encoder,
             decoder,
@@ -274,15 +274,6 @@ impl FsqAutoencoder {
     }
 }
 
-fn diverged(epoch: usize, step: usize, loss: f64) -> Error {
-    invalid(
-        "training",
-        format!(
-            "the loss became non-finite at epoch {epoch}, step {step} (reconstruction {loss}); lower the learning rate or check the data scale"
-        ),
-    )
-}
-
 impl Quantizer for FsqAutoencoder {
     fn dim(&self) -> usize {
         self.encoder.inputs()
@@ -291,7 +282,7 @@ impl Quantizer for FsqAutoencoder {
         1
     }
     fn codebook_size(&self, level: usize) -> usize {
-        if level == 0 { self.fsq.size() } else { 0 }
+        if level == 0 { self.fsq.n_codes() } else { 0 }
     }
     fn encode_into(&self, x: Embeddings<'_>, out: &mut [u16], par: Par) -> Result<()> {
         x.expect_dim(self.dim())?;
@@ -310,9 +301,9 @@ impl Quantizer for FsqAutoencoder {
         blocks.into_iter().try_for_each(|(_, s)| s)
     }
     fn decode_into(&self, codes: &Codes, out: &mut [f32], par: Par) -> Result<()> {
-        codes.check_tokens(&[self.fsq.size()])?;
+        codes.check_tokens(&[self.fsq.n_codes()])?;
         let d = self.dim();
-        let lat = self.fsq.levels().len();
+        let lat = self.fsq.levels_per_dim().len();
         expect_len("output length (n × d)", codes.rows() * d, out.len())?;
         let tokens = codes.as_slice();
         let mut blocks: Vec<(&mut [f32], Result<()>)> = out
@@ -337,11 +328,8 @@ impl Quantizer for FsqAutoencoder {
 
 impl super::Fit for FsqAutoencoder {
     type Config = FsqAutoencoderConfig;
-    type Report = Vec<FsqEpochReport>;
-    fn fit(
-        config: &FsqAutoencoderConfig,
-        x: Embeddings<'_>,
-    ) -> Result<(Self, Vec<FsqEpochReport>)> {
+    type Report = Vec<EpochReport>;
+    fn fit(config: &FsqAutoencoderConfig, x: Embeddings<'_>) -> Result<(Self, Vec<EpochReport>)> {
         FsqAutoencoder::fit(config, x)
     }
 }
@@ -368,7 +356,7 @@ impl Payload for FsqAutoencoder {
         FsqAutoencoderV1 {
             activation: enc.activation.tag(),
             mode: super::fsq::mode_tag(self.fsq().mode()),
-            levels: self.fsq().levels(),
+            levels: self.fsq().levels_per_dim(),
             encoder: enc.to_layers_v1(),
             decoder: dec.to_layers_v1(),
         }

@@ -15,13 +15,13 @@ mod rqvae;
 mod standardize;
 
 pub use any::AnyQuantizer;
-pub use autoencoder::rotation_trick_backward;
+pub use autoencoder::{EpochReport, rotation_trick_backward};
 pub use fsq::{Fsq, FsqMode};
-pub use fsq_ae::{FsqAutoencoder, FsqAutoencoderConfig, FsqEpochReport};
+pub use fsq_ae::{FsqAutoencoder, FsqAutoencoderConfig};
 pub use kmeans::{Assignment, Init, KMeans, KMeansConfig, KMeansReport};
 pub use residual_fsq::ResidualFsq;
-pub use rq_kmeans::{LevelReport, RqKMeans, RqKMeansConfig, RqKMeansReport, Search};
-pub use rqvae::{EpochReport, RqVae, RqVaeConfig};
+pub use rq_kmeans::{EncodeSearch, LevelReport, RqKMeans, RqKMeansConfig, RqKMeansReport};
+pub use rqvae::{RqVae, RqVaeConfig};
 
 use crate::data::{Codes, Embeddings};
 use crate::error::Result;

@@ -92,19 +92,7 @@ impl ResidualFsq {
     /// Levels per dimension.
     #[must_use]
     pub fn levels_per_dim(&self) -> Vec<u32> {
-        self.layer.levels()
-    }
-
-    /// Number of layers `Q`.
-    #[must_use]
-    pub fn quantizers(&self) -> usize {
-        self.quantizers
-    }
-
-    /// Codes per layer, `Π levels`.
-    #[must_use]
-    pub fn size(&self) -> usize {
-        self.layer.size()
+        self.layer.levels_per_dim()
     }
 
     /// The per-layer FSQ (symmetric, hard clamp).
@@ -144,7 +132,7 @@ impl Quantizer for ResidualFsq {
     }
     fn codebook_size(&self, level: usize) -> usize {
         if level < self.quantizers {
-            self.layer.size()
+            self.layer.n_codes()
         } else {
             0
         }
@@ -213,7 +201,7 @@ impl Payload for ResidualFsq {
     fn to_payload(&self) -> ResidualFsqV1 {
         ResidualFsqV1 {
             levels: self.levels_per_dim(),
-            quantizers: self.quantizers() as u64,
+            quantizers: self.quantizers as u64,
         }
     }
     fn from_payload(p: ResidualFsqV1) -> Result<Self> {

@@ -18,7 +18,7 @@ use crate::rng::Rng;
 /// How codes are searched at encode time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub enum Search {
+pub enum EncodeSearch {
     /// Nearest codeword at each level (cost `2·L·k·d` flops per vector).
     #[default]
     Greedy,
@@ -257,7 +257,7 @@ impl RqKMeans {
         let d = self.dim;
         let x = Embeddings::new(train, d)?;
         let mut codes = vec![0u16; x.rows() * self.levels];
-        self.encode_with(x, Search::Greedy, &mut codes, par)?;
+        self.encode_search_into(x, EncodeSearch::Greedy, &mut codes, par)?;
         let mut err = 0f64;
         let mut rec = vec![0f32; d];
         for (row, c) in train.chunks_exact(d).zip(codes.chunks_exact(self.levels)) {
@@ -382,10 +382,10 @@ impl RqKMeans {
     }
 
     /// Encodes with the given search into `out` (`n × L`).
-    pub fn encode_with(
+    pub fn encode_search_into(
         &self,
         x: Embeddings<'_>,
-        search: Search,
+        search: EncodeSearch,
         out: &mut [u16],
         par: Par,
     ) -> Result<()> {
@@ -396,11 +396,11 @@ impl RqKMeans {
             out.len(),
         )?;
         let beam = match search {
-            Search::Greedy => 1,
-            Search::Beam(0) => {
+            EncodeSearch::Greedy => 1,
+            EncodeSearch::Beam(0) => {
                 return Err(invalid("search", "Beam(0); the beam width must be >= 1"));
             }
-            Search::Beam(b) => b.min(self.k.saturating_pow(self.levels.min(8) as u32)),
+            EncodeSearch::Beam(b) => b.min(self.k.saturating_pow(self.levels.min(8) as u32)),
         };
         let sets: Vec<CentroidSet<'_>> = (0..self.levels)
             .map(|l| CentroidSet::new(self.codebook(l), self.dim))
@@ -562,9 +562,9 @@ impl Quantizer for RqKMeans {
     fn codebook_size(&self, level: usize) -> usize {
         if level < self.levels { self.k } else { 0 }
     }
-    /// Greedy encoding; see [`RqKMeans::encode_with`] for beam search.
+    /// Greedy encoding; see [`RqKMeans::encode_search_into`] for beam search.
     fn encode_into(&self, x: Embeddings<'_>, out: &mut [u16], par: Par) -> Result<()> {
-        self.encode_with(x, Search::Greedy, out, par)
+        self.encode_search_into(x, EncodeSearch::Greedy, out, par)
     }
     fn decode_into(&self, codes: &Codes, out: &mut [f32], par: Par) -> Result<()> {
         codes.check_tokens(&self.codebook_sizes())?;

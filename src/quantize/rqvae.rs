@@ -1,6 +1,7 @@
 //! RQ-VAE: MLP encoder → residual vector quantization → MLP decoder,
 //! trained in-crate (TIGER, GRID, MiniOneRec).
 
+use super::autoencoder::EpochReport;
 use super::standardize::Standardize;
 use super::{KMeans, KMeansConfig, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
@@ -176,28 +177,6 @@ impl Default for RqVaeConfig {
     }
 }
 
-/// Figures of one epoch.
-#[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct EpochReport {
-    /// Epoch (0-based).
-    pub epoch: usize,
-    /// Mean reconstruction MSE over the epoch's steps.
-    pub recon_loss: f64,
-    /// Mean codebook + β·commitment loss per row (summed over the latent and
-    /// the levels, in the standardised units the networks train in).
-    pub vq_loss: f64,
-    /// Share of codes used per level, over the epoch's rows.
-    pub utilization: Vec<f64>,
-    /// Perplexity (exp entropy) per level.
-    pub perplexity: Vec<f64>,
-    /// Codes re-seeded by the dead-code reset during the epoch.
-    pub dead_resets: usize,
-    /// Share of rows whose full code repeats an earlier row's, over the
-    /// epoch (codes change while training, so this is indicative).
-    pub collision_rate: f64,
-}
-
 /// An RQ-VAE: encoder, residual codebooks, decoder.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RqVae {
@@ -317,7 +296,7 @@ impl RqVae {
     /// Trains on `x` (`n × d`) and returns the model and one report per
     /// epoch.
     pub fn fit(config: &RqVaeConfig, x: Embeddings<'_>) -> Result<(RqVae, Vec<EpochReport>)> {
-        RqVae::fit_with(config, x, |_| {})
+        RqVae::fit_with_callback(config, x, |_| {})
     }
 
     /// [`RqVae::fit`] calling `progress` after every epoch (to watch for
@@ -325,7 +304,7 @@ impl RqVae {
     ///
     /// Errors: an invalid config, fewer rows than `k`, non-finite data, or
     /// a loss that becomes NaN/Inf (the error names the epoch and step).
-    pub fn fit_with(
+    pub fn fit_with_callback(
         config: &RqVaeConfig,
         x: Embeddings<'_>,
         mut progress: impl FnMut(&EpochReport),
@@ -421,12 +400,11 @@ impl RqVae {
                 // Reported in the data's units, per element.
                 let recon = recon / (b * d) as f64 / (stdz.scale as f64).powi(2);
                 if !(recon.is_finite() && vq.is_finite()) {
-                    return Err(invalid(
-                        "training",
-                        format!(
-                            "the loss became non-finite at epoch {epoch}, step {bi} (reconstruction {recon}, vq {vq}); lower the learning rate or check the data scale"
-                        ),
-                    ));
+                    return Err(Error::Diverged {
+                        epoch,
+                        step: bi,
+                        loss: recon + vq,
+                    });
                 }
                 reduce_grads(&mut shards[..ns], config.par);
                 let mut params: Vec<&mut Vec<f32>> = m.encoder.params_mut().collect();
@@ -489,7 +467,12 @@ impl RqVae {
             && m.decoder.is_finite()
             && m.codebooks.iter().all(|v| v.is_finite()))
         {
-            return Err(invalid("training", "parameters became non-finite"));
+            // Finite losses but non-finite weights: report the last step.
+            return Err(Error::Diverged {
+                epoch: epochs - 1,
+                step: n.div_ceil(batch) - 1,
+                loss: f64::NAN,
+            });
         }
         Ok((m, reports))
     }

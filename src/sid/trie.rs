@@ -396,7 +396,7 @@ impl Trie {
     /// Checks every invariant: vocabularies, offsets monotone and in range,
     /// no dead ends, children sorted, strictly increasing and in range, leaf
     /// item ranges non-empty and covering the items, items unique. Run by
-    /// [`Trie::load`] / [`Trie::from_bytes`].
+    /// [`load`](crate::ModelFile::load) / [`from_bytes`](crate::ModelFile::from_bytes).
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Error::Format(FormatError::Invalid(m));
         let depth = self.vocab.len();

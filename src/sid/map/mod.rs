@@ -114,7 +114,7 @@ impl SidMap {
     /// Builds a map for items `0..n` (the rows of `codes`).
     ///
     /// [`CollisionPolicy::ReassignLastLevel`] needs distances: use
-    /// [`SidMap::build_with`].
+    /// [`SidMap::build_with_distances`].
     pub fn build(
         codes: &Codes,
         codebook_sizes: &[usize],
@@ -129,7 +129,7 @@ impl SidMap {
     /// Builds a map for items `0..n` with any policy, taking last-level
     /// distances from `quantizer` on the embeddings `x` the codes were made
     /// from (row `i` of `x` is item `i`).
-    pub fn build_with<Q: LastLevelDistances>(
+    pub fn build_with_distances<Q: LastLevelDistances>(
         codes: &Codes,
         quantizer: &Q,
         x: Embeddings<'_>,
@@ -137,7 +137,7 @@ impl SidMap {
     ) -> Result<(SidMap, SidReport)> {
         let mut m = SidMap::new(&quantizer.codebook_sizes(), policy)?;
         let items = default_items(codes.rows())?;
-        let r = m.insert_with(&items, codes, quantizer, x)?;
+        let r = m.insert_with_distances(&items, codes, quantizer, x)?;
         Ok((m, r))
     }
 
@@ -148,12 +148,12 @@ impl SidMap {
     /// Errors: codes of another length, tokens out of range, an item
     /// already present or listed twice ([`Error::DuplicateItem`]), a suffix
     /// beyond 65 536, or [`CollisionPolicy::ReassignLastLevel`] (use
-    /// [`SidMap::insert_with`]).
+    /// [`SidMap::insert_with_distances`]).
     pub fn insert(&mut self, items: &[u32], codes: &Codes) -> Result<SidReport> {
         if let CollisionPolicy::ReassignLastLevel { .. } = self.policy {
             return Err(invalid(
                 "policy",
-                "ReassignLastLevel needs last-level distances; call build_with / insert_with with the quantizer and the embeddings",
+                "ReassignLastLevel needs last-level distances; call build_with_distances / insert_with_distances with the quantizer and the embeddings",
             ));
         }
         self.insert_impl(items, codes, None)
@@ -162,7 +162,7 @@ impl SidMap {
     /// [`SidMap::insert`] for any policy: `quantizer` and the new items'
     /// embeddings `x` (one row per item) give the last-level distances that
     /// [`CollisionPolicy::ReassignLastLevel`] needs.
-    pub fn insert_with<Q: LastLevelDistances>(
+    pub fn insert_with_distances<Q: LastLevelDistances>(
         &mut self,
         items: &[u32],
         codes: &Codes,

@@ -33,7 +33,7 @@ pub enum CollisionPolicy {
     /// keep it and the others move to their next-nearest last-level codeword
     /// (same first `L − 1` tokens) that still has room. `capacity = 1` makes
     /// IDs unique. Needs the quantizer's last-level distances
-    /// ([`SidMap::build_with`], [`SidMap::insert_with`]).
+    /// ([`SidMap::build_with_distances`], [`SidMap::insert_with_distances`]).
     ReassignLastLevel {
         /// Most items per ID (at least 1).
         capacity: u32,
