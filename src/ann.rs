@@ -11,7 +11,7 @@ use crate::error::{Error, Result, invalid};
 use crate::hits::Hits;
 use crate::kernels::{BLOCK_ROWS, TopK, dots_packed, pack_panels_into, row_norms_into};
 use crate::par::Par;
-use crate::par::for_each_block;
+use crate::par::for_each_block2;
 
 /// Items scanned per GEMM chunk (bounds scratch to 256 × 4096 floats).
 const ITEM_CHUNK: usize = 4096;
@@ -77,7 +77,7 @@ impl ExactKnn {
         let q = queries.block(0, nq, &mut buf)?;
         let mut items = vec![0u32; nq * k];
         let mut scores = vec![0f32; nq * k];
-        for_each_block(
+        for_each_block2(
             par,
             nq,
             BLOCK_ROWS,

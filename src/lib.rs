@@ -85,6 +85,7 @@
 #![deny(unsafe_code)]
 
 pub mod ann;
+mod config;
 mod data;
 pub mod decode;
 

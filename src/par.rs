@@ -4,6 +4,10 @@
 //! count, and every reduction combines block results in block order, so the
 //! same input gives bit-identical output with 1, 2 or 64 threads.
 
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+
 /// How much parallelism a call may use.
 ///
 /// semid never reads environment variables or global switches: each fit and
@@ -48,12 +52,124 @@ impl Par {
     }
 }
 
+/// Runs `f(scratch, first_row, rows)` over consecutive blocks of `block`
+/// rows of `out` (`out_stride` elements per row); the slice passed to `f`
+/// holds exactly the block's rows. Each worker makes its own scratch with
+/// `init`. Blocks do not depend on the thread count.
+pub(crate) fn for_each_block<A, S, I, F>(
+    par: Par,
+    n_rows: usize,
+    block: usize,
+    out: &mut [A],
+    out_stride: usize,
+    init: I,
+    f: F,
+) where
+    A: Send,
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, usize, &mut [A]) + Sync,
+{
+    let mut unit = vec![(); n_rows];
+    for_each_block2(
+        par,
+        n_rows,
+        block,
+        out,
+        out_stride,
+        &mut unit,
+        1,
+        init,
+        |s, r, a, _| f(s, r, a),
+    );
+}
+
+/// [`for_each_block`] whose `f` may fail: see [`try_for_each_block2`].
+pub(crate) fn try_for_each_block<A, S, I, F>(
+    par: Par,
+    n_rows: usize,
+    block: usize,
+    out: &mut [A],
+    out_stride: usize,
+    init: I,
+    f: F,
+) -> Result<()>
+where
+    A: Send,
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, usize, &mut [A]) -> Result<()> + Sync,
+{
+    let mut unit = vec![(); n_rows];
+    try_for_each_block2(
+        par,
+        n_rows,
+        block,
+        out,
+        out_stride,
+        &mut unit,
+        1,
+        init,
+        |s, r, a, _| f(s, r, a),
+    )
+}
+
+/// [`for_each_block2`] whose `f` may fail: returns the error of the block
+/// with the lowest first row, whatever the thread count (blocks above an
+/// error already seen are skipped; blocks below it still run, so the lowest
+/// failing block always reports).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn try_for_each_block2<A, B, S, I, F>(
+    par: Par,
+    n_rows: usize,
+    block: usize,
+    a: &mut [A],
+    a_stride: usize,
+    b: &mut [B],
+    b_stride: usize,
+    init: I,
+    f: F,
+) -> Result<()>
+where
+    A: Send,
+    B: Send,
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, usize, &mut [A], &mut [B]) -> Result<()> + Sync,
+{
+    let first: Mutex<Option<(usize, Error)>> = Mutex::new(None);
+    // A poisoned lock still holds a valid slot: take it as it is.
+    let slot = || first.lock().unwrap_or_else(|p| p.into_inner());
+    for_each_block2(
+        par,
+        n_rows,
+        block,
+        a,
+        a_stride,
+        b,
+        b_stride,
+        init,
+        |s, row0, ra, rb| {
+            if slot().as_ref().is_some_and(|(r, _)| *r < row0) {
+                return;
+            }
+            if let Err(e) = f(s, row0, ra, rb) {
+                let mut g = slot();
+                if g.as_ref().is_none_or(|(r, _)| row0 < *r) {
+                    *g = Some((row0, e));
+                }
+            }
+        },
+    );
+    match first.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// Runs `f(scratch, first_row, a_rows, b_rows)` over consecutive blocks of
 /// `block` rows. `a` has `a_stride` elements per row and `b` `b_stride`; the
 /// slices passed to `f` hold exactly the block's rows. Each worker makes its
 /// own scratch with `init`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn for_each_block<A, B, S, I, F>(
+pub(crate) fn for_each_block2<A, B, S, I, F>(
     par: Par,
     n_rows: usize,
     block: usize,
@@ -140,5 +256,54 @@ where
     #[cfg(not(feature = "rayon"))]
     for (i, it) in items.iter_mut().enumerate() {
         f(i, it);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lowest failing block reports, on any thread count, and every row
+    /// below it is still written.
+    #[test]
+    #[cfg(feature = "rayon")]
+    fn the_lowest_failing_block_reports() {
+        let run = |par: Par| {
+            let mut out = vec![0u32; 10_000];
+            let r = try_for_each_block(
+                par,
+                10_000,
+                100,
+                &mut out,
+                1,
+                || (),
+                |_, row0, o| {
+                    for (i, v) in o.iter_mut().enumerate() {
+                        *v = (row0 + i) as u32;
+                    }
+                    if row0 == 300 || row0 == 7_000 {
+                        return Err(crate::error::invalid("block", row0.to_string()));
+                    }
+                    Ok(())
+                },
+            );
+            let r = match r {
+                Err(Error::InvalidConfig { reason, .. }) => reason,
+                other => format!("{other:?}"),
+            };
+            (r, out[..300].to_vec())
+        };
+        let want: Vec<u32> = (0..300).collect();
+        for par in [Par::Seq, Par::Rayon(1), Par::Rayon(2), Par::Rayon(8)] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(8)
+                .build()
+                .unwrap();
+            let (r, head) = pool.install(|| run(par));
+            assert_eq!(r, "300", "{par:?}");
+            assert_eq!(head, want, "{par:?}");
+        }
+        let ok = try_for_each_block(Par::Seq, 5, 2, &mut [0u8; 5], 1, || (), |_, _, _| Ok(()));
+        assert!(ok.is_ok());
     }
 }

@@ -83,17 +83,14 @@ pub fn hierarchical_mixture(cfg: &MixtureConfig) -> Vec<f32> {
     let shape: Vec<f32> = (0..d)
         .map(|j| ((j + 1) as f32).powf(-cfg.spectrum_decay))
         .collect();
-    let mut unit = vec![(); cfg.n];
     for_each_block(
         Par::default(),
         cfg.n,
         1024,
         &mut out,
         d,
-        &mut unit,
-        1,
         || (),
-        |_, row0, rows, _| {
+        |_, row0, rows| {
             for (i, row) in rows.chunks_exact_mut(d).enumerate() {
                 let mut r = Rng::new(cfg.seed, 1 + (row0 + i) as u64);
                 let u = r.next_f64() * acc;

@@ -4,7 +4,7 @@ use super::gemm::{ArgminScratch, NR, argmin_packed, dots_packed, pack_panels};
 use super::{Simd, row_norms_into, scalar};
 use crate::data::check_finite;
 use crate::error::{Error, Result};
-use crate::par::{Par, for_each_block};
+use crate::par::{Par, for_each_block2};
 
 /// Rows per block in batched kernels. Fixed (not derived from the thread
 /// count) so results do not depend on parallelism.
@@ -239,7 +239,7 @@ pub(crate) fn assign_rows(
     par: Par,
 ) {
     let d = c.d;
-    for_each_block(
+    for_each_block2(
         par,
         x.len() / d,
         BLOCK_ROWS,

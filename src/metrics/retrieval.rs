@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result, invalid};
 use crate::par::Par;
-use crate::par::for_each_block;
+use crate::par::for_each_block2;
 
 /// A retrieval metric with its cut-off `K` (≥ 1).
 ///
@@ -321,7 +321,7 @@ pub fn evaluate(
     let mut per_query = vec![0f64; nq * nm];
     let mut included = vec![true; nq];
     let err = std::sync::Mutex::new(None::<(usize, Error)>);
-    for_each_block(
+    for_each_block2(
         opts.par,
         nq,
         EVAL_BLOCK,

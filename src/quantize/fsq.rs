@@ -291,17 +291,14 @@ impl Fsq {
     pub fn indices_into(&self, z: &[f32], out: &mut [u16], par: Par) -> Result<()> {
         let d = self.dims.len();
         self.check_input(z, out.len())?;
-        let mut unit = vec![(); out.len()];
         for_each_block(
             par,
             out.len(),
             FSQ_BLOCK,
             out,
             1,
-            &mut unit,
-            1,
             || (),
-            |_, row0, o, _| {
+            |_, row0, o| {
                 let zb = &z[row0 * d..(row0 + o.len()) * d];
                 self.indices_block(zb, o);
             },

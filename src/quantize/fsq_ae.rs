@@ -38,9 +38,6 @@ pub struct FsqAutoencoderConfig {
     pub batch_size: usize,
     /// Seed of initialisation and shuffling.
     pub seed: u64,
-    /// Threads for encoding and decoding. Training runs on the calling
-    /// thread (results never depend on the thread count).
-    pub par: Par,
 }
 
 impl Default for FsqAutoencoderConfig {
@@ -55,32 +52,41 @@ impl Default for FsqAutoencoderConfig {
             min_steps: 500,
             batch_size: 1024,
             seed: 0,
-            par: Par::default(),
         }
     }
 }
 
 impl FsqAutoencoderConfig {
-    /// Sets the seed.
+    /// [`FsqAutoencoderConfig::default`] with the given FSQ levels (the
+    /// latent width is their count).
     #[must_use]
-    pub fn seed(mut self, v: u64) -> Self {
-        self.seed = v;
-        self
+    pub fn new(levels: &[u32]) -> Self {
+        FsqAutoencoderConfig {
+            levels: levels.to_vec(),
+            ..FsqAutoencoderConfig::default()
+        }
     }
 
-    /// Sets the number of epochs (default 20).
-    #[must_use]
-    pub fn epochs(mut self, v: usize) -> Self {
-        self.epochs = v;
-        self
-    }
-
-    /// Sets the minimum number of optimizer steps (default 500; 0 for
-    /// exactly `epochs`).
-    #[must_use]
-    pub fn min_steps(mut self, v: usize) -> Self {
-        self.min_steps = v;
-        self
+    crate::config::setters! {
+        /// Sets the FSQ levels.
+        levels: Vec<u32>;
+        /// Sets the FSQ bounding mode.
+        mode: FsqMode;
+        /// Sets the encoder hidden widths (the decoder mirrors them).
+        hidden: Vec<usize>;
+        /// Sets the hidden activation.
+        activation: Activation;
+        /// Sets the optimizer.
+        optimizer: OptimizerConfig;
+        /// Sets the number of epochs (default 20).
+        epochs: usize;
+        /// Sets the minimum number of optimizer steps (default 500; 0 for
+        /// exactly `epochs`).
+        min_steps: usize;
+        /// Sets the rows per step.
+        batch_size: usize;
+        /// Sets the seed.
+        seed: u64;
     }
 
     /// Errors naming the field: invalid levels (see [`Fsq::with_mode`]),

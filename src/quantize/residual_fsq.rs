@@ -146,23 +146,21 @@ impl Quantizer for ResidualFsq {
             out.len(),
         )?;
         let mut buf = Vec::new();
-        let mut unit = vec![(); x.rows()];
         for start in (0..x.rows()).step_by(1 << 16) {
             let end = (start + (1 << 16)).min(x.rows());
             let zb = x.block(start, end, &mut buf)?;
             crate::data::check_finite("residual FSQ input", zb, d, start)?;
             let o = &mut out[start * self.quantizers..end * self.quantizers];
+            let q = self.quantizers;
             for_each_block(
                 par,
                 end - start,
                 BLOCK,
                 o,
-                self.quantizers,
-                &mut unit[start..end],
-                1,
+                q,
                 || (),
-                |_, row0, ob, ub| {
-                    self.encode_block(&zb[row0 * d..(row0 + ub.len()) * d], ob);
+                |_, row0, ob| {
+                    self.encode_block(&zb[row0 * d..(row0 + ob.len() / q) * d], ob);
                 },
             );
         }

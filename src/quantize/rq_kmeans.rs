@@ -1,9 +1,7 @@
 //! Residual k-means (RQ-KMeans, as in OneRec / MiniOneRec): level `l` is a
 //! k-means on the residuals left by levels `0..l`.
 
-use super::kmeans::{
-    KMeansConfig, KMeansReport, fit_rows, keep_first_error, training_rows, validate_codebook,
-};
+use super::kmeans::{KMeansConfig, KMeansReport, fit_rows, training_rows, validate_codebook};
 use super::{Fit, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
 use crate::error::{Error, Result, invalid};
@@ -12,7 +10,7 @@ use crate::kernels::{
     AssignPath, AssignScratch, BLOCK_ROWS, CentroidSet, Simd, TopK, assign_rows,
     neg2_dots_pub as neg2_dots,
 };
-use crate::par::{Par, for_each_block};
+use crate::par::{Par, for_each_block, try_for_each_block};
 use crate::rng::Rng;
 
 /// How codes are searched at encode time.
@@ -79,6 +77,13 @@ impl RqKMeansConfig {
             kmeans: KMeansConfig::new(k),
             refine_rounds: 1,
         }
+    }
+
+    /// Number of levels.
+    #[must_use]
+    pub fn levels(mut self, v: usize) -> Self {
+        self.levels = v;
+        self
     }
 
     /// Seed (default 0).
@@ -405,28 +410,21 @@ impl RqKMeans {
         let sets: Vec<CentroidSet<'_>> = (0..self.levels)
             .map(|l| CentroidSet::new(self.codebook(l), self.dim))
             .collect();
-        let err = std::sync::Mutex::new(None);
-        let mut unit = vec![(); x.rows()];
         let block = if beam == 1 {
             BLOCK_ROWS
         } else {
             (BLOCK_ROWS / beam).max(8)
         };
-        for_each_block(
+        try_for_each_block(
             par,
             x.rows(),
             block,
             out,
             self.levels,
-            &mut unit,
-            1,
             EncodeScratch::default,
-            |s, row0, codes, _| {
+            |s, row0, codes| {
                 let rows = codes.len() / self.levels;
-                let xb = match x.block(row0, row0 + rows, &mut s.buf) {
-                    Ok(xb) => xb,
-                    Err(e) => return keep_first_error(&err, row0, e),
-                };
+                let xb = x.block(row0, row0 + rows, &mut s.buf)?;
                 s.resid.clear();
                 s.resid.extend_from_slice(xb);
                 if beam == 1 {
@@ -434,12 +432,9 @@ impl RqKMeans {
                 } else {
                     self.encode_beam_block(&sets, beam, s, codes);
                 }
+                Ok(())
             },
-        );
-        match err.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            Some((_, e)) => Err(e),
-            None => Ok(()),
-        }
+        )
     }
 
     fn encode_greedy_block(
@@ -570,17 +565,14 @@ impl Quantizer for RqKMeans {
         codes.check_tokens(&self.codebook_sizes())?;
         let d = self.dim;
         expect_len("output length (n × d)", codes.rows() * d, out.len())?;
-        let mut unit = vec![(); codes.rows()];
         for_each_block(
             par,
             codes.rows(),
             BLOCK_ROWS,
             out,
             d,
-            &mut unit,
-            1,
             || (),
-            |_, row0, o, _| {
+            |_, row0, o| {
                 for (r, orow) in o.chunks_exact_mut(d).enumerate() {
                     orow.fill(0.0);
                     for (l, &t) in codes.row(row0 + r).iter().enumerate() {

@@ -95,40 +95,47 @@ impl RqVaeConfig {
         }
     }
 
-    /// Sets the seed.
+    /// [`RqVaeConfig::default`] with `levels` levels of `k` codes.
     #[must_use]
-    pub fn seed(mut self, v: u64) -> Self {
-        self.seed = v;
-        self
+    pub fn new(levels: usize, k: usize) -> Self {
+        RqVaeConfig {
+            levels,
+            k,
+            ..RqVaeConfig::default()
+        }
     }
 
-    /// Sets the number of epochs (default 20).
-    #[must_use]
-    pub fn epochs(mut self, v: usize) -> Self {
-        self.epochs = v;
-        self
-    }
-
-    /// Sets the minimum number of optimizer steps (default 500; 0 for
-    /// exactly `epochs`).
-    #[must_use]
-    pub fn min_steps(mut self, v: usize) -> Self {
-        self.min_steps = v;
-        self
-    }
-
-    /// Sets the threads (results do not depend on them).
-    #[must_use]
-    pub fn par(mut self, v: Par) -> Self {
-        self.par = v;
-        self
-    }
-
-    /// Turns the rotation trick on or off.
-    #[must_use]
-    pub fn rotation_trick(mut self, v: bool) -> Self {
-        self.rotation_trick = v;
-        self
+    crate::config::setters! {
+        /// Sets the encoder hidden widths (the decoder mirrors them).
+        hidden: Vec<usize>;
+        /// Sets the latent width.
+        latent: usize;
+        /// Sets the number of residual levels.
+        levels: usize;
+        /// Sets the codes per level.
+        k: usize;
+        /// Sets the commitment weight β.
+        beta: f32;
+        /// Sets the hidden activation.
+        activation: Activation;
+        /// Sets the optimizer.
+        optimizer: OptimizerConfig;
+        /// Sets the number of epochs (default 20).
+        epochs: usize;
+        /// Sets the minimum number of optimizer steps (default 500; 0 for
+        /// exactly `epochs`).
+        min_steps: usize;
+        /// Sets the rows per step.
+        batch_size: usize;
+        /// Sets the steps without use after which a code is re-seeded (0:
+        /// never).
+        dead_code_steps: usize;
+        /// Sets the seed.
+        seed: u64;
+        /// Turns the rotation trick on or off.
+        rotation_trick: bool;
+        /// Sets the threads (results do not depend on them).
+        par: Par;
     }
 
     /// Errors naming the field: zero sizes, k above 65 536, non-finite or

@@ -45,17 +45,14 @@ pub(crate) fn balanced_assign(
     let cand_n = BALANCED_CANDIDATES.min(k);
     // Top candidates per point, ascending distance.
     let mut cand = vec![(0f32, 0u32); m * cand_n];
-    let mut unit = vec![(); m];
     for_each_block(
         par,
         m,
         BLOCK_ROWS,
         &mut cand,
         cand_n,
-        &mut unit,
-        1,
         || (Vec::new(), TopK::new(cand_n)),
-        |(scratch, top), row0, cs, _| {
+        |(scratch, top), row0, cs| {
             let rows = cs.len() / cand_n;
             let xb = &x[row0 * d..(row0 + rows) * d];
             crate::kernels::neg2_dots_pub(xb, c, scratch);

@@ -129,6 +129,13 @@ impl KMeansConfig {
         }
     }
 
+    /// Number of clusters.
+    #[must_use]
+    pub fn k(mut self, v: usize) -> Self {
+        self.k = v;
+        self
+    }
+
     /// Maximum iterations (default 20); each costs `2·m·k·d` flops.
     #[must_use]
     pub fn max_iter(mut self, v: usize) -> Self {

@@ -3,7 +3,7 @@
 use super::balanced::balanced_assign;
 use super::config::{Assignment, KMeansConfig, KMeansReport};
 use crate::kernels::{AssignPath, CentroidSet, Simd, assign_rows};
-use crate::par::{Par, for_each_block};
+use crate::par::{Par, for_each_block, for_each_block2};
 use crate::rng::Rng;
 
 /// k-means++ seeding on at most `PP_POINTS_PER_CENTROID · k` sampled rows.
@@ -99,7 +99,6 @@ fn kmeans_pp(x: &[f32], d: usize, k: usize, rng: &mut Rng, par: Par) -> Vec<f32>
     let first = rng.below(m);
     centroids.extend_from_slice(&x[first * d..(first + 1) * d]);
     let mut dmin = vec![f32::INFINITY; m];
-    let mut unit = vec![(); m];
     for t in 1..=k {
         let c = &centroids[(t - 1) * d..t * d];
         for_each_block(
@@ -108,10 +107,8 @@ fn kmeans_pp(x: &[f32], d: usize, k: usize, rng: &mut Rng, par: Par) -> Vec<f32>
             4096,
             &mut dmin,
             1,
-            &mut unit,
-            1,
             || (),
-            |_, row0, dm, _| {
+            |_, row0, dm| {
                 for (i, v) in dm.iter_mut().enumerate() {
                     let r = row0 + i;
                     let dist = simd.l2_sq(&x[r * d..(r + 1) * d], c);
@@ -167,7 +164,7 @@ fn update_centroids(
     let n_chunks = m.div_ceil(chunk);
     let mut partial = vec![0f64; n_chunks * k * d];
     let mut counts = vec![0usize; n_chunks * k];
-    for_each_block(
+    for_each_block2(
         par,
         n_chunks,
         1,
@@ -192,17 +189,14 @@ fn update_centroids(
             *s += v;
         }
     }
-    let mut unit = vec![(); k];
     for_each_block(
         par,
         k,
         16,
         centroids,
         d,
-        &mut unit,
-        1,
         || (),
-        |_, j0, cs, _| {
+        |_, j0, cs| {
             for (jj, cv) in cs.chunks_exact_mut(d).enumerate() {
                 let j = j0 + jj;
                 if sizes[j] == 0 {

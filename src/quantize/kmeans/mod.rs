@@ -24,7 +24,7 @@ use crate::data::{Codes, Embeddings};
 use crate::error::{Error, Result, invalid};
 use crate::format::{ModelKind, sealed::Payload, stored_usize, to_invalid};
 use crate::kernels::{AssignPath, AssignScratch, BLOCK_ROWS, CentroidSet, assign_block};
-use crate::par::{Par, for_each_block};
+use crate::par::{Par, try_for_each_block, try_for_each_block2};
 use crate::rng::Rng;
 
 /// A fitted k-means model: `k` centroids of dimension `d`.
@@ -114,15 +114,11 @@ impl Quantizer for KMeans {
         expect_len("code buffer length (n × 1)", x.rows(), out.len())?;
         // Block by block into `out`: per-thread scratch only, nothing sized by n.
         let c = CentroidSet::new(&self.centroids, self.dim);
-        let err = std::sync::Mutex::new(None);
-        let mut unit = vec![(); x.rows()];
-        for_each_block(
+        try_for_each_block(
             par,
             x.rows(),
             BLOCK_ROWS,
             out,
-            1,
-            &mut unit,
             1,
             || {
                 (
@@ -132,24 +128,17 @@ impl Quantizer for KMeans {
                     vec![0f32; BLOCK_ROWS],
                 )
             },
-            |(buf, scratch, labels, dists), row0, o, _| {
+            |(buf, scratch, labels, dists), row0, o| {
                 let rows = o.len();
-                match x.block(row0, row0 + rows, buf) {
-                    Ok(xb) => {
-                        let (l, dd) = (&mut labels[..rows], &mut dists[..rows]);
-                        assign_block(AssignPath::Gemm, xb, &c, scratch, l, dd);
-                        for (t, &lab) in o.iter_mut().zip(l.iter()) {
-                            *t = lab as u16;
-                        }
-                    }
-                    Err(e) => keep_first_error(&err, row0, e),
+                let xb = x.block(row0, row0 + rows, buf)?;
+                let (l, dd) = (&mut labels[..rows], &mut dists[..rows]);
+                assign_block(AssignPath::Gemm, xb, &c, scratch, l, dd);
+                for (t, &lab) in o.iter_mut().zip(l.iter()) {
+                    *t = lab as u16;
                 }
+                Ok(())
             },
-        );
-        match err.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            Some((_, e)) => Err(e),
-            None => Ok(()),
-        }
+        )
     }
     fn decode_into(&self, codes: &Codes, out: &mut [f32], _par: Par) -> Result<()> {
         codes.check_tokens(&[self.k])?;
@@ -206,8 +195,7 @@ pub(crate) fn assign_embeddings(
     dists: &mut [f32],
     par: Par,
 ) -> Result<()> {
-    let err = std::sync::Mutex::new(None::<(usize, Error)>);
-    for_each_block(
+    try_for_each_block2(
         par,
         x.rows(),
         BLOCK_ROWS,
@@ -216,28 +204,12 @@ pub(crate) fn assign_embeddings(
         dists,
         1,
         || (Vec::new(), AssignScratch::default()),
-        |(buf, scratch), row0, l, dd| match x.block(row0, row0 + l.len(), buf) {
-            Ok(xb) => assign_block(AssignPath::Gemm, xb, c, scratch, l, dd),
-            Err(e) => keep_first_error(&err, row0, e),
+        |(buf, scratch), row0, l, dd| {
+            let xb = x.block(row0, row0 + l.len(), buf)?;
+            assign_block(AssignPath::Gemm, xb, c, scratch, l, dd);
+            Ok(())
         },
-    );
-    match err.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some((_, e)) => Err(e),
-        None => Ok(()),
-    }
-}
-
-/// Keeps the error of the lowest block, so the reported row does not depend
-/// on thread timing.
-pub(crate) fn keep_first_error(
-    slot: &std::sync::Mutex<Option<(usize, Error)>>,
-    row0: usize,
-    e: Error,
-) {
-    let mut g = slot.lock().unwrap_or_else(|p| p.into_inner());
-    if g.as_ref().is_none_or(|(r, _)| row0 < *r) {
-        *g = Some((row0, e));
-    }
+    )
 }
 
 /// The training rows as one f32 buffer: borrowed when all rows of f32 data

@@ -155,17 +155,14 @@ fn principal_axes(x: &[f32], d: usize, mean: &[f32], rng: &mut Rng, par: Par) ->
     // Row blocks of the covariance in parallel; each entry is one dot
     // product whatever the blocking, so the thread count changes nothing.
     let mut cov = vec![0f32; d * d];
-    let mut unit = vec![(); d];
     for_each_block(
         par,
         d,
         COV_BLOCK,
         &mut cov,
         d,
-        &mut unit,
-        1,
         || (),
-        |_, r0, cb, _| {
+        |_, r0, cb| {
             let rows = cb.len() / d;
             dots_packed(
                 &yt[r0 * s..(r0 + rows) * s],
@@ -213,17 +210,14 @@ fn rotate(x: &[f32], d: usize, mean: &[f32], axes: &[f32], top: usize, par: Par)
     let mut packed = Vec::new();
     pack_panels_into(axes, d, &mut packed);
     let mut y = vec![0f32; m * top];
-    let mut unit = vec![(); m];
     for_each_block(
         par,
         m,
         ROTATE_BLOCK,
         &mut y,
         top,
-        &mut unit,
-        1,
         Vec::new,
-        |centred: &mut Vec<f32>, row0, yb, _| {
+        |centred: &mut Vec<f32>, row0, yb| {
             let rows = yb.len() / top;
             centred.clear();
             for r in x[row0 * d..(row0 + rows) * d].chunks_exact(d) {
