@@ -396,6 +396,21 @@ impl Codes {
     }
 }
 
+/// The most tokens a position can have: tokens are `u16`.
+pub const MAX_VOCAB: usize = 1 << 16;
+
+/// Checks that every size in `sizes` (codebook sizes, vocabularies) is in
+/// `min..=MAX_VOCAB`; the error names `field` and the offending value.
+pub(crate) fn check_vocab(field: &'static str, sizes: &[usize], min: usize) -> Result<()> {
+    match sizes.iter().find(|&&v| !(min..=MAX_VOCAB).contains(&v)) {
+        None => Ok(()),
+        Some(&v) => Err(crate::error::invalid(
+            field,
+            format!("holds {v}; each must be in {min}..=65536 (tokens are u16)"),
+        )),
+    }
+}
+
 /// Checks `tokens` (rows of `levels`) against `codebook_sizes`.
 pub(crate) fn check_tokens(tokens: &[u16], levels: usize, codebook_sizes: &[usize]) -> Result<()> {
     if levels != codebook_sizes.len() {

@@ -160,12 +160,7 @@ impl BeamSearch {
         }
         for level in 0..depth {
             let vocab = constraint.vocab_size(level);
-            if vocab == 0 || vocab > 1 << 16 {
-                return Err(invalid(
-                    "constraint",
-                    format!("has vocabulary {vocab} at level {level}; 1..=65536 needed"),
-                ));
-            }
+            crate::data::check_vocab("constraint vocabulary", &[vocab], 1)?;
             self.scores.clear();
             if !self.query.is_empty() {
                 let beams = Beams {

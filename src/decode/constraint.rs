@@ -1,6 +1,6 @@
 //! Which token sequences a search may emit.
 
-use crate::error::{Error, Result, invalid};
+use crate::error::{Error, Result};
 use crate::sid::{State, Trie};
 
 /// Which tokens may follow a state.
@@ -73,12 +73,7 @@ impl Unconstrained {
                 what: "vocabulary sizes",
             });
         }
-        if let Some(&v) = vocab.iter().find(|&&v| v == 0 || v > 1 << 16) {
-            return Err(invalid(
-                "vocab",
-                format!("holds {v}; every position needs 1..=65536 tokens"),
-            ));
-        }
+        crate::data::check_vocab("vocab", vocab, 1)?;
         Ok(Unconstrained {
             vocab: vocab.to_vec(),
         })

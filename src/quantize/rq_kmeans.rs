@@ -350,12 +350,7 @@ impl RqKMeans {
             });
         }
         let k = total / levels;
-        if k > 1 << 16 {
-            return Err(invalid(
-                "k",
-                format!("is {k}; at most 65536 (tokens are u16)"),
-            ));
-        }
+        crate::data::check_vocab("k", &[k], 1)?;
         Ok(RqKMeans {
             dim,
             k,

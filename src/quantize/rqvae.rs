@@ -6,7 +6,7 @@ use super::standardize::Standardize;
 use super::{KMeans, KMeansConfig, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
 use crate::error::{Error, Result, invalid};
-use crate::format::{ModelKind, invalid_payload, sealed::Payload, to_invalid};
+use crate::format::{ModelKind, sealed::Payload, stored_usize, to_invalid};
 use crate::kernels::{AssignPath, BLOCK_ROWS, CentroidSet, assign_rows};
 use crate::nn::LayerV1;
 use crate::nn::{Activation, Grads, Mlp, MlpCache, Optimizer, OptimizerConfig, shuffled};
@@ -150,9 +150,7 @@ impl RqVaeConfig {
         if self.levels == 0 {
             return Err(invalid("levels", "is 0; use at least 1"));
         }
-        if !(2..=1 << 16).contains(&self.k) {
-            return Err(invalid("k", format!("is {}; use 2..=65536", self.k)));
-        }
+        crate::data::check_vocab("k", &[self.k], 2)?;
         if !(self.beta.is_finite() && self.beta >= 0.0) {
             return Err(invalid(
                 "beta",
@@ -698,9 +696,10 @@ impl RqVae {
     ) -> Result<RqVae> {
         let lat = encoder.outputs();
         super::autoencoder::check_autoencoder(&encoder, &decoder, lat)?;
-        if levels == 0 || !(2..=1 << 16).contains(&k) {
-            return Err(invalid("levels", "must be ≥ 1 with k in 2..=65536"));
+        if levels == 0 {
+            return Err(invalid("levels", "is 0; use at least 1"));
         }
+        crate::data::check_vocab("k", &[k], 2)?;
         let want = levels.checked_mul(k).and_then(|v| v.checked_mul(lat));
         if want != Some(codebooks.len()) {
             return Err(Error::Shape {
@@ -854,10 +853,8 @@ impl Payload for RqVae {
         let act = Activation::from_tag(p.activation)?;
         let enc = Mlp::from_layers_v1(p.encoder, act)?;
         let dec = Mlp::from_layers_v1(p.decoder, act)?;
-        if p.levels == 0 || !(2..=1 << 16).contains(&p.k) {
-            return Err(invalid_payload("levels must be ≥ 1 and k in 2..=65536"));
-        }
-        RqVae::from_parts(enc, dec, p.codebooks, p.levels as usize, p.k as usize)
-            .map_err(to_invalid)
+        let levels = stored_usize(p.levels, "levels")?;
+        let k = stored_usize(p.k, "k")?;
+        RqVae::from_parts(enc, dec, p.codebooks, levels, k).map_err(to_invalid)
     }
 }

@@ -1,6 +1,6 @@
 //! A flat, immutable prefix trie of semantic IDs.
 
-use crate::error::{Error, FormatError, Result, invalid};
+use crate::error::{Error, FormatError, Result};
 
 use super::SidMap;
 use super::sort::{packed_sorted, position_bits, radix_order};
@@ -486,10 +486,11 @@ impl Trie {
         items: Vec<u32>,
     ) -> Result<Trie> {
         let bad = |m: &str| Error::Format(FormatError::Invalid(m.into()));
-        if vocab.iter().any(|&v| v == 0 || v > 1 << 16) {
-            return Err(bad("vocabulary sizes must be 1..=65536"));
-        }
-        let vocab: Vec<usize> = vocab.into_iter().map(|v| v as usize).collect();
+        let vocab: Vec<usize> = vocab
+            .into_iter()
+            .map(|v| usize::try_from(v).unwrap_or(usize::MAX))
+            .collect();
+        check_vocab(&vocab).map_err(|e| bad(&e.to_string()))?;
         // Offsets must be monotone before they can be compressed.
         for o in offsets.iter().chain(leaf_items.iter()) {
             if o.is_empty() || o.windows(2).any(|w| w[1] < w[0]) {
@@ -547,13 +548,7 @@ fn find_token(tokens: &[u16], token: u16) -> Option<usize> {
 }
 
 fn check_vocab(vocab: &[usize]) -> Result<()> {
-    if let Some(&v) = vocab.iter().find(|&&v| v == 0 || v > 1 << 16) {
-        return Err(invalid(
-            "vocab",
-            format!("holds {v}; every position needs 1..=65536 tokens"),
-        ));
-    }
-    Ok(())
+    crate::data::check_vocab("vocab", vocab, 1)
 }
 
 /// Builds the arrays from IDs pushed in lexicographic order.

@@ -188,12 +188,7 @@ impl KMeansConfig {
 
     /// Checks every field; `fit` calls this first.
     pub fn validate(&self) -> Result<()> {
-        if self.k == 0 || self.k > 1 << 16 {
-            return Err(invalid(
-                "k",
-                format!("is {}; it must be in 1..=65536 (tokens are u16)", self.k),
-            ));
-        }
+        crate::data::check_vocab("k", &[self.k], 1)?;
         if self.max_iter == 0 {
             return Err(invalid("max_iter", "is 0; it must be at least 1"));
         }

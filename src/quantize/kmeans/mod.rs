@@ -20,8 +20,8 @@ pub use config::{Assignment, Init, KMeansConfig, KMeansReport};
 use lloyd::{gather_rows, seed_pp};
 
 use super::{Fit, Quantizer, expect_len};
-use crate::data::{Codes, Embeddings};
-use crate::error::{Error, Result, invalid};
+use crate::data::{Codes, Embeddings, check_vocab};
+use crate::error::{Error, Result};
 use crate::format::{ModelKind, sealed::Payload, stored_usize, to_invalid};
 use crate::kernels::{AssignPath, AssignScratch, BLOCK_ROWS, CentroidSet, assign_block};
 use crate::par::{Par, try_for_each_block, try_for_each_block2};
@@ -177,12 +177,7 @@ pub(crate) fn validate_codebook(what: &'static str, c: &[f32], dim: usize) -> Re
         });
     }
     let k = c.len() / dim;
-    if k > 1 << 16 {
-        return Err(invalid(
-            "k",
-            format!("is {k}; at most 65536 (tokens are u16)"),
-        ));
-    }
+    check_vocab("k", &[k], 1)?;
     crate::data::check_finite(what, c, dim, 0)?;
     Ok(k)
 }

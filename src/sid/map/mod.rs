@@ -10,7 +10,7 @@ use std::collections::HashMap;
 pub use policy::CollisionPolicy;
 
 use super::sort::{for_groups, merge_sorted, radix_order};
-use crate::data::{Codes, Embeddings, check_tokens};
+use crate::data::{Codes, Embeddings, check_tokens, check_vocab};
 use crate::error::{Error, Result, invalid};
 use crate::format::{ModelKind, invalid_payload, sealed::Payload, to_invalid};
 use crate::quantize::LastLevelDistances;
@@ -88,12 +88,7 @@ impl SidMap {
                 what: "codebook sizes (no levels)",
             });
         }
-        if let Some(&k) = codebook_sizes.iter().find(|&&k| k == 0 || k > 1 << 16) {
-            return Err(invalid(
-                "codebook_sizes",
-                format!("holds {k}; every level needs 1..=65536 codes"),
-            ));
-        }
+        check_vocab("codebook_sizes", codebook_sizes, 1)?;
         if let CollisionPolicy::ReassignLastLevel { capacity: 0 } = policy {
             return Err(invalid("capacity", "is 0; at least 1 item per ID"));
         }
