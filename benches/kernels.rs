@@ -6,15 +6,7 @@ use semid::Par;
 use semid::kernels::{AssignPath, Simd, nearest_on, scalar};
 
 fn data(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-        })
-        .collect()
+    semid::synthetic::uniform(n, -0.5, 0.5, seed)
 }
 
 fn distances(c: &mut Criterion) {

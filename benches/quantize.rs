@@ -59,18 +59,11 @@ fn encode(c: &mut Criterion) {
 /// issue's target is ≥ 64M vectors/s, 5× vector-quantize-pytorch.
 fn fsq(c: &mut Criterion) {
     let n = 1 << 20;
-    let mut s = 1u64;
-    let z: Vec<f32> = (0..n * 4)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            // Sum of 4 uniforms: roughly normal, spread over the thresholds.
-            let u = (0..4)
-                .map(|i| ((s >> (16 * i)) & 0xffff) as f32 / 65536.0)
-                .sum::<f32>();
-            (u - 2.0) * 1.7
-        })
+    // Sum of 4 uniforms: roughly normal, spread over the thresholds.
+    let u = semid::synthetic::uniform(n * 4 * 4, 0.0, 1.0, 1);
+    let z: Vec<f32> = u
+        .chunks_exact(4)
+        .map(|q| (q.iter().sum::<f32>() - 2.0) * 1.7)
         .collect();
     let fsq = semid::quantize::Fsq::new(&[8, 5, 5, 5]).unwrap();
     let mut out = vec![0u16; n];

@@ -8,20 +8,25 @@ use semid::hits::Hits;
 use semid::metrics::{EvalOptions, Metric, Qrels, Rankings, evaluate};
 use semid::sid::Trie;
 
-/// SplitMix64 stream.
-fn stream(mut s: u64) -> impl FnMut() -> u64 {
+/// Endless seeded integers below `below` (the crate's generator, in
+/// chunks).
+fn stream(seed: u64, below: u32) -> impl FnMut() -> u32 {
+    let (mut buf, mut at, mut round) = (Vec::new(), 0, 0);
     move || {
-        s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        if at == buf.len() {
+            buf = semid::synthetic::integers(1 << 16, below, seed.wrapping_add(round));
+            (at, round) = (0, round + 1);
+        }
+        at += 1;
+        buf[at - 1]
     }
 }
 
-fn random_ids(n: usize, len: usize, vocab: u64, seed: u64) -> Vec<u16> {
-    let mut next = stream(seed);
-    (0..n * len).map(|_| (next() % vocab) as u16).collect()
+fn random_ids(n: usize, len: usize, vocab: u32, seed: u64) -> Vec<u16> {
+    semid::synthetic::integers(n * len, vocab, seed)
+        .into_iter()
+        .map(|t| t as u16)
+        .collect()
 }
 
 fn trie(c: &mut Criterion) {
@@ -86,9 +91,9 @@ fn beam(c: &mut Criterion) {
     let ids = random_ids(n, 3, 256, 0xbea);
     let t = Trie::from_ids(&ids, 3, &[256; 3]).unwrap();
     let un = Unconstrained::new(&[256; 3]).unwrap();
-    let mut next = stream(7);
-    let table: Vec<f32> = (0..nq * 3 * 256)
-        .map(|_| -((next() % 10_000) as f32) / 1000.0)
+    let table: Vec<f32> = semid::synthetic::integers(nq * 3 * 256, 10_000, 7)
+        .into_iter()
+        .map(|v| -(v as f32) / 1000.0)
         .collect();
     let mut scorer = TableScorer::new(nq, &[256; 3], table).unwrap();
     let mut bs = BeamSearch::new(beam, 10).unwrap();
@@ -106,10 +111,10 @@ fn beam(c: &mut Criterion) {
 
 fn metrics(c: &mut Criterion) {
     let (nq, len) = (100_000, 100);
-    let mut next = stream(11);
+    let mut next = stream(11, 1_000_000);
     let lists: Vec<Vec<u32>> = (0..nq)
         .map(|_| {
-            let mut v: Vec<u32> = (0..len).map(|_| (next() % 1_000_000) as u32).collect();
+            let mut v: Vec<u32> = (0..len).map(|_| next()).collect();
             v.sort_unstable();
             v.dedup();
             v
@@ -121,10 +126,7 @@ fn metrics(c: &mut Criterion) {
         .map(|l| {
             let mut j = vec![(l[3], 2), (l[40], 1)];
             for _ in 0..3 {
-                j.push((
-                    1_000_000 + (next() % 1_000_000) as u32,
-                    1 + (next() % 3) as u32,
-                ));
+                j.push((1_000_000 + next(), 1 + next() % 3));
             }
             j.sort_unstable();
             j.dedup_by_key(|p| p.0);

@@ -112,3 +112,34 @@ pub fn hierarchical_mixture(cfg: &MixtureConfig) -> Vec<f32> {
     );
     out
 }
+
+/// `len` seeded uniform values in `[lo, hi)`, from the crate's own
+/// generator (the same stream in every release): the one source of
+/// random test, benchmark and example data.
+///
+/// ```
+/// let v = semid::synthetic::uniform(1000, -0.5, 0.5, 7);
+/// assert!(v.iter().all(|x| (-0.5..0.5).contains(x)));
+/// assert_eq!(v, semid::synthetic::uniform(1000, -0.5, 0.5, 7));
+/// ```
+#[must_use]
+pub fn uniform(len: usize, lo: f32, hi: f32, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed, 7);
+    (0..len)
+        .map(|_| {
+            let v = lo + (hi - lo) * rng.next_f64() as f32;
+            // Rounding can land on `hi`; keep the interval half-open.
+            if v < hi { v } else { lo }
+        })
+        .collect()
+}
+
+/// `len` seeded integers in `0..below` (`below ≥ 1`), e.g. tokens, or
+/// small-integer data whose distances are exact in f32.
+#[must_use]
+pub fn integers(len: usize, below: u32, seed: u64) -> Vec<u32> {
+    let mut rng = Rng::new(seed, 8);
+    (0..len)
+        .map(|_| rng.below(below.max(1) as usize) as u32)
+        .collect()
+}

@@ -30,10 +30,9 @@ proptest! {
     ) {
         // Small-integer data: distances are exact in f32, so every path must
         // agree on labels exactly, ties included.
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let mut next = || { s = s.wrapping_mul(6364136223846793005).wrapping_add(1); ((s >> 33) % 7) as f32 - 3.0 };
-        let x: Vec<f32> = (0..n * d).map(|_| next()).collect();
-        let mut c: Vec<f32> = (0..k * d).map(|_| next()).collect();
+        let ints = |len, s| semid::synthetic::integers(len, 7, s).into_iter().map(|v| v as f32 - 3.0).collect::<Vec<f32>>();
+        let x = ints(n * d, seed);
+        let mut c = ints(k * d, seed + 5000);
         if k > 2 {
             // A duplicate centroid: ties must go to the lower index.
             let (a, b) = c.split_at_mut(d);
@@ -60,10 +59,8 @@ proptest! {
     fn gemm_assignment_is_near_optimal_on_real_valued_data(
         d in 1usize..70, k in 1usize..40, n in 1usize..100, seed in 0u64..1000
     ) {
-        let mut s = seed.wrapping_add(17);
-        let mut next = || { s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5 };
-        let x: Vec<f32> = (0..n * d).map(|_| next()).collect();
-        let c: Vec<f32> = (0..k * d).map(|_| next()).collect();
+        let x = semid::synthetic::uniform(n * d, -0.5, 0.5, seed);
+        let c = semid::synthetic::uniform(k * d, -0.5, 0.5, seed + 5000);
         let (mut l0, mut d0) = (vec![0u32; n], vec![0f32; n]);
         nearest_on(AssignPath::Scalar, &x, &c, d, &mut l0, &mut d0, Par::Seq).unwrap();
         let (mut l, mut dd) = (vec![0u32; n], vec![0f32; n]);

@@ -240,15 +240,9 @@ mod tests {
 
     #[test]
     fn eigenpairs_reconstruct_the_matrix() {
-        let mut st = 5u64;
+        let mut rng = crate::rng::Rng::new(5, 0);
         for n in [1usize, 2, 3, 7, 40] {
-            let mut b = vec![0f64; n * n];
-            for v in &mut b {
-                st = st
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                *v = (st >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
-            }
+            let b: Vec<f64> = (0..n * n).map(|_| rng.next_f64() - 0.5).collect();
             // a = b·bᵀ, plus a repeated eigenvalue when n ≥ 3.
             let mut a = vec![0f64; n * n];
             for i in 0..n {
@@ -286,14 +280,8 @@ mod tests {
     fn every_isa_returns_the_same_bits() {
         // 61 is not a multiple of the 8 lanes, so the tails run too.
         let n = 61;
-        let mut st = 11u64;
-        let mut b = vec![0f64; n * n];
-        for v in &mut b {
-            st = st
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            *v = (st >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
-        }
+        let mut rng = crate::rng::Rng::new(11, 0);
+        let b: Vec<f64> = (0..n * n).map(|_| rng.next_f64() - 0.5).collect();
         let mut a = vec![0f64; n * n];
         for i in 0..n {
             for j in 0..n {

@@ -638,13 +638,8 @@ mod tests {
 
     #[test]
     fn packed_dots_match_f64_reference_on_ragged_shapes() {
-        let mut s = 7u64;
-        let mut next = || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-        };
+        let mut rng = crate::rng::Rng::new(7, 0);
+        let mut next = || rng.next_f64() as f32 - 0.5;
         for &(rows, k, d) in &[
             (1, 1, 1),
             (5, 17, 3),

@@ -577,15 +577,8 @@ mod tests {
         assert_eq!(radix_order(&t, 2, &[1 << 16, 1 << 16], 4), o);
         // Many rows: the packed path agrees with the per-position passes
         // (forced by an unknown-vocabulary position that needs 16 bits).
-        let mut s = 7u64;
-        let big: Vec<u16> = (0..3000 * 3)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 33) % 5) as u16
-            })
-            .collect();
+        let mut rng = crate::rng::Rng::new(7, 0);
+        let big: Vec<u16> = (0..3000 * 3).map(|_| rng.below(5) as u16).collect();
         let packed = radix_order(&big, 3, &[5, 5, 5], 3000);
         let mut want: Vec<u32> = (0..3000).collect();
         want.sort_by(|&a, &b| {
