@@ -24,17 +24,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let k: u64 = arg(&args, "--codebook").map_or(Ok(256), |s| s.parse())?;
     let m: usize = arg(&args, "--n-prefixes").map_or(Ok(100_000), |s| s.parse())?;
     let seed: u64 = arg(&args, "--seed").map_or(Ok(0), |s| s.parse())?;
-    let mut s = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut next = move || {
-        s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
     // Random keys, deduplicated (as the peer does).
-    let mut keys: Vec<Vec<u16>> = (0..n)
-        .map(|_| (0..depth).map(|_| (next() % k) as u16).collect())
+    let tokens = semid::synthetic::integers(n * depth, k as u32, seed);
+    let mut keys: Vec<Vec<u16>> = tokens
+        .chunks_exact(depth)
+        .map(|c| c.iter().map(|&t| t as u16).collect())
         .collect();
     keys.sort_unstable();
     keys.dedup();
@@ -43,6 +37,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let f: Vec<f32> = flat.iter().map(|&t| t as f32).collect();
         semid::npy::write_npy(&p, &f, depth)?;
     }
+    // An endless seeded stream for the shuffle and the queries.
+    let (mut buf, mut at, mut round) = (Vec::new(), 0usize, 1u64);
+    let mut next = move || -> u64 {
+        if at == buf.len() {
+            buf = semid::synthetic::integers(1 << 16, u32::MAX, seed.wrapping_add(round));
+            (at, round) = (0, round + 1);
+        }
+        at += 1;
+        buf[at - 1] as u64
+    };
     // Shuffle rows so the build pays for its sort, as from encoder output.
     let mut rows: Vec<usize> = (0..keys.len()).collect();
     for i in (1..rows.len()).rev() {
