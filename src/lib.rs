@@ -55,7 +55,9 @@
 //! Same data + same config (seed included) ⇒ bit-identical codes, models
 //! and files **on the same machine and build, whatever the thread count**:
 //! every parallel reduction has a fixed order that does not depend on the
-//! threads. Across CPUs: the nearest-centroid kernels (k-means, RQ-KMeans
+//! threads. The CPU's features are checked once per process
+//! ([`kernels::Cpu`]) and every kernel dispatches on that token. Across
+//! CPUs: the nearest-centroid kernels (k-means, RQ-KMeans
 //! fit and encode, codebook scoring) and the PCA of the progressive
 //! initialisation return the same bits on AVX-512 and AVX2+FMA CPUs (each
 //! output is one fused multiply-add chain in a fixed order); a CPU without

@@ -23,12 +23,13 @@ pub(crate) fn symmetric_eigen(v: &mut [f64], n: usize) -> Option<Vec<f64>> {
     }
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        let cpu = super::Cpu::get();
+        if cpu.avx512f() {
             // SAFETY: the running CPU has AVX-512F.
             #[allow(unsafe_code)]
             return unsafe { eigen_avx512(v, n) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if cpu.avx2_fma() {
             // SAFETY: the running CPU has AVX2.
             #[allow(unsafe_code)]
             return unsafe { eigen_avx2(v, n) };

@@ -62,7 +62,7 @@ pub(crate) fn dots_packed(
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
+    if super::Cpu::get().avx512f() {
         // SAFETY: AVX-512F was detected; the lengths were checked above.
         #[allow(unsafe_code)]
         unsafe {
@@ -71,7 +71,7 @@ pub(crate) fn dots_packed(
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if super::Simd::detect() == super::Simd::Avx2Fma {
+    if super::Cpu::get().avx2_fma() {
         // SAFETY: AVX2 and FMA were detected; the lengths were checked above.
         #[allow(unsafe_code)]
         unsafe {
@@ -203,10 +203,11 @@ impl Isa {
     fn detect() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            let cpu = super::Cpu::get();
+            if cpu.avx512f() {
                 return Isa::Avx512;
             }
-            if super::Simd::detect() == super::Simd::Avx2Fma {
+            if cpu.avx2_fma() {
                 return Isa::Avx2;
             }
         }

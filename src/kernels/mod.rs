@@ -11,11 +11,14 @@
 //!   `block_rows × k` floats per thread plus one packed copy of the
 //!   centroids, whatever `n`, the thread count or the CPU's cache sizes.
 //!
-//! All argmins break exact ties toward the lowest centroid index.
+//! All argmins break exact ties toward the lowest centroid index. The CPU is
+//! asked for its features once per process ([`Cpu`]); every path chooses
+//! its instructions from that token.
 
 mod assign;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+mod cpu;
 mod eigen;
 mod gemm;
 pub mod portable;
@@ -26,6 +29,7 @@ pub use assign::{AssignPath, nearest, nearest_on};
 pub(crate) use assign::{
     AssignScratch, BLOCK_ROWS, CentroidSet, assign_block, assign_rows, neg2_dots as neg2_dots_pub,
 };
+pub use cpu::Cpu;
 
 pub(crate) use eigen::symmetric_eigen;
 pub(crate) use gemm::{dots_packed, pack_panels_into};
@@ -43,18 +47,15 @@ pub enum Simd {
 }
 
 impl Simd {
-    /// The best level the running CPU supports.
+    /// The best level the running CPU supports (from the process-wide
+    /// [`Cpu`] token: no feature check per call).
     #[must_use]
     pub fn detect() -> Simd {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                return Simd::Avx2Fma;
-            }
+        if Cpu::get().avx2_fma() {
+            Simd::Avx2Fma
+        } else {
+            Simd::Portable
         }
-        Simd::Portable
     }
 
     /// Squared L2 distance at this level (falls back to [`Simd::Portable`]
