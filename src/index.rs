@@ -1,16 +1,16 @@
 //! [`SemanticIndex`]: a tokenizer shipped as one artifact — the quantizer,
 //! the item ⇄ ID map and the trie of valid IDs, saved and loaded together.
 
-use crate::ModelFile;
 use crate::data::{Codes, Embeddings};
 use crate::decode::{BeamSearch, CodebookScorer, ScoreMetric, Scorer};
-use crate::error::{Result, invalid};
+use crate::error::{Error, Result, invalid};
+use crate::format::ModelFile;
 use crate::format::{
     ModelKind, decode_file, encode_file, invalid_payload, sealed::Codec, to_invalid,
 };
 use crate::hits::Hits;
 use crate::par::Par;
-use crate::quantize::{AnyQuantizer, Fit, Quantizer};
+use crate::quantize::{AnyQuantizer, Fit, Quantizer, RqKMeans};
 use crate::sid::{CollisionPolicy, SidMap, SidReport, Trie};
 
 /// A quantizer, the semantic IDs it gave a catalog ([`SidMap`]) and the trie
@@ -119,7 +119,7 @@ impl SemanticIndex {
     /// [`Quantizer::encode_into`]; a row count other than `items.len()`.
     pub fn insert(&mut self, items: &[u32], x: Embeddings<'_>, par: Par) -> Result<SidReport> {
         if items.len() != x.rows() {
-            return Err(crate::Error::Shape {
+            return Err(Error::Shape {
                 what: "embedding rows (one per item)",
                 expected: items.len(),
                 got: x.rows(),
@@ -248,7 +248,7 @@ fn encode(q: &AnyQuantizer, x: Embeddings<'_>, par: Par) -> Result<Codes> {
 }
 
 /// The quantizer as last-level distances for `ReassignLastLevel`.
-fn reassigning(q: &AnyQuantizer) -> Result<&crate::RqKMeans> {
+fn reassigning(q: &AnyQuantizer) -> Result<&RqKMeans> {
     q.as_rq_kmeans().ok_or_else(|| {
         invalid(
             "policy",

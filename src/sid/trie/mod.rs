@@ -1,9 +1,14 @@
 //! A flat, immutable prefix trie of semantic IDs.
 
-use crate::error::{Error, FormatError, Result};
+mod build;
+mod offsets;
+
+use build::Builder;
+use offsets::{OFF_BLOCK, Offsets};
 
 use super::SidMap;
 use super::sort::{packed_sorted, position_bits, radix_order};
+use crate::error::{Error, FormatError, Result};
 use crate::format::{ModelKind, sealed::Payload, to_invalid};
 
 /// A position in the trie: the node reached after `depth` tokens.
@@ -16,61 +21,6 @@ pub struct State {
     pub depth: u32,
     /// Node index within its depth.
     pub node: u32,
-}
-
-/// Nodes per block of narrow offsets.
-const OFF_BLOCK: usize = 64;
-
-/// Monotone offsets `o[0..=n]`, stored as a `u32` base per 64 entries plus
-/// `u16` deltas when every delta fits (2 bytes per node), else as `u32`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Offsets {
-    Narrow { base: Vec<u32>, rel: Vec<u16> },
-    Wide(Vec<u32>),
-}
-
-impl Offsets {
-    fn new(o: Vec<u32>) -> Offsets {
-        let narrow = o
-            .chunks(OFF_BLOCK)
-            .all(|c| c[c.len() - 1] - c[0] <= u16::MAX as u32);
-        if !narrow {
-            return Offsets::Wide(o);
-        }
-        let base: Vec<u32> = o.chunks(OFF_BLOCK).map(|c| c[0]).collect();
-        let rel = o
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| (v - base[i / OFF_BLOCK]) as u16)
-            .collect();
-        Offsets::Narrow { base, rel }
-    }
-
-    #[inline]
-    fn get(&self, i: usize) -> usize {
-        match self {
-            Offsets::Narrow { base, rel } => (base[i / OFF_BLOCK] + rel[i] as u32) as usize,
-            Offsets::Wide(o) => o[i] as usize,
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Offsets::Narrow { rel, .. } => rel.len(),
-            Offsets::Wide(o) => o.len(),
-        }
-    }
-
-    fn to_vec(&self) -> Vec<u32> {
-        (0..self.len()).map(|i| self.get(i) as u32).collect()
-    }
-
-    fn bytes(&self) -> usize {
-        match self {
-            Offsets::Narrow { base, rel } => base.len() * 4 + rel.len() * 2,
-            Offsets::Wide(o) => o.len() * 4,
-        }
-    }
 }
 
 /// Memory and shape of a [`Trie`].
@@ -549,83 +499,6 @@ fn find_token(tokens: &[u16], token: u16) -> Option<usize> {
 
 fn check_vocab(vocab: &[usize]) -> Result<()> {
     crate::data::check_vocab("vocab", vocab, 1)
-}
-
-/// Builds the arrays from IDs pushed in lexicographic order.
-struct Builder {
-    vocab: Vec<usize>,
-    tokens: Vec<Vec<u16>>,
-    offsets: Vec<Vec<u32>>,
-    leaf_off: Vec<u32>,
-    items: Vec<u32>,
-    prev: Vec<u16>,
-    shared: bool,
-}
-
-impl Builder {
-    fn new(vocab: Vec<usize>) -> Builder {
-        let d = vocab.len();
-        let mut offsets = vec![Vec::new(); d];
-        offsets[0].push(0);
-        Builder {
-            vocab,
-            tokens: vec![Vec::new(); d],
-            offsets,
-            leaf_off: Vec::new(),
-            items: Vec::new(),
-            prev: Vec::new(),
-            shared: false,
-        }
-    }
-
-    fn push(&mut self, id: &[u16], item: u32) {
-        let d = self.vocab.len();
-        let lcp = if self.prev.is_empty() {
-            0
-        } else {
-            id.iter()
-                .zip(&self.prev)
-                .take_while(|(a, b)| a == b)
-                .count()
-        };
-        if lcp == d {
-            self.shared = true;
-        } else {
-            for (p, &tok) in id.iter().enumerate().skip(lcp) {
-                self.tokens[p].push(tok);
-                if p + 1 < d {
-                    // The new node at depth p + 1 starts its children here.
-                    let start = self.tokens[p + 1].len() as u32;
-                    self.offsets[p + 1].push(start);
-                }
-            }
-            self.leaf_off.push(self.items.len() as u32);
-            self.prev.clear();
-            self.prev.extend_from_slice(id);
-        }
-        self.items.push(item);
-    }
-
-    fn finish(mut self) -> Result<Trie> {
-        let d = self.vocab.len();
-        for p in 0..d {
-            let end = self.tokens[p].len() as u32;
-            self.offsets[p].push(end);
-        }
-        self.leaf_off.push(self.items.len() as u32);
-        let leaf_items = self.shared.then(|| Offsets::new(self.leaf_off));
-        let mut t = Trie {
-            direct: vec![None; d],
-            vocab: self.vocab,
-            tokens: self.tokens,
-            offsets: self.offsets.into_iter().map(Offsets::new).collect(),
-            leaf_items,
-            items: self.items,
-        };
-        t.build_direct();
-        debug_assert!(t.validate().is_ok());
-        Ok(t)
-    }
 }
 
 // ---- model file (format version 1; docs/FORMAT.md) ----
