@@ -84,7 +84,7 @@ impl SemanticIndex {
     ///
     /// Errors: as [`Quantizer::encode_into`] and [`SidMap::build`];
     /// [`CollisionPolicy::ReassignLastLevel`] with a quantizer other than
-    /// [`RqKMeans`](crate::RqKMeans) (it needs last-level distances).
+    /// [`RqKMeans`] (it needs last-level distances).
     pub fn build(
         quantizer: impl Into<AnyQuantizer>,
         x: Embeddings<'_>,
@@ -171,7 +171,7 @@ impl SemanticIndex {
     /// `queries` scores ID prefixes by negative squared distance to the
     /// codebooks ([`CodebookScorer`], [`ScoreMetric::L2`]).
     ///
-    /// Errors: a quantizer other than [`RqKMeans`](crate::RqKMeans); a
+    /// Errors: a quantizer other than [`RqKMeans`]; a
     /// query dimension other than the quantizer's.
     pub fn search_embeddings(
         &self,
