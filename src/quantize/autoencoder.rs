@@ -3,7 +3,7 @@
 //! encoder/decoder pair, the rotation trick's backward pass, and the
 //! per-epoch report.
 
-use crate::error::{Result, expect_len as expect, invalid};
+use crate::error::{Error, Result, expect_len as expect, invalid};
 use crate::nn::Mlp;
 
 /// Figures of one training epoch of an autoencoder quantizer ([`RqVae`](super::RqVae),
@@ -115,5 +115,109 @@ pub(crate) fn rotation_grad(x: &[f32], e: &[f32], g: &[f32], dx: &mut [f32]) {
     for (((&a, &b), &gv), d) in x.iter().zip(e).zip(g).zip(dx.iter_mut()) {
         let w = (a * ix + b * ie) * iw;
         *d += lambda * (gv - 2.0 * w * wg + 2.0 * a * ix * qg);
+    }
+}
+
+/// One optimizer step's losses, in the standardised units the networks
+/// train in: `recon` per element, `vq` per row; `resets` dead codes
+/// re-seeded.
+pub(crate) struct StepLoss {
+    pub(crate) recon: f64,
+    pub(crate) vq: f64,
+    pub(crate) resets: usize,
+}
+
+/// What an autoencoder quantizer does in one step of [`train`].
+pub(crate) trait Trainer {
+    /// Codebook size of every level (for the epoch's usage figures).
+    fn code_sizes(&self) -> Vec<usize>;
+    /// One optimizer step on the standardised batch `xb` (`b × d`): writes
+    /// the rows' codes (`b × levels`) into `codes`. `epoch` and `step`
+    /// locate a divergence.
+    fn step(
+        &mut self,
+        epoch: usize,
+        step: usize,
+        xb: &[f32],
+        codes: &mut [u16],
+    ) -> Result<StepLoss>;
+}
+
+/// The training loop both autoencoder quantizers share: `epochs` passes in
+/// seeded shuffled orders (`nn::shuffled(n, seed, epoch)`), batches of
+/// `batch` rows standardised by `stdz`, one [`Trainer::step`] each; a
+/// non-finite loss is [`Error::Diverged`]. After every epoch, the usage of
+/// the epoch's codes goes into an [`EpochReport`] (losses in the data's
+/// units), handed to `progress` and returned.
+pub(crate) fn train<T: Trainer>(
+    t: &mut T,
+    x: crate::data::Embeddings<'_>,
+    stdz: &super::standardize::Standardize,
+    (seed, batch, epochs): (u64, usize, usize),
+    mut progress: impl FnMut(&EpochReport),
+) -> Result<Vec<EpochReport>> {
+    let n = x.rows();
+    let sizes = t.code_sizes();
+    let levels = sizes.len();
+    let scale2 = (stdz.scale as f64).powi(2);
+    let mut epoch_codes = vec![0u16; n * levels];
+    let mut reports = Vec::with_capacity(epochs);
+    for epoch in 0..epochs {
+        let order = crate::nn::shuffled(n, seed, epoch as u64);
+        let (mut recon_sum, mut vq_sum, mut steps) = (0.0f64, 0.0f64, 0usize);
+        let (mut resets, mut done) = (0usize, 0usize);
+        for (bi, chunk) in order.chunks(batch).enumerate() {
+            let rows: Vec<usize> = chunk.iter().map(|&i| i as usize).collect();
+            let mut xb = x.gather(&rows);
+            stdz.apply(&mut xb);
+            let b = rows.len();
+            let codes = &mut epoch_codes[done * levels..(done + b) * levels];
+            let loss = t.step(epoch, bi, &xb, codes)?;
+            // Reported in the data's units.
+            let recon = loss.recon / scale2;
+            if !(recon.is_finite() && loss.vq.is_finite()) {
+                return Err(Error::Diverged {
+                    epoch,
+                    step: bi,
+                    loss: recon + loss.vq,
+                });
+            }
+            recon_sum += recon;
+            vq_sum += loss.vq;
+            resets += loss.resets;
+            steps += 1;
+            done += b;
+        }
+        let codes = crate::data::Codes::new(epoch_codes, levels)?;
+        let quality = crate::stats::code_quality(&codes, &sizes)?;
+        epoch_codes = codes.into_vec();
+        let rep = EpochReport {
+            epoch,
+            recon_loss: recon_sum / steps as f64,
+            vq_loss: vq_sum / steps as f64,
+            utilization: quality.levels.iter().map(|l| l.stats.utilization).collect(),
+            perplexity: quality.levels.iter().map(|l| l.stats.perplexity).collect(),
+            dead_resets: resets,
+            collision_rate: quality.collision_rate,
+        };
+        progress(&rep);
+        reports.push(rep);
+    }
+    Ok(reports)
+}
+
+/// Epochs to train: at least `epochs`, and enough for `min_steps` steps of
+/// `batch` rows over `n` rows.
+pub(crate) fn epochs_for(epochs: usize, min_steps: usize, n: usize, batch: usize) -> usize {
+    epochs.max(min_steps.div_ceil(n.div_ceil(batch)))
+}
+
+/// The error for weights that became non-finite although every loss was
+/// finite: reported at the last step.
+pub(crate) fn diverged_weights(epochs: usize, n: usize, batch: usize) -> Error {
+    Error::Diverged {
+        epoch: epochs - 1,
+        step: n.div_ceil(batch) - 1,
+        loss: f64::NAN,
     }
 }

@@ -1,7 +1,7 @@
 //! FSQ autoencoder: MLP projection into FSQ and back, trained with the
 //! straight-through estimator (how RecGPT tokenizes raw embeddings).
 
-use super::autoencoder::EpochReport;
+use super::autoencoder::{EpochReport, StepLoss, Trainer, diverged_weights, epochs_for, train};
 use super::standardize::Standardize;
 use super::{Fsq, FsqMode, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
@@ -9,7 +9,7 @@ use crate::error::{Error, Result, invalid};
 use crate::format::{ModelKind, sealed::Payload, to_invalid};
 use crate::kernels::BLOCK_ROWS;
 use crate::nn::LayerV1;
-use crate::nn::{Activation, Mlp, MlpCache, Optimizer, OptimizerConfig, shuffled};
+use crate::nn::{Activation, Grads, Mlp, MlpCache, Optimizer, OptimizerConfig};
 use crate::par::Par;
 
 /// Settings of an [`FsqAutoencoder`].
@@ -141,7 +141,7 @@ impl FsqAutoencoder {
     pub fn fit_with_callback(
         config: &FsqAutoencoderConfig,
         x: Embeddings<'_>,
-        mut progress: impl FnMut(&EpochReport),
+        progress: impl FnMut(&EpochReport),
     ) -> Result<(FsqAutoencoder, Vec<EpochReport>)> {
         config.validate()?;
         let (n, d) = (x.rows(), x.dim());
@@ -167,90 +167,22 @@ impl FsqAutoencoder {
         };
         let mut sizes: Vec<usize> = m.encoder.params_mut().map(|p| p.len()).collect();
         sizes.extend(m.decoder.params_mut().map(|p| p.len()));
-        let mut opt = Optimizer::new(config.optimizer, &sizes)?;
-        let (mut enc_grads, mut dec_grads) = (m.encoder.zero_grads(), m.decoder.zero_grads());
-        let (mut enc_cache, mut dec_cache) = (MlpCache::default(), MlpCache::default());
-        let (mut z, mut q, mut y, mut dy, mut dq) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut idx = Vec::new();
-        let mut epoch_codes = vec![0u16; n];
         let batch = config.batch_size.min(n);
-        let epochs = config
-            .epochs
-            .max(config.min_steps.div_ceil(n.div_ceil(batch)));
-        let mut reports = Vec::with_capacity(epochs);
-        for epoch in 0..epochs {
-            let order = shuffled(n, config.seed, epoch as u64);
-            let (mut recon_sum, mut steps, mut done) = (0.0f64, 0usize, 0usize);
-            for (bi, chunk) in order.chunks(batch).enumerate() {
-                let rows: Vec<usize> = chunk.iter().map(|&i| i as usize).collect();
-                let mut xb = x.gather(&rows);
-                stdz.apply(&mut xb);
-                m.encoder.forward(&xb, &mut z, &mut enc_cache)?;
-                if z.iter().any(|v| !v.is_finite()) {
-                    return Err(Error::Diverged {
-                        epoch,
-                        step: bi,
-                        loss: f64::NAN,
-                    });
-                }
-                q.resize(z.len(), 0.0);
-                m.fsq.quantize_into(&z, &mut q)?;
-                idx.resize(rows.len(), 0);
-                m.fsq.indices_into(&z, &mut idx, Par::Seq)?;
-                epoch_codes[done..done + rows.len()].copy_from_slice(&idx);
-                done += rows.len();
-                m.decoder.forward(&q, &mut y, &mut dec_cache)?;
-                let recon = crate::nn::mse_loss(&y, &xb, &mut dy)?;
-                if !recon.is_finite() {
-                    return Err(Error::Diverged {
-                        epoch,
-                        step: bi,
-                        loss: recon,
-                    });
-                }
-                m.decoder
-                    .backward_into(&dy, &mut dec_cache, &mut dec_grads, Some(&mut dq))?;
-                // Straight-through: the rounding passes the gradient, the
-                // bound contributes its derivative.
-                for (row_z, row_g) in z.chunks_exact(lat).zip(dq.chunks_exact_mut(lat)) {
-                    for (j, (&zv, g)) in row_z.iter().zip(row_g.iter_mut()).enumerate() {
-                        *g *= m.fsq.ste_grad_at(j, zv);
-                    }
-                }
-                m.encoder
-                    .backward_into(&dq, &mut enc_cache, &mut enc_grads, None)?;
-                let mut params: Vec<&mut Vec<f32>> = m.encoder.params_mut().collect();
-                params.extend(m.decoder.params_mut());
-                let grads = enc_grads.tensors().chain(dec_grads.tensors());
-                opt.step(params.into_iter(), grads)?;
-                // Reported in the data's units.
-                recon_sum += recon / (stdz.scale as f64).powi(2);
-                steps += 1;
-            }
-            let codes = Codes::new(epoch_codes, 1)?;
-            let quality = crate::stats::code_quality(&codes, &[m.fsq.n_codes()])?;
-            epoch_codes = codes.into_vec();
-            let rep = EpochReport {
-                epoch,
-                recon_loss: recon_sum / steps as f64,
-                vq_loss: 0.0,
-                utilization: vec![quality.levels[0].stats.utilization],
-                perplexity: vec![quality.levels[0].stats.perplexity],
-                dead_resets: 0,
-                collision_rate: quality.collision_rate,
-            };
-            progress(&rep);
-            reports.push(rep);
-        }
+        let epochs = epochs_for(config.epochs, config.min_steps, n, batch);
+        let mut t = FsqTrainer {
+            opt: Optimizer::new(config.optimizer, &sizes)?,
+            enc_grads: m.encoder.zero_grads(),
+            dec_grads: m.decoder.zero_grads(),
+            enc_cache: MlpCache::default(),
+            dec_cache: MlpCache::default(),
+            bufs: Default::default(),
+            m,
+        };
+        let reports = train(&mut t, x, &stdz, (config.seed, batch, epochs), progress)?;
+        let mut m = t.m;
         stdz.fold_into(&mut m.encoder, &mut m.decoder);
         if !(m.encoder.is_finite() && m.decoder.is_finite()) {
-            // Finite losses but non-finite weights: report the last step.
-            return Err(Error::Diverged {
-                epoch: epochs - 1,
-                step: n.div_ceil(batch) - 1,
-                loss: f64::NAN,
-            });
+            return Err(diverged_weights(epochs, n, batch));
         }
         Ok((m, reports))
     }
@@ -277,6 +209,76 @@ impl FsqAutoencoder {
     #[must_use]
     pub fn fsq(&self) -> &Fsq {
         &self.fsq
+    }
+}
+
+/// [`FsqAutoencoder`]'s training state for the shared loop.
+struct FsqTrainer {
+    m: FsqAutoencoder,
+    opt: Optimizer,
+    enc_grads: Grads,
+    dec_grads: Grads,
+    enc_cache: MlpCache,
+    dec_cache: MlpCache,
+    /// `z`, `q`, `y`, `dy`, `dq`.
+    bufs: [Vec<f32>; 5],
+}
+
+impl Trainer for FsqTrainer {
+    fn code_sizes(&self) -> Vec<usize> {
+        vec![self.m.fsq.n_codes()]
+    }
+
+    fn step(
+        &mut self,
+        epoch: usize,
+        step: usize,
+        xb: &[f32],
+        codes: &mut [u16],
+    ) -> Result<StepLoss> {
+        let m = &mut self.m;
+        let lat = m.fsq.levels_per_dim().len();
+        let [z, q, y, dy, dq] = &mut self.bufs;
+        m.encoder.forward(xb, z, &mut self.enc_cache)?;
+        if z.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Diverged {
+                epoch,
+                step,
+                loss: f64::NAN,
+            });
+        }
+        q.resize(z.len(), 0.0);
+        m.fsq.quantize_into(z, q)?;
+        m.fsq.indices_into(z, codes, Par::Seq)?;
+        m.decoder.forward(q, y, &mut self.dec_cache)?;
+        let recon = crate::nn::mse_loss(y, xb, dy)?;
+        if !recon.is_finite() {
+            return Err(Error::Diverged {
+                epoch,
+                step,
+                loss: recon,
+            });
+        }
+        m.decoder
+            .backward_into(dy, &mut self.dec_cache, &mut self.dec_grads, Some(dq))?;
+        // Straight-through: the rounding passes the gradient, the bound
+        // contributes its derivative.
+        for (row_z, row_g) in z.chunks_exact(lat).zip(dq.chunks_exact_mut(lat)) {
+            for (j, (&zv, g)) in row_z.iter().zip(row_g.iter_mut()).enumerate() {
+                *g *= m.fsq.ste_grad_at(j, zv);
+            }
+        }
+        m.encoder
+            .backward_into(dq, &mut self.enc_cache, &mut self.enc_grads, None)?;
+        let mut params: Vec<&mut Vec<f32>> = m.encoder.params_mut().collect();
+        params.extend(m.decoder.params_mut());
+        let grads = self.enc_grads.tensors().chain(self.dec_grads.tensors());
+        self.opt.step(params.into_iter(), grads)?;
+        Ok(StepLoss {
+            recon,
+            vq: 0.0,
+            resets: 0,
+        })
     }
 }
 

@@ -7,7 +7,7 @@ mod shard;
 pub use config::RqVaeConfig;
 use shard::{Shard, reduce_grads};
 
-use super::autoencoder::EpochReport;
+use super::autoencoder::{EpochReport, StepLoss, Trainer, diverged_weights, epochs_for, train};
 use super::standardize::Standardize;
 use super::{KMeans, KMeansConfig, Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
@@ -57,7 +57,7 @@ impl RqVae {
     pub fn fit_with_callback(
         config: &RqVaeConfig,
         x: Embeddings<'_>,
-        mut progress: impl FnMut(&EpochReport),
+        progress: impl FnMut(&EpochReport),
     ) -> Result<(RqVae, Vec<EpochReport>)> {
         config.validate()?;
         let (n, d) = (x.rows(), x.dim());
@@ -106,123 +106,24 @@ impl RqVae {
         let mut sizes: Vec<usize> = m.encoder.params_mut().map(|p| p.len()).collect();
         sizes.extend(m.decoder.params_mut().map(|p| p.len()));
         sizes.push(m.codebooks.len());
-        let mut opt = Optimizer::new(config.optimizer, &sizes)?;
-        let mut last_used = vec![0usize; levels * k];
-        let mut rng = Rng::new(config.seed, 77);
-        let mut shards: Vec<Shard> = Vec::new();
-        let epochs = config
-            .epochs
-            .max(config.min_steps.div_ceil(n.div_ceil(batch)));
-        let mut reports = Vec::with_capacity(epochs);
-        let mut epoch_codes = vec![0u16; n * levels];
-        let mut step_no = 0usize;
-        for epoch in 0..epochs {
-            let order = if epoch == 0 {
-                order0.clone()
-            } else {
-                shuffled(n, config.seed, epoch as u64)
-            };
-            let (mut recon_sum, mut vq_sum, mut steps) = (0.0f64, 0.0f64, 0usize);
-            let mut resets = 0usize;
-            let mut done_rows = 0usize;
-            for (bi, chunk) in order.chunks(batch).enumerate() {
-                let idx: Vec<usize> = chunk.iter().map(|&i| i as usize).collect();
-                let mut xb = x.gather(&idx);
-                stdz.apply(&mut xb);
-                let b = idx.len();
-                let ns = b.div_ceil(Self::SHARD_ROWS);
-                while shards.len() < ns {
-                    shards.push(Shard::new(&m));
-                }
-                let model = &m;
-                crate::par::for_each_item(config.par, &mut shards[..ns], |i, sh| {
-                    let r0 = i * Self::SHARD_ROWS;
-                    let r1 = (r0 + Self::SHARD_ROWS).min(b);
-                    sh.rows = r1 - r0;
-                    sh.status = model.train_shard(&xb[r0 * d..r1 * d], b, config, sh);
-                });
-                let (mut recon, mut vq) = (0.0f64, 0.0f64);
-                for sh in &mut shards[..ns] {
-                    std::mem::replace(&mut sh.status, Ok(()))?;
-                    recon += sh.recon;
-                    vq += sh.vq;
-                }
-                // Reported in the data's units, per element.
-                let recon = recon / (b * d) as f64 / (stdz.scale as f64).powi(2);
-                if !(recon.is_finite() && vq.is_finite()) {
-                    return Err(Error::Diverged {
-                        epoch,
-                        step: bi,
-                        loss: recon + vq,
-                    });
-                }
-                reduce_grads(&mut shards[..ns], config.par);
-                let mut params: Vec<&mut Vec<f32>> = m.encoder.params_mut().collect();
-                params.extend(m.decoder.params_mut());
-                params.push(&mut m.codebooks);
-                opt.step_par(
-                    params.into_iter(),
-                    shards[0].grads_mut().map(|g| &*g),
-                    config.par,
-                )?;
-                step_no += 1;
-                // Usage, codes of the epoch, dead codes.
-                for sh in &shards[..ns] {
-                    for r in 0..sh.rows {
-                        let row = &mut epoch_codes[(done_rows + r) * levels..][..levels];
-                        for (l, t) in row.iter_mut().enumerate() {
-                            let c = sh.labels[l * sh.rows + r];
-                            *t = c as u16;
-                            last_used[l * k + c as usize] = step_no;
-                        }
-                    }
-                    done_rows += sh.rows;
-                }
-                if config.dead_code_steps > 0 {
-                    resets += m.reset_dead(
-                        &shards[..ns],
-                        b,
-                        &last_used,
-                        step_no,
-                        config.dead_code_steps,
-                        &mut rng,
-                    );
-                    for u in last_used.iter_mut() {
-                        if step_no - *u >= config.dead_code_steps {
-                            *u = step_no; // just re-seeded
-                        }
-                    }
-                }
-                recon_sum += recon;
-                vq_sum += vq;
-                steps += 1;
-            }
-            let codes = Codes::new(epoch_codes, levels)?;
-            let quality = crate::stats::code_quality(&codes, &vec![k; levels])?;
-            epoch_codes = codes.into_vec();
-            let rep = EpochReport {
-                epoch,
-                recon_loss: recon_sum / steps as f64,
-                vq_loss: vq_sum / steps as f64,
-                utilization: quality.levels.iter().map(|l| l.stats.utilization).collect(),
-                perplexity: quality.levels.iter().map(|l| l.stats.perplexity).collect(),
-                dead_resets: resets,
-                collision_rate: quality.collision_rate,
-            };
-            progress(&rep);
-            reports.push(rep);
-        }
+        let epochs = epochs_for(config.epochs, config.min_steps, n, batch);
+        let mut t = RqVaeTrainer {
+            opt: Optimizer::new(config.optimizer, &sizes)?,
+            last_used: vec![0usize; levels * k],
+            rng: Rng::new(config.seed, 77),
+            shards: Vec::new(),
+            step_no: 0,
+            config,
+            m,
+        };
+        let reports = train(&mut t, x, &stdz, (config.seed, batch, epochs), progress)?;
+        let mut m = t.m;
         stdz.fold_into(&mut m.encoder, &mut m.decoder);
         if !(m.encoder.is_finite()
             && m.decoder.is_finite()
             && m.codebooks.iter().all(|v| v.is_finite()))
         {
-            // Finite losses but non-finite weights: report the last step.
-            return Err(Error::Diverged {
-                epoch: epochs - 1,
-                step: n.div_ceil(batch) - 1,
-                loss: f64::NAN,
-            });
+            return Err(diverged_weights(epochs, n, batch));
         }
         Ok((m, reports))
     }
@@ -481,6 +382,105 @@ impl RqVae {
     #[must_use]
     pub fn codebooks(&self) -> &[f32] {
         &self.codebooks
+    }
+}
+
+/// [`RqVae`]'s training state for the shared loop: optimizer, shards,
+/// code usage for the dead-code reset.
+struct RqVaeTrainer<'c> {
+    m: RqVae,
+    config: &'c RqVaeConfig,
+    opt: Optimizer,
+    /// Step at which each code (level-major) was last used.
+    last_used: Vec<usize>,
+    rng: Rng,
+    shards: Vec<Shard>,
+    step_no: usize,
+}
+
+impl Trainer for RqVaeTrainer<'_> {
+    fn code_sizes(&self) -> Vec<usize> {
+        vec![self.m.k; self.m.levels]
+    }
+
+    fn step(
+        &mut self,
+        _epoch: usize,
+        _step: usize,
+        xb: &[f32],
+        codes: &mut [u16],
+    ) -> Result<StepLoss> {
+        let (config, levels, k) = (self.config, self.m.levels, self.m.k);
+        let d = self.m.dim();
+        let b = xb.len() / d;
+        let ns = b.div_ceil(RqVae::SHARD_ROWS);
+        while self.shards.len() < ns {
+            self.shards.push(Shard::new(&self.m));
+        }
+        let model = &self.m;
+        crate::par::for_each_item(config.par, &mut self.shards[..ns], |i, sh| {
+            let r0 = i * RqVae::SHARD_ROWS;
+            let r1 = (r0 + RqVae::SHARD_ROWS).min(b);
+            sh.rows = r1 - r0;
+            sh.status = model.train_shard(&xb[r0 * d..r1 * d], b, config, sh);
+        });
+        let (mut recon, mut vq) = (0.0f64, 0.0f64);
+        for sh in &mut self.shards[..ns] {
+            std::mem::replace(&mut sh.status, Ok(()))?;
+            recon += sh.recon;
+            vq += sh.vq;
+        }
+        // Per element (the shared loop converts to the data's units).
+        let recon = recon / (b * d) as f64;
+        if !(recon.is_finite() && vq.is_finite()) {
+            // Diverged: the shared loop reports it; skip the update.
+            return Ok(StepLoss {
+                recon,
+                vq,
+                resets: 0,
+            });
+        }
+        reduce_grads(&mut self.shards[..ns], config.par);
+        let m = &mut self.m;
+        let mut params: Vec<&mut Vec<f32>> = m.encoder.params_mut().collect();
+        params.extend(m.decoder.params_mut());
+        params.push(&mut m.codebooks);
+        self.opt.step_par(
+            params.into_iter(),
+            self.shards[0].grads_mut().map(|g| &*g),
+            config.par,
+        )?;
+        self.step_no += 1;
+        // The batch's codes, and code usage for the dead-code reset.
+        let mut done = 0;
+        for sh in &self.shards[..ns] {
+            for r in 0..sh.rows {
+                let row = &mut codes[(done + r) * levels..][..levels];
+                for (l, t) in row.iter_mut().enumerate() {
+                    let c = sh.labels[l * sh.rows + r];
+                    *t = c as u16;
+                    self.last_used[l * k + c as usize] = self.step_no;
+                }
+            }
+            done += sh.rows;
+        }
+        let mut resets = 0;
+        if config.dead_code_steps > 0 {
+            resets = m.reset_dead(
+                &self.shards[..ns],
+                b,
+                &self.last_used,
+                self.step_no,
+                config.dead_code_steps,
+                &mut self.rng,
+            );
+            for u in self.last_used.iter_mut() {
+                if self.step_no - *u >= config.dead_code_steps {
+                    *u = self.step_no; // just re-seeded
+                }
+            }
+        }
+        Ok(StepLoss { recon, vq, resets })
     }
 }
 
