@@ -17,8 +17,8 @@
 //!   ([`sid::SidMap`]) and a flat prefix trie of valid IDs ([`sid::Trie`]);
 //! - batched, trie-constrained beam search over any [`decode::Scorer`]
 //!   (a model's logits, or [`decode::CodebookScorer`]'s codebook distances);
-//! - retrieval metrics matching pytrec_eval and SID quality figures
-//!   ([`metrics`]); exact kNN and HNSW baselines ([`ann`]);
+//! - retrieval metrics matching pytrec_eval ([`metrics`]) and SID quality
+//!   figures ([`stats`]); exact kNN and HNSW baselines ([`ann`]);
 //! - versioned, checksummed model files ([`ModelFile`], [`format`](mod@format),
 //!   `docs/FORMAT.md`); `.npy` input ([`npy`]).
 //!
