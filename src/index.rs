@@ -113,7 +113,8 @@ impl SemanticIndex {
 
     /// Adds `items` (row `i` of `x` is `items[i]`): encodes them, gives them
     /// IDs under the index's policy (existing items keep theirs), and
-    /// rebuilds the trie. On error the index is unchanged.
+    /// rebuilds the trie (one pass over the sorted IDs). On error the index
+    /// is unchanged.
     ///
     /// Errors: as [`SidMap::insert`] (an item already present, …) and
     /// [`Quantizer::encode_into`]; a row count other than `items.len()`.
@@ -126,15 +127,16 @@ impl SemanticIndex {
             });
         }
         let codes = encode(&self.quantizer, x, par)?;
-        let mut map = self.map.clone();
-        let report = match map.policy() {
+        // `SidMap` leaves itself unchanged on error, so no copy is needed.
+        let report = match self.map.policy() {
             CollisionPolicy::ReassignLastLevel { .. } => {
-                map.insert_with_distances(items, &codes, reassigning(&self.quantizer)?, x)?
+                self.map
+                    .insert_with_distances(items, &codes, reassigning(&self.quantizer)?, x)?
             }
-            _ => map.insert(items, &codes)?,
+            _ => self.map.insert(items, &codes)?,
         };
-        self.trie = Trie::build(&map)?;
-        self.map = map;
+        // A non-empty map always builds (the map checked every ID).
+        self.trie = Trie::build(&self.map)?;
         Ok(report)
     }
 
