@@ -5,6 +5,7 @@
 //! same input gives bit-identical output with 1, 2 or 64 threads.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
 
@@ -52,124 +53,63 @@ impl Par {
     }
 }
 
-/// Runs `f(scratch, first_row, rows)` over consecutive blocks of `block`
-/// rows of `out` (`out_stride` elements per row); the slice passed to `f`
-/// holds exactly the block's rows. Each worker makes its own scratch with
-/// `init`. Blocks do not depend on the thread count.
-pub(crate) fn for_each_block<A, S, I, F>(
-    par: Par,
-    n_rows: usize,
-    block: usize,
-    out: &mut [A],
-    out_stride: usize,
-    init: I,
-    f: F,
-) where
-    A: Send,
-    I: Fn() -> S + Sync,
-    F: Fn(&mut S, usize, &mut [A]) + Sync,
-{
-    let mut unit = vec![(); n_rows];
-    for_each_block2(
-        par,
-        n_rows,
-        block,
-        out,
-        out_stride,
-        &mut unit,
-        1,
-        init,
-        |s, r, a, _| f(s, r, a),
-    );
+/// What a block's closure returns: `()` when it cannot fail, or
+/// `Result<()>`. The block runners return the matching [`Outcome::Total`].
+pub(crate) trait Outcome: Sized {
+    /// `()` for `()`, `Result<()>` for `Result<()>`.
+    type Total;
+    /// The block's error, if any.
+    fn into_error(self) -> Option<Error>;
+    /// The run's result from the error of the lowest failing block.
+    fn total(first: Option<Error>) -> Self::Total;
 }
 
-/// [`for_each_block`] whose `f` may fail: see [`try_for_each_block2`].
-pub(crate) fn try_for_each_block<A, S, I, F>(
-    par: Par,
-    n_rows: usize,
-    block: usize,
-    out: &mut [A],
-    out_stride: usize,
-    init: I,
-    f: F,
-) -> Result<()>
-where
-    A: Send,
-    I: Fn() -> S + Sync,
-    F: Fn(&mut S, usize, &mut [A]) -> Result<()> + Sync,
-{
-    let mut unit = vec![(); n_rows];
-    try_for_each_block2(
-        par,
-        n_rows,
-        block,
-        out,
-        out_stride,
-        &mut unit,
-        1,
-        init,
-        |s, r, a, _| f(s, r, a),
-    )
-}
-
-/// [`for_each_block2`] whose `f` may fail: returns the error of the block
-/// with the lowest first row, whatever the thread count (blocks above an
-/// error already seen are skipped; blocks below it still run, so the lowest
-/// failing block always reports).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn try_for_each_block2<A, B, S, I, F>(
-    par: Par,
-    n_rows: usize,
-    block: usize,
-    a: &mut [A],
-    a_stride: usize,
-    b: &mut [B],
-    b_stride: usize,
-    init: I,
-    f: F,
-) -> Result<()>
-where
-    A: Send,
-    B: Send,
-    I: Fn() -> S + Sync,
-    F: Fn(&mut S, usize, &mut [A], &mut [B]) -> Result<()> + Sync,
-{
-    let first: Mutex<Option<(usize, Error)>> = Mutex::new(None);
-    // A poisoned lock still holds a valid slot: take it as it is.
-    let slot = || first.lock().unwrap_or_else(|p| p.into_inner());
-    for_each_block2(
-        par,
-        n_rows,
-        block,
-        a,
-        a_stride,
-        b,
-        b_stride,
-        init,
-        |s, row0, ra, rb| {
-            if slot().as_ref().is_some_and(|(r, _)| *r < row0) {
-                return;
-            }
-            if let Err(e) = f(s, row0, ra, rb) {
-                let mut g = slot();
-                if g.as_ref().is_none_or(|(r, _)| row0 < *r) {
-                    *g = Some((row0, e));
-                }
-            }
-        },
-    );
-    match first.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some((_, e)) => Err(e),
-        None => Ok(()),
+impl Outcome for () {
+    type Total = ();
+    fn into_error(self) -> Option<Error> {
+        None
     }
+    fn total(_: Option<Error>) {}
+}
+
+impl Outcome for Result<()> {
+    type Total = Result<()>;
+    fn into_error(self) -> Option<Error> {
+        self.err()
+    }
+    fn total(first: Option<Error>) -> Result<()> {
+        first.map_or(Ok(()), Err)
+    }
+}
+
+/// Runs `f(scratch, first_row, rows)` over consecutive blocks of `block`
+/// rows of `out` (`out_stride` elements per row): [`for_each_block2`] with
+/// one output.
+pub(crate) fn for_each_block<A: Send, S, R: Outcome>(
+    par: Par,
+    n_rows: usize,
+    block: usize,
+    out: &mut [A],
+    out_stride: usize,
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, usize, &mut [A]) -> R + Sync,
+) -> R::Total {
+    let mut unit = vec![(); n_rows];
+    let g = |s: &mut S, r, a: &mut [A], _: &mut [()]| f(s, r, a);
+    for_each_block2(par, n_rows, block, out, out_stride, &mut unit, 1, init, g)
 }
 
 /// Runs `f(scratch, first_row, a_rows, b_rows)` over consecutive blocks of
 /// `block` rows. `a` has `a_stride` elements per row and `b` `b_stride`; the
 /// slices passed to `f` hold exactly the block's rows. Each worker makes its
-/// own scratch with `init`.
+/// own scratch with `init`. Blocks do not depend on the thread count.
+///
+/// When `f` may fail, the run returns the error of the block with the lowest
+/// first row, whatever the thread count (blocks above an error already seen
+/// are skipped; blocks below it still run, so the lowest failing block
+/// always reports).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn for_each_block2<A, B, S, I, F>(
+pub(crate) fn for_each_block2<A: Send, B: Send, S, R: Outcome>(
     par: Par,
     n_rows: usize,
     block: usize,
@@ -177,20 +117,29 @@ pub(crate) fn for_each_block2<A, B, S, I, F>(
     a_stride: usize,
     b: &mut [B],
     b_stride: usize,
-    init: I,
-    f: F,
-) where
-    A: Send,
-    B: Send,
-    I: Fn() -> S + Sync,
-    F: Fn(&mut S, usize, &mut [A], &mut [B]) + Sync,
-{
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, usize, &mut [A], &mut [B]) -> R + Sync,
+) -> R::Total {
     debug_assert!(block > 0 && a_stride > 0 && b_stride > 0);
     debug_assert_eq!(a.len(), n_rows * a_stride);
     debug_assert_eq!(b.len(), n_rows * b_stride);
-    if n_rows == 0 {
-        return;
-    }
+    let first: Mutex<Option<(usize, Error)>> = Mutex::new(None);
+    // Set once any block failed, so that runs without errors never lock.
+    let failed = AtomicBool::new(false);
+    // A poisoned lock still holds a valid slot: take it as it is.
+    let slot = || first.lock().unwrap_or_else(|p| p.into_inner());
+    let run_block = |s: &mut S, row0: usize, ra: &mut [A], rb: &mut [B]| {
+        if failed.load(Ordering::Relaxed) && slot().as_ref().is_some_and(|(r, _)| *r < row0) {
+            return;
+        }
+        if let Some(e) = f(s, row0, ra, rb).into_error() {
+            failed.store(true, Ordering::Relaxed);
+            let mut g = slot();
+            if g.as_ref().is_none_or(|(r, _)| row0 < *r) {
+                *g = Some((row0, e));
+            }
+        }
+    };
     let n_blocks = n_rows.div_ceil(block);
     let threads = par.threads().min(n_blocks);
     let run_group = |group_first_row: usize, ga: &mut [A], gb: &mut [B]| {
@@ -199,7 +148,7 @@ pub(crate) fn for_each_block2<A, B, S, I, F>(
         let mut r = 0;
         while r < rows {
             let end = (r + block).min(rows);
-            f(
+            run_block(
                 &mut scratch,
                 group_first_row + r,
                 &mut ga[r * a_stride..end * a_stride],
@@ -208,21 +157,27 @@ pub(crate) fn for_each_block2<A, B, S, I, F>(
             r = end;
         }
     };
-    if threads <= 1 {
-        run_group(0, a, b);
-        return;
+    if threads <= 1 || cfg!(not(feature = "rayon")) {
+        if n_rows > 0 {
+            run_group(0, a, b);
+        }
+    } else {
+        #[cfg(feature = "rayon")]
+        {
+            use rayon::prelude::*;
+            let group_rows = n_blocks.div_ceil(threads) * block;
+            a.par_chunks_mut(group_rows * a_stride)
+                .zip(b.par_chunks_mut(group_rows * b_stride))
+                .enumerate()
+                .for_each(|(g, (ga, gb))| run_group(g * group_rows, ga, gb));
+        }
     }
-    #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        let group_rows = n_blocks.div_ceil(threads) * block;
-        a.par_chunks_mut(group_rows * a_stride)
-            .zip(b.par_chunks_mut(group_rows * b_stride))
-            .enumerate()
-            .for_each(|(g, (ga, gb))| run_group(g * group_rows, ga, gb));
-    }
-    #[cfg(not(feature = "rayon"))]
-    run_group(0, a, b);
+    R::total(
+        first
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|(_, e)| e),
+    )
 }
 
 /// Runs `f(index, item)` on every item, the items cut into at most
@@ -270,7 +225,7 @@ mod tests {
     fn the_lowest_failing_block_reports() {
         let run = |par: Par| {
             let mut out = vec![0u32; 10_000];
-            let r = try_for_each_block(
+            let r = for_each_block(
                 par,
                 10_000,
                 100,
@@ -303,7 +258,7 @@ mod tests {
             assert_eq!(r, "300", "{par:?}");
             assert_eq!(head, want, "{par:?}");
         }
-        let ok = try_for_each_block(Par::Seq, 5, 2, &mut [0u8; 5], 1, || (), |_, _, _| Ok(()));
+        let ok = for_each_block(Par::Seq, 5, 2, &mut [0u8; 5], 1, || (), |_, _, _| Ok(()));
         assert!(ok.is_ok());
     }
 }

@@ -209,3 +209,31 @@ fn min_steps_lengthens_training_on_small_catalogs() {
     };
     assert_eq!(FsqAutoencoder::fit(&cfg, x).unwrap().1.len(), 3);
 }
+
+/// An absurd learning rate overflows the weights within a few steps; both
+/// autoencoders report `Error::Diverged` with the epoch and step, never a
+/// model of NaNs.
+#[test]
+fn divergence_is_a_typed_error() {
+    let data = common::mixture(600, 16, 4);
+    let x = Embeddings::new(&data, 16).unwrap();
+    let cfg = FsqAutoencoderConfig {
+        optimizer: OptimizerConfig::adam(1e30),
+        epochs: 3,
+        ..small()
+    };
+    match FsqAutoencoder::fit(&cfg, x) {
+        Err(Error::Diverged { epoch, step, .. }) => assert!(epoch < 3 && step < 5),
+        other => panic!("FSQ AE: expected Diverged, got {:?}", other.map(|r| r.1)),
+    }
+    let cfg = semid::quantize::RqVaeConfig::new(2, 16)
+        .hidden(vec![32])
+        .optimizer(OptimizerConfig::adam(1e30))
+        .epochs(3)
+        .batch_size(128)
+        .seed(3);
+    match semid::quantize::RqVae::fit(&cfg, x) {
+        Err(Error::Diverged { epoch, step, .. }) => assert!(epoch < 3 && step < 5),
+        other => panic!("RQ-VAE: expected Diverged, got {:?}", other.map(|r| r.1)),
+    }
+}

@@ -78,33 +78,27 @@ proptest! {
 #[test]
 fn nearest_rejects_bad_input() {
     use semid::Error;
+    use semid::kernels::AssignPath::Gemm;
     let (mut l, mut dd) = (vec![0u32; 2], vec![0f32; 2]);
     let x = [0.0f32; 4];
     assert!(matches!(
-        semid::kernels::nearest(&x, &[0.0; 4], 0, &mut l, &mut dd, Par::Seq),
+        semid::kernels::nearest(&x, &[0.0; 4], 0, Par::Seq),
         Err(Error::Empty { .. })
     ));
     assert!(matches!(
-        semid::kernels::nearest(&x, &[0.0; 3], 2, &mut l, &mut dd, Par::Seq),
+        semid::kernels::nearest(&x, &[0.0; 3], 2, Par::Seq),
         Err(Error::Shape { .. })
     ));
     assert!(matches!(
-        semid::kernels::nearest(&x, &[0.0; 4], 2, &mut l[..1], &mut dd, Par::Seq),
+        semid::kernels::nearest_on(Gemm, &x, &[0.0; 4], 2, &mut l[..1], &mut dd, Par::Seq),
         Err(Error::Shape { .. })
     ));
     assert!(matches!(
-        semid::kernels::nearest(
-            &[0.0, f32::NAN, 0.0, 0.0],
-            &[0.0; 4],
-            2,
-            &mut l,
-            &mut dd,
-            Par::Seq
-        ),
+        semid::kernels::nearest(&[0.0, f32::NAN, 0.0, 0.0], &[0.0; 4], 2, Par::Seq),
         Err(Error::NonFinite { row: 0, col: 1, .. })
     ));
     assert!(matches!(
-        semid::kernels::nearest(&x, &[], 2, &mut l, &mut dd, Par::Seq),
+        semid::kernels::nearest(&x, &[], 2, Par::Seq),
         Err(Error::Empty { .. })
     ));
 }

@@ -145,34 +145,41 @@ pub(crate) fn assign_block(
 }
 
 /// Nearest centroid of every row of `x` (`n × d`) among `centroids`
-/// (`k × d`), both row-major, by squared L2 distance, with the GEMM path.
+/// (`k × d`), both row-major, by squared L2 distance, with the GEMM path:
+/// `(labels, dists)`, one per row.
 ///
-/// Writes `labels[i]` (ties → lowest index) and `dists[i]`, the squared
-/// distance (clamped at 0; the GEMM form can round a tiny true distance to a
-/// small negative). Cost: `2·n·k·d` flops; extra memory `256 × k` floats per
-/// thread.
+/// Ties go to the lowest index; a distance is clamped at 0 (the GEMM form
+/// can round a tiny true distance to a small negative). Cost: `2·n·k·d`
+/// flops; extra memory `256 × k` floats per thread. [`nearest_on`] writes
+/// into buffers the caller owns and picks the kernel.
 ///
 /// ```
 /// use semid::{Par, kernels::nearest};
 /// let x = [0.0, 0.0, 10.0, 10.0];
 /// let c = [9.0, 9.0, 1.0, 0.0];
-/// let (mut l, mut dd) = ([0u32; 2], [0f32; 2]);
-/// nearest(&x, &c, 2, &mut l, &mut dd, Par::Seq)?;
-/// assert_eq!(l, [1, 0]);
+/// let (labels, dists) = nearest(&x, &c, 2, Par::Seq)?;
+/// assert_eq!(labels, [1, 0]);
+/// assert_eq!(dists, [1.0, 2.0]);
 /// # Ok::<(), semid::Error>(())
 /// ```
-pub fn nearest(
-    x: &[f32],
-    centroids: &[f32],
-    d: usize,
-    labels: &mut [u32],
-    dists: &mut [f32],
-    par: Par,
-) -> Result<()> {
-    nearest_on(AssignPath::Gemm, x, centroids, d, labels, dists, par)
+pub fn nearest(x: &[f32], centroids: &[f32], d: usize, par: Par) -> Result<(Vec<u32>, Vec<f32>)> {
+    let n = x.len().checked_div(d).unwrap_or(0);
+    let (mut labels, mut dists) = (vec![0u32; n], vec![0f32; n]);
+    nearest_on(
+        AssignPath::Gemm,
+        x,
+        centroids,
+        d,
+        &mut labels,
+        &mut dists,
+        par,
+    )?;
+    Ok((labels, dists))
 }
 
-/// [`nearest`] with an explicit kernel path (for tests and benchmarks).
+/// [`nearest`] into `labels` and `dists` (one per row of `x`), with an
+/// explicit kernel path (the oracle for tests, or a baseline for
+/// benchmarks).
 pub fn nearest_on(
     path: AssignPath,
     x: &[f32],

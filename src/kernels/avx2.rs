@@ -17,12 +17,20 @@ unsafe fn hsum(v: __m256) -> f32 {
     }
 }
 
-/// Squared L2 distance over `a.len()` elements; `b` must be as long.
+/// `Σ term(a_i, b_i)` over `a.len()` elements: `fma(a, b, acc)` updates
+/// one of four 8-lane accumulators per 32 elements (then one per 8), which
+/// are summed pairwise; `tail` adds the last `n mod 8` elements in order.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA, and `b.len() >= a.len()`.
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn l2_sq(a: &[f32], b: &[f32]) -> f32 {
+/// AVX2 and FMA enabled (only inlined into the functions below), and
+/// `b.len() >= a.len()`.
+#[inline(always)]
+unsafe fn fold(
+    a: &[f32],
+    b: &[f32],
+    fma: impl Fn(__m256, __m256, __m256) -> __m256,
+    tail: impl Fn(f32, f32) -> f32,
+) -> f32 {
     let n = a.len();
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
     // SAFETY: every load reads 8 floats at an offset i with i + 8 <= n, and
@@ -32,17 +40,13 @@ pub(crate) unsafe fn l2_sq(a: &[f32], b: &[f32]) -> f32 {
         let mut i = 0;
         while i + 32 <= n {
             for (u, acc) in s.iter_mut().enumerate() {
-                let d = _mm256_sub_ps(
-                    _mm256_loadu_ps(pa.add(i + 8 * u)),
-                    _mm256_loadu_ps(pb.add(i + 8 * u)),
-                );
-                *acc = _mm256_fmadd_ps(d, d, *acc);
+                let (x, y) = (pa.add(i + 8 * u), pb.add(i + 8 * u));
+                *acc = fma(_mm256_loadu_ps(x), _mm256_loadu_ps(y), *acc);
             }
             i += 32;
         }
         while i + 8 <= n {
-            let d = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
-            s[0] = _mm256_fmadd_ps(d, d, s[0]);
+            s[0] = fma(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s[0]);
             i += 8;
         }
         let mut r = hsum(_mm256_add_ps(
@@ -50,12 +54,25 @@ pub(crate) unsafe fn l2_sq(a: &[f32], b: &[f32]) -> f32 {
             _mm256_add_ps(s[2], s[3]),
         ));
         while i < n {
-            let t = *pa.add(i) - *pb.add(i);
-            r += t * t;
+            r += tail(*pa.add(i), *pb.add(i));
             i += 1;
         }
         r
     }
+}
+
+/// Squared L2 distance over `a.len()` elements; `b` must be as long.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA, and `b.len() >= a.len()`.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn l2_sq(a: &[f32], b: &[f32]) -> f32 {
+    let sq = |x: __m256, y: __m256, acc| {
+        let d = _mm256_sub_ps(x, y);
+        _mm256_fmadd_ps(d, d, acc)
+    };
+    // SAFETY: forwarded from the caller.
+    unsafe { fold(a, b, sq, |x, y| (x - y) * (x - y)) }
 }
 
 /// Dot product over `a.len()` elements; `b` must be as long.
@@ -64,34 +81,6 @@ pub(crate) unsafe fn l2_sq(a: &[f32], b: &[f32]) -> f32 {
 /// The CPU must support AVX2 and FMA, and `b.len() >= a.len()`.
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len();
-    let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    // SAFETY: as in `l2_sq`.
-    unsafe {
-        let mut s = [_mm256_setzero_ps(); 4];
-        let mut i = 0;
-        while i + 32 <= n {
-            for (u, acc) in s.iter_mut().enumerate() {
-                *acc = _mm256_fmadd_ps(
-                    _mm256_loadu_ps(pa.add(i + 8 * u)),
-                    _mm256_loadu_ps(pb.add(i + 8 * u)),
-                    *acc,
-                );
-            }
-            i += 32;
-        }
-        while i + 8 <= n {
-            s[0] = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s[0]);
-            i += 8;
-        }
-        let mut r = hsum(_mm256_add_ps(
-            _mm256_add_ps(s[0], s[1]),
-            _mm256_add_ps(s[2], s[3]),
-        ));
-        while i < n {
-            r += *pa.add(i) * *pb.add(i);
-            i += 1;
-        }
-        r
-    }
+    // SAFETY: forwarded from the caller.
+    unsafe { fold(a, b, |x, y, acc| _mm256_fmadd_ps(x, y, acc), |x, y| x * y) }
 }

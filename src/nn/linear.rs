@@ -41,6 +41,15 @@ pub(crate) fn gemm(
     matmul(out, acc, lhs, rhs, alpha, faer::Par::Seq);
 }
 
+/// What a backward pass does with the parameter gradients it is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GradMode {
+    /// Add into them (as PyTorch accumulates `.grad`).
+    Add,
+    /// Overwrite them (saves zeroing them before each step).
+    Overwrite,
+}
+
 /// Hidden-layer nonlinearity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -207,19 +216,18 @@ impl Linear {
         gb: &mut [f32],
         dx: Option<&mut Vec<f32>>,
     ) -> Result<()> {
-        self.backward_impl(x, dy, gw, gb, dx, true)
+        self.backward_as(GradMode::Add, x, dy, (gw, gb), dx)
     }
 
-    /// [`Linear::backward`], overwriting `gw`/`gb` instead of adding when
-    /// `accumulate` is false (saves zeroing them first).
-    pub(super) fn backward_impl(
+    /// [`Linear::backward`], adding to the parameter gradients or
+    /// overwriting them.
+    pub(crate) fn backward_as(
         &self,
+        mode: GradMode,
         x: &[f32],
         dy: &[f32],
-        gw: &mut [f32],
-        gb: &mut [f32],
+        (gw, gb): (&mut [f32], &mut [f32]),
         dx: Option<&mut Vec<f32>>,
-        accumulate: bool,
     ) -> Result<()> {
         self.check()?;
         let n = self.rows_of(x)?;
@@ -241,9 +249,9 @@ impl Linear {
             false,
             n,
             1.0,
-            accumulate,
+            mode == GradMode::Add,
         );
-        if !accumulate {
+        if mode == GradMode::Overwrite {
             gb.fill(0.0);
         }
         for row in dy.chunks_exact(self.outputs) {

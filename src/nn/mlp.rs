@@ -1,7 +1,7 @@
 //! Multi-layer perceptrons, their backward pass and gradients, and their
 //! stored form in model files.
 
-use super::linear::{Activation, Linear};
+use super::linear::{Activation, GradMode, Linear};
 use crate::error::{Error, Result, expect_len as expect, invalid};
 use crate::format::stored_usize;
 
@@ -127,27 +127,17 @@ impl Mlp {
         grads: &mut Grads,
         dx: Option<&mut Vec<f32>>,
     ) -> Result<()> {
-        self.backward_impl(dy, cache, grads, dx, true)
+        self.backward_as(GradMode::Add, dy, cache, grads, dx)
     }
 
-    /// [`Mlp::backward`] that overwrites `grads` instead of adding to them.
-    pub(crate) fn backward_into(
+    /// [`Mlp::backward`], adding to `grads` or overwriting them.
+    pub(crate) fn backward_as(
         &self,
+        mode: GradMode,
         dy: &[f32],
         cache: &mut MlpCache,
         grads: &mut Grads,
         dx: Option<&mut Vec<f32>>,
-    ) -> Result<()> {
-        self.backward_impl(dy, cache, grads, dx, false)
-    }
-
-    fn backward_impl(
-        &self,
-        dy: &[f32],
-        cache: &mut MlpCache,
-        grads: &mut Grads,
-        dx: Option<&mut Vec<f32>>,
-        accumulate: bool,
     ) -> Result<()> {
         self.validate()?;
         let nl = self.layers.len();
@@ -168,13 +158,12 @@ impl Mlp {
             let (gw, gb) = grads.layer_mut(i);
             let want_dx = i > 0 || dx.is_some();
             let mut next = std::mem::take(&mut cache.grad_next);
-            layer.backward_impl(
+            layer.backward_as(
+                mode,
                 &cache.inputs[i],
                 &cache.grad,
-                gw,
-                gb,
+                (gw, gb),
                 want_dx.then_some(&mut next),
-                accumulate,
             )?;
             if i > 0 {
                 self.activation.backward(&cache.pre[i - 1], &mut next);
@@ -257,10 +246,14 @@ pub(crate) struct LayerV1 {
     bias: Vec<f32>,
 }
 
-impl Mlp {
-    /// The stored layers.
-    pub(crate) fn to_layers_v1(&self) -> Vec<LayerV1> {
-        self.layers
+/// An encoder/decoder pair as the autoencoders' payloads store it: the
+/// activation tag, then each network's layers.
+pub(crate) type PairV1 = (u8, Vec<LayerV1>, Vec<LayerV1>);
+
+/// The stored form of an encoder/decoder pair (they share the activation).
+pub(crate) fn pair_to_v1((enc, dec): (&Mlp, &Mlp)) -> PairV1 {
+    let layers = |m: &Mlp| {
+        m.layers
             .iter()
             .map(|l| LayerV1 {
                 inputs: l.inputs as u64,
@@ -269,11 +262,15 @@ impl Mlp {
                 bias: l.bias.clone(),
             })
             .collect()
-    }
+    };
+    (enc.activation.tag(), layers(enc), layers(dec))
+}
 
-    /// Rebuilds an MLP from stored layers; the owning model's `from_parts`
-    /// validates the shapes.
-    pub(crate) fn from_layers_v1(v: Vec<LayerV1>, activation: Activation) -> Result<Mlp> {
+/// Rebuilds an encoder/decoder pair from its stored form; the owning
+/// model's `from_parts` validates the shapes.
+pub(crate) fn pair_from_v1((act, enc, dec): PairV1) -> Result<(Mlp, Mlp)> {
+    let activation = Activation::from_tag(act)?;
+    let mlp = |v: Vec<LayerV1>| -> Result<Mlp> {
         let layers = v
             .into_iter()
             .map(|l| {
@@ -286,7 +283,8 @@ impl Mlp {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Mlp { layers, activation })
-    }
+    };
+    Ok((mlp(enc)?, mlp(dec)?))
 }
 
 #[cfg(test)]
@@ -294,7 +292,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backward_into_overwrites_what_backward_adds() {
+    fn overwriting_gives_what_adding_to_zeros_gives() {
         let m = Mlp::new(&[5, 7, 3], Activation::Silu, 3).unwrap();
         let x: Vec<f32> = (0..20).map(|i| (i as f32 * 0.37).sin()).collect();
         let mut cache = MlpCache::default();
@@ -310,8 +308,14 @@ mod tests {
         for t in written.tensors_mut() {
             t.fill(123.0);
         }
-        m.backward_into(&dy, &mut cache, &mut written, Some(&mut dx2))
-            .unwrap();
+        m.backward_as(
+            GradMode::Overwrite,
+            &dy,
+            &mut cache,
+            &mut written,
+            Some(&mut dx2),
+        )
+        .unwrap();
         assert_eq!(written, added);
         assert_eq!(dx1, dx2);
     }

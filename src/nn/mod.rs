@@ -13,11 +13,12 @@ mod loss;
 mod mlp;
 mod optim;
 
+pub(crate) use linear::GradMode;
 pub use linear::{Activation, Linear};
 pub use loss::mse_loss;
 pub(crate) use loss::sq_err;
-pub(crate) use mlp::LayerV1;
 pub use mlp::{Grads, Mlp, MlpCache};
+pub(crate) use mlp::{LayerV1, pair_from_v1, pair_to_v1};
 pub use optim::{Optimizer, OptimizerConfig};
 
 use crate::rng::Rng;

@@ -51,35 +51,33 @@ impl OptimizerConfig {
     /// Errors on a learning rate ≤ 0 or non-finite, betas outside [0, 1),
     /// negative or non-finite eps / weight decay.
     pub fn validate(&self) -> Result<()> {
-        let lr = match *self {
-            OptimizerConfig::Adam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-            } => {
-                for (name, b) in [("beta1", beta1), ("beta2", beta2)] {
-                    if !(0.0..1.0).contains(&b) {
-                        return Err(invalid(name, format!("is {b}; use [0, 1)")));
-                    }
-                }
-                if !(eps.is_finite()
-                    && eps >= 0.0
-                    && weight_decay.is_finite()
-                    && weight_decay >= 0.0)
-                {
-                    return Err(invalid("eps", "and weight_decay must be finite and ≥ 0"));
-                }
-                lr
-            }
-            OptimizerConfig::Adagrad { lr, eps } => {
-                if !(eps.is_finite() && eps >= 0.0) {
-                    return Err(invalid("eps", "must be finite and ≥ 0"));
-                }
-                lr
+        let (lr, eps) = match *self {
+            OptimizerConfig::Adam { lr, eps, .. } | OptimizerConfig::Adagrad { lr, eps } => {
+                (lr, eps)
             }
         };
+        if !(eps.is_finite() && eps >= 0.0) {
+            return Err(invalid("eps", format!("is {eps}; use a finite value ≥ 0")));
+        }
+        if let OptimizerConfig::Adam {
+            beta1,
+            beta2,
+            weight_decay,
+            ..
+        } = *self
+        {
+            for (name, b) in [("beta1", beta1), ("beta2", beta2)] {
+                if !(0.0..1.0).contains(&b) {
+                    return Err(invalid(name, format!("is {b}; use [0, 1)")));
+                }
+            }
+            if !(weight_decay.is_finite() && weight_decay >= 0.0) {
+                return Err(invalid(
+                    "weight_decay",
+                    format!("is {weight_decay}; use a finite value ≥ 0"),
+                ));
+            }
+        }
         if !(lr.is_finite() && lr > 0.0) {
             return Err(invalid("lr", format!("is {lr}; use a finite value > 0")));
         }

@@ -1,10 +1,80 @@
 //! Pieces both autoencoder quantizers ([`RqVae`](super::RqVae) and
 //! [`FsqAutoencoder`](super::FsqAutoencoder)) share: the shape check of an
-//! encoder/decoder pair, the rotation trick's backward pass, and the
-//! per-epoch report.
+//! encoder/decoder pair, the rotation trick's backward pass, the training
+//! loop, the per-epoch report, and block-parallel encode and decode.
 
+use super::standardize::Standardize;
+use crate::data::{Codes, Embeddings};
 use crate::error::{Error, Result, expect_len as expect, invalid};
-use crate::nn::Mlp;
+use crate::kernels::BLOCK_ROWS;
+use crate::nn::{Activation, Mlp};
+use crate::par::{Par, for_each_block};
+
+/// Encodes `x` in blocks of [`BLOCK_ROWS`] rows (in parallel with `par`):
+/// the `encoder`'s latents of a block go to `quantize(z, codes)`, which
+/// writes the block's `rows × levels` codes.
+pub(crate) fn encode_blocks(
+    encoder: &Mlp,
+    x: Embeddings<'_>,
+    (out, levels): (&mut [u16], usize),
+    par: Par,
+    quantize: impl Fn(&[f32], &mut [u16]) -> Result<()> + Sync,
+) -> Result<()> {
+    x.expect_dim(encoder.inputs())?;
+    expect(
+        "code buffer length (n × levels)",
+        x.rows() * levels,
+        out.len(),
+    )?;
+    let scratch = || (Vec::new(), Vec::new());
+    for_each_block(
+        par,
+        x.rows(),
+        BLOCK_ROWS,
+        out,
+        levels,
+        scratch,
+        |(buf, z), start, codes| {
+            let xb = x.block(start, start + codes.len() / levels, buf)?;
+            encoder.infer(xb, z)?;
+            quantize(z, codes)
+        },
+    )
+}
+
+/// Decodes `codes` in blocks of [`BLOCK_ROWS`] rows (in parallel with
+/// `par`): `latent(row_codes, q)` writes one row's quantized latent (`q`
+/// arrives zeroed), then the `decoder` maps the block's latents to `out`.
+pub(crate) fn decode_blocks(
+    decoder: &Mlp,
+    codes: &Codes,
+    out: &mut [f32],
+    par: Par,
+    latent: impl Fn(&[u16], &mut [f32]) -> Result<()> + Sync,
+) -> Result<()> {
+    let (d, lat) = (decoder.outputs(), decoder.inputs());
+    expect("output length (n × d)", codes.rows() * d, out.len())?;
+    let scratch = || (Vec::new(), Vec::new());
+    for_each_block(
+        par,
+        codes.rows(),
+        BLOCK_ROWS,
+        out,
+        d,
+        scratch,
+        |(q, y), start, o| {
+            let rows = o.len() / d;
+            q.clear();
+            q.resize(rows * lat, 0.0);
+            for (r, qr) in q.chunks_exact_mut(lat).enumerate() {
+                latent(codes.row(start + r), qr)?;
+            }
+            decoder.infer(q, y)?;
+            o.copy_from_slice(y);
+            Ok(())
+        },
+    )
+}
 
 /// Figures of one training epoch of an autoencoder quantizer ([`RqVae`](super::RqVae),
 /// [`FsqAutoencoder`](super::FsqAutoencoder); FSQ has one level, no VQ loss and
@@ -132,15 +202,10 @@ pub(crate) trait Trainer {
     /// Codebook size of every level (for the epoch's usage figures).
     fn code_sizes(&self) -> Vec<usize>;
     /// One optimizer step on the standardised batch `xb` (`b × d`): writes
-    /// the rows' codes (`b × levels`) into `codes`. `epoch` and `step`
-    /// locate a divergence.
-    fn step(
-        &mut self,
-        epoch: usize,
-        step: usize,
-        xb: &[f32],
-        codes: &mut [u16],
-    ) -> Result<StepLoss>;
+    /// the rows' codes (`b × levels`) into `codes`. A non-finite loss means
+    /// divergence (the shared loop reports it); the step then leaves the
+    /// weights as they were.
+    fn step(&mut self, xb: &[f32], codes: &mut [u16]) -> Result<StepLoss>;
 }
 
 /// The training loop both autoencoder quantizers share: `epochs` passes in
@@ -172,7 +237,7 @@ pub(crate) fn train<T: Trainer>(
             stdz.apply(&mut xb);
             let b = rows.len();
             let codes = &mut epoch_codes[done * levels..(done + b) * levels];
-            let loss = t.step(epoch, bi, &xb, codes)?;
+            let loss = t.step(&xb, codes)?;
             // Reported in the data's units.
             let recon = loss.recon / scale2;
             if !(recon.is_finite() && loss.vq.is_finite()) {
@@ -204,6 +269,46 @@ pub(crate) fn train<T: Trainer>(
         reports.push(rep);
     }
     Ok(reports)
+}
+
+/// What every autoencoder fit starts from: checked data, its
+/// standardisation, and freshly initialised networks.
+pub(crate) struct Start {
+    pub(crate) stdz: Standardize,
+    pub(crate) encoder: Mlp,
+    pub(crate) decoder: Mlp,
+}
+
+/// Checks that `x` is finite, fits its standardisation, and initialises an
+/// encoder `d → hidden… → latent` and its mirror-image decoder (seeds
+/// `seed` and `seed + 1`).
+pub(crate) fn start(
+    x: Embeddings<'_>,
+    hidden: &[usize],
+    latent: usize,
+    activation: Activation,
+    seed: u64,
+) -> Result<Start> {
+    x.check_all_finite()?;
+    let stdz = Standardize::fit(x)?;
+    let mut widths = vec![x.dim()];
+    widths.extend(hidden);
+    widths.push(latent);
+    let encoder = Mlp::new(&widths, activation, seed)?;
+    widths.reverse();
+    let decoder = Mlp::new(&widths, activation, seed.wrapping_add(1))?;
+    Ok(Start {
+        stdz,
+        encoder,
+        decoder,
+    })
+}
+
+/// Parameter-tensor sizes of an encoder/decoder pair, in optimizer order.
+pub(crate) fn param_sizes(encoder: &mut Mlp, decoder: &mut Mlp) -> Vec<usize> {
+    let mut sizes: Vec<usize> = encoder.params_mut().map(|p| p.len()).collect();
+    sizes.extend(decoder.params_mut().map(|p| p.len()));
+    sizes
 }
 
 /// Epochs to train: at least `epochs`, and enough for `min_steps` steps of

@@ -1,15 +1,16 @@
 //! FSQ autoencoder: MLP projection into FSQ and back, trained with the
 //! straight-through estimator (how RecGPT tokenizes raw embeddings).
 
-use super::autoencoder::{EpochReport, StepLoss, Trainer, diverged_weights, epochs_for, train};
-use super::standardize::Standardize;
-use super::{Fsq, FsqMode, Quantizer, expect_len};
+use super::autoencoder::{
+    EpochReport, StepLoss, Trainer, decode_blocks, diverged_weights, encode_blocks, epochs_for,
+    param_sizes, start, train,
+};
+use super::{Fsq, FsqMode, Quantizer};
 use crate::data::{Codes, Embeddings};
 use crate::error::{Error, Result, invalid};
 use crate::format::{ModelKind, sealed::Payload, to_invalid};
-use crate::kernels::BLOCK_ROWS;
-use crate::nn::LayerV1;
-use crate::nn::{Activation, Grads, Mlp, MlpCache, Optimizer, OptimizerConfig};
+use crate::nn::{Activation, GradMode, Grads, Mlp, MlpCache, Optimizer, OptimizerConfig};
+use crate::nn::{LayerV1, pair_from_v1, pair_to_v1};
 use crate::par::Par;
 
 /// Settings of an [`FsqAutoencoder`].
@@ -144,29 +145,22 @@ impl FsqAutoencoder {
         progress: impl FnMut(&EpochReport),
     ) -> Result<(FsqAutoencoder, Vec<EpochReport>)> {
         config.validate()?;
-        let (n, d) = (x.rows(), x.dim());
+        let n = x.rows();
         if n == 0 {
             return Err(Error::Empty {
                 what: "training rows",
             });
         }
-        x.check_all_finite()?;
-        let stdz = Standardize::fit(x)?;
         let fsq = Fsq::with_mode(&config.levels, config.mode)?;
         let lat = config.levels.len();
-        let mut widths = vec![d];
-        widths.extend(&config.hidden);
-        widths.push(lat);
-        let encoder = Mlp::new(&widths, config.activation, config.seed)?;
-        widths.reverse();
-        let decoder = Mlp::new(&widths, config.activation, config.seed.wrapping_add(1))?;
+        let st = start(x, &config.hidden, lat, config.activation, config.seed)?;
+        let (stdz, encoder, decoder) = (st.stdz, st.encoder, st.decoder);
         let mut m = FsqAutoencoder {
             encoder,
             decoder,
             fsq,
         };
-        let mut sizes: Vec<usize> = m.encoder.params_mut().map(|p| p.len()).collect();
-        sizes.extend(m.decoder.params_mut().map(|p| p.len()));
+        let sizes = param_sizes(&mut m.encoder, &mut m.decoder);
         let batch = config.batch_size.min(n);
         let epochs = epochs_for(config.epochs, config.min_steps, n, batch);
         let mut t = FsqTrainer {
@@ -229,23 +223,20 @@ impl Trainer for FsqTrainer {
         vec![self.m.fsq.n_codes()]
     }
 
-    fn step(
-        &mut self,
-        epoch: usize,
-        step: usize,
-        xb: &[f32],
-        codes: &mut [u16],
-    ) -> Result<StepLoss> {
+    fn step(&mut self, xb: &[f32], codes: &mut [u16]) -> Result<StepLoss> {
         let m = &mut self.m;
         let lat = m.fsq.levels_per_dim().len();
         let [z, q, y, dy, dq] = &mut self.bufs;
         m.encoder.forward(xb, z, &mut self.enc_cache)?;
+        // FSQ has no codebook loss. A non-finite loss returns before the
+        // update; the shared loop reports the divergence.
+        let recon_only = |recon| StepLoss {
+            recon,
+            vq: 0.0,
+            resets: 0,
+        };
         if z.iter().any(|v| !v.is_finite()) {
-            return Err(Error::Diverged {
-                epoch,
-                step,
-                loss: f64::NAN,
-            });
+            return Ok(recon_only(f64::NAN));
         }
         q.resize(z.len(), 0.0);
         m.fsq.quantize_into(z, q)?;
@@ -253,14 +244,15 @@ impl Trainer for FsqTrainer {
         m.decoder.forward(q, y, &mut self.dec_cache)?;
         let recon = crate::nn::mse_loss(y, xb, dy)?;
         if !recon.is_finite() {
-            return Err(Error::Diverged {
-                epoch,
-                step,
-                loss: recon,
-            });
+            return Ok(recon_only(recon));
         }
-        m.decoder
-            .backward_into(dy, &mut self.dec_cache, &mut self.dec_grads, Some(dq))?;
+        m.decoder.backward_as(
+            GradMode::Overwrite,
+            dy,
+            &mut self.dec_cache,
+            &mut self.dec_grads,
+            Some(dq),
+        )?;
         // Straight-through: the rounding passes the gradient, the bound
         // contributes its derivative.
         for (row_z, row_g) in z.chunks_exact(lat).zip(dq.chunks_exact_mut(lat)) {
@@ -268,17 +260,18 @@ impl Trainer for FsqTrainer {
                 *g *= m.fsq.ste_grad_at(j, zv);
             }
         }
-        m.encoder
-            .backward_into(dq, &mut self.enc_cache, &mut self.enc_grads, None)?;
+        m.encoder.backward_as(
+            GradMode::Overwrite,
+            dq,
+            &mut self.enc_cache,
+            &mut self.enc_grads,
+            None,
+        )?;
         let mut params: Vec<&mut Vec<f32>> = m.encoder.params_mut().collect();
         params.extend(m.decoder.params_mut());
         let grads = self.enc_grads.tensors().chain(self.dec_grads.tensors());
         self.opt.step(params.into_iter(), grads)?;
-        Ok(StepLoss {
-            recon,
-            vq: 0.0,
-            resets: 0,
-        })
+        Ok(recon_only(recon))
     }
 }
 
@@ -293,54 +286,19 @@ impl Quantizer for FsqAutoencoder {
         if level == 0 { self.fsq.n_codes() } else { 0 }
     }
     fn encode_into(&self, x: Embeddings<'_>, out: &mut [u16], par: Par) -> Result<()> {
-        x.expect_dim(self.dim())?;
-        expect_len("code buffer length (n × 1)", x.rows(), out.len())?;
-        let mut blocks: Vec<(&mut [u16], Result<()>)> =
-            out.chunks_mut(BLOCK_ROWS).map(|c| (c, Ok(()))).collect();
-        crate::par::for_each_item(par, &mut blocks, |i, (codes, status)| {
-            let start = i * BLOCK_ROWS;
-            let end = start + codes.len();
-            let (mut buf, mut z) = (Vec::new(), Vec::new());
-            *status = x.block(start, end, &mut buf).and_then(|xb| {
-                self.encoder.infer(xb, &mut z)?;
-                self.fsq.indices_into(&z, codes, Par::Seq)
-            });
-        });
-        blocks.into_iter().try_for_each(|(_, s)| s)
+        encode_blocks(&self.encoder, x, (out, 1), par, |z, codes| {
+            self.fsq.indices_into(z, codes, Par::Seq)
+        })
     }
     fn decode_into(&self, codes: &Codes, out: &mut [f32], par: Par) -> Result<()> {
         codes.check_tokens(&[self.fsq.n_codes()])?;
-        let d = self.dim();
-        let lat = self.fsq.levels_per_dim().len();
-        expect_len("output length (n × d)", codes.rows() * d, out.len())?;
-        let tokens = codes.as_slice();
-        let mut blocks: Vec<(&mut [f32], Result<()>)> = out
-            .chunks_mut(BLOCK_ROWS * d)
-            .map(|c| (c, Ok(())))
-            .collect();
-        crate::par::for_each_item(par, &mut blocks, |i, (o, status)| {
-            let start = i * BLOCK_ROWS;
-            let rows = o.len() / d;
-            let mut q = vec![0f32; rows * lat];
-            let mut y = Vec::new();
-            *status = tokens[start..start + rows]
-                .iter()
-                .zip(q.chunks_exact_mut(lat))
-                .try_for_each(|(&t, qr)| self.fsq.index_to_values(t, qr))
-                .and_then(|()| self.decoder.infer(&q, &mut y))
-                .map(|()| o.copy_from_slice(&y));
-        });
-        blocks.into_iter().try_for_each(|(_, s)| s)
+        decode_blocks(&self.decoder, codes, out, par, |t, q| {
+            self.fsq.index_to_values(t[0], q)
+        })
     }
 }
 
-impl super::Fit for FsqAutoencoder {
-    type Config = FsqAutoencoderConfig;
-    type Report = Vec<EpochReport>;
-    fn fit(config: &FsqAutoencoderConfig, x: Embeddings<'_>) -> Result<(Self, Vec<EpochReport>)> {
-        FsqAutoencoder::fit(config, x)
-    }
-}
+super::fit_by_inherent!(FsqAutoencoder, FsqAutoencoderConfig, Vec<EpochReport>);
 
 // ---- model file (format version 1; docs/FORMAT.md) ----
 
@@ -360,21 +318,20 @@ impl Payload for FsqAutoencoder {
     const KIND: ModelKind = ModelKind::FsqAutoencoder;
     type V = FsqAutoencoderV1;
     fn to_payload(&self) -> FsqAutoencoderV1 {
-        let (enc, dec) = self.networks();
+        let (activation, encoder, decoder) = pair_to_v1(self.networks());
+        let (mode, levels) = (self.fsq().mode(), self.fsq().levels_per_dim());
         FsqAutoencoderV1 {
-            activation: enc.activation.tag(),
-            mode: super::fsq::mode_tag(self.fsq().mode()),
-            levels: self.fsq().levels_per_dim(),
-            encoder: enc.to_layers_v1(),
-            decoder: dec.to_layers_v1(),
+            activation,
+            mode: super::fsq::mode_tag(mode),
+            levels,
+            encoder,
+            decoder,
         }
     }
     fn from_payload(p: FsqAutoencoderV1) -> Result<Self> {
-        let act = Activation::from_tag(p.activation)?;
         let mode = super::fsq::mode_of(p.mode)?;
         let fsq = Fsq::with_mode(&p.levels, mode).map_err(to_invalid)?;
-        let enc = Mlp::from_layers_v1(p.encoder, act)?;
-        let dec = Mlp::from_layers_v1(p.decoder, act)?;
+        let (enc, dec) = pair_from_v1((p.activation, p.encoder, p.decoder))?;
         FsqAutoencoder::from_parts(enc, dec, fsq).map_err(to_invalid)
     }
 }

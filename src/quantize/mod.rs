@@ -114,4 +114,21 @@ pub trait Fit: Quantizer + Sized {
     fn fit(config: &Self::Config, x: Embeddings<'_>) -> Result<(Self, Self::Report)>;
 }
 
+/// `impl Fit for $model` by the model's inherent `fit`.
+macro_rules! fit_by_inherent {
+    ($model:ty, $config:ty, $report:ty) => {
+        impl $crate::quantize::Fit for $model {
+            type Config = $config;
+            type Report = $report;
+            fn fit(
+                config: &$config,
+                x: $crate::data::Embeddings<'_>,
+            ) -> $crate::error::Result<(Self, $report)> {
+                <$model>::fit(config, x)
+            }
+        }
+    };
+}
+pub(crate) use fit_by_inherent;
+
 pub(crate) use crate::error::expect_len;

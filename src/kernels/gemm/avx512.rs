@@ -2,7 +2,7 @@
 //! registers). Each output is the same fused chain over `d` as on AVX2, so
 //! both paths give bit-identical results.
 
-use super::{Best, Epilogue, LANES, NR};
+use super::{Best, Epilogue, Gemm, LANES, NR, Tile, for_each_x86_tile};
 use std::arch::x86_64::*;
 
 const MR: usize = 12;
@@ -16,44 +16,31 @@ const MR: usize = 12;
 /// `k`, with `(NP − 1)·NR + cols ≤` the columns left in each row; for
 /// `Argmin`, `best` covers the rows and `col0 + NP·NR` columns of `h`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile<const M: usize, const NP: usize>(
-    x: *const f32,
-    d: usize,
-    panel: *const f32,
-    alpha: f32,
-    epi: Epilogue,
-    out: *mut f32,
-    k: usize,
-    cols: usize,
-    best: &mut Best<'_>,
-    row0: usize,
-    col0: usize,
-) {
+unsafe fn tile<const M: usize, const NP: usize>(tl: Tile, best: &mut Best<'_>) {
     // SAFETY: offsets stay inside the extents the caller guarantees.
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); NP]; M];
-        for t in 0..d {
+        for t in 0..tl.d {
             let mut b = [_mm512_setzero_ps(); NP];
             for (q, bq) in b.iter_mut().enumerate() {
-                *bq = _mm512_loadu_ps(panel.add(q * NR * d + t * NR));
+                *bq = _mm512_loadu_ps(tl.panel.add(q * NR * tl.d + t * NR));
             }
             for (r, a) in acc.iter_mut().enumerate() {
-                let xv = _mm512_set1_ps(*x.add(r * d + t));
+                let xv = _mm512_set1_ps(*tl.x.add(r * tl.d + t));
                 for q in 0..NP {
                     a[q] = _mm512_fmadd_ps(xv, b[q], a[q]);
                 }
             }
         }
-        let s = _mm512_set1_ps(alpha);
+        let s = _mm512_set1_ps(tl.alpha);
         let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         for (r, a) in acc.iter().enumerate() {
-            match epi {
+            match tl.epi {
                 Epilogue::Store => {
                     for (q, &v) in a.iter().enumerate() {
-                        let o = out.add(r * k + q * NR);
+                        let o = tl.out.add(r * tl.k + q * NR);
                         let v = _mm512_mul_ps(v, s);
-                        let c = if q + 1 < NP { NR } else { cols };
+                        let c = if q + 1 < NP { NR } else { tl.cols };
                         if c == NR {
                             _mm512_storeu_ps(o, v);
                         } else {
@@ -64,12 +51,12 @@ unsafe fn tile<const M: usize, const NP: usize>(
                 Epilogue::Argmin => {
                     // Lane l of the row's minima tracks columns
                     // col0 + l, col0 + NR + l, ... in that order.
-                    let bv = best.vals.as_mut_ptr().add((row0 + r) * LANES);
-                    let bi = best.idx.as_mut_ptr().add((row0 + r) * LANES) as *mut i32;
+                    let bv = best.vals.as_mut_ptr().add((tl.row0 + r) * LANES);
+                    let bi = best.idx.as_mut_ptr().add((tl.row0 + r) * LANES) as *mut i32;
                     let mut mv = _mm512_loadu_ps(bv);
                     let mut mi = _mm512_loadu_si512(bi as *const _);
                     for (q, &v) in a.iter().enumerate() {
-                        let c = col0 + q * NR;
+                        let c = tl.col0 + q * NR;
                         let val = _mm512_add_ps(
                             _mm512_mul_ps(v, s),
                             _mm512_loadu_ps(best.h.as_ptr().add(c)),
@@ -87,92 +74,22 @@ unsafe fn tile<const M: usize, const NP: usize>(
     }
 }
 
-macro_rules! rows {
-    ($np:literal, $m:expr, $($a:expr),*) => {
-        match $m {
-            12 => tile::<12, $np>($($a),*),
-            11 => tile::<11, $np>($($a),*),
-            10 => tile::<10, $np>($($a),*),
-            9 => tile::<9, $np>($($a),*),
-            8 => tile::<8, $np>($($a),*),
-            7 => tile::<7, $np>($($a),*),
-            6 => tile::<6, $np>($($a),*),
-            5 => tile::<5, $np>($($a),*),
-            4 => tile::<4, $np>($($a),*),
-            3 => tile::<3, $np>($($a),*),
-            2 => tile::<2, $np>($($a),*),
-            _ => tile::<1, $np>($($a),*),
-        }
-    };
-}
-
-/// The tile loop on AVX-512F.
+/// The tile loop on AVX-512F: pairs of panels, one last single panel when
+/// their count is odd.
 ///
 /// # Safety
-/// The CPU supports AVX-512F; lengths as in the AVX2 `run`.
+/// The CPU supports AVX-512F; extents as for the AVX2 `run`.
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn run(
-    x: &[f32],
-    d: usize,
-    packed: &[f32],
-    k: usize,
-    alpha: f32,
-    epi: Epilogue,
-    out: &mut [f32],
-    best: &mut Best<'_>,
-) {
-    let rows = x.len() / d;
-    let (xp, pp, op) = (x.as_ptr(), packed.as_ptr(), out.as_mut_ptr());
-    let panels = k.div_ceil(NR);
-    let mut p = 0;
-    while p < panels {
-        let np = if p + 1 < panels { 2 } else { 1 };
-        let cols = NR.min(k - (p + np - 1) * NR);
-        let mut i = 0;
-        while i < rows {
-            let m = MR.min(rows - i);
-            // SAFETY: rows i..i+m exist in x (and out for Store); panels
-            // p..p+np exist in packed; the last one has `cols` valid
-            // columns; h covers them for Argmin.
-            unsafe {
-                let (xi, pan) = (xp.add(i * d), pp.add(p * NR * d));
-                let o = if matches!(epi, Epilogue::Store) {
-                    op.add(i * k + p * NR)
-                } else {
-                    op
-                };
-                let c0 = p * NR;
-                if np == 2 {
-                    rows!(2, m, xi, d, pan, alpha, epi, o, k, cols, best, i, c0);
-                } else {
-                    rows!(1, m, xi, d, pan, alpha, epi, o, k, cols, best, i, c0);
-                }
+pub(super) unsafe fn run(g: &Gemm<'_>, epi: Epilogue, out: &mut [f32], best: &mut Best<'_>) {
+    for_each_x86_tile(g, (MR, 2), epi, out, |t, m, np| {
+        // SAFETY: the tile lies inside `g`, `out` and `best` (from
+        // for_each_x86_tile and the caller's extents).
+        unsafe {
+            if np == 2 {
+                by_height!(m, |H| tile::<H, 2>(t, best), [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2; 1])
+            } else {
+                by_height!(m, |H| tile::<H, 1>(t, best), [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2; 1])
             }
-            i += m;
         }
-        p += np;
-    }
-}
-
-/// [`super::dots_packed`] on AVX-512F.
-///
-/// # Safety
-/// As [`run`] with `Store`.
-#[target_feature(enable = "avx512f")]
-pub(super) unsafe fn dots(
-    x: &[f32],
-    d: usize,
-    packed: &[f32],
-    k: usize,
-    alpha: f32,
-    out: &mut [f32],
-) {
-    let mut none = Best {
-        h: &[],
-        vals: &mut [],
-        idx: &mut [],
-    };
-    // SAFETY: forwarded from the caller.
-    unsafe { run(x, d, packed, k, alpha, Epilogue::Store, out, &mut none) }
+    });
 }

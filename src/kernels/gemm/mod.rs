@@ -17,9 +17,6 @@ use wide::f32x8;
 
 /// Centroids per packed panel (two 8-lane registers).
 pub(crate) const NR: usize = 16;
-/// Rows per micro-tile (6 × 2 accumulators + 2 panel registers + 1 broadcast
-/// fit the 16 AVX2 registers).
-const MR: usize = 6;
 
 /// `c` (`k × d`, row-major) packed into panels: panel `p` holds, for each
 /// coordinate `t`, the `t`-th values of centroids `p·NR .. p·NR + NR` (zero
@@ -53,54 +50,173 @@ pub(crate) fn dots_packed(
     alpha: f32,
     out: &mut [f32],
 ) {
-    let rows = x.len() / d;
+    let g = Gemm::new(x, d, packed, k, alpha);
     assert!(
-        packed.len() == k.div_ceil(NR) * NR * d && out.len() == rows * k,
+        out.len() == g.rows() * k,
         "dots_packed: inconsistent lengths"
     );
-    if rows == 0 || k == 0 {
-        return;
+    if g.rows() > 0 && k > 0 {
+        run_on(Isa::detect(), &g, Epilogue::Store, out, &mut Best::none());
     }
-    #[cfg(target_arch = "x86_64")]
-    if super::Cpu::get().avx512f() {
-        // SAFETY: AVX-512F was detected; the lengths were checked above.
-        #[allow(unsafe_code)]
-        unsafe {
-            avx512::dots(x, d, packed, k, alpha, out)
-        };
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if super::Cpu::get().avx2_fma() {
-        // SAFETY: AVX2 and FMA were detected; the lengths were checked above.
-        #[allow(unsafe_code)]
-        unsafe {
-            avx2::dots(x, d, packed, k, alpha, out)
-        };
-        return;
-    }
-    portable_dots(x, d, packed, k, alpha, out);
 }
 
-/// Calls `tile(m, row0, panel, cols)` for every micro-tile, panel-major so a
-/// panel stays in L1 while the block's rows stream past it.
-#[inline(always)]
-fn for_each_tile(rows: usize, k: usize, mut tile: impl FnMut(usize, usize, usize, usize)) {
-    for p in 0..k.div_ceil(NR) {
-        let cols = NR.min(k - p * NR);
-        let mut i = 0;
-        while i < rows {
-            let m = MR.min(rows - i);
-            tile(m, i, p, cols);
-            i += m;
+/// One product `alpha · X · Cᵀ`: `x` holds rows of `d`, `packed` is
+/// [`pack_panels`] of `k` centroids.
+#[derive(Clone, Copy)]
+struct Gemm<'a> {
+    x: &'a [f32],
+    d: usize,
+    packed: &'a [f32],
+    k: usize,
+    alpha: f32,
+}
+
+impl<'a> Gemm<'a> {
+    /// Panics unless `packed` holds `⌈k/NR⌉·NR·d` floats (an internal
+    /// invariant: every caller packs with [`pack_panels`]).
+    fn new(x: &'a [f32], d: usize, packed: &'a [f32], k: usize, alpha: f32) -> Self {
+        assert!(
+            d > 0 && packed.len() == k.div_ceil(NR) * NR * d,
+            "gemm: packed centroids of inconsistent length"
+        );
+        Gemm {
+            x,
+            d,
+            packed,
+            k,
+            alpha,
+        }
+    }
+
+    fn rows(&self) -> usize {
+        self.x.len() / self.d
+    }
+
+    /// Calls `tile(m, row0, panel, np, cols)` for every micro-tile of at
+    /// most `mr` rows and `np_max` adjacent panels (`np` of them from
+    /// `panel`, the last with `cols` valid columns), panel-major so that the
+    /// panels stay in L1 while the block's rows stream past.
+    #[inline(always)]
+    fn for_each_tile(
+        &self,
+        mr: usize,
+        np_max: usize,
+        mut tile: impl FnMut(usize, usize, usize, usize, usize),
+    ) {
+        let (rows, panels) = (self.rows(), self.k.div_ceil(NR));
+        let mut p = 0;
+        while p < panels {
+            let np = np_max.min(panels - p);
+            let cols = NR.min(self.k - (p + np - 1) * NR);
+            let mut i = 0;
+            while i < rows {
+                let m = mr.min(rows - i);
+                tile(m, i, p, np, cols);
+                i += m;
+            }
+            p += np;
         }
     }
 }
 
-fn portable_dots(x: &[f32], d: usize, packed: &[f32], k: usize, alpha: f32, out: &mut [f32]) {
-    let rows = x.len() / d;
-    for_each_tile(rows, k, |m, i, p, cols| {
-        let panel = &packed[p * NR * d..(p + 1) * NR * d];
+/// One micro-tile of a [`Gemm`] for the x86 kernels, as pointers into its
+/// checked slices.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Tile {
+    /// The tile's first row of `x`; rows are `d` apart.
+    x: *const f32,
+    d: usize,
+    /// The tile's first panel; panels are `d · NR` apart.
+    panel: *const f32,
+    alpha: f32,
+    epi: Epilogue,
+    /// For `Store`, the tile's first output; rows are `k` apart.
+    out: *mut f32,
+    k: usize,
+    /// Valid columns of the tile's last panel.
+    cols: usize,
+    /// The tile's first row and column in the whole product.
+    row0: usize,
+    col0: usize,
+}
+
+/// Calls `tile(t, m, np)` for every micro-tile of `g` (as
+/// [`Gemm::for_each_tile`] with `(mr, np_max)`); for `Store`, `out` holds
+/// `rows × k`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn for_each_x86_tile(
+    g: &Gemm<'_>,
+    (mr, np_max): (usize, usize),
+    epi: Epilogue,
+    out: &mut [f32],
+    mut tile: impl FnMut(Tile, usize, usize),
+) {
+    let (xp, pp, op) = (g.x.as_ptr(), g.packed.as_ptr(), out.as_mut_ptr());
+    let store = matches!(epi, Epilogue::Store);
+    g.for_each_tile(mr, np_max, |m, i, p, np, cols| {
+        let t = Tile {
+            x: xp.wrapping_add(i * g.d),
+            d: g.d,
+            panel: pp.wrapping_add(p * NR * g.d),
+            alpha: g.alpha,
+            epi,
+            out: op.wrapping_add(if store { i * g.k + p * NR } else { 0 }),
+            k: g.k,
+            cols,
+            row0: i,
+            col0: p * NR,
+        };
+        tile(t, m, np);
+    });
+}
+
+/// `match m { 12 => f::<12>(..), .. }`: a tile call with the row count
+/// `m` as a const `H`, for the listed heights; the last height also takes
+/// every other `m`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! by_height {
+    ($m:expr, |$h:ident| $call:expr, [$($n:literal),+; $last:literal]) => {
+        match $m {
+            $($n => {
+                const $h: usize = $n;
+                $call
+            })+
+            _ => {
+                const $h: usize = $last;
+                $call
+            }
+        }
+    };
+}
+
+/// Runs `g` with `epi` on `isa`, which the CPU has (`Portable` only
+/// stores); the caller checked the lengths.
+fn run_on(isa: Isa, g: &Gemm<'_>, epi: Epilogue, out: &mut [f32], best: &mut Best<'_>) {
+    match isa {
+        // SAFETY (both arms): `isa` was detected on this CPU; `Gemm::new`
+        // checked `packed`, the caller `out` (Store) or `best` (Argmin).
+        #[cfg(target_arch = "x86_64")]
+        #[allow(unsafe_code)]
+        Isa::Avx512 => unsafe { avx512::run(g, epi, out, best) },
+        #[cfg(target_arch = "x86_64")]
+        #[allow(unsafe_code)]
+        Isa::Avx2 => unsafe { avx2::run(g, epi, out, best) },
+        Isa::Portable => {
+            debug_assert!(matches!(epi, Epilogue::Store));
+            portable_dots(g, out)
+        }
+    }
+}
+
+/// Rows per portable micro-tile.
+const MR: usize = 6;
+
+fn portable_dots(g: &Gemm<'_>, out: &mut [f32]) {
+    let (x, d, k) = (g.x, g.d, g.k);
+    g.for_each_tile(MR, 1, |m, i, p, _, cols| {
+        let panel = &g.packed[p * NR * d..(p + 1) * NR * d];
         let mut lo = [f32x8::ZERO; MR];
         let mut hi = [f32x8::ZERO; MR];
         for (t, b) in panel.chunks_exact(NR).enumerate() {
@@ -112,7 +228,7 @@ fn portable_dots(x: &[f32], d: usize, packed: &[f32], k: usize, alpha: f32, out:
                 hi[r] = a.mul_add(b1, hi[r]);
             }
         }
-        let s = f32x8::splat(alpha);
+        let s = f32x8::splat(g.alpha);
         for r in 0..m {
             let mut v = [0f32; NR];
             v[..8].copy_from_slice(&(lo[r] * s).to_array());
@@ -164,29 +280,15 @@ pub(crate) fn argmin_packed(
     vals: &mut [f32],
     scratch: &mut ArgminScratch,
 ) {
-    let rows = x.len() / d;
+    let g = Gemm::new(x, d, packed, k, alpha);
+    let rows = g.rows();
     assert!(
-        packed.len() == k.div_ceil(NR) * NR * d
-            && h_padded.len() == k.div_ceil(NR) * NR
-            && labels.len() == rows
-            && vals.len() == rows,
+        h_padded.len() == k.div_ceil(NR) * NR && labels.len() == rows && vals.len() == rows,
         "argmin_packed: inconsistent lengths"
     );
-    if rows == 0 || k == 0 {
-        return;
+    if rows > 0 && k > 0 {
+        argmin_on(Isa::detect(), &g, h_padded, labels, vals, scratch);
     }
-    argmin_on(
-        Isa::detect(),
-        x,
-        d,
-        packed,
-        k,
-        h_padded,
-        alpha,
-        labels,
-        vals,
-        scratch,
-    );
 }
 
 /// The kernel family a call runs on.
@@ -217,23 +319,18 @@ impl Isa {
 
 /// [`argmin_packed`] on a given kernel family (the caller checked that the
 /// CPU has it, and the lengths).
-#[allow(clippy::too_many_arguments)]
 fn argmin_on(
     isa: Isa,
-    x: &[f32],
-    d: usize,
-    packed: &[f32],
-    k: usize,
+    g: &Gemm<'_>,
     h_padded: &[f32],
-    alpha: f32,
     labels: &mut [u32],
     vals: &mut [f32],
     scratch: &mut ArgminScratch,
 ) {
-    let rows = x.len() / d;
+    let (rows, k) = (g.rows(), g.k);
     if isa == Isa::Portable {
         scratch.dots.resize(rows * k, 0.0);
-        portable_dots(x, d, packed, k, alpha, &mut scratch.dots[..rows * k]);
+        portable_dots(g, &mut scratch.dots[..rows * k]);
         for (r, (l, v)) in labels.iter_mut().zip(vals.iter_mut()).enumerate() {
             let (j, m) = super::argmin_sum(&scratch.dots[r * k..(r + 1) * k], &h_padded[..k]);
             (*l, *v) = (j as u32, m);
@@ -244,24 +341,12 @@ fn argmin_on(
     scratch.vals.resize(rows * LANES, f32::INFINITY);
     scratch.idx.clear();
     scratch.idx.resize(rows * LANES, u32::MAX);
-    #[cfg(target_arch = "x86_64")]
-    {
-        let mut best = Best {
-            h: h_padded,
-            vals: &mut scratch.vals,
-            idx: &mut scratch.idx,
-        };
-        // SAFETY: the caller checked the CPU features and the lengths;
-        // `best` holds `rows × LANES` entries.
-        #[allow(unsafe_code)]
-        unsafe {
-            if isa == Isa::Avx512 {
-                avx512::run(x, d, packed, k, alpha, Epilogue::Argmin, &mut [], &mut best);
-            } else {
-                avx2::run(x, d, packed, k, alpha, Epilogue::Argmin, &mut [], &mut best);
-            }
-        }
-    }
+    let mut best = Best {
+        h: h_padded,
+        vals: &mut scratch.vals,
+        idx: &mut scratch.idx,
+    };
+    run_on(isa, g, Epilogue::Argmin, &mut [], &mut best);
     for (r, (l, v)) in labels.iter_mut().zip(vals.iter_mut()).enumerate() {
         let bv = &scratch.vals[r * LANES..(r + 1) * LANES];
         let bi = &scratch.idx[r * LANES..(r + 1) * LANES];
@@ -285,6 +370,17 @@ struct Best<'a> {
     h: &'a [f32],
     vals: &'a mut [f32],
     idx: &'a mut [u32],
+}
+
+impl Best<'_> {
+    /// No minima (for `Store`).
+    fn none() -> Self {
+        Best {
+            h: &[],
+            vals: &mut [],
+            idx: &mut [],
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -329,16 +425,13 @@ mod tests {
             let mut a = vec![0f32; rows * k];
             let mut b = vec![0f32; rows * k];
             dots_packed(&x, d, &packed, k, -2.0, &mut a);
-            portable_dots(&x, d, &packed, k, -2.0, &mut b);
+            let g = Gemm::new(&x, d, &packed, k, -2.0);
+            portable_dots(&g, &mut b);
             #[cfg(target_arch = "x86_64")]
-            if crate::kernels::Simd::detect() == crate::kernels::Simd::Avx2Fma {
+            if Isa::detect() != Isa::Portable {
                 // The AVX2 path gives the same bits as the dispatched one.
                 let mut c = vec![0f32; rows * k];
-                // SAFETY: AVX2+FMA detected; lengths as above.
-                #[allow(unsafe_code)]
-                unsafe {
-                    avx2::dots(&x, d, &packed, k, -2.0, &mut c)
-                };
+                run_on(Isa::Avx2, &g, Epilogue::Store, &mut c, &mut Best::none());
                 assert_eq!(a, c, "{rows}x{k}x{d}: AVX2 and dispatched paths differ");
             }
             for (i, ((&w, &u), &v)) in want.iter().zip(&a).zip(&b).enumerate() {
@@ -363,9 +456,7 @@ mod tests {
                 }
             }
             for &isa in &isas {
-                argmin_on(
-                    isa, &x, d, &packed, k, &hp, -2.0, &mut lab, &mut val, &mut sc,
-                );
+                argmin_on(isa, &g, &hp, &mut lab, &mut val, &mut sc);
                 // The portable products can differ from the FMA ones in the
                 // last bit; each path is compared with its own products.
                 let prods = if isa == Isa::Portable { &b } else { &a };

@@ -19,12 +19,12 @@ use std::borrow::Cow;
 pub use config::{Assignment, Init, KMeansConfig, KMeansReport};
 use lloyd::{gather_rows, seed_pp};
 
-use super::{Fit, Quantizer, expect_len};
+use super::{Quantizer, expect_len};
 use crate::data::{Codes, Embeddings, check_vocab};
 use crate::error::{Error, Result};
 use crate::format::{ModelKind, sealed::Payload, stored_usize, to_invalid};
 use crate::kernels::{AssignPath, AssignScratch, BLOCK_ROWS, CentroidSet, assign_block};
-use crate::par::{Par, try_for_each_block, try_for_each_block2};
+use crate::par::{Par, for_each_block, for_each_block2};
 use crate::rng::Rng;
 
 /// A fitted k-means model: `k` centroids of dimension `d`.
@@ -114,7 +114,7 @@ impl Quantizer for KMeans {
         expect_len("code buffer length (n × 1)", x.rows(), out.len())?;
         // Block by block into `out`: per-thread scratch only, nothing sized by n.
         let c = CentroidSet::new(&self.centroids, self.dim);
-        try_for_each_block(
+        for_each_block(
             par,
             x.rows(),
             BLOCK_ROWS,
@@ -151,13 +151,7 @@ impl Quantizer for KMeans {
     }
 }
 
-impl Fit for KMeans {
-    type Config = KMeansConfig;
-    type Report = KMeansReport;
-    fn fit(config: &KMeansConfig, x: Embeddings<'_>) -> Result<(Self, KMeansReport)> {
-        KMeans::fit(config, x)
-    }
-}
+super::fit_by_inherent!(KMeans, KMeansConfig, KMeansReport);
 
 /// Checks a `k × dim` codebook: non-empty, `k <= 65536`, finite.
 pub(crate) fn validate_codebook(what: &'static str, c: &[f32], dim: usize) -> Result<usize> {
@@ -190,7 +184,7 @@ pub(crate) fn assign_embeddings(
     dists: &mut [f32],
     par: Par,
 ) -> Result<()> {
-    try_for_each_block2(
+    for_each_block2(
         par,
         x.rows(),
         BLOCK_ROWS,

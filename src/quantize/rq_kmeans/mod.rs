@@ -6,7 +6,7 @@ mod config;
 pub use config::{EncodeSearch, LevelReport, RqKMeansConfig, RqKMeansReport};
 
 use super::kmeans::{fit_rows, training_rows, validate_codebook};
-use super::{Fit, Quantizer, expect_len};
+use super::{Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
 use crate::error::{Error, Result, invalid};
 use crate::format::{ModelKind, invalid_payload, sealed::Payload, to_invalid};
@@ -14,7 +14,7 @@ use crate::kernels::{
     AssignPath, AssignScratch, BLOCK_ROWS, CentroidSet, Simd, TopK, assign_rows,
     neg2_dots_pub as neg2_dots,
 };
-use crate::par::{Par, for_each_block, try_for_each_block};
+use crate::par::{Par, for_each_block};
 use crate::rng::Rng;
 
 /// A fitted residual k-means quantizer: `L` codebooks of `k × d`.
@@ -262,7 +262,7 @@ impl RqKMeans {
         } else {
             (BLOCK_ROWS / beam).max(8)
         };
-        try_for_each_block(
+        for_each_block(
             par,
             x.rows(),
             block,
@@ -435,13 +435,7 @@ impl Quantizer for RqKMeans {
     }
 }
 
-impl Fit for RqKMeans {
-    type Config = RqKMeansConfig;
-    type Report = RqKMeansReport;
-    fn fit(config: &RqKMeansConfig, x: Embeddings<'_>) -> Result<(Self, RqKMeansReport)> {
-        RqKMeans::fit(config, x)
-    }
-}
+super::fit_by_inherent!(RqKMeans, RqKMeansConfig, RqKMeansReport);
 
 fn mean_sq_rows(x: &[f32], d: usize) -> f64 {
     let simd = Simd::detect();

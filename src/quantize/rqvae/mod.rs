@@ -7,15 +7,17 @@ mod shard;
 pub use config::RqVaeConfig;
 use shard::{Shard, reduce_grads};
 
-use super::autoencoder::{EpochReport, StepLoss, Trainer, diverged_weights, epochs_for, train};
-use super::standardize::Standardize;
-use super::{KMeans, KMeansConfig, Quantizer, expect_len};
+use super::autoencoder::{
+    EpochReport, StepLoss, Trainer, decode_blocks, diverged_weights, encode_blocks, epochs_for,
+    param_sizes, start, train,
+};
+use super::{KMeans, KMeansConfig, Quantizer};
 use crate::data::{Codes, Embeddings};
 use crate::error::{Error, Result, invalid};
 use crate::format::{ModelKind, sealed::Payload, stored_usize, to_invalid};
-use crate::kernels::{AssignPath, BLOCK_ROWS, CentroidSet, assign_rows};
-use crate::nn::LayerV1;
-use crate::nn::{Activation, Mlp, Optimizer, shuffled};
+use crate::kernels::{AssignPath, CentroidSet, assign_rows};
+use crate::nn::{GradMode, Mlp, Optimizer, shuffled};
+use crate::nn::{LayerV1, pair_from_v1, pair_to_v1};
 use crate::par::Par;
 use crate::rng::Rng;
 
@@ -60,7 +62,7 @@ impl RqVae {
         progress: impl FnMut(&EpochReport),
     ) -> Result<(RqVae, Vec<EpochReport>)> {
         config.validate()?;
-        let (n, d) = (x.rows(), x.dim());
+        let n = x.rows();
         if n < config.k {
             return Err(invalid(
                 "k",
@@ -70,15 +72,9 @@ impl RqVae {
                 ),
             ));
         }
-        x.check_all_finite()?;
-        let stdz = Standardize::fit(x)?;
         let (lat, levels, k) = (config.latent, config.levels, config.k);
-        let mut widths = vec![d];
-        widths.extend(&config.hidden);
-        widths.push(lat);
-        let encoder = Mlp::new(&widths, config.activation, config.seed)?;
-        widths.reverse();
-        let decoder = Mlp::new(&widths, config.activation, config.seed.wrapping_add(1))?;
+        let st = start(x, &config.hidden, lat, config.activation, config.seed)?;
+        let (stdz, encoder, decoder) = (st.stdz, st.encoder, st.decoder);
         let mut m = RqVae {
             encoder,
             decoder,
@@ -103,8 +99,7 @@ impl RqVae {
                 other => other,
             })?;
 
-        let mut sizes: Vec<usize> = m.encoder.params_mut().map(|p| p.len()).collect();
-        sizes.extend(m.decoder.params_mut().map(|p| p.len()));
+        let mut sizes = param_sizes(&mut m.encoder, &mut m.decoder);
         sizes.push(m.codebooks.len());
         let epochs = epochs_for(config.epochs, config.min_steps, n, batch);
         let mut t = RqVaeTrainer {
@@ -239,7 +234,8 @@ impl RqVae {
         // 3 at 74% of its codes).
         let scale = (2.0 / batch as f64) as f32;
         sh.recon = crate::nn::sq_err(&sh.xhat, xb, scale, &mut sh.dxhat);
-        self.decoder.backward_into(
+        self.decoder.backward_as(
+            GradMode::Overwrite,
             &sh.dxhat,
             &mut sh.dec_cache,
             &mut sh.dec_grads,
@@ -295,8 +291,13 @@ impl RqVae {
             }
         }
         sh.vq = vq;
-        self.encoder
-            .backward_into(&sh.dz, &mut sh.enc_cache, &mut sh.enc_grads, None)
+        self.encoder.backward_as(
+            GradMode::Overwrite,
+            &sh.dz,
+            &mut sh.enc_cache,
+            &mut sh.enc_grads,
+            None,
+        )
     }
 
     /// Re-seeds codes unused for `after` steps from the current batch's
@@ -403,13 +404,7 @@ impl Trainer for RqVaeTrainer<'_> {
         vec![self.m.k; self.m.levels]
     }
 
-    fn step(
-        &mut self,
-        _epoch: usize,
-        _step: usize,
-        xb: &[f32],
-        codes: &mut [u16],
-    ) -> Result<StepLoss> {
+    fn step(&mut self, xb: &[f32], codes: &mut [u16]) -> Result<StepLoss> {
         let (config, levels, k) = (self.config, self.m.levels, self.m.k);
         let d = self.m.dim();
         let b = xb.len() / d;
@@ -495,76 +490,36 @@ impl Quantizer for RqVae {
         if level < self.levels { self.k } else { 0 }
     }
     fn encode_into(&self, x: Embeddings<'_>, out: &mut [u16], par: Par) -> Result<()> {
-        x.expect_dim(self.dim())?;
-        expect_len(
-            "code buffer length (n × L)",
-            x.rows() * self.levels,
-            out.len(),
-        )?;
         let levels = self.levels;
-        let mut blocks: Vec<(&mut [u16], Result<()>)> = out
-            .chunks_mut(BLOCK_ROWS * levels)
-            .map(|c| (c, Ok(())))
-            .collect();
-        crate::par::for_each_item(par, &mut blocks, |i, (codes, status)| {
-            let start = i * BLOCK_ROWS;
-            let end = start + codes.len() / levels;
-            let mut buf = Vec::new();
-            let (mut z, mut resid, mut q, mut labels, mut dists, mut cur) = (
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-            );
-            *status = x.block(start, end, &mut buf).and_then(|xb| {
-                self.encoder.infer(xb, &mut z)?;
-                self.quantize(&z, &mut resid, &mut q, &mut labels, &mut dists, &mut cur);
-                let rows = end - start;
-                for (r, row) in codes.chunks_exact_mut(levels).enumerate() {
-                    for (l, t) in row.iter_mut().enumerate() {
-                        *t = labels[l * rows + r] as u16;
-                    }
-                }
-                Ok(())
-            });
-        });
-        blocks.into_iter().try_for_each(|(_, s)| s)
-    }
-    fn decode_into(&self, codes: &Codes, out: &mut [f32], _par: Par) -> Result<()> {
-        codes.check_tokens(&self.codebook_sizes())?;
-        let d = self.dim();
-        expect_len("output length (n × d)", codes.rows() * d, out.len())?;
-        let lat = self.latent();
-        let mut q = Vec::new();
-        let mut y = Vec::new();
-        for start in (0..codes.rows()).step_by(BLOCK_ROWS) {
-            let end = (start + BLOCK_ROWS).min(codes.rows());
-            q.clear();
-            q.resize((end - start) * lat, 0.0);
-            for (r, qr) in q.chunks_exact_mut(lat).enumerate() {
-                for (l, &t) in codes.row(start + r).iter().enumerate() {
-                    let e = &self.codebook(l)[t as usize * lat..(t as usize + 1) * lat];
-                    for (a, b) in qr.iter_mut().zip(e) {
-                        *a += b;
-                    }
+        encode_blocks(&self.encoder, x, (out, levels), par, |z, codes| {
+            let (mut resid, mut q, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut dists, mut cur) = (Vec::new(), Vec::new());
+            self.quantize(z, &mut resid, &mut q, &mut labels, &mut dists, &mut cur);
+            let rows = codes.len() / levels;
+            for (r, row) in codes.chunks_exact_mut(levels).enumerate() {
+                for (l, t) in row.iter_mut().enumerate() {
+                    *t = labels[l * rows + r] as u16;
                 }
             }
-            self.decoder.infer(&q, &mut y)?;
-            out[start * d..end * d].copy_from_slice(&y);
-        }
-        Ok(())
+            Ok(())
+        })
+    }
+    fn decode_into(&self, codes: &Codes, out: &mut [f32], par: Par) -> Result<()> {
+        codes.check_tokens(&self.codebook_sizes())?;
+        let lat = self.latent();
+        decode_blocks(&self.decoder, codes, out, par, |row, q| {
+            for (l, &t) in row.iter().enumerate() {
+                let e = &self.codebook(l)[t as usize * lat..(t as usize + 1) * lat];
+                for (a, b) in q.iter_mut().zip(e) {
+                    *a += b;
+                }
+            }
+            Ok(())
+        })
     }
 }
 
-impl super::Fit for RqVae {
-    type Config = RqVaeConfig;
-    type Report = Vec<EpochReport>;
-    fn fit(config: &RqVaeConfig, x: Embeddings<'_>) -> Result<(Self, Vec<EpochReport>)> {
-        RqVae::fit(config, x)
-    }
-}
+super::fit_by_inherent!(RqVae, RqVaeConfig, Vec<EpochReport>);
 
 // ---- model file (format version 1; docs/FORMAT.md) ----
 
@@ -584,20 +539,18 @@ impl Payload for RqVae {
     const KIND: ModelKind = ModelKind::RqVae;
     type V = RqVaeV1;
     fn to_payload(&self) -> RqVaeV1 {
-        let (enc, dec) = self.networks();
+        let (activation, encoder, decoder) = pair_to_v1(self.networks());
         RqVaeV1 {
-            activation: enc.activation.tag(),
+            activation,
             levels: self.levels() as u64,
             k: self.codebook_size(0) as u64,
-            encoder: enc.to_layers_v1(),
-            decoder: dec.to_layers_v1(),
+            encoder,
+            decoder,
             codebooks: self.codebooks().to_vec(),
         }
     }
     fn from_payload(p: RqVaeV1) -> Result<Self> {
-        let act = Activation::from_tag(p.activation)?;
-        let enc = Mlp::from_layers_v1(p.encoder, act)?;
-        let dec = Mlp::from_layers_v1(p.decoder, act)?;
+        let (enc, dec) = pair_from_v1((p.activation, p.encoder, p.decoder))?;
         let levels = stored_usize(p.levels, "levels")?;
         let k = stored_usize(p.k, "k")?;
         RqVae::from_parts(enc, dec, p.codebooks, levels, k).map_err(to_invalid)
