@@ -15,16 +15,70 @@ use semid::{Embeddings, Error, Quantizer, Result, RqKMeans, RqKMeansConfig};
 
 /// A prefix-dependent score with ties and non-finite values.
 fn score_of(seed: u64, q: usize, prefix: &[u16], t: u16) -> f32 {
-    let mut h = seed ^ (q as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    for &p in prefix.iter().chain(std::iter::once(&t)) {
-        h = (h ^ p as u64).wrapping_mul(0x0100_0000_01b3);
-        h ^= h >> 29;
-    }
+    let h = prefix
+        .iter()
+        .fold(hash_root(seed, q), |h, &p| hash_step(h, p));
+    score_value(seed, hash_step(h, t))
+}
+
+/// The hash of an empty prefix of query `q`.
+fn hash_root(seed: u64, q: usize) -> u64 {
+    seed ^ (q as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// The hash of a prefix extended by `p`.
+fn hash_step(h: u64, p: u16) -> u64 {
+    let h = (h ^ p as u64).wrapping_mul(0x0100_0000_01b3);
+    h ^ (h >> 29)
+}
+
+fn score_value(seed: u64, h: u64) -> f32 {
     match h % 23 {
         0 => f32::NAN,
         1 => f32::NEG_INFINITY,
         2 if seed.is_multiple_of(3) => f32::INFINITY,
         _ => ((h >> 8) % 7) as f32 * 0.5 - 1.0, // few distinct values: ties
+    }
+}
+
+/// [`score_of`] as a model with a per-beam cache computes it: it keeps one
+/// state per live beam (the hash of its prefix), reorders the states by
+/// `Beams::parents` and extends each by the beam's last token, never
+/// reading a whole prefix.
+struct CachedScorer {
+    seed: u64,
+    states: Vec<u64>,
+    /// Each beam's prefix as the cache saw it, to check that `parents`
+    /// point at the beam each new prefix extends.
+    seen: Vec<Vec<u16>>,
+}
+
+impl Scorer for CachedScorer {
+    fn score(&mut self, beams: &Beams<'_>, out: &mut Vec<f32>) -> Result<()> {
+        beams.check()?;
+        let (states, seen) = if beams.level == 0 {
+            let s = beams
+                .queries
+                .iter()
+                .map(|&q| hash_root(self.seed, q as usize));
+            (s.collect(), vec![Vec::new(); beams.len()])
+        } else {
+            let mut states = Vec::with_capacity(beams.len());
+            let mut seen = Vec::with_capacity(beams.len());
+            for (b, &p) in beams.parents.iter().enumerate() {
+                let prefix = beams.prefix(b);
+                let (last, head) = prefix.split_last().expect("level > 0");
+                assert_eq!(head, &self.seen[p as usize][..], "beam {b}: wrong parent");
+                states.push(hash_step(self.states[p as usize], *last));
+                seen.push(prefix.to_vec());
+            }
+            (states, seen)
+        };
+        (self.states, self.seen) = (states, seen);
+        for &h in &self.states {
+            out.extend((0..beams.vocab).map(|t| score_value(self.seed, hash_step(h, t as u16))));
+        }
+        Ok(())
     }
 }
 
@@ -147,6 +201,40 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A scorer that keeps per-beam state and follows `Beams::parents`
+    /// decodes exactly what the stateless scorer decodes, at any beam width.
+    #[test]
+    fn cached_scorer_equals_stateless_scorer(
+        len in 1usize..5,
+        vocab in 1usize..8,
+        raw in proptest::collection::vec(0u16..8, 1..200),
+        seed in any::<u64>(),
+        beam in 1usize..6,
+        queries in 1usize..4,
+    ) {
+        let n = raw.len() / len;
+        prop_assume!(n > 0);
+        let ids: Vec<u16> = raw[..n * len].iter().map(|&t| t % vocab as u16).collect();
+        let trie = Trie::from_ids(&ids, len, &vec![vocab; len]).unwrap();
+        let mut stateless = FnScorer(|q: usize, p: &[u16], out: &mut [f32]| -> Result<()> {
+            for (t, o) in out.iter_mut().enumerate() {
+                *o = score_of(seed, q, p, t as u16);
+            }
+            Ok(())
+        });
+        let mut cached = CachedScorer { seed, states: Vec::new(), seen: Vec::new() };
+        let mut bs = BeamSearch::new(beam, 10).unwrap();
+        let a = bs.search(&trie, &mut stateless, queries).unwrap();
+        let b = bs.search(&trie, &mut cached, queries).unwrap();
+        for q in 0..queries {
+            prop_assert!(same(&flatten(&a, q), &flatten(&b, q)), "q{}", q);
+        }
+    }
+}
+
 fn small_trie() -> Trie {
     Trie::from_ids(&[0, 1, 1, 0, 1, 1, 2, 2], 2, &[3, 3]).unwrap()
 }
@@ -198,6 +286,7 @@ fn bad_input_is_a_typed_error() {
         n_queries: 1,
         prefixes: &[0],
         queries: &[5],
+        parents: &[0],
     };
     assert!(matches!(
         table.score(&bad_query, &mut out),
@@ -209,9 +298,22 @@ fn bad_input_is_a_typed_error() {
         n_queries: 1,
         prefixes: &[],
         queries: &[0],
+        parents: &[0],
     };
     assert!(matches!(
         table.score(&short_prefix, &mut out),
+        Err(Error::Shape { .. })
+    ));
+    let no_parents = Beams {
+        level: 1,
+        vocab: 3,
+        n_queries: 1,
+        prefixes: &[0],
+        queries: &[0],
+        parents: &[],
+    };
+    assert!(matches!(
+        table.score(&no_parents, &mut out),
         Err(Error::Shape { .. })
     ));
     let mut f = FnScorer(|_: usize, _: &[u16], _: &mut [f32]| -> Result<()> { Ok(()) });

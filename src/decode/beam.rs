@@ -49,10 +49,12 @@ pub struct BeamSearch {
     state: Vec<State>,
     score: Vec<f32>,
     query: Vec<u32>,
+    parent: Vec<u32>,
     next_prefix: Vec<u16>,
     next_state: Vec<State>,
     next_score: Vec<f32>,
     next_query: Vec<u32>,
+    next_parent: Vec<u32>,
     scores: Vec<f32>,
     lex: Vec<u32>,
     // −score of the kept candidates of one query (ascending; candidates
@@ -83,10 +85,12 @@ impl BeamSearch {
             state: Vec::new(),
             score: Vec::new(),
             query: Vec::new(),
+            parent: Vec::new(),
             next_prefix: Vec::new(),
             next_state: Vec::new(),
             next_score: Vec::new(),
             next_query: Vec::new(),
+            next_parent: Vec::new(),
             scores: Vec::new(),
             lex: Vec::new(),
             top: Vec::new(),
@@ -152,6 +156,7 @@ impl BeamSearch {
         self.state.clear();
         self.score.clear();
         self.query.clear();
+        self.parent.clear();
         let root = constraint.start();
         for q in 0..n_queries {
             self.state.push(root);
@@ -169,6 +174,7 @@ impl BeamSearch {
                     n_queries,
                     prefixes: &self.prefix,
                     queries: &self.query,
+                    parents: &self.parent,
                 };
                 scorer.score(&beams, &mut self.scores)?;
                 let want = self.query.len() * vocab;
@@ -213,6 +219,7 @@ impl BeamSearch {
         self.next_state.clear();
         self.next_score.clear();
         self.next_query.clear();
+        self.next_parent.clear();
         let nb = self.query.len();
         let mut b0 = 0;
         while b0 < nb {
@@ -287,6 +294,7 @@ impl BeamSearch {
                     .push(c.child_state(self.state[parent], i as usize));
                 self.next_score.push(-self.top[j]);
                 self.next_query.push(q);
+                self.next_parent.push(parent as u32);
             }
             b0 = b1;
         }
@@ -294,5 +302,6 @@ impl BeamSearch {
         std::mem::swap(&mut self.state, &mut self.next_state);
         std::mem::swap(&mut self.score, &mut self.next_score);
         std::mem::swap(&mut self.query, &mut self.next_query);
+        std::mem::swap(&mut self.parent, &mut self.next_parent);
     }
 }

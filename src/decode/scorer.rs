@@ -3,6 +3,10 @@
 use crate::error::{Error, Result};
 
 /// The live beams of one decoding step, handed to a [`Scorer`].
+///
+/// A scorer sees the query side (a user's history, a query embedding)
+/// through its own fields, indexed by `queries[b]`; `Beams` carries only
+/// what the search decides: the prefixes, and where each beam came from.
 #[derive(Clone, Copy, Debug)]
 pub struct Beams<'a> {
     /// Position being decoded (0 = first token).
@@ -16,6 +20,11 @@ pub struct Beams<'a> {
     /// Query (index within the batch) of every beam; beams of one query are
     /// contiguous and queries ascend.
     pub queries: &'a [u32],
+    /// Parent of every beam: its index among the previous step's beams
+    /// (empty at level 0, where beam `b` is query `b`'s root). A scorer with
+    /// per-beam state (a transformer's KV cache) reorders that state by
+    /// `parents`, then appends each beam's last token.
+    pub parents: &'a [u32],
 }
 
 impl Beams<'_> {
@@ -29,8 +38,8 @@ impl Beams<'_> {
     pub fn is_empty(&self) -> bool {
         self.queries.is_empty()
     }
-    /// Checks the fields agree (prefix length, query indices below
-    /// `n_queries`): the built-in scorers call it so that a hand-made
+    /// Checks the fields agree (prefix and parent lengths, query indices
+    /// below `n_queries`): the built-in scorers call it so that a hand-made
     /// `Beams` gives an error, not a panic.
     pub fn check(&self) -> Result<()> {
         let want = self.queries.len().saturating_mul(self.level);
@@ -39,6 +48,18 @@ impl Beams<'_> {
                 what: "beam prefixes (beams × level)",
                 expected: want,
                 got: self.prefixes.len(),
+            });
+        }
+        let want = if self.level == 0 {
+            0
+        } else {
+            self.queries.len()
+        };
+        if self.parents.len() != want {
+            return Err(Error::Shape {
+                what: "beam parents (one per beam; none at level 0)",
+                expected: want,
+                got: self.parents.len(),
             });
         }
         if let Some(&q) = self.queries.iter().find(|&&q| q as usize >= self.n_queries) {
