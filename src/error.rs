@@ -36,6 +36,16 @@ pub enum Error {
         /// Column of the first non-finite value.
         col: usize,
     },
+    /// A line of a text input (an interaction file, an item-id file) could
+    /// not be read.
+    Parse {
+        /// The input, e.g. `"interaction file"`.
+        what: &'static str,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Training diverged: the loss became NaN or infinite.
     Diverged {
         /// Epoch (0-based) of the step that diverged.
@@ -149,6 +159,9 @@ impl fmt::Display for Error {
                 f,
                 "training diverged: the loss became non-finite at epoch {epoch}, step {step} (reconstruction {loss}); lower the learning rate or check the data scale"
             ),
+            Error::Parse { what, line, reason } => {
+                write!(f, "{what}, line {line}: {reason}; fix or remove that line")
+            }
             Error::InvalidConfig { field, reason } => {
                 write!(f, "invalid configuration: `{field}` {reason}")
             }
@@ -226,7 +239,6 @@ impl From<FormatError> for Error {
     }
 }
 
-/// Shorthand for an [`Error::InvalidConfig`].
 /// `Err(Error::Shape)` unless `expected == got`.
 pub(crate) fn expect_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
     if expected != got {
@@ -239,6 +251,7 @@ pub(crate) fn expect_len(what: &'static str, expected: usize, got: usize) -> Res
     Ok(())
 }
 
+/// Shorthand for an [`Error::InvalidConfig`].
 pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
     Error::InvalidConfig {
         field,

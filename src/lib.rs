@@ -110,6 +110,7 @@ pub mod npy;
 mod par;
 pub mod quantize;
 mod rng;
+pub mod seq;
 pub mod sid;
 pub mod stats;
 pub mod synthetic;

@@ -60,22 +60,13 @@ impl Default for MixtureConfig {
 #[must_use]
 pub fn hierarchical_mixture(cfg: &MixtureConfig) -> Vec<f32> {
     let d = cfg.dim;
-    let topics = cfg.topics.max(1);
-    let subs = cfg.subtopics.max(1);
+    let (topics, subs) = (cfg.topics.max(1), cfg.subtopics.max(1));
     let mut rng = Rng::new(cfg.seed, 0);
     let centers: Vec<f32> = (0..topics * d).map(|_| rng.normal() as f32).collect();
     let offsets: Vec<f32> = (0..topics * subs * d)
         .map(|_| rng.normal() as f32 * cfg.sub_scale)
         .collect();
-    let weights: Vec<f64> = (0..topics)
-        .map(|t| 1.0 / ((t + 1) as f64).powf(cfg.skew))
-        .collect();
-    let mut cum = Vec::with_capacity(topics);
-    let mut acc = 0.0;
-    for w in &weights {
-        acc += w;
-        cum.push(acc);
-    }
+    let pick = TopicPicker::new(cfg);
     let mut out = vec![0f32; cfg.n * d];
     if d == 0 {
         return out;
@@ -92,10 +83,7 @@ pub fn hierarchical_mixture(cfg: &MixtureConfig) -> Vec<f32> {
         || (),
         |_, row0, rows| {
             for (i, row) in rows.chunks_exact_mut(d).enumerate() {
-                let mut r = Rng::new(cfg.seed, 1 + (row0 + i) as u64);
-                let u = r.next_f64() * acc;
-                let t = cum.partition_point(|&c| c <= u).min(topics - 1);
-                let s = r.below(subs);
+                let (mut r, t, s) = pick.row(row0 + i);
                 let c = &centers[t * d..(t + 1) * d];
                 let o = &offsets[(t * subs + s) * d..(t * subs + s + 1) * d];
                 for (((v, &cv), &ov), &w) in row.iter_mut().zip(c).zip(o).zip(&shape) {
@@ -111,6 +99,57 @@ pub fn hierarchical_mixture(cfg: &MixtureConfig) -> Vec<f32> {
         },
     );
     out
+}
+
+/// The (topic, sub-topic) of every row of
+/// [`hierarchical_mixture`]`(cfg)`, without generating the rows.
+#[must_use]
+pub fn mixture_labels(cfg: &MixtureConfig) -> Vec<(u32, u32)> {
+    let pick = TopicPicker::new(cfg);
+    (0..cfg.n)
+        .map(|row| {
+            let (_, t, s) = pick.row(row);
+            (t as u32, s as u32)
+        })
+        .collect()
+}
+
+/// Draws each row's topic (by popularity) and sub-topic from the row's own
+/// random stream.
+struct TopicPicker {
+    seed: u64,
+    subs: usize,
+    cum: Vec<f64>,
+}
+
+impl TopicPicker {
+    fn new(cfg: &MixtureConfig) -> TopicPicker {
+        let mut acc = 0.0;
+        let cum = (0..cfg.topics.max(1))
+            .map(|t| {
+                acc += 1.0 / ((t + 1) as f64).powf(cfg.skew);
+                acc
+            })
+            .collect();
+        TopicPicker {
+            seed: cfg.seed,
+            subs: cfg.subtopics.max(1),
+            cum,
+        }
+    }
+
+    /// Row `row`'s stream, after its topic and sub-topic were drawn.
+    fn row(&self, row: usize) -> (Rng, usize, usize) {
+        let mut r = Rng::new(self.seed, 1 + row as u64);
+        let total = self.cum[self.cum.len() - 1];
+        let u = r.next_f64() * total;
+        let t = self
+            .cum
+            .partition_point(|&c| c <= u)
+            .min(self.cum.len() - 1);
+        let s = r.below(self.subs);
+        (r, t, s)
+    }
 }
 
 /// `len` seeded uniform values in `[lo, hi)`, from the crate's own
