@@ -25,7 +25,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result, invalid};
 use crate::rng::Rng;
-use crate::synthetic::{MixtureConfig, mixture_labels};
+use crate::synthetic::{MixtureConfig, hierarchical_mixture, mixture_labels};
 
 /// Fewest interactions a user needs for the leave-one-out split (one to
 /// train on, one to validate, one to test).
@@ -414,9 +414,11 @@ impl Default for SequenceConfig {
 /// [`hierarchical_mixture`](crate::synthetic::hierarchical_mixture)`(catalog)`.
 ///
 /// A user starts in a topic drawn by the topics' popularity. Within a
-/// sub-topic the items form a chain (in row order): the next item is one
-/// to three links after the previous one, so it depends on the recent items
-/// and a sequence model can beat popularity. With chance `1 − stay` the
+/// sub-topic the items form a chain, ordered along the catalog's first
+/// coordinate (its widest axis): the next item is one to three links after
+/// the previous one, a content neighbour in one direction. It depends on
+/// the recent items, so a sequence model can beat popularity, and on the
+/// direction, which nearest-neighbour search ignores. With chance `1 − stay` the
 /// user moves to another sub-topic (of the same topic with chance
 /// `same_topic`, else of a topic drawn by popularity) and enters its chain
 /// at an item drawn with a skew towards its first items. Deterministic for
@@ -445,6 +447,15 @@ pub fn synthetic_sequences(cfg: &SequenceConfig, catalog: &MixtureConfig) -> Res
     let mut chains: Vec<Vec<u32>> = vec![Vec::new(); catalog.topics.max(1) * subs];
     for (row, &(t, s)) in labels.iter().enumerate() {
         chains[t as usize * subs + s as usize].push(row as u32);
+    }
+    // Each chain follows the catalog's first coordinate (its widest axis):
+    // the next item is a content neighbour in one direction.
+    if catalog.dim > 0 {
+        let x = hierarchical_mixture(catalog);
+        let key = |r: u32| x[r as usize * catalog.dim];
+        for c in &mut chains {
+            c.sort_by(|&a, &b| key(a).total_cmp(&key(b)).then(a.cmp(&b)));
+        }
     }
     // Entry points by popularity: each non-empty chain weighted by its size.
     let live: Vec<usize> = (0..chains.len())

@@ -1,0 +1,315 @@
+//! A small decoder-only transformer in candle, with a KV cache, and the
+//! two ways genrec uses it: over SID tokens (the generative recommender)
+//! and over item ids (the SASRec-style baseline).
+//!
+//! Decoder-only rather than TIGER's encoder-decoder: the history and the
+//! target ID are one token stream, so one causal model and one KV cache
+//! serve both training (every position predicts the next token, i.e.
+//! every prefix of the history is a training example) and decoding (the
+//! history is encoded once per user; each beam step feeds one token per
+//! beam). GRID and MiniOneRec also decode with decoder-only models.
+
+use candle_core::{D, Device, IndexOp, Result, Tensor, Var};
+use candle_nn::{AdamW, Embedding, LayerNorm, Linear, Module, Optimizer, ParamsAdamW};
+
+/// Model shape.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    /// Input and output vocabulary.
+    pub vocab: usize,
+    /// Longest token sequence (positions).
+    pub max_len: usize,
+    /// Tokens per item (`L`): position `p ≥ 1` is token `(p − 1) mod L` of
+    /// item `(p − 1) / L`; position 0 is the BOS token.
+    pub per_item: usize,
+    /// Width.
+    pub d: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Blocks.
+    pub layers: usize,
+}
+
+struct Block {
+    ln1: LayerNorm,
+    qkv: Linear,
+    proj: Linear,
+    ln2: LayerNorm,
+    ff1: Linear,
+    ff2: Linear,
+}
+
+/// Per-layer keys and values of the tokens seen so far:
+/// `(rows, heads, tokens, d / heads)` each.
+pub type Cache = Vec<(Tensor, Tensor)>;
+
+/// The transformer.
+pub struct Decoder {
+    pub shape: Shape,
+    tok: Embedding,
+    /// Item index of a position (BOS: 0).
+    pos: Embedding,
+    /// Token level of a position (BOS: `L`).
+    level: Embedding,
+    blocks: Vec<Block>,
+    ln_f: LayerNorm,
+    head: Linear,
+    vars: Vec<Var>,
+}
+
+impl Decoder {
+    /// Seeded initialisation (from semid's generator): uniform weights of
+    /// standard deviation 0.02, zero biases, unit layer-norm gains.
+    pub fn new(shape: Shape, seed: u64) -> Result<Decoder> {
+        let mut init = Init {
+            vars: Vec::new(),
+            stream: seed.wrapping_mul(1000),
+        };
+        let d = shape.d;
+        let tok = Embedding::new(init.weight(&[shape.vocab, d])?, d);
+        let items = (shape.max_len - 1).div_ceil(shape.per_item) + 1;
+        let pos = Embedding::new(init.weight(&[items, d])?, d);
+        let level = Embedding::new(init.weight(&[shape.per_item + 1, d])?, d);
+        let mut blocks = Vec::new();
+        for _ in 0..shape.layers {
+            blocks.push(Block {
+                ln1: init.layer_norm(d)?,
+                qkv: init.linear(d, 3 * d)?,
+                proj: init.linear(d, d)?,
+                ln2: init.layer_norm(d)?,
+                ff1: init.linear(d, 4 * d)?,
+                ff2: init.linear(4 * d, d)?,
+            });
+        }
+        let ln_f = init.layer_norm(d)?;
+        let head = init.linear(d, shape.vocab)?;
+        Ok(Decoder {
+            shape,
+            tok,
+            pos,
+            level,
+            blocks,
+            ln_f,
+            head,
+            vars: init.vars,
+        })
+    }
+
+    /// The trainable tensors.
+    pub fn vars(&self) -> &[Var] {
+        &self.vars
+    }
+
+    /// A copy of every weight (to keep the best epoch).
+    pub fn snapshot(&self) -> Result<Vec<Tensor>> {
+        self.vars.iter().map(|v| v.as_tensor().copy()).collect()
+    }
+
+    /// Restores a [`Decoder::snapshot`].
+    pub fn restore(&self, snap: &[Tensor]) -> Result<()> {
+        for (v, t) in self.vars.iter().zip(snap) {
+            v.set(t)?;
+        }
+        Ok(())
+    }
+
+    /// The inputs of positions `start..start + t` of token sequences
+    /// `seqs` (each from position 0; shorter ones are padded): at every
+    /// position, the tokens of its item up to and including its own, so
+    /// that an item's last position sees the whole item (as an item-id
+    /// model sees its item) and a partly generated item its prefix.
+    pub fn inputs(&self, seqs: &[&[u32]], start: usize, t: usize) -> Result<(Tensor, Tensor)> {
+        let l = self.shape.per_item;
+        let (mut ids, mut mask) = (Vec::new(), Vec::new());
+        for s in seqs {
+            for p in start..start + t {
+                let first = if p == 0 { 0 } else { 1 + (p - 1) / l * l };
+                for j in 0..l {
+                    let q = first + j;
+                    let real = q <= p && q < s.len();
+                    ids.push(if real { s[q] } else { 0 });
+                    mask.push(if real { 1f32 } else { 0.0 });
+                }
+            }
+        }
+        let dev = Device::Cpu;
+        Ok((
+            Tensor::from_vec(ids, (seqs.len(), t, l), &dev)?,
+            Tensor::from_vec(mask, (seqs.len(), t, l, 1), &dev)?,
+        ))
+    }
+
+    /// Logits `(rows, t, vocab)` of the [`Decoder::inputs`] `(ids, mask)` of
+    /// positions `start..start + t`, after the positions held in `cache`
+    /// (which grows by `t`). Attention is causal.
+    pub fn forward(
+        &self,
+        (ids, mask_in): (&Tensor, &Tensor),
+        start: usize,
+        cache: &mut Cache,
+    ) -> Result<Tensor> {
+        let (rows, t, _) = ids.dims3()?;
+        let (d, h) = (self.shape.d, self.shape.heads);
+        let dh = d / h;
+        let l = self.shape.per_item;
+        let (mut item, mut lev) = (Vec::with_capacity(t), Vec::with_capacity(t));
+        for p in start..start + t {
+            item.push(if p == 0 { 0 } else { ((p - 1) / l) as u32 });
+            lev.push(if p == 0 {
+                l as u32
+            } else {
+                ((p - 1) % l) as u32
+            });
+        }
+        let item = Tensor::from_vec(item, t, ids.device())?;
+        let lev = Tensor::from_vec(lev, t, ids.device())?;
+        let where_ = (self.pos.forward(&item)? + self.level.forward(&lev)?)?;
+        let tok = self.tok.forward(ids)?.broadcast_mul(mask_in)?.sum(2)?;
+        let mut x = tok.broadcast_add(&where_)?;
+        // Token i (absolute start + i) sees keys 0..=start + i.
+        let mask = if t > 1 {
+            let past = start;
+            let m: Vec<f32> = (0..t)
+                .flat_map(|i| {
+                    (0..past + t).map(move |j| {
+                        if j <= past + i {
+                            0.0
+                        } else {
+                            f32::NEG_INFINITY
+                        }
+                    })
+                })
+                .collect();
+            Some(Tensor::from_vec(m, (t, past + t), ids.device())?)
+        } else {
+            None
+        };
+        if cache.len() < self.blocks.len() {
+            cache.clear();
+        }
+        for (l, b) in self.blocks.iter().enumerate() {
+            let a = b.ln1.forward(&x)?;
+            let qkv = b.qkv.forward(&a)?.reshape((rows, t, 3, h, dh))?;
+            let q = qkv.i((.., .., 0))?.transpose(1, 2)?.contiguous()?;
+            let k = qkv.i((.., .., 1))?.transpose(1, 2)?.contiguous()?;
+            let v = qkv.i((.., .., 2))?.transpose(1, 2)?.contiguous()?;
+            let (k, v) = if cache.len() > l {
+                let (pk, pv) = &cache[l];
+                (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?)
+            } else {
+                (k, v)
+            };
+            let mut att = (q.matmul(&k.t()?)? / (dh as f64).sqrt())?;
+            if let Some(m) = &mask {
+                att = att.broadcast_add(m)?;
+            }
+            let att = candle_nn::ops::softmax_last_dim(&att)?;
+            let y = att.matmul(&v)?.transpose(1, 2)?.reshape((rows, t, d))?;
+            if cache.len() > l {
+                cache[l] = (k, v);
+            } else {
+                cache.push((k, v));
+            }
+            x = (x + b.proj.forward(&y)?)?;
+            let f = b
+                .ff2
+                .forward(&b.ff1.forward(&b.ln2.forward(&x)?)?.gelu_erf()?)?;
+            x = (x + f)?;
+        }
+        self.head.forward(&self.ln_f.forward(&x)?)
+    }
+
+    /// Keeps the cache rows of `parents` (a beam step's reordering).
+    pub fn reorder(cache: &mut Cache, parents: &[u32]) -> Result<()> {
+        if cache.is_empty() {
+            return Ok(());
+        }
+        let idx = Tensor::new(parents, cache[0].0.device())?;
+        for (k, v) in cache.iter_mut() {
+            *k = k.index_select(&idx, 0)?;
+            *v = v.index_select(&idx, 0)?;
+        }
+        Ok(())
+    }
+}
+
+/// Seeded parameters (candle's CPU generator cannot be seeded).
+struct Init {
+    vars: Vec<Var>,
+    stream: u64,
+}
+
+impl Init {
+    fn var(&mut self, t: Tensor) -> Result<Tensor> {
+        let var = Var::from_tensor(&t)?;
+        self.vars.push(var.clone());
+        Ok(var.as_tensor().clone())
+    }
+
+    /// Uniform weights of standard deviation 0.02.
+    fn weight(&mut self, dims: &[usize]) -> Result<Tensor> {
+        self.stream += 1;
+        let a = 0.02 * 3f32.sqrt();
+        let v = semid::synthetic::uniform(dims.iter().product(), -a, a, self.stream);
+        self.var(Tensor::from_vec(v, dims, &Device::Cpu)?)
+    }
+
+    fn full(&mut self, n: usize, v: f32) -> Result<Tensor> {
+        self.var(Tensor::full(v, n, &Device::Cpu)?)
+    }
+
+    fn linear(&mut self, i: usize, o: usize) -> Result<Linear> {
+        Ok(Linear::new(self.weight(&[o, i])?, Some(self.full(o, 0.0)?)))
+    }
+
+    fn layer_norm(&mut self, d: usize) -> Result<LayerNorm> {
+        Ok(LayerNorm::new(self.full(d, 1.0)?, self.full(d, 0.0)?, 1e-5))
+    }
+}
+
+/// Teacher-forced training on token sequences (all start with the same
+/// BOS): every position predicts the next token; padding is masked out.
+pub struct Trainer {
+    opt: AdamW,
+}
+
+impl Trainer {
+    pub fn new(model: &Decoder, lr: f64) -> Result<Trainer> {
+        let params = ParamsAdamW {
+            lr,
+            weight_decay: 0.0,
+            ..ParamsAdamW::default()
+        };
+        Ok(Trainer {
+            opt: AdamW::new(model.vars().to_vec(), params)?,
+        })
+    }
+
+    /// One step on a batch of sequences; returns the mean token loss.
+    pub fn step(&mut self, model: &Decoder, batch: &[&[u32]]) -> Result<f32> {
+        let t = batch.iter().map(|s| s.len()).max().unwrap_or(1) - 1;
+        let rows = batch.len();
+        let (mut tgt, mut mask) = (Vec::new(), Vec::new());
+        for s in batch {
+            for i in 0..t {
+                let real = i + 1 < s.len();
+                tgt.push(if real { s[i + 1] } else { 0 });
+                mask.push(if real { 1f32 } else { 0.0 });
+            }
+        }
+        let dev = Device::Cpu;
+        let (ids, present) = model.inputs(batch, 0, t)?;
+        let tgt = Tensor::from_vec(tgt, (rows * t, 1), &dev)?;
+        let mask = Tensor::from_vec(mask, rows * t, &dev)?;
+        let logits = model.forward((&ids, &present), 0, &mut Vec::new())?;
+        let lp = candle_nn::ops::log_softmax(
+            &logits.reshape((rows * t, model.shape.vocab))?,
+            D::Minus1,
+        )?;
+        let picked = lp.gather(&tgt, 1)?.squeeze(1)?;
+        let n = mask.sum_all()?;
+        let loss = (picked.mul(&mask)?.sum_all()?.neg()? / n)?;
+        self.opt.backward_step(&loss)?;
+        loss.to_scalar::<f32>()
+    }
+}
