@@ -88,9 +88,9 @@ fn main() -> Res<()> {
     )?;
     let vocab = index.trie().vocab().to_vec();
     println!(
-        "SIDs  RQ-KMeans 3x{k} + suffix: {} tokens per item, vocab {vocab:?}, {:.1}% of items share a code, {:.1} s",
+        "SIDs  RQ-KMeans 3x{k} + suffix: {} tokens per item, vocab {vocab:?}, at most {} items per code, {:.1} s",
         vocab.len(),
-        100.0 * sids.collision_rate,
+        sids.max_bucket,
         t0.elapsed().as_secs_f64()
     );
     let tokens = SidTokens::new(&index, &vocab, n_items)?;
