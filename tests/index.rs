@@ -338,3 +338,61 @@ fn index_written_from_the_format_doc_loads() {
     assert_eq!(index.id_of(1), Some(&[1u16][..]));
     assert_eq!(index.quantizer().kind(), ModelKind::RqKMeans);
 }
+
+/// Issue 11, part 5: an item held out of the catalog becomes
+/// recommendable after `insert` (new ID, trie rebuilt), with no change to
+/// the model: a scorer that favours the held-out item's code prefix
+/// returns it once it is inserted, and never before.
+#[test]
+fn inserted_items_are_recommended_without_retraining() {
+    use semid::decode::FnScorer;
+    let data = mixture(1500, D, 3);
+    let old = Embeddings::new(&data[..1400 * D], D).unwrap();
+    let (mut index, _, _) = SemanticIndex::fit::<RqKMeans>(
+        &RqKMeansConfig::new(2, 16).seed(5),
+        old,
+        CollisionPolicy::AppendSuffix,
+        Par::Seq,
+    )
+    .unwrap();
+    let held = 1450u32;
+    let row = Embeddings::new(&data[held as usize * D..(held as usize + 1) * D], D).unwrap();
+    let code = index.encode(row, Par::Seq).unwrap().row(0).to_vec();
+    // The "model": log-score 0 on the favoured code's tokens, −1 elsewhere;
+    // any suffix is as good as another.
+    let mut scorer = FnScorer(
+        |_: usize, prefix: &[u16], out: &mut [f32]| -> semid::Result<()> {
+            let level = prefix.len();
+            for (t, o) in out.iter_mut().enumerate() {
+                *o = match code.get(level) {
+                    Some(&c) if c as usize != t => -1.0,
+                    _ => 0.0,
+                };
+            }
+            Ok(())
+        },
+    );
+    // Items already holding that code rank with it (same score, earlier
+    // suffixes): ask for all of them and one more.
+    let mates = (0..1400u32)
+        .filter(|&i| index.id_of(i).unwrap()[..2] == code[..])
+        .count();
+    let mut search = BeamSearch::new(mates + 1, mates + 1).unwrap();
+    let before = index.search(&mut search, &mut scorer, 1).unwrap();
+    assert!(!before.query(0).items.contains(&held));
+    let report = index.insert(&[held], row, Par::Seq).unwrap();
+    assert_eq!((report.added, report.items), (1, 1401));
+    let id = index.id_of(held).unwrap().to_vec();
+    assert_eq!(&id[..2], &code[..]);
+    let after = index.search(&mut search, &mut scorer, 1).unwrap();
+    let hits = after.query(0);
+    let at = hits.items.iter().position(|&i| i == held);
+    let at = at.expect("the inserted item is recommended");
+    assert_eq!(at, mates);
+    // Everything ranked above it shares its code (the same best score; ties
+    // go by suffix, and the new item's suffix is the bucket's last).
+    for i in 0..=at {
+        assert_eq!(&hits.ids[i * 3..i * 3 + 2], &code[..], "hit {i}");
+        assert_eq!(hits.scores[i], 0.0);
+    }
+}
