@@ -47,7 +47,7 @@ const METRICS: [Metric; 4] = [
 /// One table row.
 struct Row {
     method: String,
-    values: Vec<f64>,
+    values: [f64; 4],
     train_s: f64,
     users_per_s: f64,
     invalid_ids: usize,
@@ -102,17 +102,14 @@ fn main() -> Res<()> {
     let valid: Vec<Example<'_>> = split.valid().take(500).collect();
     let test: Vec<Example<'_>> = split.test().collect();
     let (valid_q, test_q) = (targets(&valid)?, targets(&test)?);
-    let score = |lists: &[Vec<u32>], q: &Qrels| -> Res<Vec<f64>> {
+    let score = |lists: &[Vec<u32>], q: &Qrels| -> Res<[f64; 4]> {
         let e = evaluate(
             &Rankings::from_lists(lists),
             q,
             &METRICS,
             &EvalOptions::default(),
         )?;
-        Ok(METRICS
-            .iter()
-            .map(|&m| e.mean_of(m).unwrap_or(0.0))
-            .collect())
+        Ok(METRICS.map(|m| e.mean_of(m).unwrap_or(0.0)))
     };
     let mut rows = Vec::new();
 
@@ -286,35 +283,23 @@ fn main() -> Res<()> {
         "method", "R@5", "R@10", "N@5", "N@10", "train s", "users/s", "invalid"
     );
     for r in &rows {
+        let (m, [r5, r10, n5, n10]) = (&r.method, r.values);
+        let (t, u, bad, note) = (r.train_s, r.users_per_s, r.invalid_ids, &r.note);
         println!(
-            "{:<28} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>9.1} {:>9.0} {:>8}  {}",
-            r.method,
-            r.values[0],
-            r.values[1],
-            r.values[2],
-            r.values[3],
-            r.train_s,
-            r.users_per_s,
-            r.invalid_ids,
-            r.note
+            "{m:<28} {r5:>8.4} {r10:>8.4} {n5:>8.4} {n10:>8.4} {t:>9.1} {u:>9.0} {bad:>8}  {note}"
         );
     }
     if json {
         for r in &rows {
+            let (m, [r5, r10, n5, n10]) = (&r.method, r.values);
+            let ups = if r.users_per_s.is_finite() {
+                format!("{:.1}", r.users_per_s)
+            } else {
+                "null".into()
+            };
             println!(
-                "{{\"method\":\"{}\",\"recall@5\":{:.6},\"recall@10\":{:.6},\"ndcg@5\":{:.6},\"ndcg@10\":{:.6},\"train_s\":{:.3},\"users_per_s\":{},\"invalid_ids\":{}}}",
-                r.method,
-                r.values[0],
-                r.values[1],
-                r.values[2],
-                r.values[3],
-                r.train_s,
-                if r.users_per_s.is_finite() {
-                    format!("{:.1}", r.users_per_s)
-                } else {
-                    "null".into()
-                },
-                r.invalid_ids
+                "{{\"method\":\"{m}\",\"recall@5\":{r5:.6},\"recall@10\":{r10:.6},\"ndcg@5\":{n5:.6},\"ndcg@10\":{n10:.6},\"train_s\":{:.3},\"users_per_s\":{ups},\"invalid_ids\":{}}}",
+                r.train_s, r.invalid_ids
             );
         }
     }
