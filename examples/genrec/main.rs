@@ -6,7 +6,7 @@
 //! ```text
 //! cargo run --release --example genrec                    # built-in data
 //! cargo run --release --example genrec -- --inter u.inter --item-emb items.npy --item-ids items.txt
-//!     [--epochs 12] [--lr 3e-3] [--beam 20] [--max-history 20] [--d 64] [--seed 1] [--json]
+//!     [--users 4000 (built-in)] [--epochs 12] [--lr 3e-3] [--beam 20] [--max-history 20] [--d 64] [--seed 1] [--json]
 //! ```
 //!
 //! Protocol (TIGER/P5): leave-one-out per user (last item test,
@@ -333,8 +333,9 @@ fn load(args: &[String]) -> Res<(Vec<f32>, usize, Sequences, String)> {
         topics: 40,
         ..MixtureConfig::default()
     };
+    let users = arg(args, "--users").map_or(Ok(4_000), |v| v.parse())?;
     let cfg = SequenceConfig {
-        users: 4_000,
+        users,
         ..SequenceConfig::default()
     };
     let seqs = synthetic_sequences(&cfg, &catalog)?;
