@@ -411,7 +411,7 @@ impl Default for SequenceConfig {
 }
 
 /// Users' item sequences over the catalog of
-/// [`hierarchical_mixture`](crate::synthetic::hierarchical_mixture)`(catalog)`.
+/// [`hierarchical_mixture`]`(catalog)`.
 ///
 /// A user starts in a topic drawn by the topics' popularity. Within a
 /// sub-topic the items form a chain, ordered along the catalog's first
