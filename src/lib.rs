@@ -17,6 +17,10 @@
 //!   ([`sid::SidMap`]) and a flat prefix trie of valid IDs ([`sid::Trie`]);
 //! - batched, trie-constrained beam search over any [`decode::Scorer`]
 //!   (a model's logits, or [`decode::CodebookScorer`]'s codebook distances);
+//!   a stateful scorer follows each beam's parent ([`decode::Beams`]);
+//! - users' interaction sequences ([`seq`]): TSV and RecBole loading, the
+//!   leave-one-out split, synthetic sequences (`examples/genrec/` runs the
+//!   whole generative-recommendation experiment on them);
 //! - retrieval metrics matching pytrec_eval ([`metrics`]) and SID quality
 //!   figures ([`stats`]); exact kNN and HNSW baselines ([`ann`]);
 //! - versioned, checksummed model files ([`ModelFile`], [`format`](mod@format),
