@@ -63,10 +63,15 @@ impl ItemIds {
     }
 
     /// Reads one id per line, in row order (surrounding white space is
-    /// trimmed; a final newline is optional).
+    /// trimmed; blank lines at the end are ignored, a blank line inside is
+    /// an error).
     pub fn read(path: impl AsRef<Path>) -> Result<ItemIds> {
         let text = std::fs::read_to_string(path)?;
-        ItemIds::new(text.lines().map(|l| l.trim().to_string()).collect())
+        let mut ids: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
+        while ids.last().is_some_and(String::is_empty) {
+            ids.pop();
+        }
+        ItemIds::new(ids)
     }
 
     /// Number of items.
@@ -563,6 +568,15 @@ mod tests {
         ));
         assert!(ItemIds::new(vec!["a".into(), "b".into(), "a".into()]).is_err());
         assert!(ItemIds::new(vec!["a".into(), String::new()]).is_err());
+        let dir = std::env::temp_dir().join(format!("semid-ids-{}", std::process::id()));
+        std::fs::write(&dir, "a\nb\n\n\n").unwrap();
+        assert_eq!(ItemIds::read(&dir).unwrap().len(), 2);
+        std::fs::write(&dir, "a\n\nb\n").unwrap();
+        assert!(matches!(
+            ItemIds::read(&dir),
+            Err(Error::Parse { line: 2, .. })
+        ));
+        std::fs::remove_file(&dir).unwrap();
     }
 
     #[test]
