@@ -133,8 +133,92 @@ fn same(a: &[(u32, f32, Vec<u16>)], b: &[(u32, f32, Vec<u16>)]) -> bool {
             .all(|(x, y)| x.0 == y.0 && x.1.to_bits() == y.1.to_bits() && x.2 == y.2)
 }
 
+/// `log Σ exp` of the finite scores, computed as the search documents it
+/// (0 when none is finite).
+fn log_sum_exp(scores: &[f32]) -> f32 {
+    let finite: Vec<f32> = scores.iter().copied().filter(|s| s.is_finite()).collect();
+    let max = finite.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return 0.0;
+    }
+    let sum: f64 = finite.iter().map(|&s| f64::from(s - max).exp()).sum();
+    max + sum.ln() as f32
+}
+
+/// [`exhaustive`] with each level's scores renormalised over the tokens
+/// that continue some ID of `ids` ([`BeamSearch::renormalize`]).
+fn exhaustive_renormalized(
+    seed: u64,
+    q: usize,
+    ids: &BTreeMap<Vec<u16>, Vec<u32>>,
+    k: usize,
+) -> Vec<(u32, f32, Vec<u16>)> {
+    let mut scored = Vec::new();
+    'ids: for (id, items) in ids {
+        let mut total = 0.0f32;
+        for l in 0..id.len() {
+            let mut children: Vec<u16> = ids
+                .keys()
+                .filter(|o| o[..l] == id[..l])
+                .map(|o| o[l])
+                .collect();
+            children.dedup();
+            let allowed: Vec<f32> = children
+                .iter()
+                .map(|&t| score_of(seed, q, &id[..l], t))
+                .collect();
+            total = (total - log_sum_exp(&allowed)) + score_of(seed, q, &id[..l], id[l]);
+            if total.is_nan() || total == f32::NEG_INFINITY {
+                continue 'ids;
+            }
+        }
+        scored.push((total, id.clone(), items.clone()));
+    }
+    scored.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
+    let mut out = Vec::new();
+    for (s, id, items) in scored {
+        for it in items {
+            out.push((it, s, id.clone()));
+        }
+    }
+    out.truncate(k);
+    out
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn renormalized_wide_beam_equals_exhaustive_scoring(
+        len in 1usize..4,
+        vocab in 1usize..6,
+        raw in proptest::collection::vec(0u16..6, 1..120),
+        seed in any::<u64>(),
+        k in 1usize..40,
+    ) {
+        let n = raw.len() / len;
+        prop_assume!(n > 0);
+        let ids: Vec<u16> = raw[..n * len].iter().map(|&t| t % vocab as u16).collect();
+        let trie = Trie::from_ids(&ids, len, &vec![vocab; len]).unwrap();
+        let mut r: BTreeMap<Vec<u16>, Vec<u32>> = BTreeMap::new();
+        for (i, id) in ids.chunks_exact(len).enumerate() {
+            r.entry(id.to_vec()).or_default().push(i as u32);
+        }
+        let mut scorer = FnScorer(|q: usize, p: &[u16], out: &mut [f32]| -> Result<()> {
+            for (t, o) in out.iter_mut().enumerate() {
+                *o = score_of(seed, q, p, t as u16);
+            }
+            Ok(())
+        });
+        let mut bs = BeamSearch::new(r.len(), k).unwrap().renormalize(true);
+        prop_assert!(bs.renormalizes());
+        let hits = bs.search(&trie, &mut scorer, 2).unwrap();
+        for q in 0..2 {
+            let want = exhaustive_renormalized(seed, q, &r, k);
+            let got = flatten(&hits, q);
+            prop_assert!(same(&got, &want), "q{}: got {:?} want {:?}", q, got, want);
+        }
+    }
 
     #[test]
     fn wide_beam_equals_exhaustive_scoring(

@@ -44,6 +44,7 @@ use crate::sid::State;
 pub struct BeamSearch {
     beam: usize,
     k: usize,
+    renormalize: bool,
     // Live beams (all queries), and the next level's.
     prefix: Vec<u16>,
     state: Vec<State>,
@@ -81,6 +82,7 @@ impl BeamSearch {
         Ok(BeamSearch {
             beam,
             k,
+            renormalize: false,
             prefix: Vec::new(),
             state: Vec::new(),
             score: Vec::new(),
@@ -96,6 +98,50 @@ impl BeamSearch {
             top: Vec::new(),
             top_src: Vec::new(),
         })
+    }
+
+    /// Treats each beam's scores as log-probabilities and renormalises them
+    /// over the tokens the constraint allows (off by default).
+    ///
+    /// Off, a beam's score is the sum of the scorer's log-scores: a model
+    /// that gives little mass to the valid continuations of a prefix
+    /// penalises every item under it, even where the trie leaves one child.
+    /// On, every level subtracts `log Σ exp(score)` over the allowed tokens
+    /// (finite scores only), so the result is the model's probability
+    /// *conditioned on emitting a valid ID*; a prefix with one valid child
+    /// costs nothing more. This suits models trained without the
+    /// constraint (a token softmax over the whole level vocabulary).
+    /// Scores that are not log-probabilities (distances) should leave it
+    /// off.
+    ///
+    /// ```
+    /// use semid::{Codes, decode::{BeamSearch, TableScorer}, sid::{CollisionPolicy, SidMap, Trie}};
+    /// let codes = Codes::new(vec![0, 0, 1, 1], 2)?;
+    /// let (map, _) = SidMap::build(&codes, &[2, 2], CollisionPolicy::AllowShared)?;
+    /// let trie = Trie::build(&map)?;
+    /// let ln = |p: f32| p.ln();
+    /// // Level 0 prefers 0 (0.6), but the model puts little mass on 0's
+    /// // only valid child, (0, 0).
+    /// let s = vec![ln(0.6), ln(0.4), ln(0.1), ln(0.9)];
+    /// let mut scorer = TableScorer::new(1, &[2, 2], s.clone())?;
+    /// let masked = BeamSearch::new(2, 2)?.search(&trie, &mut scorer, 1)?;
+    /// assert_eq!(masked.query(0).items, &[1, 0]); // 0.4·0.9 > 0.6·0.1
+    /// let mut scorer = TableScorer::new(1, &[2, 2], s)?;
+    /// let mut renorm = BeamSearch::new(2, 2)?.renormalize(true);
+    /// let hits = renorm.search(&trie, &mut scorer, 1)?;
+    /// assert_eq!(hits.query(0).items, &[0, 1]); // 0.6·1 > 0.4·1
+    /// # Ok::<(), semid::Error>(())
+    /// ```
+    #[must_use]
+    pub fn renormalize(mut self, on: bool) -> BeamSearch {
+        self.renormalize = on;
+        self
+    }
+
+    /// Whether [`BeamSearch::renormalize`] is on.
+    #[must_use]
+    pub fn renormalizes(&self) -> bool {
+        self.renormalize
     }
 
     /// Beam width.
@@ -245,8 +291,13 @@ impl BeamSearch {
             let mut worst = f32::INFINITY; // −score of the worst kept, once full
             for &parent in &self.lex {
                 let parent = parent as usize;
-                let base = self.score[parent];
                 let row = &self.scores[parent * vocab..(parent + 1) * vocab];
+                let allowed = c.allowed_tokens(self.state[parent]);
+                let base = if self.renormalize {
+                    self.score[parent] - log_sum_exp(row, &allowed)
+                } else {
+                    self.score[parent]
+                };
                 let mut consider = |i: usize, t: u16, s: f32| {
                     let total = base + s;
                     // NaN or −∞: impossible.
@@ -269,7 +320,7 @@ impl BeamSearch {
                         worst = self.top[cap - 1];
                     }
                 };
-                match c.allowed_tokens(self.state[parent]) {
+                match allowed {
                     Allowed::All => {
                         for (t, &s) in row.iter().enumerate() {
                             consider(t, t as u16, s);
@@ -304,4 +355,25 @@ impl BeamSearch {
         std::mem::swap(&mut self.query, &mut self.next_query);
         std::mem::swap(&mut self.parent, &mut self.next_parent);
     }
+}
+
+/// `log Σ exp(row[t])` over the allowed tokens with finite scores; 0 when
+/// there are none (every candidate is then impossible or +∞ anyway).
+fn log_sum_exp(row: &[f32], allowed: &Allowed<'_>) -> f32 {
+    let finite = |t: usize| row.get(t).copied().filter(|s| s.is_finite());
+    let mut max = f32::NEG_INFINITY;
+    let visit = |f: &mut dyn FnMut(f32)| match allowed {
+        Allowed::All => row.iter().filter(|s| s.is_finite()).for_each(|&s| f(s)),
+        Allowed::Tokens(toks) => toks
+            .iter()
+            .filter_map(|&t| finite(t as usize))
+            .for_each(&mut *f),
+    };
+    visit(&mut |s| max = max.max(s));
+    if max == f32::NEG_INFINITY {
+        return 0.0;
+    }
+    let mut sum = 0f64;
+    visit(&mut |s| sum += f64::from(s - max).exp());
+    max + sum.ln() as f32
 }
