@@ -396,13 +396,24 @@ pub struct SequenceConfig {
     pub stay: f64,
     /// Chance, when leaving the sub-topic, to stay in the same topic.
     pub same_topic: f64,
+    /// Chance that the next item comes from the user's other interest
+    /// (every user follows two, each in its own sub-topic); 0 follows one.
+    pub switch: f64,
+    /// Order of the items within a sub-topic's chain: `true` along the
+    /// catalog's widest axis (an item's successors are its content
+    /// neighbours in one direction), `false` a seeded order that only
+    /// co-occurrence reveals (like a series or a playlist: content tells
+    /// the sub-topic, not the successor).
+    pub content_order: bool,
     /// Seed.
     pub seed: u64,
 }
 
 impl Default for SequenceConfig {
-    /// 5 000 users of 5–20 items; 75% of steps stay in the sub-topic, and
-    /// half of the others stay in the topic.
+    /// 5 000 users of 5–20 items with two interests; 20% of steps switch
+    /// to the other interest; 75% of an interest's steps stay in its
+    /// sub-topic (in a seeded chain order), and half of the others stay in
+    /// the topic.
     fn default() -> Self {
         SequenceConfig {
             users: 5_000,
@@ -410,6 +421,8 @@ impl Default for SequenceConfig {
             max_len: 20,
             stay: 0.75,
             same_topic: 0.5,
+            switch: 0.2,
+            content_order: false,
             seed: 11,
         }
     }
@@ -418,16 +431,21 @@ impl Default for SequenceConfig {
 /// Users' item sequences over the catalog of
 /// [`hierarchical_mixture`]`(catalog)`.
 ///
-/// A user starts in a topic drawn by the topics' popularity. Within a
-/// sub-topic the items form a chain, ordered along the catalog's first
-/// coordinate (its widest axis): the next item is one to three links after
-/// the previous one, a content neighbour in one direction. It depends on
-/// the recent items, so a sequence model can beat popularity, and on the
-/// direction, which nearest-neighbour search ignores. With chance `1 − stay` the
-/// user moves to another sub-topic (of the same topic with chance
-/// `same_topic`, else of a topic drawn by popularity) and enters its chain
-/// at an item drawn with a skew towards its first items. Deterministic for
-/// a seed.
+/// Every user follows two interests, each a place in a sub-topic drawn by
+/// the topics' popularity, and interleaves them: with chance `switch` the
+/// next item comes from the other interest than the last item's. Within a
+/// sub-topic the items form a chain (see
+/// [`SequenceConfig::content_order`]): an interest's next item is one to
+/// three links after its previous one. With chance `1 − stay` the interest
+/// moves to another sub-topic (of the same topic with chance `same_topic`,
+/// else of a topic drawn by popularity) and enters its chain at an item
+/// drawn with a skew towards its first items.
+///
+/// So the next item depends on the recent items (not only the last one)
+/// and on an order that content similarity does not reveal (or, with
+/// `content_order`, only up to its direction): a sequence model can beat
+/// both popularity and a nearest-neighbour search of the last item.
+/// Deterministic for a seed.
 pub fn synthetic_sequences(cfg: &SequenceConfig, catalog: &MixtureConfig) -> Result<Sequences> {
     if cfg.min_len < MIN_INTERACTIONS || cfg.max_len < cfg.min_len {
         let why = format!(
@@ -436,9 +454,12 @@ pub fn synthetic_sequences(cfg: &SequenceConfig, catalog: &MixtureConfig) -> Res
         );
         return Err(invalid("min_len..=max_len", why));
     }
-    if !(0.0..=1.0).contains(&cfg.stay) || !(0.0..=1.0).contains(&cfg.same_topic) {
+    if ![cfg.stay, cfg.same_topic, cfg.switch]
+        .iter()
+        .all(|p| (0.0..=1.0).contains(p))
+    {
         return Err(invalid(
-            "stay / same_topic",
+            "stay / same_topic / switch",
             "must be probabilities in [0, 1]",
         ));
     }
@@ -454,8 +475,14 @@ pub fn synthetic_sequences(cfg: &SequenceConfig, catalog: &MixtureConfig) -> Res
         chains[t as usize * subs + s as usize].push(row as u32);
     }
     // Each chain follows the catalog's first coordinate (its widest axis):
-    // the next item is a content neighbour in one direction.
-    if catalog.dim > 0 {
+    // the next item is a content neighbour in one direction. Or a seeded
+    // order.
+    if !cfg.content_order {
+        let keys = crate::synthetic::integers(catalog.n, u32::MAX, cfg.seed ^ 0x5eed);
+        for c in &mut chains {
+            c.sort_by_key(|&r| (keys[r as usize], r));
+        }
+    } else if catalog.dim > 0 {
         let x = hierarchical_mixture(catalog);
         let key = |r: u32| x[r as usize * catalog.dim];
         for c in &mut chains {
@@ -482,31 +509,44 @@ pub fn synthetic_sequences(cfg: &SequenceConfig, catalog: &MixtureConfig) -> Res
                 .partition_point(|&w| w <= rng.next_f64() * acc)
                 .min(live.len() - 1)]
         };
-        let mut chain = pick(&mut rng);
         let enter = |rng: &mut Rng, c: usize| {
             // Skewed entry: the square of a uniform favours early items.
             let f = rng.next_f64();
             ((f * f) * chains[c].len() as f64) as usize % chains[c].len()
         };
-        let mut pos = enter(&mut rng, chain);
+        // Two interests: (chain, position); `now` is the last item's.
+        let mut interests = [(0, 0); 2];
+        for it in &mut interests {
+            let c = pick(&mut rng);
+            *it = (c, enter(&mut rng, c));
+        }
+        let (mut now, mut fresh) = (0, [false, true]);
         items.clear();
         for step in 0..len {
             if step > 0 {
-                if rng.next_f64() < cfg.stay {
-                    pos = (pos + 1 + rng.below(3)) % chains[chain].len();
+                if rng.next_f64() < cfg.switch {
+                    now = 1 - now;
+                }
+                let (chain, pos) = &mut interests[now];
+                if fresh[now] {
+                    // The second interest's first item: where it entered.
+                    fresh[now] = false;
+                } else if rng.next_f64() < cfg.stay {
+                    *pos = (*pos + 1 + rng.below(3)) % chains[*chain].len();
                 } else {
-                    let topic = chain / subs;
+                    let topic = *chain / subs;
                     let same: Vec<usize> = (topic * subs..(topic + 1) * subs)
-                        .filter(|&c| c != chain && !chains[c].is_empty())
+                        .filter(|&c| c != *chain && !chains[c].is_empty())
                         .collect();
-                    chain = if rng.next_f64() < cfg.same_topic && !same.is_empty() {
+                    *chain = if rng.next_f64() < cfg.same_topic && !same.is_empty() {
                         same[rng.below(same.len())]
                     } else {
                         pick(&mut rng)
                     };
-                    pos = enter(&mut rng, chain);
+                    *pos = enter(&mut rng, *chain);
                 }
             }
+            let (chain, pos) = interests[now];
             items.push(chains[chain][pos]);
         }
         seqs.push(format!("u{u}"), &items);
@@ -638,6 +678,7 @@ mod tests {
         };
         let cfg = SequenceConfig {
             users: 200,
+            switch: 0.0,
             ..SequenceConfig::default()
         };
         let a = synthetic_sequences(&cfg, &catalog).unwrap();
@@ -654,7 +695,8 @@ mod tests {
                 same += usize::from(labels[w[0] as usize] == labels[w[1] as usize]);
             }
         }
-        // Most steps stay in the sub-topic (stay = 0.75, plus returns).
+        // One interest (switch = 0): most steps stay in the sub-topic
+        // (stay = 0.75, plus returns).
         let share = same as f64 / steps as f64;
         assert!((0.7..0.9).contains(&share), "{share}");
         let bad = SequenceConfig {
@@ -662,5 +704,81 @@ mod tests {
             ..cfg.clone()
         };
         assert!(synthetic_sequences(&bad, &catalog).is_err());
+        let bad = SequenceConfig {
+            switch: 1.5,
+            ..cfg.clone()
+        };
+        assert!(synthetic_sequences(&bad, &catalog).is_err());
+    }
+
+    #[test]
+    fn content_order_follows_the_widest_axis() {
+        let catalog = MixtureConfig {
+            n: 2_000,
+            dim: 8,
+            topics: 20,
+            ..MixtureConfig::default()
+        };
+        let x = hierarchical_mixture(&catalog);
+        let labels = mixture_labels(&catalog);
+        // Share of same-sub-topic steps that move up the first coordinate.
+        let up = |content_order: bool| {
+            let cfg = SequenceConfig {
+                users: 300,
+                switch: 0.0,
+                content_order,
+                ..SequenceConfig::default()
+            };
+            let a = synthetic_sequences(&cfg, &catalog).unwrap();
+            let (mut up, mut n) = (0, 0);
+            for u in 0..a.len() {
+                for w in a.items(u).windows(2) {
+                    let (p, q) = (w[0] as usize, w[1] as usize);
+                    if labels[p] == labels[q] {
+                        n += 1;
+                        up += usize::from(x[q * 8] > x[p * 8]);
+                    }
+                }
+            }
+            up as f64 / n as f64
+        };
+        // Along the axis, only wrap-arounds go down; a seeded order is a
+        // coin flip.
+        let (along, seeded) = (up(true), up(false));
+        assert!(along > 0.75, "{along}");
+        assert!((0.3..0.7).contains(&seeded), "{seeded}");
+    }
+
+    #[test]
+    fn two_interests_interleave() {
+        let catalog = MixtureConfig {
+            n: 2_000,
+            dim: 8,
+            topics: 20,
+            ..MixtureConfig::default()
+        };
+        let cfg = SequenceConfig {
+            users: 300,
+            switch: 0.6,
+            ..SequenceConfig::default()
+        };
+        let a = synthetic_sequences(&cfg, &catalog).unwrap();
+        let labels = mixture_labels(&catalog);
+        // Share of item pairs `lag` apart in one sub-topic.
+        let share = |lag: usize| {
+            let (mut same, mut n) = (0, 0);
+            for u in 0..a.len() {
+                for w in a.items(u).windows(lag + 1) {
+                    n += 1;
+                    same += usize::from(labels[w[0] as usize] == labels[w[lag] as usize]);
+                }
+            }
+            same as f64 / n as f64
+        };
+        // switch = 0.6: the item two back shares the sub-topic more often
+        // than the last one (0.4 stay with the last interest, 0.52 return).
+        let (one, two) = (share(1), share(2));
+        assert!(two > one + 0.05, "lag 1: {one}, lag 2: {two}");
+        assert!((0.2..0.5).contains(&one), "{one}");
     }
 }
