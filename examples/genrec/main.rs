@@ -6,7 +6,14 @@
 //! ```text
 //! cargo run --release --example genrec                    # built-in data
 //! cargo run --release --example genrec -- --inter u.inter --item-emb items.npy --item-ids items.txt
-//!     [--users 4000 (built-in)] [--epochs 12] [--lr 3e-3] [--beam 20] [--max-history 20] [--d 64] [--seed 1] [--json]
+//!
+//! Built-in data:  [--items 1000] [--users 4000] [--switch 0.2] [--content-order]
+//! Semantic IDs:   [--codes 256] (RQ-KMeans 3 levels of this many codes, plus a suffix)
+//! Both models:    [--epochs 12] [--lr 3e-3] (linear decay) [--dropout 0] [--d 64] [--layers 2]
+//!                 [--max-history 20] [--no-content] (no item-embedding input) [--seed 1]
+//! Generative:     [--beam 20] [--masked] (plain token softmax in training and plain
+//!                 masked scores in decoding, instead of both renormalised over valid IDs)
+//! Output:         [--json] (one JSON line per method after the table)
 //! ```
 //!
 //! Protocol (TIGER/P5): leave-one-out per user (last item test,
@@ -37,6 +44,13 @@ use model::{Cache, Decoder, Shape, Trainer};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
+/// The valid-ID training mask: (batch token windows, batch item windows,
+/// vocabulary size) → additive mask (0 or −∞) per position and token.
+type MaskFn<'a> = &'a dyn Fn(&[&[u32]], &[&[u32]], usize) -> Vec<f32>;
+
+/// Users decoded together in one batched beam search.
+const USERS_PER_SEARCH: usize = 32;
+
 const METRICS: [Metric; 4] = [
     Metric::Recall(5),
     Metric::Recall(10),
@@ -55,6 +69,7 @@ struct Row {
 }
 
 fn main() -> Res<()> {
+    keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let num = |name: &str, default: usize| -> Res<usize> {
         Ok(arg(&args, name).map_or(Ok(default), |v| v.parse())?)
@@ -66,7 +81,10 @@ fn main() -> Res<()> {
     );
     let (width, seed) = (num("--d", 64)?, num("--seed", 1)? as u64);
     let lr: f64 = arg(&args, "--lr").map_or(Ok(3e-3), |v| v.parse())?;
+    let dropout: f32 = arg(&args, "--dropout").map_or(Ok(0.0), |v| v.parse())?;
     let json = args.iter().any(|a| a == "--json");
+    let no_content = args.iter().any(|a| a == "--no-content");
+    let masked = args.iter().any(|a| a == "--masked");
     let (emb, dim, seqs, source) = load(&args)?;
     let n_items = emb.len() / dim;
     let split = LeaveOneOut::new(seqs, max_history)?;
@@ -79,7 +97,7 @@ fn main() -> Res<()> {
     // Items → semantic IDs.
     let t0 = Instant::now();
     let x = Embeddings::new(&emb, dim)?;
-    let k = 256.min(n_items);
+    let k = num("--codes", 256)?.min(n_items);
     let (index, _, sids) = SemanticIndex::fit::<RqKMeans>(
         &RqKMeansConfig::new(3, k).seed(seed),
         x,
@@ -177,37 +195,79 @@ fn main() -> Res<()> {
         per_item: l,
         d: width,
         heads: 2,
-        layers: 2,
+        layers: num("--layers", 2)?,
     };
-    let gen_train: Vec<Vec<u32>> = windows(&split, max_history)
-        .map(|w| tokens.sequence(w))
+    let gen_train: Vec<(Vec<u32>, Vec<u32>)> = windows(&split, max_history)
+        .map(|w| (tokens.sequence(w), w.to_vec()))
         .collect();
-    let genm = Decoder::new(gen_shape, seed)?;
+    let content = (!no_content).then_some((emb.as_slice(), dim));
+    let genm = Decoder::new(gen_shape, content, seed)?;
     let decode =
         |model: &Decoder, ex: &[Example<'_>]| -> Res<(Vec<Vec<u32>>, usize, Duration, Duration)> {
-            let mut bs = BeamSearch::new(beam, 10)?;
+            let mut bs = BeamSearch::new(beam, 10)?.renormalize(!masked);
             let mut scorer = SidScorer {
                 model,
                 tokens: &tokens,
-                history: Vec::new(),
+                histories: Vec::new(),
+                items: Vec::new(),
                 cache: Vec::new(),
                 model_time: Duration::ZERO,
             };
-            let (mut lists, mut invalid) = (Vec::with_capacity(ex.len()), 0);
+            let mut lists = vec![Vec::new(); ex.len()];
+            let mut invalid = 0;
             let t0 = Instant::now();
-            for e in ex {
-                scorer.history = tokens.sequence(e.history);
-                let hits = index.search(&mut bs, &mut scorer, 1)?;
-                let items = hits.query(0).items.to_vec();
-                invalid += items.iter().filter(|&&i| i == NO_ITEM).count();
-                lists.push(items);
+            // Users with equally long histories share a search (no padding).
+            let mut order: Vec<usize> = (0..ex.len()).collect();
+            order.sort_by_key(|&i| (ex[i].history.len(), i));
+            for group in order.chunk_by(|&a, &b| ex[a].history.len() == ex[b].history.len()) {
+                for batch in group.chunks(USERS_PER_SEARCH) {
+                    scorer.histories = batch
+                        .iter()
+                        .map(|&i| tokens.sequence(ex[i].history))
+                        .collect();
+                    scorer.items = batch.iter().map(|&i| ex[i].history).collect();
+                    let hits = index.search(&mut bs, &mut scorer, batch.len())?;
+                    for (q, &i) in batch.iter().enumerate() {
+                        let items = hits.query(q).items.to_vec();
+                        invalid += items.iter().filter(|&&i| i == NO_ITEM).count();
+                        lists[i] = items;
+                    }
+                }
             }
             Ok((lists, invalid, t0.elapsed(), scorer.model_time))
         };
-    let (gen_train_s, gen_epoch) = train(&genm, &gen_train, (epochs, lr), seed, |m| {
-        let (lists, _, _, _) = decode(m, &valid)?;
-        Ok(score(&lists, &valid_q)?[3])
-    })?;
+    let trie = index.trie();
+    let valid_next = |batch: &[&[u32]], items: &[&[u32]], vocab: usize| {
+        let t = batch.iter().map(|s| s.len()).max().unwrap_or(1) - 1;
+        let mut out = vec![0f32; batch.len() * t * vocab];
+        for (r, (s, its)) in batch.iter().zip(items).enumerate() {
+            // Position i predicts token i mod L of item i / L.
+            for i in 0..s.len() - 1 {
+                let (item, j) = (its[i / l] as usize, i % l);
+                let id = &tokens.ids[item * l..item * l + j];
+                let row = &mut out[(r * t + i) * vocab..(r * t + i + 1) * vocab];
+                row.fill(f32::NEG_INFINITY);
+                if let Some(state) = trie.walk(id) {
+                    for &tok in trie.allowed(state) {
+                        row[tokens.offsets[j] as usize + tok as usize] = 0.0;
+                    }
+                }
+            }
+        }
+        out
+    };
+    let gen_mask: Option<MaskFn<'_>> = (!masked).then_some(&valid_next);
+    let (gen_train_s, gen_epoch) = train(
+        &genm,
+        &gen_train,
+        (epochs, lr, dropout),
+        seed,
+        gen_mask,
+        |m| {
+            let (lists, _, _, _) = decode(m, &valid)?;
+            Ok(score(&lists, &valid_q)?[3])
+        },
+    )?;
     let (lists, invalid, total, model_time) = decode(&genm, &test)?;
     let search_time = total.saturating_sub(model_time);
     rows.push(Row {
@@ -232,10 +292,15 @@ fn main() -> Res<()> {
         ..gen_shape
     };
     let bos = n_items as u32;
-    let sas_train: Vec<Vec<u32>> = windows(&split, max_history)
-        .map(|w| std::iter::once(bos).chain(w.iter().copied()).collect())
+    let sas_train: Vec<(Vec<u32>, Vec<u32>)> = windows(&split, max_history)
+        .map(|w| {
+            (
+                std::iter::once(bos).chain(w.iter().copied()).collect(),
+                w.to_vec(),
+            )
+        })
         .collect();
-    let sas = Decoder::new(sas_shape, seed)?;
+    let sas = Decoder::new(sas_shape, content, seed)?;
     let rank = |model: &Decoder, ex: &[Example<'_>]| -> Res<(Vec<Vec<u32>>, f64)> {
         let t0 = Instant::now();
         let mut lists = Vec::with_capacity(ex.len());
@@ -244,8 +309,8 @@ fn main() -> Res<()> {
                 .chain(e.history.iter().copied())
                 .collect();
             let n = ids.len();
-            let (x, m) = model.inputs(&[&ids], 0, n)?;
-            let logits = model.forward((&x, &m), 0, &mut Vec::new())?;
+            let inputs = model.inputs(&[&ids], &[e.history], 0, n)?;
+            let logits = model.forward(&inputs, 0, &mut Vec::new())?;
             let last: Vec<f32> = logits
                 .squeeze(0)?
                 .get(n - 1)?
@@ -264,9 +329,10 @@ fn main() -> Res<()> {
         }
         Ok((lists, t0.elapsed().as_secs_f64()))
     };
-    let (sas_train_s, sas_epoch) = train(&sas, &sas_train, (epochs, lr), seed, |m| {
-        Ok(score(&rank(m, &valid)?.0, &valid_q)?[3])
-    })?;
+    let (sas_train_s, sas_epoch) =
+        train(&sas, &sas_train, (epochs, lr, dropout), seed, None, |m| {
+            Ok(score(&rank(m, &valid)?.0, &valid_q)?[3])
+        })?;
     let (lists, secs) = rank(&sas, &test)?;
     rows.push(Row {
         method: "SASRec-style (item ids)".into(),
@@ -306,6 +372,31 @@ fn main() -> Res<()> {
     Ok(())
 }
 
+/// candle allocates a fresh buffer for every tensor. glibc returns large
+/// freed blocks to the kernel (`munmap`, heap trimming), so each training
+/// step paid for page faults: half the run was system time. Keeping freed
+/// memory in the process (as `MALLOC_MMAP_THRESHOLD_` / `_TRIM_THRESHOLD_`
+/// / `_TOP_PAD_` would) made training and decoding about 2× faster here.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    const M_TRIM_THRESHOLD: i32 = -1;
+    const M_TOP_PAD: i32 = -2;
+    const M_MMAP_THRESHOLD: i32 = -3;
+    unsafe extern "C" {
+        fn mallopt(param: i32, value: i32) -> i32;
+    }
+    // SAFETY: mallopt only sets allocator parameters; it is called before
+    // any other thread starts. A rejected value (return 0) changes nothing.
+    unsafe {
+        mallopt(M_MMAP_THRESHOLD, 32 << 20);
+        mallopt(M_TRIM_THRESHOLD, 512 << 20);
+        mallopt(M_TOP_PAD, 64 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}
+
 /// Item embeddings and user sequences: from files, or built in.
 fn load(args: &[String]) -> Res<(Vec<f32>, usize, Sequences, String)> {
     if let Some(inter) = arg(args, "--inter") {
@@ -327,15 +418,19 @@ fn load(args: &[String]) -> Res<(Vec<f32>, usize, Sequences, String)> {
         println!("read  {inter}: {report:?}");
         return Ok((emb, dim, seqs, inter));
     }
+    let n: usize = arg(args, "--items").map_or(Ok(1_000), |v| v.parse())?;
     let catalog = MixtureConfig {
-        n: 3_000,
+        n,
         dim: 64,
-        topics: 40,
+        topics: (n / 75).max(1),
         ..MixtureConfig::default()
     };
     let users = arg(args, "--users").map_or(Ok(4_000), |v| v.parse())?;
     let cfg = SequenceConfig {
         users,
+        switch: arg(args, "--switch")
+            .map_or(Ok(SequenceConfig::default().switch), |v| v.parse())?,
+        content_order: args.iter().any(|a| a == "--content-order"),
         ..SequenceConfig::default()
     };
     let seqs = synthetic_sequences(&cfg, &catalog)?;
@@ -374,22 +469,29 @@ fn windows(split: &LeaveOneOut, max_history: usize) -> impl Iterator<Item = &[u3
 /// Returns the training seconds (validation excluded) and the best epoch.
 fn train(
     model: &Decoder,
-    seqs: &[Vec<u32>],
-    (epochs, lr): (usize, f64),
+    seqs: &[(Vec<u32>, Vec<u32>)],
+    (epochs, lr, dropout): (usize, f64, f32),
     seed: u64,
+    mask: Option<MaskFn<'_>>,
     mut validate: impl FnMut(&Decoder) -> Res<f64>,
 ) -> Res<(f64, usize)> {
-    let mut trainer = Trainer::new(model, lr)?;
+    let mut trainer = Trainer::new(model, lr, dropout, seed)?;
     let (mut best, mut best_epoch, mut snap) = (f64::NEG_INFINITY, 0, model.snapshot()?);
     let mut secs = 0.0;
     for epoch in 0..epochs {
         let t0 = Instant::now();
-        let order = shuffled(seqs.len(), seed ^ (epoch as u64 + 1));
         let mut loss = 0.0;
         let mut steps = 0;
-        for chunk in order.chunks(32) {
-            let batch: Vec<&[u32]> = chunk.iter().map(|&i| seqs[i].as_slice()).collect();
-            loss += trainer.step(model, &batch)? as f64;
+        let all = batches(seqs, seed ^ (epoch as u64 + 1));
+        let per_epoch = all.len();
+        for (b, chunk) in all.into_iter().enumerate() {
+            // Linear decay to 0 over the whole run.
+            let done = (epoch * per_epoch + b) as f64 / (epochs * per_epoch) as f64;
+            trainer.set_lr(lr * (1.0 - done));
+            let batch: Vec<&[u32]> = chunk.iter().map(|&i| seqs[i].0.as_slice()).collect();
+            let items: Vec<&[u32]> = chunk.iter().map(|&i| seqs[i].1.as_slice()).collect();
+            let allowed = mask.as_ref().map(|m| m(&batch, &items, model.shape.vocab));
+            loss += trainer.step(model, &batch, &items, allowed)? as f64;
             steps += 1;
         }
         secs += t0.elapsed().as_secs_f64();
@@ -404,6 +506,24 @@ fn train(
     }
     model.restore(&snap)?;
     Ok((secs, best_epoch))
+}
+
+/// Batches of 32 sequences in a seeded order: a seeded shuffle, cut into
+/// pools of 16 batches whose sequences are sorted by length (less padding),
+/// then the batches in a seeded order.
+fn batches(seqs: &[(Vec<u32>, Vec<u32>)], seed: u64) -> Vec<Vec<usize>> {
+    const BATCH: usize = 32;
+    let order = shuffled(seqs.len(), seed);
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    for pool in order.chunks(BATCH * 16) {
+        let mut pool = pool.to_vec();
+        pool.sort_by_key(|&i| (seqs[i].0.len(), i));
+        out.extend(pool.chunks(BATCH).map(<[usize]>::to_vec));
+    }
+    let turn = shuffled(out.len(), seed.rotate_left(17));
+    turn.into_iter()
+        .map(|b| std::mem::take(&mut out[b]))
+        .collect()
 }
 
 /// `0..n` in a seeded order.
@@ -455,15 +575,18 @@ impl SidTokens {
     }
 }
 
-/// The generative model as a [`Scorer`] for one user at a time, with a KV
-/// cache: the history is encoded once (level 0); each later level reorders
-/// the cache by `Beams::parents` and feeds one token per beam.
+/// The generative model as a [`Scorer`] for a batch of users whose
+/// histories have the same length, with a KV cache: the histories are
+/// encoded once (level 0); each later level reorders the cache by
+/// `Beams::parents` and feeds one token per beam.
 struct SidScorer<'a> {
     model: &'a Decoder,
     tokens: &'a SidTokens,
-    /// The current user's BOS + history tokens (the query side, held by
-    /// the scorer, not by `Beams`).
-    history: Vec<u32>,
+    /// Each user's BOS + history tokens, all of one length (the query side,
+    /// held by the scorer, not by `Beams`).
+    histories: Vec<Vec<u32>>,
+    /// Each user's history items (for their content embeddings).
+    items: Vec<&'a [u32]>,
     cache: Cache,
     model_time: Duration,
 }
@@ -487,30 +610,31 @@ impl SidScorer<'_> {
             self.tokens.offsets[level] as usize,
             self.tokens.vocab[level],
         );
+        let n = self.histories[0].len();
         let logits = if level == 0 {
+            // One beam per query at level 0: the last history position.
             self.cache.clear();
-            let n = self.history.len();
-            let (x, m) = self.model.inputs(&[&self.history], 0, n)?;
-            let all = self.model.forward((&x, &m), 0, &mut self.cache)?;
-            let last = all.narrow(1, n - 1, 1)?;
-            // One beam per query at level 0.
-            last.broadcast_as((beams.len(), 1, self.model.shape.vocab))?
-                .contiguous()?
+            let refs: Vec<&[u32]> = self.histories.iter().map(Vec::as_slice).collect();
+            let inputs = self.model.inputs(&refs, &self.items, 0, n)?;
+            let all = self.model.forward(&inputs, 0, &mut self.cache)?;
+            all.narrow(1, n - 1, 1)?
         } else {
             Decoder::reorder(&mut self.cache, beams.parents)?;
-            // Each beam's sequence: the history, then its ID prefix.
+            // Each beam's sequence: its user's history, then its ID prefix.
             let seqs: Vec<Vec<u32>> = (0..beams.len())
                 .map(|b| {
-                    let mut s = self.history.clone();
+                    let mut s = self.histories[beams.queries[b] as usize].clone();
                     let p = beams.prefix(b).iter().zip(&self.tokens.offsets);
                     s.extend(p.map(|(&t, &o)| o + t as u32));
                     s
                 })
                 .collect();
             let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
-            let start = self.history.len() + level - 1;
-            let (x, m) = self.model.inputs(&refs, start, 1)?;
-            self.model.forward((&x, &m), start, &mut self.cache)?
+            let start = n + level - 1;
+            // Target items are incomplete: no content to read.
+            let none: Vec<&[u32]> = vec![&[]; refs.len()];
+            let inputs = self.model.inputs(&refs, &none, start, 1)?;
+            self.model.forward(&inputs, start, &mut self.cache)?
         };
         let lp = candle_nn::ops::log_softmax(&logits.narrow(2, off, v)?.squeeze(1)?, D::Minus1)?;
         out.extend(lp.flatten_all()?.to_vec1::<f32>()?);
