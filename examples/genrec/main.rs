@@ -13,6 +13,9 @@
 //!                 [--max-history 20] [--no-content] (no item-embedding input) [--seed 1]
 //! Generative:     [--beam 20] [--masked] (plain token softmax in training and plain
 //!                 masked scores in decoding, instead of both renormalised over valid IDs)
+//! New items:      [--new-items 0] (hold this many items out of the catalog and the
+//!                 training data, insert them after training, rank them for the users
+//!                 whose last item is one of them)
 //! Output:         [--json] (one JSON line per method after the table)
 //! ```
 //!
@@ -85,8 +88,15 @@ fn main() -> Res<()> {
     let json = args.iter().any(|a| a == "--json");
     let no_content = args.iter().any(|a| a == "--no-content");
     let masked = args.iter().any(|a| a == "--masked");
+    let n_new = num("--new-items", 0)?;
     let (emb, dim, seqs, source) = load(&args)?;
-    let n_items = emb.len() / dim;
+    let n_all = emb.len() / dim;
+    if n_new >= n_all {
+        return Err(format!("--new-items {n_new}: the catalog has only {n_all} items").into());
+    }
+    // Held-out items take the last ids; the rest is the catalog.
+    let (emb, seqs, cold) = hold_out(emb, dim, seqs, n_new, seed)?;
+    let n_items = n_all - n_new;
     let split = LeaveOneOut::new(seqs, max_history)?;
     let users = split.sequences().len();
     println!(
@@ -96,9 +106,9 @@ fn main() -> Res<()> {
 
     // Items → semantic IDs.
     let t0 = Instant::now();
-    let x = Embeddings::new(&emb, dim)?;
+    let x = Embeddings::new(&emb[..n_items * dim], dim)?;
     let k = num("--codes", 256)?.min(n_items);
-    let (index, _, sids) = SemanticIndex::fit::<RqKMeans>(
+    let (mut index, _, sids) = SemanticIndex::fit::<RqKMeans>(
         &RqKMeansConfig::new(3, k).seed(seed),
         x,
         CollisionPolicy::AppendSuffix,
@@ -111,24 +121,13 @@ fn main() -> Res<()> {
         sids.max_bucket,
         t0.elapsed().as_secs_f64()
     );
-    let tokens = SidTokens::new(&index, &vocab, n_items)?;
+    // The model's suffix level has room for new items' suffixes.
+    let mut model_vocab = vocab.clone();
+    *model_vocab.last_mut().ok_or("no levels")? += n_new;
+    let tokens = SidTokens::new(&index, &model_vocab, n_items)?;
 
-    let targets = |ex: &[Example<'_>]| -> Res<Qrels> {
-        let rel: Vec<Vec<u32>> = ex.iter().map(|e| vec![e.target]).collect();
-        Ok(Qrels::from_relevant(&rel)?)
-    };
     let valid: Vec<Example<'_>> = split.valid().take(500).collect();
     let test: Vec<Example<'_>> = split.test().collect();
-    let (valid_q, test_q) = (targets(&valid)?, targets(&test)?);
-    let score = |lists: &[Vec<u32>], q: &Qrels| -> Res<[f64; 4]> {
-        let e = evaluate(
-            &Rankings::from_lists(lists),
-            q,
-            &METRICS,
-            &EvalOptions::default(),
-        )?;
-        Ok(METRICS.map(|m| e.mean_of(m).unwrap_or(0.0)))
-    };
     let mut rows = Vec::new();
 
     // Popularity over everything before each test target.
@@ -147,7 +146,7 @@ fn main() -> Res<()> {
     let elapsed = t0.elapsed().as_secs_f64();
     rows.push(Row {
         method: "popularity".into(),
-        values: score(&lists, &test_q)?,
+        values: score(&lists, &test)?,
         train_s: elapsed,
         users_per_s: f64::NAN,
         invalid_ids: 0,
@@ -156,31 +155,11 @@ fn main() -> Res<()> {
 
     // Nearest items to the last history item's embedding.
     let t0 = Instant::now();
-    let lists: Vec<Vec<u32>> = test
-        .iter()
-        .map(|e| {
-            let last = *e.history.last().expect("history holds ≥ 2 items") as usize;
-            let q = &emb[last * dim..(last + 1) * dim];
-            let mut d: Vec<(f32, u32)> = (0..n_items)
-                .filter(|&j| j != last)
-                .map(|j| {
-                    (
-                        semid::kernels::l2_sq(q, &emb[j * dim..(j + 1) * dim]),
-                        j as u32,
-                    )
-                })
-                .collect();
-            let nth = 9.min(d.len() - 1);
-            d.select_nth_unstable_by(nth, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            d.truncate(10);
-            d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            d.into_iter().map(|p| p.1).collect()
-        })
-        .collect();
+    let lists = knn(&emb[..n_items * dim], dim, &test);
     let elapsed = t0.elapsed().as_secs_f64();
     rows.push(Row {
         method: "last-item kNN".into(),
-        values: score(&lists, &test_q)?,
+        values: score(&lists, &test)?,
         train_s: 0.0,
         users_per_s: test.len() as f64 / elapsed,
         invalid_ids: 0,
@@ -202,40 +181,9 @@ fn main() -> Res<()> {
         .collect();
     let content = (!no_content).then_some((emb.as_slice(), dim));
     let genm = Decoder::new(gen_shape, content, seed)?;
-    let decode =
-        |model: &Decoder, ex: &[Example<'_>]| -> Res<(Vec<Vec<u32>>, usize, Duration, Duration)> {
-            let mut bs = BeamSearch::new(beam, 10)?.renormalize(!masked);
-            let mut scorer = SidScorer {
-                model,
-                tokens: &tokens,
-                histories: Vec::new(),
-                items: Vec::new(),
-                cache: Vec::new(),
-                model_time: Duration::ZERO,
-            };
-            let mut lists = vec![Vec::new(); ex.len()];
-            let mut invalid = 0;
-            let t0 = Instant::now();
-            // Users with equally long histories share a search (no padding).
-            let mut order: Vec<usize> = (0..ex.len()).collect();
-            order.sort_by_key(|&i| (ex[i].history.len(), i));
-            for group in order.chunk_by(|&a, &b| ex[a].history.len() == ex[b].history.len()) {
-                for batch in group.chunks(USERS_PER_SEARCH) {
-                    scorer.histories = batch
-                        .iter()
-                        .map(|&i| tokens.sequence(ex[i].history))
-                        .collect();
-                    scorer.items = batch.iter().map(|&i| ex[i].history).collect();
-                    let hits = index.search(&mut bs, &mut scorer, batch.len())?;
-                    for (q, &i) in batch.iter().enumerate() {
-                        let items = hits.query(q).items.to_vec();
-                        invalid += items.iter().filter(|&&i| i == NO_ITEM).count();
-                        lists[i] = items;
-                    }
-                }
-            }
-            Ok((lists, invalid, t0.elapsed(), scorer.model_time))
-        };
+    let decode = |model: &Decoder, ex: &[Example<'_>]| {
+        decode_users(model, &index, &tokens, ex, beam, masked)
+    };
     let trie = index.trie();
     let valid_next = |batch: &[&[u32]], items: &[&[u32]], vocab: usize| {
         let t = batch.iter().map(|s| s.len()).max().unwrap_or(1) - 1;
@@ -265,14 +213,14 @@ fn main() -> Res<()> {
         gen_mask,
         |m| {
             let (lists, _, _, _) = decode(m, &valid)?;
-            Ok(score(&lists, &valid_q)?[3])
+            Ok(score(&lists, &valid)?[3])
         },
     )?;
     let (lists, invalid, total, model_time) = decode(&genm, &test)?;
     let search_time = total.saturating_sub(model_time);
     rows.push(Row {
         method: format!("generative (SID, beam {beam})"),
-        values: score(&lists, &test_q)?,
+        values: score(&lists, &test)?,
         train_s: gen_train_s,
         users_per_s: test.len() as f64 / total.as_secs_f64(),
         invalid_ids: invalid,
@@ -331,17 +279,27 @@ fn main() -> Res<()> {
     };
     let (sas_train_s, sas_epoch) =
         train(&sas, &sas_train, (epochs, lr, dropout), seed, None, |m| {
-            Ok(score(&rank(m, &valid)?.0, &valid_q)?[3])
+            Ok(score(&rank(m, &valid)?.0, &valid)?[3])
         })?;
     let (lists, secs) = rank(&sas, &test)?;
     rows.push(Row {
         method: "SASRec-style (item ids)".into(),
-        values: score(&lists, &test_q)?,
+        values: score(&lists, &test)?,
         train_s: sas_train_s,
         users_per_s: test.len() as f64 / secs,
         invalid_ids: 0,
         note: format!("epoch {sas_epoch}"),
     });
+
+    if !cold.is_empty() {
+        new_items(
+            &mut rows,
+            (&mut index, &model_vocab),
+            (&emb, dim, n_items),
+            &cold,
+            (&genm, beam, masked, max_history),
+        )?;
+    }
 
     println!();
     println!(
@@ -464,6 +422,222 @@ fn windows(split: &LeaveOneOut, max_history: usize) -> impl Iterator<Item = &[u3
     })
 }
 
+/// Top-10 lists of `ex` by trie-constrained beam search over `model`,
+/// users with equally long histories batched into one search (no padding).
+/// Returns the lists, the count of invalid IDs emitted, the total time and
+/// the model's share of it.
+fn decode_users(
+    model: &Decoder,
+    index: &SemanticIndex,
+    tokens: &SidTokens,
+    ex: &[Example<'_>],
+    beam: usize,
+    masked: bool,
+) -> Res<(Vec<Vec<u32>>, usize, Duration, Duration)> {
+    let mut bs = BeamSearch::new(beam, 10)?.renormalize(!masked);
+    let mut scorer = SidScorer {
+        model,
+        tokens,
+        histories: Vec::new(),
+        items: Vec::new(),
+        cache: Vec::new(),
+        model_time: Duration::ZERO,
+    };
+    let mut lists = vec![Vec::new(); ex.len()];
+    let mut invalid = 0;
+    let t0 = Instant::now();
+    let mut order: Vec<usize> = (0..ex.len()).collect();
+    order.sort_by_key(|&i| (ex[i].history.len(), i));
+    for group in order.chunk_by(|&a, &b| ex[a].history.len() == ex[b].history.len()) {
+        for batch in group.chunks(USERS_PER_SEARCH) {
+            scorer.histories = batch
+                .iter()
+                .map(|&i| tokens.sequence(ex[i].history))
+                .collect();
+            scorer.items = batch.iter().map(|&i| ex[i].history).collect();
+            let hits = index.search(&mut bs, &mut scorer, batch.len())?;
+            for (q, &i) in batch.iter().enumerate() {
+                let items = hits.query(q).items.to_vec();
+                invalid += items.iter().filter(|&&i| i == NO_ITEM).count();
+                lists[i] = items;
+            }
+        }
+    }
+    Ok((lists, invalid, t0.elapsed(), scorer.model_time))
+}
+
+/// Recall@5/10 and NDCG@5/10 of `lists` against each example's target.
+fn score(lists: &[Vec<u32>], ex: &[Example<'_>]) -> Res<[f64; 4]> {
+    let rel: Vec<Vec<u32>> = ex.iter().map(|e| vec![e.target]).collect();
+    let e = evaluate(
+        &Rankings::from_lists(lists),
+        &Qrels::from_relevant(&rel)?,
+        &METRICS,
+        &EvalOptions::default(),
+    )?;
+    Ok(METRICS.map(|m| e.mean_of(m).unwrap_or(0.0)))
+}
+
+/// The new-item test: inserts the held-out items into `index` (no
+/// retraining), then ranks the `cold` users' last items with the trained
+/// generative model, and with last-item kNN over the whole catalog.
+fn new_items(
+    rows: &mut Vec<Row>,
+    (index, model_vocab): (&mut SemanticIndex, &[usize]),
+    (emb, dim, n_items): (&[f32], usize, usize),
+    cold: &Sequences,
+    (model, beam, masked, max_history): (&Decoder, usize, bool, usize),
+) -> Res<()> {
+    let n_all = emb.len() / dim;
+    let new: Vec<u32> = (n_items as u32..n_all as u32).collect();
+    let report = index.insert(
+        &new,
+        Embeddings::new(&emb[n_items * dim..], dim)?,
+        Par::default(),
+    )?;
+    let tokens = SidTokens::new(index, model_vocab, n_all)?;
+    let ex: Vec<Example<'_>> = (0..cold.len())
+        .map(|u| {
+            let s = cold.items(u);
+            let end = s.len() - 1;
+            Example {
+                user: u,
+                history: &s[end.saturating_sub(max_history)..end],
+                target: s[end],
+            }
+        })
+        .collect();
+    let (lists, invalid, total, _) = decode_users(model, index, &tokens, &ex, beam, masked)?;
+    // With AppendSuffix, a suffix above 0 means the code was taken.
+    let shared = new
+        .iter()
+        .filter(|&&i| {
+            index
+                .id_of(i)
+                .and_then(|id| id.last())
+                .is_some_and(|&t| t > 0)
+        })
+        .count();
+    let slots = lists.iter().flatten().count().max(1);
+    let to_new = lists
+        .iter()
+        .flatten()
+        .filter(|&&i| i as usize >= n_items)
+        .count();
+    rows.push(Row {
+        method: "generative, new items".into(),
+        values: score(&lists, &ex)?,
+        train_s: 0.0,
+        users_per_s: ex.len() as f64 / total.as_secs_f64(),
+        invalid_ids: invalid,
+        note: format!(
+            "{} users whose test item is new; {} new items inserted ({} IDs shared a code); {:.1}% of top-10 slots are new items",
+            ex.len(),
+            report.added,
+            shared,
+            100.0 * to_new as f64 / slots as f64
+        ),
+    });
+    let t0 = Instant::now();
+    let lists = knn(emb, dim, &ex);
+    rows.push(Row {
+        method: "last-item kNN, new items".into(),
+        values: score(&lists, &ex)?,
+        train_s: 0.0,
+        users_per_s: ex.len() as f64 / t0.elapsed().as_secs_f64(),
+        invalid_ids: 0,
+        note: "whole catalog, new items included".into(),
+    });
+    Ok(())
+}
+
+/// Last-item kNN: for each example, the 10 items of `emb` nearest to its
+/// last history item (itself excluded; ties by item id).
+fn knn(emb: &[f32], dim: usize, ex: &[Example<'_>]) -> Vec<Vec<u32>> {
+    let n = emb.len() / dim;
+    ex.iter()
+        .map(|e| {
+            let last = *e.history.last().expect("history holds ≥ 1 item") as usize;
+            let q = &emb[last * dim..(last + 1) * dim];
+            let mut d: Vec<(f32, u32)> = (0..n)
+                .filter(|&j| j != last)
+                .map(|j| {
+                    (
+                        semid::kernels::l2_sq(q, &emb[j * dim..(j + 1) * dim]),
+                        j as u32,
+                    )
+                })
+                .collect();
+            let nth = 9.min(d.len() - 1);
+            d.select_nth_unstable_by(nth, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            d.truncate(10);
+            d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            d.into_iter().map(|p| p.1).collect()
+        })
+        .collect()
+}
+
+/// Holds `n_new` items (chosen in a seeded order) out of the catalog for
+/// the new-item test: they take the last ids, `n - n_new ..`, and their
+/// embedding rows move with them. Returns the relabelled embeddings, the
+/// sequences without the held-out items (users left with fewer than 3
+/// items dropped), and the relabelled full sequences of the users whose
+/// last item is held out.
+fn hold_out(
+    emb: Vec<f32>,
+    dim: usize,
+    seqs: Sequences,
+    n_new: usize,
+    seed: u64,
+) -> Res<(Vec<f32>, Sequences, Sequences)> {
+    if n_new == 0 {
+        return Ok((emb, seqs, Sequences::new()));
+    }
+    let n = emb.len() / dim;
+    let mut held = vec![false; n];
+    for i in shuffled(n, seed ^ 0x6e65_7769).into_iter().take(n_new) {
+        held[i] = true;
+    }
+    // Kept items first (in their order), then the held-out ones.
+    let order: Vec<usize> = (0..n)
+        .filter(|&i| !held[i])
+        .chain((0..n).filter(|&i| held[i]))
+        .collect();
+    let mut new_id = vec![0u32; n];
+    for (to, &from) in order.iter().enumerate() {
+        new_id[from] = to as u32;
+    }
+    let out: Vec<f32> = order
+        .iter()
+        .flat_map(|&i| emb[i * dim..(i + 1) * dim].iter().copied())
+        .collect();
+    let (mut warm, mut cold) = (Sequences::new(), Sequences::new());
+    let mut dropped = 0;
+    for u in 0..seqs.len() {
+        let items: Vec<u32> = seqs.items(u).iter().map(|&i| new_id[i as usize]).collect();
+        let kept: Vec<u32> = seqs
+            .items(u)
+            .iter()
+            .filter(|&&i| !held[i as usize])
+            .map(|&i| new_id[i as usize])
+            .collect();
+        if kept.len() >= semid::seq::MIN_INTERACTIONS {
+            warm.push(seqs.user(u), &kept);
+        } else {
+            dropped += 1;
+        }
+        if items.len() >= 2 && held[*seqs.items(u).last().expect("non-empty") as usize] {
+            cold.push(seqs.user(u), &items);
+        }
+    }
+    println!(
+        "new   {n_new} items held out of the catalog and the training data ({dropped} users left with < {} items dropped); {} users whose last item is one of them",
+        semid::seq::MIN_INTERACTIONS,
+        cold.len()
+    );
+    Ok((out, warm, cold))
+}
+
 /// Trains `model` for `epochs` (batches of 32 in a seeded order), scoring
 /// every epoch with `validate` (higher is better) and keeping the best.
 /// Returns the training seconds (validation excluded) and the best epoch.
@@ -544,10 +718,17 @@ struct SidTokens {
 }
 
 impl SidTokens {
-    fn new(index: &SemanticIndex, vocab: &[usize], n_items: usize) -> Res<SidTokens> {
+    /// `model_vocab`: the model's tokens per level (at least the trie's).
+    fn new(index: &SemanticIndex, model_vocab: &[usize], n_items: usize) -> Res<SidTokens> {
+        let vocab = index.trie().vocab();
+        if vocab.len() != model_vocab.len() || vocab.iter().zip(model_vocab).any(|(v, m)| v > m) {
+            return Err(
+                format!("ID vocabulary {vocab:?} outgrew the model's {model_vocab:?}").into(),
+            );
+        }
         let mut offsets = Vec::with_capacity(vocab.len());
         let mut acc = 0u32;
-        for &v in vocab {
+        for &v in model_vocab {
             offsets.push(acc);
             acc += v as u32;
         }
