@@ -248,3 +248,47 @@ fn conventions_and_bad_input() {
     .unwrap();
     assert_eq!(e.value("q1", Metric::Mrr(10)), Some(0.5));
 }
+
+#[test]
+fn triples_equal_the_parsed_files() {
+    // The dict-of-dicts entry points (used by the Python package) give the
+    // same evaluation as the text files they were read from.
+    let (run, qrels) = load();
+    let split = |line: &str| -> (String, String, String) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f[0].to_string(), f[1].to_string(), f[2].to_string())
+    };
+    let run_text = std::fs::read_to_string(format!("{DIR}run.tsv")).unwrap();
+    let qrels_text = std::fs::read_to_string(format!("{DIR}qrels.tsv")).unwrap();
+    let run2 = TextRun::from_triples(run_text.lines().map(split).map(|(q, i, s)| {
+        let s: f64 = s.parse().unwrap();
+        (q, i, s)
+    }))
+    .unwrap();
+    let qrels2 = TextQrels::from_triples(qrels_text.lines().map(split).map(|(q, i, g)| {
+        let g: u32 = g.parse().unwrap();
+        (q, i, g)
+    }));
+    let ms = metrics();
+    let opts = EvalOptions::default();
+    for qs in [QuerySet::Both, QuerySet::Qrels] {
+        let a = evaluate_text(&run, &qrels, &ms, TieBreak::ItemDesc, qs, &opts).unwrap();
+        let b = evaluate_text(&run2, &qrels2, &ms, TieBreak::ItemDesc, qs, &opts).unwrap();
+        assert_eq!(a, b);
+    }
+    assert!(TextRun::from_triples([("q", "d", f64::NAN)]).is_err());
+    assert!(TextRun::from_triples([("q", "d", 1.0), ("q", "d", 2.0)]).is_err());
+    // A later judgment of the same item wins.
+    let q = TextQrels::from_triples([("q", "d", 1), ("q", "d", 0)]);
+    let r = TextRun::from_triples([("q", "d", 1.0)]).unwrap();
+    let e = evaluate_text(
+        &r,
+        &q,
+        &[Metric::Recall(1)],
+        TieBreak::ItemDesc,
+        QuerySet::Both,
+        &opts,
+    )
+    .unwrap();
+    assert_eq!(e.value("q", Metric::Recall(1)), Some(0.0));
+}

@@ -71,6 +71,32 @@ impl TextRun {
                 .or_default()
                 .push((item.to_string(), s));
         }
+        TextRun::checked(queries)
+    }
+
+    /// A run from `(query, item, score)` triples (a dict of dicts in
+    /// pytrec_eval's shape, flattened). Errors: a score that is not finite,
+    /// an item listed twice for a query.
+    pub fn from_triples<Q, I>(triples: impl IntoIterator<Item = (Q, I, f64)>) -> Result<TextRun>
+    where
+        Q: Into<String>,
+        I: Into<String>,
+    {
+        let mut queries: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
+        for (q, item, s) in triples {
+            let (q, item) = (q.into(), item.into());
+            if !s.is_finite() {
+                return Err(invalid(
+                    "run",
+                    format!("query {q} item {item}: score {s} is not finite"),
+                ));
+            }
+            queries.entry(q).or_default().push((item, s));
+        }
+        TextRun::checked(queries)
+    }
+
+    fn checked(queries: BTreeMap<String, Vec<(String, f64)>>) -> Result<TextRun> {
         for (q, v) in &queries {
             let mut names: Vec<&str> = v.iter().map(|p| p.0.as_str()).collect();
             names.sort_unstable();
@@ -116,6 +142,25 @@ impl TextQrels {
                 .or_default()
                 .push((item.to_string(), g));
         }
+        Ok(TextQrels::deduplicated(queries))
+    }
+
+    /// Judgments from `(query, item, grade)` triples (pytrec_eval's dict of
+    /// dicts, flattened). When an item is judged twice for a query, the
+    /// later triple wins.
+    pub fn from_triples<Q, I>(triples: impl IntoIterator<Item = (Q, I, u32)>) -> TextQrels
+    where
+        Q: Into<String>,
+        I: Into<String>,
+    {
+        let mut queries: BTreeMap<String, Vec<(String, u32)>> = BTreeMap::new();
+        for (q, item, g) in triples {
+            queries.entry(q.into()).or_default().push((item.into(), g));
+        }
+        TextQrels::deduplicated(queries)
+    }
+
+    fn deduplicated(mut queries: BTreeMap<String, Vec<(String, u32)>>) -> TextQrels {
         for v in queries.values_mut() {
             // Stable sort, then keep the last judgment of each item.
             v.sort_by(|a, b| a.0.cmp(&b.0));
@@ -128,7 +173,7 @@ impl TextQrels {
             }
             *v = out;
         }
-        Ok(TextQrels { queries })
+        TextQrels { queries }
     }
 
     /// Number of queries.
