@@ -1,0 +1,295 @@
+//! `VocabConstraint`: a trie of semantic IDs over a language model's
+//! vocabulary, masking the next-token scores of many beams in one call
+//! (the core of `semid.hf.SidLogitsProcessor`).
+
+use numpy::{PyArray2, PyReadonlyArray2, PyReadwriteArray2, PyUntypedArrayMethods};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use semid::sid::Trie as RsTrie;
+
+use crate::index::Trie;
+
+/// Valid semantic IDs as token sequences of a language model.
+///
+/// Level `l` code `c` is model token `offsets[l] + c`, or
+/// `token_table[l][c]` when a table is given. The generated part of a
+/// sequence starts at `prompt_length`; its first `depth` tokens must spell a
+/// prefix of a valid ID. After a whole ID only `eos_token_id` is allowed
+/// (when given; otherwise the scores are left as they are).
+#[pyclass(module = "semid._semid", frozen)]
+pub struct VocabConstraint {
+    trie: RsTrie,
+    /// Model token of every code, per level.
+    forward: Vec<Vec<u32>>,
+    /// Code of every model token (or -1), per level.
+    back: Vec<Vec<i32>>,
+    vocab_size: usize,
+    eos: Option<u32>,
+}
+
+impl VocabConstraint {
+    /// Writes into `buf` the model tokens allowed after `generated` (the
+    /// row's tokens after the prompt) and returns true, or returns false
+    /// when the row is to be left as it is.
+    fn allowed(&self, generated: &[i64], buf: &mut Vec<u32>) -> bool {
+        buf.clear();
+        let depth = self.trie.depth();
+        let mut s = self.trie.start();
+        for (l, &tok) in generated.iter().take(depth).enumerate() {
+            let code = usize::try_from(tok)
+                .ok()
+                .and_then(|t| self.back[l].get(t).copied())
+                .unwrap_or(-1);
+            let next = u16::try_from(code).ok().and_then(|c| self.trie.step(s, c));
+            match next {
+                Some(n) => s = n,
+                // Not a prefix of a valid ID: nothing is allowed.
+                None => return true,
+            }
+        }
+        if generated.len() >= depth {
+            match self.eos {
+                Some(e) => {
+                    buf.push(e);
+                    return true;
+                }
+                None => return false,
+            }
+        }
+        let l = generated.len();
+        buf.extend(
+            self.trie
+                .allowed(s)
+                .iter()
+                .map(|&c| self.forward[l][c as usize]),
+        );
+        true
+    }
+
+    fn check_ids(&self, ids: &PyReadonlyArray2<'_, i64>, prompt_length: usize) -> PyResult<()> {
+        let cur = ids.shape()[1];
+        if cur < prompt_length {
+            return Err(PyValueError::new_err(format!(
+                "input_ids have {cur} positions, fewer than prompt_length = {prompt_length}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl VocabConstraint {
+    /// Builds the constraint for `trie` over a vocabulary of `vocab_size`
+    /// model tokens. Give exactly one of `offsets` (one per level) or
+    /// `token_table` (one integer sequence per level, at least as long as
+    /// that level's vocabulary; distinct tokens within a level).
+    #[new]
+    #[pyo3(signature = (trie, vocab_size, *, offsets=None, token_table=None, eos_token_id=None))]
+    fn new(
+        trie: &Bound<'_, Trie>,
+        vocab_size: usize,
+        offsets: Option<Vec<i64>>,
+        token_table: Option<Vec<Vec<i64>>>,
+        eos_token_id: Option<i64>,
+    ) -> PyResult<VocabConstraint> {
+        let trie = trie.get().inner.clone();
+        let vocab = trie.vocab().to_vec();
+        let depth = trie.depth();
+        if vocab_size == 0 || vocab_size > u32::MAX as usize {
+            return Err(PyValueError::new_err(format!(
+                "vocab_size is {vocab_size}; it must be in 1..2^32"
+            )));
+        }
+        let table: Vec<Vec<i64>> = match (offsets, token_table) {
+            (Some(o), None) => {
+                if o.len() != depth {
+                    return Err(PyValueError::new_err(format!(
+                        "offsets has {} entries; the trie has {depth} levels",
+                        o.len()
+                    )));
+                }
+                o.iter()
+                    .zip(&vocab)
+                    .map(|(&off, &v)| (0..v as i64).map(|c| off + c).collect())
+                    .collect()
+            }
+            (None, Some(t)) => {
+                if t.len() != depth {
+                    return Err(PyValueError::new_err(format!(
+                        "token_table has {} levels; the trie has {depth}",
+                        t.len()
+                    )));
+                }
+                for (l, (row, &v)) in t.iter().zip(&vocab).enumerate() {
+                    if row.len() < v {
+                        return Err(PyValueError::new_err(format!(
+                            "token_table[{l}] has {} tokens; level {l} has {v} codes",
+                            row.len()
+                        )));
+                    }
+                }
+                t.into_iter()
+                    .zip(&vocab)
+                    .map(|(row, &v)| row[..v].to_vec())
+                    .collect()
+            }
+            _ => {
+                return Err(PyValueError::new_err(
+                    "give exactly one of offsets= or token_table=",
+                ));
+            }
+        };
+        let mut forward = Vec::with_capacity(depth);
+        let mut back = Vec::with_capacity(depth);
+        for (l, row) in table.iter().enumerate() {
+            let mut b = vec![-1i32; vocab_size];
+            let mut f = Vec::with_capacity(row.len());
+            for (c, &tok) in row.iter().enumerate() {
+                let t = usize::try_from(tok)
+                    .ok()
+                    .filter(|&t| t < vocab_size)
+                    .ok_or_else(|| {
+                        PyValueError::new_err(format!(
+                            "level {l} code {c} maps to token {tok}, outside 0..{vocab_size}"
+                        ))
+                    })?;
+                if b[t] >= 0 {
+                    return Err(PyValueError::new_err(format!(
+                        "level {l}: codes {} and {c} both map to token {t}",
+                        b[t]
+                    )));
+                }
+                b[t] = c as i32;
+                f.push(t as u32);
+            }
+            forward.push(f);
+            back.push(b);
+        }
+        let eos = match eos_token_id {
+            None => None,
+            Some(e) => Some(
+                u32::try_from(e)
+                    .ok()
+                    .filter(|&e| (e as usize) < vocab_size)
+                    .ok_or_else(|| {
+                        PyValueError::new_err(format!(
+                            "eos_token_id is {e}, outside 0..{vocab_size}"
+                        ))
+                    })?,
+            ),
+        };
+        Ok(VocabConstraint {
+            trie,
+            forward,
+            back,
+            vocab_size,
+            eos,
+        })
+    }
+
+    /// Tokens per ID.
+    #[getter]
+    fn depth(&self) -> usize {
+        self.trie.depth()
+    }
+
+    /// Model vocabulary size.
+    #[getter]
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    /// Sets every forbidden next-token score of every row to -inf, in
+    /// place. `input_ids`: int64, rows × positions (prompt then generated
+    /// tokens); `scores`: float32, C-contiguous, rows × V with V ≥
+    /// vocab_size (columns past vocab_size are forbidden too). The GIL is
+    /// released.
+    fn apply(
+        &self,
+        py: Python<'_>,
+        input_ids: PyReadonlyArray2<'_, i64>,
+        prompt_length: usize,
+        mut scores: PyReadwriteArray2<'_, f32>,
+    ) -> PyResult<()> {
+        self.check_ids(&input_ids, prompt_length)?;
+        let rows = input_ids.shape()[0];
+        let cur = input_ids.shape()[1];
+        let (srows, v) = (scores.shape()[0], scores.shape()[1]);
+        if srows != rows {
+            return Err(PyValueError::new_err(format!(
+                "scores have {srows} rows, input_ids {rows}"
+            )));
+        }
+        if v < self.vocab_size {
+            return Err(PyValueError::new_err(format!(
+                "scores have {v} columns, fewer than vocab_size = {}",
+                self.vocab_size
+            )));
+        }
+        let ids = input_ids
+            .as_slice()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let s = scores.as_slice_mut().map_err(|e| {
+            PyValueError::new_err(format!("scores: {e}; pass a C-contiguous array"))
+        })?;
+        py.detach(|| {
+            let mut buf = Vec::new();
+            let mut keep = Vec::new();
+            for r in 0..rows {
+                let generated = &ids[r * cur + prompt_length..(r + 1) * cur];
+                if !self.allowed(generated, &mut buf) {
+                    continue;
+                }
+                let row = &mut s[r * v..(r + 1) * v];
+                keep.clear();
+                keep.extend(buf.iter().map(|&t| row[t as usize]));
+                row.fill(f32::NEG_INFINITY);
+                for (&t, &x) in buf.iter().zip(&keep) {
+                    row[t as usize] = x;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// The allowed next tokens of every row as a boolean array rows ×
+    /// vocab_size (True = allowed), for scores that `apply` cannot write in
+    /// place (on a GPU, or not float32).
+    fn mask<'py>(
+        &self,
+        py: Python<'py>,
+        input_ids: PyReadonlyArray2<'py, i64>,
+        prompt_length: usize,
+    ) -> PyResult<Bound<'py, PyArray2<bool>>> {
+        self.check_ids(&input_ids, prompt_length)?;
+        let rows = input_ids.shape()[0];
+        let cur = input_ids.shape()[1];
+        let v = self.vocab_size;
+        let ids = input_ids
+            .as_slice()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let out = py.detach(|| {
+            let mut out = vec![false; rows * v];
+            let mut buf = Vec::new();
+            for r in 0..rows {
+                let generated = &ids[r * cur + prompt_length..(r + 1) * cur];
+                let row = &mut out[r * v..(r + 1) * v];
+                if self.allowed(generated, &mut buf) {
+                    for &t in &buf {
+                        row[t as usize] = true;
+                    }
+                } else {
+                    row.fill(true);
+                }
+            }
+            out
+        });
+        let a = ndarray::Array2::from_shape_vec((rows, v), out)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(numpy::IntoPyArray::into_pyarray(a, py))
+    }
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<VocabConstraint>()
+}

@@ -1,0 +1,117 @@
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+import semid
+from conftest import DATA
+
+
+def fitted(x):
+    return [
+        semid.KMeans.fit(x, k=16, seed=1)[0],
+        semid.RqKMeans.fit(x, levels=2, k=16, seed=1)[0],
+        semid.RqVae.fit(x, levels=2, k=8, seed=1, epochs=1,
+                        config={"hidden": [32], "latent": 8, "min_steps": 20})[0],
+        semid.Fsq([8, 5, 5, 5]),
+        semid.ResidualFsq([8, 5, 5, 5], 2),
+        semid.FsqAutoencoder.fit(x, levels=[4, 4], seed=1, epochs=1,
+                                 config={"hidden": [16], "min_steps": 20})[0],
+    ]
+
+
+def data_for(q, x):
+    return x[:, : q.dim] if q.dim <= x.shape[1] else None
+
+
+def test_every_quantizer_encodes_decodes_and_round_trips(mixture, tmp_path):
+    for q in fitted(mixture):
+        assert isinstance(q, semid.Quantizer)
+        x = np.ascontiguousarray(data_for(q, mixture))
+        codes = q.encode(x)
+        assert codes.dtype == np.uint16 and codes.shape == (len(x), q.levels)
+        assert codes.flags["C_CONTIGUOUS"] and codes.flags["OWNDATA"] is False
+        for level, size in enumerate(q.codebook_sizes):
+            assert int(codes[:, level].max()) < size
+        back = q.decode(codes)
+        assert back.dtype == np.float32 and back.shape == x.shape
+        mse = q.reconstruction_mse(x)
+        assert mse == pytest.approx(float(((back - x) ** 2).sum(1).mean()), rel=1e-4)
+        # Model files, bytes and pickles give the same model and codes.
+        path = tmp_path / f"{q.kind}.semid"
+        q.save(path)
+        for other in (semid.Quantizer.load(path), semid.Quantizer.from_bytes(q.to_bytes()),
+                      pickle.loads(pickle.dumps(q))):
+            assert type(other) is type(q)
+            assert other == q
+            assert np.array_equal(other.encode(x), codes)
+
+
+def test_codes_do_not_depend_on_threads_or_dtype(mixture):
+    a, _ = semid.RqKMeans.fit(mixture, levels=2, k=32, seed=3, threads=1)
+    b, _ = semid.RqKMeans.fit(mixture, levels=2, k=32, seed=3, threads=2)
+    assert a == b
+    assert np.array_equal(a.encode(mixture, threads=1), b.encode(mixture, threads=2))
+    # float16 is read in place and widened exactly; float64 is converted.
+    h = mixture.astype(np.float16)
+    assert np.array_equal(a.encode(h), a.encode(h.astype(np.float32)))
+    assert np.array_equal(a.encode(mixture.astype(np.float64)), a.encode(mixture))
+    # A strided view is copied, not misread.
+    wide = np.concatenate([mixture, mixture], axis=1)[:, ::2]
+    assert np.array_equal(a.encode(wide), a.encode(np.ascontiguousarray(wide)))
+
+
+def test_reports_are_plain_dicts(mixture):
+    _, r = semid.RqKMeans.fit(mixture, levels=2, k=16, seed=0)
+    json.dumps(r)
+    assert len(r["levels"]) == 2 and r["mse"] > 0
+    assert r["levels"][0]["utilization"] > 0.5
+    _, r = semid.KMeans.fit(mixture, k=8, config={"max_iter": 3, "max_points_per_centroid": None})
+    assert r["iterations"] <= 3 and sum(r["cluster_sizes"]) == len(mixture)
+
+
+def test_fsq_matches_vector_quantize_pytorch():
+    cases = json.loads((DATA / "fsq" / "fsq_cases.json").read_text())
+    for s in cases["sets"]:
+        q = semid.Fsq(s["levels"])
+        x = np.array([[np.frombuffer(bytes.fromhex(h), ">f4")[0] for h in row]
+                      for row in s["inputs_f32_hex"]], dtype=np.float32)
+        got = q.encode(x)[:, 0]
+        assert np.array_equal(got, np.array(s["expected_indices"])), s["levels"]
+
+
+def test_bad_input_raises_value_error(mixture):
+    q, _ = semid.RqKMeans.fit(mixture, levels=2, k=16, seed=0)
+    bad = mixture[:4].copy()
+    bad[2, 5] = np.nan
+    with pytest.raises(ValueError, match="row 2, column 5"):
+        q.encode(bad)
+    with pytest.raises(ValueError, match="2-D"):
+        q.encode(mixture[0])
+    with pytest.raises(ValueError):
+        q.encode(mixture[:, :5])
+    with pytest.raises(ValueError, match="k must be <= n"):
+        semid.KMeans.fit(mixture[:3], k=10)
+    with pytest.raises(ValueError):
+        semid.KMeans.fit(np.zeros((0, 4), np.float32), k=1)
+    with pytest.raises(ValueError, match="unknown field `bogus`"):
+        semid.RqKMeans.fit(mixture, config={"kmeans": {"bogus": 1}})
+    with pytest.raises(ValueError):
+        semid.Fsq([1, 5])
+    for codes in ([[0, 16]], [[-1, 0]], [[70000, 0]], [[0.5, 1.0]], [0, 1]):
+        with pytest.raises(ValueError):
+            q.decode(np.array(codes))
+    with pytest.raises(ValueError, match="columns"):
+        q.decode(np.zeros((2, 3), np.uint16))
+
+
+def test_damaged_model_files_raise_format_error(mixture, tmp_path):
+    q, _ = semid.RqKMeans.fit(mixture, levels=2, k=16, seed=0)
+    b = q.to_bytes()
+    for bad in (b"", b"garbage", b[: len(b) // 2], b[:-1] + bytes([b[-1] ^ 1]), b + b"\0"):
+        with pytest.raises(semid.FormatError):
+            semid.Quantizer.from_bytes(bad)
+    assert issubclass(semid.FormatError, ValueError)
+    with pytest.raises(OSError):
+        semid.Quantizer.load(tmp_path / "missing.semid")
