@@ -85,7 +85,7 @@ fn evaluate<'py>(
     py: Python<'py>,
     run: &Bound<'py, PyDict>,
     qrels: &Bound<'py, PyDict>,
-    measures: Vec<String>,
+    measures: &Bound<'py, PyAny>,
     queries: &str,
     tie_break: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -106,6 +106,15 @@ fn evaluate<'py>(
                 "tie_break is {o:?}; use \"item_desc\" (trec_eval) or \"item_asc\""
             )));
         }
+    };
+    // A set, list or tuple of names, or one name.
+    let measures: Vec<String> = if let Ok(one) = measures.extract::<String>() {
+        vec![one]
+    } else {
+        measures
+            .try_iter()?
+            .map(|m| m.and_then(|m| m.extract::<String>()))
+            .collect::<PyResult<_>>()?
     };
     if measures.is_empty() {
         return Err(PyValueError::new_err(

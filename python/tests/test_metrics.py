@@ -61,11 +61,24 @@ def test_against_pytrec_eval_itself_when_installed():
     run, qrels = load()
     measures = {"recall", "P", "ndcg_cut", "success", "recip_rank", "ndcg"}
     want = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
-    got = semid.evaluate(run, qrels, sorted(measures))
+    got = semid.evaluate(run, qrels, measures)
     assert set(got) == set(want)
     for q in want:
         for key, v in got[q].items():
             assert v == pytest.approx(want[q][key], abs=1e-12), (q, key)
+
+
+def test_measure_names():
+    run, qrels = load()
+    one = semid.evaluate(run, qrels, "recall_10")
+    assert set(next(iter(one.values()))) == {"recall_10"}
+    fam = semid.evaluate(run, qrels, ("recall", "success", "ndcg_cut.3,7"))
+    keys = set(next(iter(fam.values())))
+    assert {"recall_5", "recall_1000", "success_1", "success_5", "success_10",
+            "ndcg_cut_3", "ndcg_cut_7"} <= keys
+    same = semid.evaluate(run, qrels, ["recall.10", "recall@10"])
+    for v in same.values():
+        assert v["recall_10"] == v["recall@10"]
 
 
 def test_bad_input():

@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""Encode item embeddings into semantic-ID codes on Spark with semid.
+
+usage: spark_encode.py --input EMB.parquet --model MODEL.semid --output CODES.parquet
+                       [--master local[2]] [--partitions N] [--batch 8192]
+       spark_encode.py --demo [DATA.npy] [--rows N] [--check]
+
+The input Parquet has an `item` column (int64) and an `embedding` column
+(a list of float32, all of one length d; Spark 4 cannot read Parquet
+float16, so store float32 or cast before writing). The model file is read
+once on the driver and broadcast as bytes; every Arrow batch of every
+partition is encoded by `mapInArrow` with `Quantizer.encode` (the GIL is
+released inside). The output Parquet has `item` and `codes` (list of int32,
+one token per level; Spark has no unsigned 16-bit type).
+
+--demo writes DATA.npy (default: a seeded Gaussian mixture of --rows rows)
+as Parquet, fits RQ-KMeans 3 x 256 on it, encodes it on local Spark and
+once in this process, checks the codes are identical (--check fails loudly
+otherwise), and prints one JSON line with rows/s of both.
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import semid
+
+
+def embeddings_to_numpy(col: pa.Array) -> np.ndarray:
+    """An Arrow list column of equal-length float lists as an n x d array
+    (no copy for float32 when the column has no nulls)."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if col.null_count:
+        raise ValueError("embedding has null rows; drop or fill them first")
+    n = len(col)
+    values = col.flatten().to_numpy(zero_copy_only=False)
+    if n == 0:
+        return np.zeros((0, 1), np.float32)
+    if len(values) % n:
+        raise ValueError("embeddings have different lengths")
+    if values.dtype not in (np.float32, np.float16):
+        values = values.astype(np.float32)
+    return values.reshape(n, len(values) // n)
+
+
+def codes_to_arrow(items: pa.Array, codes: np.ndarray) -> pa.RecordBatch:
+    n, levels = codes.shape
+    flat = pa.array(codes.astype(np.int32).ravel(), pa.int32())
+    offsets = pa.array(np.arange(0, (n + 1) * levels, levels, dtype=np.int32), pa.int32())
+    lists = pa.ListArray.from_arrays(offsets, flat)
+    return pa.RecordBatch.from_arrays([items, lists], names=["item", "codes"])
+
+
+def encode_parquet(spark, input_path, model_bytes, output_path, partitions=None, batch=8192):
+    """Reads `input_path`, encodes every row with the model in
+    `model_bytes`, writes `output_path`. Returns the number of rows."""
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch))
+    model = spark.sparkContext.broadcast(model_bytes)
+    # The helpers below travel with the job (on a cluster, executors also
+    # need semid installed: `pip install semid` in their image).
+    spark.sparkContext.addPyFile(os.path.abspath(__file__))
+
+    def encode(batches):
+        import semid as s
+
+        q = s.Quantizer.from_bytes(model.value)
+        for b in batches:
+            x = embeddings_to_numpy(b.column("embedding"))
+            # One thread per task: Spark runs one task per core already.
+            yield codes_to_arrow(b.column("item"), q.encode(x, threads=1))
+
+    df = spark.read.parquet(input_path).select("item", "embedding")
+    if partitions:
+        df = df.repartition(partitions)
+    out = df.mapInArrow(encode, "item long, codes array<int>")
+    out.write.mode("overwrite").parquet(output_path)
+    return spark.read.parquet(output_path).count()
+
+
+def write_embeddings(path, x, items=None):
+    n, d = x.shape
+    items = np.arange(n, dtype=np.int64) if items is None else items
+    values = pa.array(np.ascontiguousarray(x, np.float32).ravel(), pa.float32())
+    offsets = pa.array(np.arange(0, (n + 1) * d, d, dtype=np.int32), pa.int32())
+    emb = pa.ListArray.from_arrays(offsets, values)
+    pq.write_table(pa.table({"item": items, "embedding": emb}), path, row_group_size=65536)
+
+
+def read_codes(path):
+    t = pq.read_table(path).sort_by("item")
+    codes = t.column("codes").combine_chunks()
+    n = len(codes)
+    flat = codes.flatten().to_numpy()
+    return t.column("item").to_numpy(), flat.reshape(n, len(flat) // max(n, 1)).astype(np.uint16)
+
+
+def session(master):
+    from pyspark.sql import SparkSession
+
+    # Workers run this interpreter (the one with semid installed).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+    return (
+        SparkSession.builder.master(master)
+        .appName("semid-encode")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.driver.memory", "2g")
+        .getOrCreate()
+    )
+
+
+def mixture(rows, dim=128, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((64, dim)).astype(np.float32) * 2
+    return centers[rng.integers(0, 64, rows)] + rng.standard_normal((rows, dim)).astype(np.float32)
+
+
+def demo(a):
+    x = np.load(a.data).astype(np.float32) if a.data else mixture(a.rows)
+    tmp = tempfile.mkdtemp(prefix="semid-spark-")
+    try:
+        emb_path = os.path.join(tmp, "emb.parquet")
+        write_embeddings(emb_path, x)
+        q, _ = semid.RqKMeans.fit(x, levels=3, k=256, seed=0)
+        model_bytes = q.to_bytes()
+
+        # Single process, same steps: read Parquet, encode, write Parquet.
+        t0 = time.perf_counter()
+        t = pq.read_table(emb_path)
+        xs = embeddings_to_numpy(t.column("embedding"))
+        t1 = time.perf_counter()
+        ref = q.encode(xs)
+        t2 = time.perf_counter()
+        pq.write_table(pa.Table.from_batches([codes_to_arrow(t.column("item").combine_chunks(), ref)]),
+                       os.path.join(tmp, "single.parquet"))
+        t3 = time.perf_counter()
+
+        spark = session(a.master)
+        spark.range(1).count()  # JVM and Python workers up before timing
+        out_path = os.path.join(tmp, "codes.parquet")
+        s0 = time.perf_counter()
+        n = encode_parquet(spark, emb_path, model_bytes, out_path, a.partitions, a.batch)
+        s1 = time.perf_counter()
+        spark.stop()
+        items, codes = read_codes(out_path)
+        identical = bool(n == len(x) and np.array_equal(items, np.arange(len(x)))
+                         and np.array_equal(codes, ref))
+        res = {
+            "bench": "spark_encode", "rows": len(x), "dim": x.shape[1], "model": "rq_kmeans 3x256",
+            "master": a.master, "partitions": a.partitions, "arrow_batch": a.batch,
+            "model_bytes": len(model_bytes), "identical_to_single_process": identical,
+            "spark_job_s": round(s1 - s0, 3),
+            "spark_rows_per_s": round(len(x) / (s1 - s0)),
+            "single_read_encode_write_s": round(t3 - t0, 3),
+            "single_read_encode_write_rows_per_s": round(len(x) / (t3 - t0)),
+            "single_encode_only_rows_per_s": round(len(x) / (t2 - t1)),
+        }
+        print(json.dumps(res))
+        if a.check and not identical:
+            raise SystemExit("codes differ between Spark and single-process encoding")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--input")
+    ap.add_argument("--model")
+    ap.add_argument("--output")
+    ap.add_argument("--master", default="local[2]")
+    ap.add_argument("--partitions", type=int, default=None)
+    ap.add_argument("--batch", type=int, default=8192)
+    ap.add_argument("--demo", action="store_true")
+    ap.add_argument("data", nargs="?")
+    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--check", action="store_true")
+    a = ap.parse_args()
+    if a.demo:
+        demo(a)
+        return
+    if not (a.input and a.model and a.output):
+        ap.error("give --input, --model and --output, or --demo")
+    with open(a.model, "rb") as f:
+        model_bytes = f.read()
+    semid.Quantizer.from_bytes(model_bytes)  # fail on the driver, not in every task
+    spark = session(a.master)
+    t0 = time.perf_counter()
+    n = encode_parquet(spark, a.input, model_bytes, a.output, a.partitions, a.batch)
+    print(json.dumps({"rows": n, "seconds": round(time.perf_counter() - t0, 3)}))
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""examples/python/spark_encode.py on local Spark: codes equal
+single-process encoding bit for bit. Skips without pyspark, pyarrow or Java
+(python/run_integration.sh installs them)."""
+
+import pathlib
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pyarrow", reason="pyarrow is not installed (see python/run_integration.sh)")
+pytest.importorskip("pyspark", reason="pyspark is not installed (see python/run_integration.sh)")
+if shutil.which("java") is None:
+    pytest.skip("no java on PATH: Spark needs a JVM", allow_module_level=True)
+
+import semid  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "examples" / "python"))
+import spark_encode  # noqa: E402
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def spark():
+    s = spark_encode.session("local[2]")
+    yield s
+    s.stop()
+
+
+def test_spark_codes_equal_single_process(spark, mixture, tmp_path):
+    x = mixture
+    q, _ = semid.RqKMeans.fit(x, levels=3, k=32, seed=0)
+    # Items in a shuffled order, not 0..n: the codes must follow the items.
+    items = np.random.default_rng(0).permutation(len(x)).astype(np.int64) * 7
+    emb = tmp_path / "emb.parquet"
+    spark_encode.write_embeddings(str(emb), x, items)
+    out = tmp_path / "codes.parquet"
+    n = spark_encode.encode_parquet(spark, str(emb), q.to_bytes(), str(out), partitions=3, batch=500)
+    assert n == len(x)
+    got_items, codes = spark_encode.read_codes(str(out))
+    order = np.argsort(items)
+    assert np.array_equal(got_items, items[order])
+    assert np.array_equal(codes, q.encode(x)[order])
