@@ -384,7 +384,38 @@ impl FsqAutoencoder {
     }
 }
 
+/// Seconds of each of `repeats` calls of the Rust `encode_into` on `x`,
+/// timed inside Rust with the output buffer allocated per call as
+/// `Quantizer.encode` does: the baseline for measuring what the Python
+/// binding adds (examples/python/encode_overhead.py). Not public API.
+#[pyfunction]
+#[pyo3(signature = (quantizer, x, repeats, threads=None))]
+fn _time_encode(
+    py: Python<'_>,
+    quantizer: &Bound<'_, Quantizer>,
+    x: &Bound<'_, PyAny>,
+    repeats: usize,
+    threads: Option<usize>,
+) -> PyResult<Vec<f64>> {
+    let input = Input::new(x)?;
+    let emb = input.view()?;
+    let q = &quantizer.get().inner;
+    py.detach(|| {
+        let mut times = Vec::with_capacity(repeats);
+        for _ in 0..repeats {
+            let t = std::time::Instant::now();
+            let mut out = vec![0u16; emb.rows() * q.levels()];
+            q.encode_into(emb, &mut out, par(threads))?;
+            std::hint::black_box(&out);
+            times.push(t.elapsed().as_secs_f64());
+        }
+        Ok(times)
+    })
+    .or_py()
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(_time_encode, m)?)?;
     m.add_class::<Quantizer>()?;
     m.add_class::<KMeans>()?;
     m.add_class::<RqKMeans>()?;
