@@ -43,3 +43,25 @@ def test_spark_codes_equal_single_process(spark, mixture, tmp_path):
     order = np.argsort(items)
     assert np.array_equal(got_items, items[order])
     assert np.array_equal(codes, q.encode(x)[order])
+
+
+def test_binary_layout_gives_the_same_codes(spark, mixture, tmp_path):
+    x = mixture[:1000]
+    q, _ = semid.RqKMeans.fit(x, levels=2, k=16, seed=0)
+    emb = tmp_path / "emb.parquet"
+    spark_encode.write_embeddings(str(emb), x, layout="binary")
+    out = tmp_path / "codes.parquet"
+    assert spark_encode.encode_parquet(spark, str(emb), q.to_bytes(), str(out)) == len(x)
+    items, codes = spark_encode.read_codes(str(out))
+    assert np.array_equal(items, np.arange(len(x))) and np.array_equal(codes, q.encode(x))
+
+
+def test_embedding_reader_rejects_ragged_rows():
+    import pyarrow as pa
+
+    with pytest.raises(ValueError, match="same number"):
+        spark_encode.embeddings_to_numpy(pa.array([b"\0" * 8, b"\0" * 4], pa.binary()))
+    with pytest.raises(ValueError, match="different lengths"):
+        spark_encode.embeddings_to_numpy(pa.array([[1.0, 2.0, 3.0], [4.0]], pa.list_(pa.float32())))
+    with pytest.raises(ValueError, match="null"):
+        spark_encode.embeddings_to_numpy(pa.array([[1.0], None], pa.list_(pa.float32())))
