@@ -115,3 +115,14 @@ def test_damaged_model_files_raise_format_error(mixture, tmp_path):
     assert issubclass(semid.FormatError, ValueError)
     with pytest.raises(OSError):
         semid.Quantizer.load(tmp_path / "missing.semid")
+
+
+def test_streaming_chunks_equal_one_call(mixture, tmp_path):
+    # docs/SCALE.md: a file larger than memory is encoded chunk by chunk
+    # from a memory map; codes depend on the row only.
+    q, _ = semid.RqKMeans.fit(mixture, levels=3, k=16, seed=0)
+    path = tmp_path / "x.npy"
+    np.save(path, mixture.astype(np.float16))
+    mm = np.load(path, mmap_mode="r")
+    chunks = [q.encode(mm[i:i + 700]) for i in range(0, len(mm), 700)]
+    assert np.array_equal(np.concatenate(chunks), q.encode(np.asarray(mm)))
