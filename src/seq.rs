@@ -668,14 +668,19 @@ mod tests {
         assert!(LeaveOneOut::new(Sequences::new(), 5).is_err());
     }
 
-    #[test]
-    fn synthetic_sequences_are_seeded_and_sequential() {
-        let catalog = MixtureConfig {
+    /// 2 000 × 8, 20 topics: the catalog of the synthetic-sequence tests.
+    fn small_catalog() -> MixtureConfig {
+        MixtureConfig {
             n: 2_000,
             dim: 8,
             topics: 20,
             ..MixtureConfig::default()
-        };
+        }
+    }
+
+    #[test]
+    fn synthetic_sequences_are_seeded_and_sequential() {
+        let catalog = small_catalog();
         let cfg = SequenceConfig {
             users: 200,
             switch: 0.0,
@@ -713,12 +718,7 @@ mod tests {
 
     #[test]
     fn content_order_follows_the_widest_axis() {
-        let catalog = MixtureConfig {
-            n: 2_000,
-            dim: 8,
-            topics: 20,
-            ..MixtureConfig::default()
-        };
+        let catalog = small_catalog();
         let x = hierarchical_mixture(&catalog);
         let labels = mixture_labels(&catalog);
         // Share of same-sub-topic steps that move up the first coordinate.
@@ -751,12 +751,7 @@ mod tests {
 
     #[test]
     fn two_interests_interleave() {
-        let catalog = MixtureConfig {
-            n: 2_000,
-            dim: 8,
-            topics: 20,
-            ..MixtureConfig::default()
-        };
+        let catalog = small_catalog();
         let cfg = SequenceConfig {
             users: 300,
             switch: 0.6,

@@ -101,6 +101,11 @@ fn exhaustive(
         }
         scored.push((total, id.clone(), items.clone()));
     }
+    ranked(scored, k)
+}
+
+/// IDs by score (best first, ties by ID), expanded to their items, cut at k.
+fn ranked(mut scored: Vec<(f32, Vec<u16>, Vec<u32>)>, k: usize) -> Vec<(u32, f32, Vec<u16>)> {
     scored.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
     let mut out = Vec::new();
     for (s, id, items) in scored {
@@ -174,15 +179,30 @@ fn exhaustive_renormalized(
         }
         scored.push((total, id.clone(), items.clone()));
     }
-    scored.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
-    let mut out = Vec::new();
-    for (s, id, items) in scored {
-        for it in items {
-            out.push((it, s, id.clone()));
-        }
+    ranked(scored, k)
+}
+
+/// The trie of the IDs in `raw` (cut into `len`-token rows, tokens mod
+/// `vocab`; row i is item i) and each ID's items.
+fn trie_of(len: usize, vocab: usize, raw: &[u16]) -> (Trie, BTreeMap<Vec<u16>, Vec<u32>>) {
+    let n = raw.len() / len;
+    let ids: Vec<u16> = raw[..n * len].iter().map(|&t| t % vocab as u16).collect();
+    let trie = Trie::from_ids(&ids, len, &vec![vocab; len]).unwrap();
+    let mut r: BTreeMap<Vec<u16>, Vec<u32>> = BTreeMap::new();
+    for (i, id) in ids.chunks_exact(len).enumerate() {
+        r.entry(id.to_vec()).or_default().push(i as u32);
     }
-    out.truncate(k);
-    out
+    (trie, r)
+}
+
+/// A scorer giving `score_of(seed, ..)` to every token.
+fn seeded_scorer(seed: u64) -> impl Scorer {
+    FnScorer(move |q: usize, p: &[u16], out: &mut [f32]| -> Result<()> {
+        for (t, o) in out.iter_mut().enumerate() {
+            *o = score_of(seed, q, p, t as u16);
+        }
+        Ok(())
+    })
 }
 
 proptest! {
@@ -196,20 +216,9 @@ proptest! {
         seed in any::<u64>(),
         k in 1usize..40,
     ) {
-        let n = raw.len() / len;
-        prop_assume!(n > 0);
-        let ids: Vec<u16> = raw[..n * len].iter().map(|&t| t % vocab as u16).collect();
-        let trie = Trie::from_ids(&ids, len, &vec![vocab; len]).unwrap();
-        let mut r: BTreeMap<Vec<u16>, Vec<u32>> = BTreeMap::new();
-        for (i, id) in ids.chunks_exact(len).enumerate() {
-            r.entry(id.to_vec()).or_default().push(i as u32);
-        }
-        let mut scorer = FnScorer(|q: usize, p: &[u16], out: &mut [f32]| -> Result<()> {
-            for (t, o) in out.iter_mut().enumerate() {
-                *o = score_of(seed, q, p, t as u16);
-            }
-            Ok(())
-        });
+        prop_assume!(raw.len() >= len);
+        let (trie, r) = trie_of(len, vocab, &raw);
+        let mut scorer = seeded_scorer(seed);
         let mut bs = BeamSearch::new(r.len(), k).unwrap().renormalize(true);
         prop_assert!(bs.renormalizes());
         let hits = bs.search(&trie, &mut scorer, 2).unwrap();
@@ -229,20 +238,9 @@ proptest! {
         k in 1usize..40,
         queries in 1usize..4,
     ) {
-        let n = raw.len() / len;
-        prop_assume!(n > 0);
-        let ids: Vec<u16> = raw[..n * len].iter().map(|&t| t % vocab as u16).collect();
-        let trie = Trie::from_ids(&ids, len, &vec![vocab; len]).unwrap();
-        let mut r: BTreeMap<Vec<u16>, Vec<u32>> = BTreeMap::new();
-        for (i, id) in ids.chunks_exact(len).enumerate() {
-            r.entry(id.to_vec()).or_default().push(i as u32);
-        }
-        let mut scorer = FnScorer(|q: usize, p: &[u16], out: &mut [f32]| -> Result<()> {
-            for (t, o) in out.iter_mut().enumerate() {
-                *o = score_of(seed, q, p, t as u16);
-            }
-            Ok(())
-        });
+        prop_assume!(raw.len() >= len);
+        let (trie, r) = trie_of(len, vocab, &raw);
+        let mut scorer = seeded_scorer(seed);
         let mut bs = BeamSearch::new(r.len(), k).unwrap();
         let hits = bs.search(&trie, &mut scorer, queries).unwrap();
         prop_assert_eq!(hits.n_queries(), queries);

@@ -284,9 +284,7 @@ impl VocabConstraint {
             }
             out
         });
-        let a = ndarray::Array2::from_shape_vec((rows, v), out)
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok(numpy::IntoPyArray::into_pyarray(a, py))
+        crate::array2(py, out, rows, v)
     }
 }
 

@@ -10,7 +10,7 @@ use semid::sid::{CollisionPolicy, Trie as RsTrie};
 use semid::{ModelFile, SemanticIndex as RsIndex};
 
 use crate::quantizer::Quantizer;
-use crate::{Input, OrPy, par, plain, tokens};
+use crate::{Input, OrPy, array2, encode_py, par, plain, tokens};
 
 fn policy(name: &str, capacity: Option<u32>) -> PyResult<CollisionPolicy> {
     let p = match name {
@@ -87,13 +87,12 @@ struct PyScorer {
 impl PyScorer {
     fn call(&self, py: Python<'_>, b: &RsBeams<'_>, out: &mut Vec<f32>) -> PyResult<()> {
         let n = b.len();
-        let prefixes = ndarray::Array2::from_shape_vec((n, b.level), b.prefixes.to_vec())
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let prefixes = array2(py, b.prefixes.to_vec(), n, b.level)?;
         let beams = Beams {
             level: b.level,
             vocab: b.vocab,
             n_queries: b.n_queries,
-            prefixes: prefixes.into_pyarray(py).unbind(),
+            prefixes: prefixes.unbind(),
             queries: PyArray1::from_slice(py, b.queries).unbind(),
             parents: PyArray1::from_slice(py, b.parents).unbind(),
         };
@@ -384,15 +383,7 @@ impl SemanticIndex {
         x: &Bound<'py, PyAny>,
         threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyArray2<u16>>> {
-        let input = Input::new(x)?;
-        let emb = input.view()?;
-        let inner = &self.inner;
-        let c = py.detach(|| inner.encode(emb, par(threads))).or_py()?;
-        let l = c.levels();
-        let n = c.rows();
-        let a = ndarray::Array2::from_shape_vec((n, l), c.into_vec())
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok(a.into_pyarray(py))
+        encode_py(py, self.inner.quantizer(), x, threads)
     }
 
     /// Trie-constrained beam search over a Python scorer: `scorer(beams)`
@@ -460,9 +451,7 @@ impl SemanticIndex {
         let items: Vec<u32> = pairs.iter().map(|p| p.0).collect();
         let ids: Vec<u16> = pairs.iter().flat_map(|p| p.1.iter().copied()).collect();
         let n = items.len();
-        let a = ndarray::Array2::from_shape_vec((n, l), ids)
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok((PyArray1::from_vec(py, items), a.into_pyarray(py)))
+        Ok((PyArray1::from_vec(py, items), array2(py, ids, n, l)?))
     }
 
     /// Number of items.

@@ -90,28 +90,54 @@ impl<'py> Input<'py> {
 
     pub(crate) fn view(&self) -> PyResult<Embeddings<'_>> {
         match self {
-            Input::F32(a) => {
-                let dim = a.shape()[1];
-                let s = a
-                    .as_slice()
-                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
-                if dim == 0 {
-                    return Err(PyValueError::new_err("embeddings have 0 columns"));
-                }
-                Embeddings::new(s, dim).or_py()
-            }
-            Input::F16(a) => {
-                let dim = a.shape()[1];
-                let s = a
-                    .as_slice()
-                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
-                if dim == 0 {
-                    return Err(PyValueError::new_err("embeddings have 0 columns"));
-                }
-                Embeddings::from_f16(s, dim).or_py()
-            }
+            Input::F32(a) => view_of(a, Embeddings::new),
+            Input::F16(a) => view_of(a, Embeddings::from_f16),
         }
     }
+}
+
+fn view_of<'a, T: numpy::Element>(
+    a: &'a PyReadonlyArray2<'_, T>,
+    make: fn(&'a [T], usize) -> semid::Result<Embeddings<'a>>,
+) -> PyResult<Embeddings<'a>> {
+    let dim = a.shape()[1];
+    if dim == 0 {
+        return Err(PyValueError::new_err("embeddings have 0 columns"));
+    }
+    let s = a
+        .as_slice()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    make(s, dim).or_py()
+}
+
+/// `v` (row-major, rows × cols) as a numpy array, without a copy.
+pub(crate) fn array2<T: numpy::Element>(
+    py: Python<'_>,
+    v: Vec<T>,
+    rows: usize,
+    cols: usize,
+) -> PyResult<Bound<'_, PyArray2<T>>> {
+    let a = ndarray::Array2::from_shape_vec((rows, cols), v)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(numpy::IntoPyArray::into_pyarray(a, py))
+}
+
+/// Codes of `x` under `q` (uint16, n × L), encoded with the GIL released.
+pub(crate) fn encode_py<'py>(
+    py: Python<'py>,
+    q: &semid::AnyQuantizer,
+    x: &Bound<'py, PyAny>,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyArray2<u16>>> {
+    use semid::Quantizer as _;
+    let input = Input::new(x)?;
+    let emb = input.view()?;
+    let (rows, levels) = (emb.rows(), q.levels());
+    let out = py.detach(|| {
+        let mut out = vec![0u16; emb.rows() * levels];
+        q.encode_into(emb, &mut out, par(threads)).map(|()| out)
+    });
+    array2(py, out.or_py()?, rows, levels)
 }
 
 /// A 2-D array of tokens (codes or IDs) as `u16`: a C-contiguous uint16

@@ -67,6 +67,31 @@ fn parse_measure(name: &str, out: &mut Vec<(String, Metric, bool)>) -> PyResult<
     Ok(())
 }
 
+/// `{query: {item: value}}` as `(query, item, value)` triples; `longest`
+/// grows to the largest inner dict.
+fn flatten<T>(
+    d: &Bound<'_, PyDict>,
+    what: &str,
+    value: &str,
+    longest: &mut usize,
+    mut extract: impl FnMut(&str, &str, &Bound<'_, PyAny>) -> PyResult<T>,
+) -> PyResult<Vec<(String, String, T)>> {
+    let mut out = Vec::new();
+    for (q, items) in d.iter() {
+        let q: String = q.extract()?;
+        let items = items.cast::<PyDict>().map_err(|_| {
+            PyValueError::new_err(format!("{what}[{q:?}] must be a dict {{item: {value}}}"))
+        })?;
+        *longest = (*longest).max(items.len());
+        for (it, v) in items.iter() {
+            let it: String = it.extract()?;
+            let v = extract(&q, &it, &v)?;
+            out.push((q.clone(), it, v));
+        }
+    }
+    Ok(out)
+}
+
 /// Per-query retrieval metrics, with pytrec_eval's inputs and outputs.
 ///
 /// `run`: {query: {item: score}}; `qrels`: {query: {item: grade}} with
@@ -121,37 +146,19 @@ fn evaluate<'py>(
             "measures is empty; ask for at least one",
         ));
     }
-    let mut triples = Vec::new();
     let mut longest = 1usize;
-    for (q, items) in run.iter() {
-        let q: String = q.extract()?;
-        let items = items.cast::<PyDict>().map_err(|_| {
-            PyValueError::new_err(format!("run[{q:?}] must be a dict {{item: score}}"))
-        })?;
-        longest = longest.max(items.len());
-        for (it, s) in items.iter() {
-            triples.push((q.clone(), it.extract::<String>()?, s.extract::<f64>()?));
-        }
-    }
+    let triples = flatten(run, "run", "score", &mut longest, |_, _, s| {
+        s.extract::<f64>()
+    })?;
     let run = TextRun::from_triples(triples).or_py()?;
-    let mut judged = Vec::new();
-    for (q, items) in qrels.iter() {
-        let q: String = q.extract()?;
-        let items = items.cast::<PyDict>().map_err(|_| {
-            PyValueError::new_err(format!("qrels[{q:?}] must be a dict {{item: grade}}"))
-        })?;
-        longest = longest.max(items.len());
-        for (it, g) in items.iter() {
-            let it: String = it.extract()?;
-            let g: i64 = g.extract()?;
-            let g = u32::try_from(g).map_err(|_| {
-                PyValueError::new_err(format!(
-                    "qrels[{q:?}][{it:?}] is {g}; grades must be in 0..2^32 (use 0 for not relevant)"
-                ))
-            })?;
-            judged.push((q.clone(), it, g));
-        }
-    }
+    let judged = flatten(qrels, "qrels", "grade", &mut longest, |q, it, g| {
+        let g: i64 = g.extract()?;
+        u32::try_from(g).map_err(|_| {
+            PyValueError::new_err(format!(
+                "qrels[{q:?}][{it:?}] is {g}; grades must be in 0..2^32 (use 0 for not relevant)"
+            ))
+        })
+    })?;
     let qrels = TextQrels::from_triples(judged);
     let mut wanted = Vec::new();
     for m in &measures {

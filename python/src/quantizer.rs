@@ -11,7 +11,7 @@ use semid::quantize::{
 };
 use semid::{Codes, ModelFile, Quantizer as _};
 
-use crate::{Input, OrPy, configure, par, plain, tokens};
+use crate::{Input, OrPy, array2, configure, encode_py, par, plain, tokens};
 
 /// A fitted quantizer of any kind: embeddings (n × d) in, codes (n × L,
 /// uint16) out.
@@ -78,19 +78,7 @@ impl Quantizer {
         x: &Bound<'py, PyAny>,
         threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyArray2<u16>>> {
-        let input = Input::new(x)?;
-        let emb = input.view()?;
-        let levels = self.inner.levels();
-        let q = &self.inner;
-        let out = py.detach(|| {
-            let mut out = vec![0u16; emb.rows() * levels];
-            q.encode_into(emb, &mut out, par(threads)).map(|()| out)
-        });
-        let out = out.or_py()?;
-        let n = out.len() / levels.max(1);
-        let a = ndarray::Array2::from_shape_vec((n, levels), out)
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok(a.into_pyarray(py))
+        encode_py(py, &self.inner, x, threads)
     }
 
     /// Embeddings the codes stand for: `codes` (n × L integers) to a
@@ -116,9 +104,7 @@ impl Quantizer {
             let mut out = vec![0f32; n * d];
             q.decode_into(&codes, &mut out, par(threads)).map(|()| out)
         });
-        let a = ndarray::Array2::from_shape_vec((n, d), out.or_py()?)
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok(a.into_pyarray(py))
+        array2(py, out.or_py()?, n, d)
     }
 
     /// Mean squared error per vector of encoding then decoding `x`
