@@ -90,6 +90,12 @@ pub enum Error {
         /// The repeated item.
         item: u32,
     },
+    /// The GPU path (feature `cuda`) could not run: no driver, no device,
+    /// no NVRTC library, or a CUDA call failed.
+    Gpu {
+        /// What failed and what to do.
+        reason: String,
+    },
 }
 
 /// Why a model file was rejected.
@@ -178,6 +184,7 @@ impl fmt::Display for Error {
             Error::Format(e) => write!(f, "invalid model file: {e}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::Npy(e) => write!(f, ".npy error: {e}"),
+            Error::Gpu { reason } => write!(f, "GPU: {reason}"),
             Error::DuplicateItem { item } => write!(
                 f,
                 "item {item} is already present or listed twice; each item may appear once"

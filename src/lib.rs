@@ -105,6 +105,8 @@ pub mod format;
 #[cfg(feature = "fuzz")]
 #[doc(hidden)]
 pub mod fuzz;
+#[cfg(feature = "cuda")]
+pub mod gpu;
 pub mod hits;
 pub mod index;
 pub mod kernels;

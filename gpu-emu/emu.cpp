@@ -1,0 +1,22 @@
+// The kernels of src/gpu/kernels, compiled as C++, and one C entry point per
+// kernel that runs its grid on the CPU.
+#include "emu.h"
+
+thread_local semid_dim3 blockIdx, threadIdx, blockDim, gridDim;
+
+#include "assign.cu"
+#include "fsq.cu"
+
+extern "C" void emu_semid_assign(unsigned grid, unsigned block, const float* dots,
+                                 const float* cnorm, const float* xnorm, semid_u32 n,
+                                 semid_u32 k, semid_u32* labels, float* dist) {
+    semid_launch(grid, block, [&] { semid_assign(dots, cnorm, xnorm, n, k, labels, dist); });
+}
+
+extern "C" void emu_semid_fsq_indices(unsigned grid, unsigned block, const float* z, semid_u32 n,
+                                      semid_u32 d, const float* thresholds,
+                                      const semid_u32* toff, const semid_u32* base,
+                                      const semid_u32* basis, semid_u16* out) {
+    semid_launch(grid, block,
+                 [&] { semid_fsq_indices(z, n, d, thresholds, toff, base, basis, out); });
+}

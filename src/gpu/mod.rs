@@ -1,0 +1,305 @@
+//! GPU twins of the hot paths (feature `cuda`), through cudarc.
+//!
+//! libcuda and NVRTC are loaded at run time, so the crate builds without a
+//! CUDA toolkit or driver; every entry point checks for them first and
+//! returns [`Error::Gpu`] instead of panicking. Kernels are CUDA C sources
+//! in `src/gpu/kernels/*.cu`, compiled by NVRTC when a [`Device`] is opened
+//! and kept with it.
+//!
+//! Each kernel has a CPU twin that is its oracle: the same `.cu` source
+//! also compiles as C++ under a small host header that runs the grid on
+//! the CPU (`gpu-emu/`, for tests only), so the kernel logic is tested on
+//! machines with no GPU. That checks the logic, not the device plumbing
+//! (transfers, launches, streams): `tests/gpu.rs` does that where a GPU is
+//! present. See `docs/GPU.md` for what was verified where.
+//!
+//! A user picks the device path explicitly, by calling a [`Device`]
+//! method; nothing switches globally.
+#![allow(unsafe_code)]
+
+use std::sync::Arc;
+
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, LaunchConfig, PushKernelArg};
+use cudarc::nvrtc::{CompileOptions, Ptx};
+
+use crate::error::{Error, Result};
+use crate::quantize::Fsq;
+
+/// Threads per block of the one-thread-per-row kernels.
+pub const BLOCK: u32 = 256;
+
+/// Most rows one launch covers; larger inputs take several launches (the
+/// grid's x dimension stays far below its 2³¹ − 1 limit).
+pub const MAX_ROWS_PER_LAUNCH: usize = 1 << 24;
+
+/// Kernel sources: `(file name, kernel entry, source)` of every `.cu` file
+/// (one kernel each), without the prelude.
+pub const KERNELS: &[(&str, &str, &str)] = &[
+    (
+        "assign.cu",
+        "semid_assign",
+        include_str!("kernels/assign.cu"),
+    ),
+    (
+        "fsq.cu",
+        "semid_fsq_indices",
+        include_str!("kernels/fsq.cu"),
+    ),
+];
+
+/// Definitions every kernel source starts with (`SEMID_KERNEL`, the integer
+/// typedefs) when compiled by NVRTC.
+pub const PRELUDE: &str = include_str!("kernels/prelude.h");
+
+/// `(first row, rows)` of each launch over `n` rows, at most `max` rows
+/// each (`max` ≥ 1).
+#[must_use]
+pub fn launches(n: usize, max: usize) -> Vec<(usize, usize)> {
+    let max = max.max(1);
+    (0..n.div_ceil(max))
+        .map(|i| (i * max, max.min(n - i * max)))
+        .collect()
+}
+
+/// Blocks of [`BLOCK`] threads covering `rows` rows.
+#[must_use]
+pub fn grid(rows: usize) -> u32 {
+    u32::try_from(rows.div_ceil(BLOCK as usize)).unwrap_or(u32::MAX)
+}
+
+fn gpu(reason: impl Into<String>) -> Error {
+    Error::Gpu {
+        reason: reason.into(),
+    }
+}
+
+/// True when libcuda (the driver library) can be loaded.
+#[must_use]
+pub fn driver_available() -> bool {
+    // SAFETY: `is_culib_present` only tries to dlopen the library.
+    std::panic::catch_unwind(|| unsafe { cudarc::driver::sys::is_culib_present() }).unwrap_or(false)
+}
+
+/// True when NVRTC (libnvrtc) can be loaded, e.g. from PyPI's
+/// `nvidia-cuda-nvrtc` with its `lib` folder on `LD_LIBRARY_PATH`.
+#[must_use]
+pub fn nvrtc_available() -> bool {
+    // SAFETY: `is_culib_present` only tries to dlopen the library.
+    std::panic::catch_unwind(|| unsafe { cudarc::nvrtc::sys::is_culib_present() }).unwrap_or(false)
+}
+
+/// Compiles one kernel source (with [`PRELUDE`]) to PTX for `arch`
+/// (`"sm_80"`, `"sm_90"`, ...). Needs NVRTC, not a GPU.
+///
+/// Errors: [`Error::Gpu`] when NVRTC cannot be loaded or the source does not
+/// compile (with NVRTC's log).
+pub fn compile_ptx(source: &str, arch: &'static str) -> Result<String> {
+    compile(source, arch).map(|p| p.to_src())
+}
+
+fn compile(source: &str, arch: &'static str) -> Result<Ptx> {
+    if !nvrtc_available() {
+        return Err(gpu(
+            "NVRTC (libnvrtc.so) was not found: install the CUDA toolkit or PyPI's \
+             nvidia-cuda-nvrtc and put its lib folder on LD_LIBRARY_PATH",
+        ));
+    }
+    let src = format!("{PRELUDE}\n{source}");
+    let opts = CompileOptions {
+        arch: Some(arch),
+        ..Default::default()
+    };
+    std::panic::catch_unwind(|| cudarc::nvrtc::compile_ptx_with_opts(src, opts))
+        .map_err(|_| gpu("NVRTC panicked while compiling"))?
+        .map_err(|e| {
+            gpu(format!(
+                "NVRTC could not compile the kernel for {arch}: {e:?}"
+            ))
+        })
+}
+
+/// Rows of `x` (`n × d`, row-major) after the checks every GPU path makes
+/// before a launch: a length that is a multiple of `d`, finite values. An
+/// empty `x` has 0 rows.
+///
+/// Errors: [`Error::Shape`], [`Error::NonFinite`] (naming row and column).
+pub fn check_rows(x: &[f32], d: usize) -> Result<usize> {
+    if x.is_empty() {
+        return Ok(0);
+    }
+    let e = crate::data::Embeddings::new(x, d)?;
+    e.check_all_finite()?;
+    Ok(e.rows())
+}
+
+/// The rounding tables of an [`Fsq`] in the layout of `semid_fsq_indices`:
+/// thresholds of every dimension back to back (`offsets[j]..offsets[j + 1]`),
+/// each dimension's digit below its first threshold (`base`) and its place
+/// value (`basis`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FsqTables {
+    /// All thresholds, dimension after dimension.
+    pub thresholds: Vec<f32>,
+    /// Start of each dimension's thresholds, plus the end (`d + 1` entries).
+    pub offsets: Vec<u32>,
+    /// Digit of a value below every threshold of the dimension.
+    pub base: Vec<u32>,
+    /// Place value of each dimension's digit in the index.
+    pub basis: Vec<u32>,
+}
+
+impl FsqTables {
+    /// The tables of `fsq`.
+    #[must_use]
+    pub fn new(fsq: &Fsq) -> FsqTables {
+        let levels = fsq.levels_per_dim();
+        let mut t = FsqTables {
+            thresholds: Vec::new(),
+            offsets: vec![0],
+            base: Vec::with_capacity(levels.len()),
+            basis: Vec::with_capacity(levels.len()),
+        };
+        let mut place = 1u32;
+        for (j, &l) in levels.iter().enumerate() {
+            t.thresholds.extend_from_slice(fsq.thresholds(j));
+            t.offsets.push(t.thresholds.len() as u32);
+            t.base.push(fsq.digit_at(j, f32::NEG_INFINITY));
+            t.basis.push(place);
+            place = place.saturating_mul(l);
+        }
+        t
+    }
+}
+
+/// One CUDA device with semid's kernels loaded.
+pub struct Device {
+    ctx: Arc<CudaContext>,
+    functions: Vec<(&'static str, CudaFunction)>,
+    _modules: Vec<Arc<CudaModule>>,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device")
+            .field("ordinal", &self.ctx.ordinal())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Device {
+    /// Opens device `ordinal` and compiles the kernels for it (NVRTC, once
+    /// per `Device`).
+    ///
+    /// Errors ([`Error::Gpu`]): no driver library, no such device, no NVRTC,
+    /// or a CUDA call failed. Never panics.
+    pub fn open(ordinal: usize) -> Result<Device> {
+        if !driver_available() {
+            return Err(gpu(
+                "the CUDA driver library (libcuda.so) was not found: no NVIDIA driver on this machine",
+            ));
+        }
+        let ctx = std::panic::catch_unwind(|| CudaContext::new(ordinal))
+            .map_err(|_| gpu("the CUDA driver panicked while opening the device"))?
+            .map_err(|e| gpu(format!("cannot open CUDA device {ordinal}: {e:?}")))?;
+        let (major, minor) = (
+            ctx.attribute(
+                cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
+            )
+            .map_err(|e| gpu(format!("{e:?}")))?,
+            ctx.attribute(
+                cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
+            )
+            .map_err(|e| gpu(format!("{e:?}")))?,
+        );
+        let arch: &'static str = match (major, minor) {
+            (8, 0) => "sm_80",
+            (8, 6) => "sm_86",
+            (8, 9) => "sm_89",
+            (9, _) => "sm_90",
+            (10, _) => "sm_100",
+            (m, _) if m > 10 => "sm_100",
+            _ => "sm_80",
+        };
+        let mut functions = Vec::new();
+        let mut modules = Vec::new();
+        for &(name, entry, src) in KERNELS {
+            let ptx = compile(src, arch)?;
+            let module = ctx
+                .load_module(ptx)
+                .map_err(|e| gpu(format!("loading {name}: {e:?}")))?;
+            let f = module
+                .load_function(entry)
+                .map_err(|e| gpu(format!("{entry}: {e:?}")))?;
+            functions.push((entry, f));
+            modules.push(module);
+        }
+        Ok(Device {
+            ctx,
+            functions,
+            _modules: modules,
+        })
+    }
+
+    /// The device's ordinal.
+    #[must_use]
+    pub fn ordinal(&self) -> usize {
+        self.ctx.ordinal()
+    }
+
+    fn function(&self, name: &str) -> Result<&CudaFunction> {
+        self.functions
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| f)
+            .ok_or_else(|| gpu(format!("kernel {name} is not loaded")))
+    }
+
+    /// FSQ indices of every row of `z` (`n × levels.len()`, row-major) on
+    /// the device: equal to [`Fsq::indices_into`] bit for bit (same
+    /// thresholds). Non-finite values are rejected before any launch.
+    pub fn fsq_indices(&self, fsq: &Fsq, z: &[f32]) -> Result<Vec<u16>> {
+        let d = fsq.levels_per_dim().len();
+        let n = check_rows(z, d)?;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let t = FsqTables::new(fsq);
+        let stream = self.ctx.default_stream();
+        let err = |e: cudarc::driver::DriverError| gpu(format!("{e:?}"));
+        let thr = stream.clone_htod(&t.thresholds).map_err(err)?;
+        let off = stream.clone_htod(&t.offsets).map_err(err)?;
+        let base = stream.clone_htod(&t.base).map_err(err)?;
+        let basis = stream.clone_htod(&t.basis).map_err(err)?;
+        let f = self.function("semid_fsq_indices")?;
+        let mut out = vec![0u16; n];
+        for (row0, rows) in launches(n, MAX_ROWS_PER_LAUNCH) {
+            let dz = stream
+                .clone_htod(&z[row0 * d..(row0 + rows) * d])
+                .map_err(err)?;
+            let mut dout = stream.alloc_zeros::<u16>(rows).map_err(err)?;
+            let (rows32, d32) = (rows as u32, d as u32);
+            let cfg = LaunchConfig {
+                grid_dim: (grid(rows), 1, 1),
+                block_dim: (BLOCK, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let mut b = stream.launch_builder(f);
+            b.arg(&dz)
+                .arg(&rows32)
+                .arg(&d32)
+                .arg(&thr)
+                .arg(&off)
+                .arg(&base)
+                .arg(&basis)
+                .arg(&mut dout);
+            // SAFETY: the argument list matches `semid_fsq_indices` in
+            // kernels/fsq.cu (pointer, u32, u32, 4 pointers, out pointer);
+            // the kernel reads `rows × d` floats and writes `rows` u16, the
+            // sizes of `dz` and `dout`; the grid covers `rows` threads.
+            unsafe { b.launch(cfg) }.map_err(err)?;
+            let host = stream.clone_dtoh(&dout).map_err(err)?;
+            out[row0..row0 + rows].copy_from_slice(&host);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,258 @@
+//! The CUDA kernels' logic on the CPU: each `.cu` source in src/gpu/kernels
+//! runs as C++ (gpu-emu/, the grid emulated by loops) and must equal its
+//! CPU twin. Edge cases: n = 0 and 1, row counts that are not a multiple of
+//! the block, ties, NaN rejected before launch, several launches. This
+//! checks the kernel logic, not the device plumbing (tests/gpu.rs).
+
+use proptest::prelude::*;
+use semid::Error;
+use semid::Par;
+use semid::gpu::{self, BLOCK, FsqTables};
+use semid::quantize::{Fsq, FsqMode};
+use semid_gpu_emu::{self as emu, Launch};
+
+/// splitmix64: the tests' own seeded numbers.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    fn next_f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+fn launch(rows: usize) -> Launch {
+    Launch {
+        grid: gpu::grid(rows),
+        block: BLOCK,
+    }
+}
+
+/// FSQ indices through the kernel, in launches of at most `max` rows.
+fn fsq_kernel(fsq: &Fsq, z: &[f32], max: usize) -> Result<Vec<u16>, Error> {
+    let d = fsq.levels_per_dim().len();
+    let n = gpu::check_rows(z, d)?;
+    let t = FsqTables::new(fsq);
+    let mut out = vec![0u16; n];
+    for (row0, rows) in gpu::launches(n, max) {
+        emu::fsq_indices(
+            launch(rows),
+            &z[row0 * d..(row0 + rows) * d],
+            rows,
+            d,
+            &t.thresholds,
+            &t.offsets,
+            &t.base,
+            &t.basis,
+            &mut out[row0..row0 + rows],
+        );
+    }
+    Ok(out)
+}
+
+fn fsq_cpu(fsq: &Fsq, z: &[f32]) -> Vec<u16> {
+    let d = fsq.levels_per_dim().len();
+    let mut out = vec![0u16; z.len() / d];
+    if !out.is_empty() {
+        fsq.indices_into(z, &mut out, Par::Seq).unwrap();
+    }
+    out
+}
+
+/// Values around and exactly at every rounding threshold of `fsq`, plus
+/// large and tiny ones.
+fn hard_values(fsq: &Fsq, rng: &mut Rng, n: usize) -> Vec<f32> {
+    let d = fsq.levels_per_dim().len();
+    let mut v = Vec::with_capacity(n * d);
+    for i in 0..n * d {
+        let j = i % d;
+        let t = fsq.thresholds(j);
+        let x = match i % 5 {
+            0 => t[rng.below(t.len() as u64) as usize],
+            1 => f32::from_bits(t[rng.below(t.len() as u64) as usize].to_bits() + 1),
+            2 => f32::from_bits(
+                t[rng.below(t.len() as u64) as usize]
+                    .to_bits()
+                    .wrapping_sub(1),
+            ),
+            3 => (rng.next_f32() - 0.5) * 1e4,
+            _ => rng.next_f32() * 4.0 - 2.0,
+        };
+        v.push(x);
+    }
+    v
+}
+
+#[test]
+fn fsq_kernel_equals_the_cpu_bit_for_bit() {
+    let mut rng = Rng::new(7);
+    for (levels, mode) in [
+        (vec![8u32, 5, 5, 5], FsqMode::Default),
+        (vec![8, 8, 8, 6, 5], FsqMode::Default),
+        (vec![7, 5, 5, 5], FsqMode::Symmetric),
+        (vec![2, 2, 4, 4, 4], FsqMode::SymmetricHardClamp),
+    ] {
+        let fsq = Fsq::with_mode(&levels, mode).unwrap();
+        for n in [0usize, 1, 2, BLOCK as usize - 1, BLOCK as usize + 1, 1000] {
+            let z = hard_values(&fsq, &mut rng, n);
+            let want = fsq_cpu(&fsq, &z);
+            assert_eq!(
+                fsq_kernel(&fsq, &z, usize::MAX).unwrap(),
+                want,
+                "{levels:?} n={n}"
+            );
+            // The same rows over several launches.
+            assert_eq!(
+                fsq_kernel(&fsq, &z, 300).unwrap(),
+                want,
+                "{levels:?} n={n} split"
+            );
+        }
+    }
+}
+
+#[test]
+fn non_finite_input_is_rejected_before_launch() {
+    let fsq = Fsq::new(&[8, 5, 5, 5]).unwrap();
+    let mut z = vec![0.1f32; 40];
+    z[13] = f32::NAN;
+    match fsq_kernel(&fsq, &z, usize::MAX) {
+        Err(Error::NonFinite { row, col, .. }) => assert_eq!((row, col), (3, 1)),
+        other => panic!("{other:?}"),
+    }
+    z[13] = f32::INFINITY;
+    assert!(fsq_kernel(&fsq, &z, usize::MAX).is_err());
+    assert!(matches!(
+        fsq_kernel(&fsq, &z[..7], usize::MAX),
+        Err(Error::Shape { .. })
+    ));
+}
+
+/// The fused argmin over GEMM products, scalar, in Rust: the kernel's twin.
+fn assign_cpu(dots: &[f32], cnorm: &[f32], xnorm: &[f32], k: usize) -> (Vec<u32>, Vec<f32>) {
+    let mut labels = Vec::new();
+    let mut dist = Vec::new();
+    for (i, row) in dots.chunks_exact(k).enumerate() {
+        let (mut best, mut arg) = (f32::INFINITY, 0u32);
+        for (j, (&c, &p)) in cnorm.iter().zip(row).enumerate() {
+            let v = c - 2.0 * p;
+            if v < best {
+                best = v;
+                arg = j as u32;
+            }
+        }
+        labels.push(arg);
+        dist.push((xnorm[i] + best).max(0.0));
+    }
+    (labels, dist)
+}
+
+/// GEMM inputs of `x` (n × d) against `c` (k × d), in f64 then rounded, so
+/// the products are the same for the kernel and its twin.
+fn gemm_inputs(x: &[f32], c: &[f32], d: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let dot = |a: &[f32], b: &[f32]| -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(&p, &q)| p as f64 * q as f64)
+            .sum::<f64>() as f32
+    };
+    let dots = x
+        .chunks_exact(d)
+        .flat_map(|r| c.chunks_exact(d).map(move |cc| dot(r, cc)))
+        .collect();
+    let cnorm = c.chunks_exact(d).map(|r| dot(r, r)).collect();
+    let xnorm = x.chunks_exact(d).map(|r| dot(r, r)).collect();
+    (dots, cnorm, xnorm)
+}
+
+fn assign_kernel(
+    dots: &[f32],
+    cnorm: &[f32],
+    xnorm: &[f32],
+    k: usize,
+    max: usize,
+) -> (Vec<u32>, Vec<f32>) {
+    let n = xnorm.len();
+    let (mut labels, mut dist) = (vec![u32::MAX; n], vec![f32::NAN; n]);
+    for (row0, rows) in gpu::launches(n, max) {
+        emu::assign(
+            launch(rows),
+            &dots[row0 * k..(row0 + rows) * k],
+            cnorm,
+            &xnorm[row0..row0 + rows],
+            rows,
+            k,
+            &mut labels[row0..row0 + rows],
+            &mut dist[row0..row0 + rows],
+        );
+    }
+    (labels, dist)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn assign_kernel_equals_its_twin(
+        n in 0usize..600,
+        k in 1usize..300,
+        d in 1usize..9,
+        seed in any::<u64>(),
+        dup in any::<bool>(),
+    ) {
+        let mut rng = Rng::new(seed);
+        let x: Vec<f32> = (0..n * d).map(|_| rng.next_f32() * 2.0 - 1.0).collect();
+        let mut c: Vec<f32> = (0..k * d).map(|_| (rng.next_f32() * 8.0).round() / 4.0 - 1.0).collect();
+        if dup && k > 1 {
+            // Exact ties: centroid k-1 repeats centroid 0.
+            let first = c[..d].to_vec();
+            c[(k - 1) * d..].copy_from_slice(&first);
+        }
+        let (dots, cnorm, xnorm) = gemm_inputs(&x, &c, d);
+        let want = assign_cpu(&dots, &cnorm, &xnorm, k);
+        let got = assign_kernel(&dots, &cnorm, &xnorm, k, 257);
+        prop_assert_eq!(&got.0, &want.0);
+        prop_assert!(got.1.iter().zip(&want.1).all(|(a, b)| a.to_bits() == b.to_bits()));
+        if dup && k > 1 {
+            prop_assert!(!got.0.contains(&((k - 1) as u32)), "a tie went to the higher index");
+        }
+    }
+}
+
+#[test]
+fn assign_kernel_agrees_with_the_crate_assignment() {
+    // Well separated centroids: no near ties, so the kernel's labels equal
+    // semid's CPU nearest-centroid assignment.
+    let mut rng = Rng::new(3);
+    let (k, d, n) = (40usize, 16usize, 2000usize);
+    let c: Vec<f32> = (0..k * d).map(|_| rng.next_f32() * 20.0 - 10.0).collect();
+    let x: Vec<f32> = (0..n)
+        .flat_map(|i| {
+            let j = i % k;
+            c[j * d..(j + 1) * d].to_vec()
+        })
+        .map(|v| v + (rng.next_f32() - 0.5) * 0.1)
+        .collect();
+    let (dots, cnorm, xnorm) = gemm_inputs(&x, &c, d);
+    let (labels, dist) = assign_kernel(&dots, &cnorm, &xnorm, k, usize::MAX);
+    let (want, want_d) = semid::kernels::nearest(&x, &c, d, Par::Seq).unwrap();
+    assert_eq!(labels, want);
+    for (a, b) in dist.iter().zip(&want_d) {
+        assert!((a - b).abs() <= 1e-3 * b.max(1.0), "{a} vs {b}");
+    }
+}
