@@ -36,3 +36,38 @@ fn fsq_indices_on_the_device_equal_the_cpu() {
         Err(Error::NonFinite { .. })
     ));
 }
+
+#[test]
+fn nearest_on_the_device_equals_the_cpu() {
+    let Some(dev) = device() else { return };
+    let (k, d) = (300usize, 64usize);
+    let c: Vec<f32> = (0..k * d)
+        .map(|i| ((i as f32 * 0.754_877_7).fract() - 0.5) * 40.0)
+        .collect();
+    for n in [0usize, 1, 257, 50_000] {
+        // Rows near centroid i % k: no near ties.
+        let x: Vec<f32> = (0..n * d)
+            .map(|i| c[((i / d) % k) * d + i % d] + ((i as f32 * 0.618_034).fract() - 0.5) * 0.1)
+            .collect();
+        let (labels, dists) = dev.nearest(&x, &c, d).unwrap();
+        let (want, want_d) = semid::kernels::nearest(&x, &c, d, Par::Seq).unwrap();
+        assert_eq!(labels, want, "n={n}");
+        for (a, b) in dists.iter().zip(&want_d) {
+            assert!((a - b).abs() <= 1e-3 * b.max(1.0), "{a} vs {b}");
+        }
+    }
+    // Exact ties go to the lower index.
+    let twin = [c[..d].to_vec(), c[..d].to_vec()].concat();
+    let (labels, _) = dev.nearest(&c[..d], &twin, d).unwrap();
+    assert_eq!(labels, vec![0]);
+    let mut bad = c[..d].to_vec();
+    bad[5] = f32::NAN;
+    assert!(matches!(
+        dev.nearest(&bad, &c, d),
+        Err(Error::NonFinite { .. })
+    ));
+    assert!(matches!(
+        dev.nearest(&c[..d], &[], d),
+        Err(Error::Empty { .. })
+    ));
+}

@@ -19,6 +19,7 @@
 
 use std::sync::Arc;
 
+use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, LaunchConfig, PushKernelArg};
 use cudarc::nvrtc::{CompileOptions, Ptx};
 
@@ -301,5 +302,95 @@ impl Device {
             out[row0..row0 + rows].copy_from_slice(&host);
         }
         Ok(out)
+    }
+
+    /// Nearest centroid of every row of `x` (`n × d`) among `centroids`
+    /// (`k × d`), on the device: products by cuBLAS SGEMM, then the fused
+    /// argmin of `assign.cu` (ties to the lower index, as on the CPU).
+    /// Returns labels and squared distances. Rows go in batches whose
+    /// product matrix stays under 2²⁸ floats.
+    ///
+    /// The labels equal the CPU's except where two centroids are within
+    /// rounding of each other (the products are summed in another order).
+    pub fn nearest(&self, x: &[f32], centroids: &[f32], d: usize) -> Result<(Vec<u32>, Vec<f32>)> {
+        let k = check_rows(centroids, d)?;
+        if k == 0 {
+            return Err(Error::Empty { what: "centroids" });
+        }
+        let n = check_rows(x, d)?;
+        if n == 0 {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let (k32, d32) = (
+            i32::try_from(k).map_err(|_| gpu("more than 2^31 centroids"))?,
+            i32::try_from(d).map_err(|_| gpu("more than 2^31 dimensions"))?,
+        );
+        // SAFETY: `is_culib_present` only tries to dlopen the library.
+        let cublas =
+            std::panic::catch_unwind(|| unsafe { cudarc::cublas::sys::is_culib_present() })
+                .unwrap_or(false);
+        if !cublas {
+            return Err(gpu("cuBLAS (libcublas.so) was not found"));
+        }
+        let sq = |r: &[f32]| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32;
+        let cnorm: Vec<f32> = centroids.chunks_exact(d).map(sq).collect();
+        let stream = self.ctx.default_stream();
+        let err = |e: cudarc::driver::DriverError| gpu(format!("{e:?}"));
+        let blas = CudaBlas::new(stream.clone()).map_err(|e| gpu(format!("cuBLAS: {e:?}")))?;
+        let dc = stream.clone_htod(centroids).map_err(err)?;
+        let dcn = stream.clone_htod(&cnorm).map_err(err)?;
+        let f = self.function("semid_assign")?;
+        let per = ((1usize << 28) / k).clamp(1, MAX_ROWS_PER_LAUNCH);
+        let (mut labels, mut dists) = (vec![0u32; n], vec![0f32; n]);
+        for (row0, rows) in launches(n, per) {
+            let xb = &x[row0 * d..(row0 + rows) * d];
+            let xnorm: Vec<f32> = xb.chunks_exact(d).map(sq).collect();
+            let dx = stream.clone_htod(xb).map_err(err)?;
+            let dxn = stream.clone_htod(&xnorm).map_err(err)?;
+            let mut dots = stream.alloc_zeros::<f32>(rows * k).map_err(err)?;
+            let rows32 = rows as i32;
+            // Row-major x (rows × d) is column-major d × rows, and the
+            // centroids d × k; dotsᵀ (k × rows, column-major) = Cᵀ · X is
+            // row-major dots (rows × k).
+            let cfg = GemmConfig {
+                transa: cublasOperation_t::CUBLAS_OP_T,
+                transb: cublasOperation_t::CUBLAS_OP_N,
+                m: k32,
+                n: rows32,
+                k: d32,
+                alpha: 1.0f32,
+                lda: d32,
+                ldb: d32,
+                beta: 0.0f32,
+                ldc: k32,
+            };
+            // SAFETY: the operands hold k × d, rows × d and rows × k floats,
+            // as the config's shapes and leading dimensions say.
+            unsafe { blas.gemm(cfg, &dc, &dx, &mut dots) }
+                .map_err(|e| gpu(format!("cuBLAS SGEMM: {e:?}")))?;
+            let mut dl = stream.alloc_zeros::<u32>(rows).map_err(err)?;
+            let mut dd = stream.alloc_zeros::<f32>(rows).map_err(err)?;
+            let (n32, kk) = (rows as u32, k as u32);
+            let launch = LaunchConfig {
+                grid_dim: (grid(rows), 1, 1),
+                block_dim: (BLOCK, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let mut b = stream.launch_builder(f);
+            b.arg(&dots)
+                .arg(&dcn)
+                .arg(&dxn)
+                .arg(&n32)
+                .arg(&kk)
+                .arg(&mut dl)
+                .arg(&mut dd);
+            // SAFETY: the arguments match `semid_assign` in
+            // kernels/assign.cu; `dots` holds rows × k floats, the norms k
+            // and rows, the outputs rows each; the grid covers `rows`.
+            unsafe { b.launch(launch) }.map_err(err)?;
+            labels[row0..row0 + rows].copy_from_slice(&stream.clone_dtoh(&dl).map_err(err)?);
+            dists[row0..row0 + rows].copy_from_slice(&stream.clone_dtoh(&dd).map_err(err)?);
+        }
+        Ok((labels, dists))
     }
 }
