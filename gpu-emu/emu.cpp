@@ -6,6 +6,7 @@ thread_local semid_dim3 blockIdx, threadIdx, blockDim, gridDim;
 
 #include "assign.cu"
 #include "fsq.cu"
+#include "beam.cu"
 
 extern "C" void emu_semid_assign(unsigned grid, unsigned block, const float* dots,
                                  const float* cnorm, const float* xnorm, semid_u32 n,
@@ -19,4 +20,17 @@ extern "C" void emu_semid_fsq_indices(unsigned grid, unsigned block, const float
                                       const semid_u32* basis, semid_u16* out) {
     semid_launch(grid, block,
                  [&] { semid_fsq_indices(z, n, d, thresholds, toff, base, basis, out); });
+}
+
+extern "C" void emu_semid_beam_step(unsigned grid, unsigned block, semid_u32 n_queries,
+                                    semid_u32 cap, const semid_u32* qbeg, const semid_u32* order,
+                                    const semid_u32* node, const float* bscore,
+                                    const float* scores, semid_u32 vocab, const semid_u32* coff,
+                                    const semid_u16* ctok, float* out_key, semid_u32* out_parent,
+                                    semid_u32* out_child, semid_u16* out_tok,
+                                    semid_u32* out_count) {
+    semid_launch(grid, block, [&] {
+        semid_beam_step(n_queries, cap, qbeg, order, node, bscore, scores, vocab, coff, ctok,
+                        out_key, out_parent, out_child, out_tok, out_count);
+    });
 }

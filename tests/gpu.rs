@@ -71,3 +71,33 @@ fn nearest_on_the_device_equals_the_cpu() {
         Err(Error::Empty { .. })
     ));
 }
+
+#[test]
+fn beam_search_on_the_device_equals_the_cpu() {
+    use semid::decode::{BeamSearch, FnScorer};
+    use semid::gpu::TrieTables;
+    use semid::sid::Trie;
+    let Some(dev) = device() else { return };
+    let ids: Vec<u16> = (0..3000u32)
+        .flat_map(|i| [(i % 17) as u16, (i * 7 % 31) as u16, (i % 5) as u16])
+        .collect();
+    let trie = Trie::from_ids(&ids, 3, &[17, 31, 5]).unwrap();
+    let tables = TrieTables::new(&trie);
+    let score = |q: usize, p: &[u16], out: &mut [f32]| -> semid::Result<()> {
+        for (t, o) in out.iter_mut().enumerate() {
+            let h = (q * 131 + p.iter().map(|&x| x as usize * 17).sum::<usize>() + t * 7) % 11;
+            *o = -(h as f32) / 3.0;
+        }
+        Ok(())
+    };
+    for (nq, beam, k) in [(1usize, 1usize, 1usize), (300, 8, 10), (1000, 20, 5)] {
+        let want = BeamSearch::new(beam, k)
+            .unwrap()
+            .search(&trie, &mut FnScorer(score), nq)
+            .unwrap();
+        let got = dev
+            .search(&trie, &tables, &mut FnScorer(score), nq, beam, k)
+            .unwrap();
+        assert_eq!(got, want, "nq={nq} beam={beam}");
+    }
+}

@@ -256,3 +256,108 @@ fn assign_kernel_agrees_with_the_crate_assignment() {
         assert!((a - b).abs() <= 1e-3 * b.max(1.0), "{a} vs {b}");
     }
 }
+
+/// The emulated beam-step kernel as a `search_with_step` executor.
+fn emulated_step(inp: &gpu::StepInput<'_>, out: &mut gpu::StepOutput) -> semid::Result<()> {
+    let s = emu::BeamStep {
+        n_queries: inp.n_queries,
+        cap: inp.cap,
+        qbeg: inp.qbeg,
+        order: inp.order,
+        node: inp.node,
+        bscore: inp.bscore,
+        scores: inp.scores,
+        vocab: inp.vocab,
+        coff: inp.coff,
+        ctok: inp.ctok,
+    };
+    emu::beam_step(
+        launch(inp.n_queries as usize),
+        &s,
+        &mut out.key,
+        &mut out.parent,
+        &mut out.child,
+        &mut out.token,
+        &mut out.count,
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn beam_step_kernel_equals_beam_search(
+        len in 1usize..4,
+        vocab in 1usize..7,
+        raw in proptest::collection::vec(0u16..7, 1..200),
+        seed in any::<u64>(),
+        beam in 1usize..12,
+        k in 1usize..15,
+        queries in 1usize..5,
+        coarse in any::<bool>(),
+    ) {
+        use semid::decode::{BeamSearch, FnScorer};
+        use semid::sid::Trie;
+        prop_assume!(raw.len() >= len);
+        let n = raw.len() / len;
+        let ids: Vec<u16> = raw[..n * len].iter().map(|&t| t % vocab as u16).collect();
+        let trie = Trie::from_ids(&ids, len, &vec![vocab; len]).unwrap();
+        // Coarse scores make many exact ties; some are -inf or NaN.
+        let score = move |q: usize, p: &[u16], out: &mut [f32]| -> semid::Result<()> {
+            for (t, o) in out.iter_mut().enumerate() {
+                let mut h = seed ^ (q as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                for &x in p.iter().chain([t as u16].iter()) {
+                    h = (h ^ u64::from(x)).wrapping_mul(0x1000_0000_01b3);
+                }
+                h ^= h >> 29;
+                *o = match h % 23 {
+                    0 => f32::NEG_INFINITY,
+                    1 => f32::NAN,
+                    r if coarse => -((r % 3) as f32),
+                    _ => -(((h >> 8) % 1000) as f32) / 97.0,
+                };
+            }
+            Ok(())
+        };
+        let want = BeamSearch::new(beam, k).unwrap().search(&trie, &mut FnScorer(score), queries).unwrap();
+        let tables = gpu::TrieTables::new(&trie);
+        let got = gpu::search_with_step(&trie, &tables, &mut FnScorer(score), queries, beam, k, &mut emulated_step).unwrap();
+        prop_assert_eq!(got.n_queries(), want.n_queries());
+        for q in 0..queries {
+            let (a, b) = (got.query(q), want.query(q));
+            prop_assert_eq!(a.items, b.items, "query {}", q);
+            prop_assert_eq!(a.ids, b.ids);
+            prop_assert!(a.scores.iter().zip(b.scores).all(|(x, y)| x.to_bits() == y.to_bits()));
+        }
+    }
+}
+
+#[test]
+fn beam_search_with_step_rejects_bad_arguments() {
+    use semid::decode::FnScorer;
+    use semid::sid::Trie;
+    let trie = Trie::from_ids(&[1, 2, 3, 4], 2, &[5, 5]).unwrap();
+    let tables = gpu::TrieTables::new(&trie);
+    let mut ok = FnScorer(
+        |_: usize, _: &[u16], out: &mut [f32]| -> semid::Result<()> {
+            out.fill(0.0);
+            Ok(())
+        },
+    );
+    for (nq, beam, k) in [(0, 2, 2), (1, 0, 2), (1, 2, 0)] {
+        assert!(
+            gpu::search_with_step(&trie, &tables, &mut ok, nq, beam, k, &mut emulated_step)
+                .is_err()
+        );
+    }
+    // An executor that points outside the beams is an error, not a panic.
+    let mut liar = |_: &gpu::StepInput<'_>, out: &mut gpu::StepOutput| -> semid::Result<()> {
+        out.count.fill(1);
+        out.parent.fill(99);
+        Ok(())
+    };
+    assert!(gpu::search_with_step(&trie, &tables, &mut ok, 1, 2, 2, &mut liar).is_err());
+    let other = Trie::from_ids(&[1, 2, 3], 3, &[5, 5, 5]).unwrap();
+    assert!(gpu::search_with_step(&other, &tables, &mut ok, 1, 2, 2, &mut emulated_step).is_err());
+}

@@ -4,6 +4,25 @@
 //! the device plumbing.
 
 unsafe extern "C" {
+    fn emu_semid_beam_step(
+        grid: u32,
+        block: u32,
+        n_queries: u32,
+        cap: u32,
+        qbeg: *const u32,
+        order: *const u32,
+        node: *const u32,
+        bscore: *const f32,
+        scores: *const f32,
+        vocab: u32,
+        coff: *const u32,
+        ctok: *const u16,
+        out_key: *mut f32,
+        out_parent: *mut u32,
+        out_child: *mut u32,
+        out_tok: *mut u16,
+        out_count: *mut u32,
+    );
     fn emu_semid_assign(
         grid: u32,
         block: u32,
@@ -113,6 +132,85 @@ pub fn fsq_indices(
             base.as_ptr(),
             basis.as_ptr(),
             out.as_mut_ptr(),
+        );
+    }
+}
+
+/// The inputs of `semid_beam_step` (see src/gpu/kernels/beam.cu).
+#[derive(Clone, Copy, Debug)]
+pub struct BeamStep<'a> {
+    /// Queries.
+    pub n_queries: u32,
+    /// Beams kept per query.
+    pub cap: u32,
+    /// Query q's beams are `order[qbeg[q]..qbeg[q + 1]]`.
+    pub qbeg: &'a [u32],
+    /// Beams in lexicographic order per query.
+    pub order: &'a [u32],
+    /// Trie node of every beam.
+    pub node: &'a [u32],
+    /// Beam scores.
+    pub bscore: &'a [f32],
+    /// Next-token scores, beams × vocab.
+    pub scores: &'a [f32],
+    /// Vocabulary.
+    pub vocab: u32,
+    /// Child offsets per node.
+    pub coff: &'a [u32],
+    /// Child tokens.
+    pub ctok: &'a [u16],
+}
+
+/// `semid_beam_step`; the outputs hold `n_queries × cap` slots and
+/// `n_queries` counts.
+///
+/// # Panics
+/// If an input is shorter than the kernel reads (beams, nodes, scores,
+/// children) or an output shorter than it writes.
+#[allow(clippy::too_many_arguments)]
+pub fn beam_step(
+    l: Launch,
+    s: &BeamStep<'_>,
+    key: &mut [f32],
+    parent: &mut [u32],
+    child: &mut [u32],
+    token: &mut [u16],
+    count: &mut [u32],
+) {
+    let (nq, cap) = (s.n_queries as usize, s.cap as usize);
+    assert!(s.qbeg.len() == nq + 1 && s.qbeg[nq] as usize <= s.order.len());
+    let beams = s.node.len();
+    assert!(s.order.iter().all(|&b| (b as usize) < beams) && s.bscore.len() >= beams);
+    assert!(s.scores.len() >= beams * s.vocab as usize);
+    assert!(s.node.iter().all(|&n| (n as usize) + 1 < s.coff.len()));
+    assert!(s.coff.iter().all(|&c| c as usize <= s.ctok.len()));
+    assert!(key.len() >= nq * cap && parent.len() >= nq * cap && child.len() >= nq * cap);
+    assert!(token.len() >= nq * cap && count.len() >= nq && cap >= 1);
+    assert!(
+        l.grid as usize * l.block as usize >= nq,
+        "the grid does not cover the queries"
+    );
+    // SAFETY: every index the kernel forms is inside the buffers, as the
+    // assertions above check; threads at or past n_queries return at once.
+    unsafe {
+        emu_semid_beam_step(
+            l.grid,
+            l.block,
+            s.n_queries,
+            s.cap,
+            s.qbeg.as_ptr(),
+            s.order.as_ptr(),
+            s.node.as_ptr(),
+            s.bscore.as_ptr(),
+            s.scores.as_ptr(),
+            s.vocab,
+            s.coff.as_ptr(),
+            s.ctok.as_ptr(),
+            key.as_mut_ptr(),
+            parent.as_mut_ptr(),
+            child.as_mut_ptr(),
+            token.as_mut_ptr(),
+            count.as_mut_ptr(),
         );
     }
 }

@@ -23,8 +23,15 @@ use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, LaunchConfig, PushKernelArg};
 use cudarc::nvrtc::{CompileOptions, Ptx};
 
+use crate::decode::Scorer;
 use crate::error::{Error, Result};
+use crate::hits::Hits;
 use crate::quantize::Fsq;
+use crate::sid::Trie;
+
+pub mod beam;
+
+pub use beam::{StepInput, StepOutput, TrieTables, search_with_step};
 
 /// Threads per block of the one-thread-per-row kernels.
 pub const BLOCK: u32 = 256;
@@ -45,6 +52,11 @@ pub const KERNELS: &[(&str, &str, &str)] = &[
         "fsq.cu",
         "semid_fsq_indices",
         include_str!("kernels/fsq.cu"),
+    ),
+    (
+        "beam.cu",
+        "semid_beam_step",
+        include_str!("kernels/beam.cu"),
     ),
 ];
 
@@ -392,5 +404,107 @@ impl Device {
             dists[row0..row0 + rows].copy_from_slice(&stream.clone_dtoh(&dd).map_err(err)?);
         }
         Ok((labels, dists))
+    }
+
+    /// Trie-constrained beam search with each level's selection done on
+    /// the device (`kernels/beam.cu`, one thread per query): the top `k`
+    /// items of each of `n_queries` queries, equal to
+    /// [`BeamSearch::search`](crate::decode::BeamSearch::search) with the
+    /// same beam and k (without `renormalize`). The scorer runs on the host;
+    /// `tables` is [`TrieTables::new`] of `trie`.
+    pub fn search<S: Scorer + ?Sized>(
+        &self,
+        trie: &Trie,
+        tables: &TrieTables,
+        scorer: &mut S,
+        n_queries: usize,
+        beam: usize,
+        k: usize,
+    ) -> Result<Hits> {
+        let f = self.function("semid_beam_step")?;
+        let stream = self.ctx.default_stream();
+        let err = |e: cudarc::driver::DriverError| gpu(format!("{e:?}"));
+        let mut step = |inp: &StepInput<'_>, out: &mut StepOutput| -> Result<()> {
+            let n = inp.n_queries as usize * inp.cap as usize;
+            // Empty inputs still need a valid device pointer.
+            let up_u32 = |v: &[u32]| {
+                if v.is_empty() {
+                    stream.clone_htod(&[0u32][..])
+                } else {
+                    stream.clone_htod(v)
+                }
+            };
+            let qbeg = up_u32(inp.qbeg).map_err(err)?;
+            let order = up_u32(inp.order).map_err(err)?;
+            let node = up_u32(inp.node).map_err(err)?;
+            let coff = up_u32(inp.coff).map_err(err)?;
+            let bscore = stream
+                .clone_htod(if inp.bscore.is_empty() {
+                    &[0f32][..]
+                } else {
+                    inp.bscore
+                })
+                .map_err(err)?;
+            let scores = stream
+                .clone_htod(if inp.scores.is_empty() {
+                    &[0f32][..]
+                } else {
+                    inp.scores
+                })
+                .map_err(err)?;
+            let ctok = stream
+                .clone_htod(if inp.ctok.is_empty() {
+                    &[0u16][..]
+                } else {
+                    inp.ctok
+                })
+                .map_err(err)?;
+            let mut key = stream.alloc_zeros::<f32>(n.max(1)).map_err(err)?;
+            let mut par = stream.alloc_zeros::<u32>(n.max(1)).map_err(err)?;
+            let mut chi = stream.alloc_zeros::<u32>(n.max(1)).map_err(err)?;
+            let mut tok = stream.alloc_zeros::<u16>(n.max(1)).map_err(err)?;
+            let mut cnt = stream
+                .alloc_zeros::<u32>((inp.n_queries as usize).max(1))
+                .map_err(err)?;
+            let cfg = LaunchConfig {
+                grid_dim: (grid(inp.n_queries as usize), 1, 1),
+                block_dim: (BLOCK, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let mut b = stream.launch_builder(f);
+            b.arg(&inp.n_queries)
+                .arg(&inp.cap)
+                .arg(&qbeg)
+                .arg(&order)
+                .arg(&node)
+                .arg(&bscore)
+                .arg(&scores)
+                .arg(&inp.vocab)
+                .arg(&coff)
+                .arg(&ctok)
+                .arg(&mut key)
+                .arg(&mut par)
+                .arg(&mut chi)
+                .arg(&mut tok)
+                .arg(&mut cnt);
+            // SAFETY: the arguments match `semid_beam_step` in
+            // kernels/beam.cu; every buffer holds what the host-side
+            // StepInput says (at least one element), the outputs
+            // n_queries × cap entries and n_queries counts; the grid covers
+            // n_queries threads.
+            unsafe { b.launch(cfg) }.map_err(err)?;
+            out.key = stream.clone_dtoh(&key).map_err(err)?;
+            out.parent = stream.clone_dtoh(&par).map_err(err)?;
+            out.child = stream.clone_dtoh(&chi).map_err(err)?;
+            out.token = stream.clone_dtoh(&tok).map_err(err)?;
+            out.count = stream.clone_dtoh(&cnt).map_err(err)?;
+            out.key.truncate(n);
+            out.parent.truncate(n);
+            out.child.truncate(n);
+            out.token.truncate(n);
+            out.count.truncate(inp.n_queries as usize);
+            Ok(())
+        };
+        search_with_step(trie, tables, scorer, n_queries, beam, k, &mut step)
     }
 }
