@@ -1,0 +1,143 @@
+//! GPU against CPU on the same data, one JSON line per workload (feature
+//! `cuda`): nearest-centroid assignment rows/s, FSQ vectors/s and
+//! trie-constrained beam-search queries/s. Without a usable GPU it prints
+//! one line saying why and the CPU figures alone.
+//!
+//! `cargo run --release --features cuda --example bench_gpu -- [--rows N]`
+
+use std::time::Instant;
+
+use semid::decode::{BeamSearch, FnScorer};
+use semid::gpu::{Device, TrieTables};
+use semid::quantize::Fsq;
+use semid::sid::Trie;
+use semid::{Par, kernels};
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Seeded values in [-1, 1).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, T) {
+    let mut best = f64::INFINITY;
+    let mut out = None;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let r = f();
+        best = best.min(t.elapsed().as_secs_f64());
+        out = Some(r);
+    }
+    (best, out.expect("runs >= 1"))
+}
+
+fn main() -> semid::Result<()> {
+    let rows = arg("--rows", 200_000);
+    let (k, d) = (arg("--k", 256), arg("--dim", 256));
+    let dev = match Device::open(0) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            println!(
+                "{{\"bench\":\"gpu\",\"device\":null,\"skipped\":{:?}}}",
+                e.to_string()
+            );
+            None
+        }
+    };
+    let x = values(rows * d, 1);
+    let c = values(k * d, 2);
+    let (cpu_s, (want, _)) = best_of(3, || kernels::nearest(&x, &c, d, Par::default()).unwrap());
+    let mut line = format!(
+        "{{\"workload\":\"assign\",\"rows\":{rows},\"k\":{k},\"d\":{d},\"cpu_rows_per_s\":{:.0}",
+        rows as f64 / cpu_s
+    );
+    if let Some(dev) = &dev {
+        dev.nearest(&x[..d], &c, d)?; // warm-up
+        let (gpu_s, (labels, _)) = best_of(3, || dev.nearest(&x, &c, d).unwrap());
+        let same = labels.iter().zip(&want).filter(|(a, b)| a == b).count();
+        line += &format!(
+            ",\"gpu_rows_per_s\":{:.0},\"labels_equal_fraction\":{:.6}",
+            rows as f64 / gpu_s,
+            same as f64 / rows as f64
+        );
+    }
+    println!("{line}}}");
+
+    let fsq = Fsq::new(&[8, 5, 5, 5])?;
+    let z = values(rows * 4, 3);
+    let (cpu_s, want) = best_of(3, || {
+        let mut o = vec![0u16; rows];
+        fsq.indices_into(&z, &mut o, Par::default()).unwrap();
+        o
+    });
+    let mut line = format!(
+        "{{\"workload\":\"fsq\",\"rows\":{rows},\"levels\":[8,5,5,5],\"cpu_vectors_per_s\":{:.0}",
+        rows as f64 / cpu_s
+    );
+    if let Some(dev) = &dev {
+        let (gpu_s, got) = best_of(3, || dev.fsq_indices(&fsq, &z).unwrap());
+        line += &format!(
+            ",\"gpu_vectors_per_s\":{:.0},\"identical\":{}",
+            rows as f64 / gpu_s,
+            got == want
+        );
+    }
+    println!("{line}}}");
+
+    let (items, nq, beam) = (arg("--items", 100_000), arg("--queries", 1024), 20);
+    let ids: Vec<u16> = values(items * 3, 4)
+        .iter()
+        .map(|&v| ((v + 1.0) * 128.0) as u16 % 256)
+        .collect();
+    let trie = Trie::from_ids(&ids, 3, &[256, 256, 256])?;
+    let tables = TrieTables::new(&trie);
+    let score = |q: usize, p: &[u16], out: &mut [f32]| -> semid::Result<()> {
+        let h = q as u32
+            ^ p.iter()
+                .fold(7u32, |a, &x| a.wrapping_mul(31) ^ u32::from(x));
+        for (t, o) in out.iter_mut().enumerate() {
+            *o = -(((h ^ t as u32).wrapping_mul(2_654_435_761) >> 20) as f32) / 4096.0;
+        }
+        Ok(())
+    };
+    let (cpu_s, want) = best_of(3, || {
+        BeamSearch::new(beam, 10)
+            .unwrap()
+            .search(&trie, &mut FnScorer(score), nq)
+            .unwrap()
+    });
+    let mut line = format!(
+        "{{\"workload\":\"beam_search\",\"ids\":{},\"queries\":{nq},\"beam\":{beam},\"cpu_queries_per_s\":{:.0}",
+        trie.len(),
+        nq as f64 / cpu_s
+    );
+    if let Some(dev) = &dev {
+        let (gpu_s, got) = best_of(3, || {
+            dev.search(&trie, &tables, &mut FnScorer(score), nq, beam, 10)
+                .unwrap()
+        });
+        line += &format!(
+            ",\"gpu_queries_per_s\":{:.0},\"identical\":{}",
+            nq as f64 / gpu_s,
+            got == want
+        );
+    }
+    println!("{line}}}");
+    Ok(())
+}
