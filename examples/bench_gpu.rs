@@ -1,5 +1,6 @@
 //! GPU against CPU on the same data, one JSON line per workload (feature
-//! `cuda`): nearest-centroid assignment rows/s, FSQ vectors/s and
+//! `cuda`): nearest-centroid assignment rows/s, RQ-KMeans 3 × k greedy
+//! encode vectors/s from host memory, FSQ vectors/s and
 //! trie-constrained beam-search queries/s. Without a usable GPU it prints
 //! one line saying why and the CPU figures alone.
 //!
@@ -11,7 +12,7 @@ use semid::decode::{BeamSearch, FnScorer};
 use semid::gpu::{Device, TrieTables};
 use semid::quantize::Fsq;
 use semid::sid::Trie;
-use semid::{Par, kernels};
+use semid::{Embeddings, Par, Quantizer, RqKMeans, RqKMeansConfig, kernels};
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -75,6 +76,33 @@ fn main() -> semid::Result<()> {
             ",\"gpu_rows_per_s\":{:.0},\"labels_equal_fraction\":{:.6}",
             rows as f64 / gpu_s,
             same as f64 / rows as f64
+        );
+    }
+    println!("{line}}}");
+
+    // RQ-KMeans 3 × k greedy encode from host memory.
+    let sample = rows.min(20_000);
+    let (rq, _) = RqKMeans::fit(
+        &RqKMeansConfig::new(3, k).seed(0),
+        Embeddings::new(&x[..sample * d], d)?,
+    )?;
+    let e = Embeddings::new(&x, d)?;
+    let (cpu_s, want) = best_of(3, || rq.encode(e).unwrap());
+    let mut line = format!(
+        "{{\"workload\":\"rq_encode_host\",\"rows\":{rows},\"levels\":3,\"k\":{k},\"d\":{d},\"cpu_vectors_per_s\":{:.0}",
+        rows as f64 / cpu_s
+    );
+    if let Some(dev) = &dev {
+        let (gpu_s, got) = best_of(3, || dev.rq_encode(&rq, &x).unwrap());
+        let same = got
+            .iter()
+            .zip(want.as_slice())
+            .filter(|(a, b)| a == b)
+            .count();
+        line += &format!(
+            ",\"gpu_vectors_per_s\":{:.0},\"codes_equal_fraction\":{:.6}",
+            rows as f64 / gpu_s,
+            same as f64 / got.len() as f64
         );
     }
     println!("{line}}}");

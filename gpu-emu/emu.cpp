@@ -7,6 +7,7 @@ thread_local semid_dim3 blockIdx, threadIdx, blockDim, gridDim;
 #include "assign.cu"
 #include "fsq.cu"
 #include "beam.cu"
+#include "residual.cu"
 
 extern "C" void emu_semid_assign(unsigned grid, unsigned block, const float* dots,
                                  const float* cnorm, const float* xnorm, semid_u32 n,
@@ -33,4 +34,9 @@ extern "C" void emu_semid_beam_step(unsigned grid, unsigned block, semid_u32 n_q
         semid_beam_step(n_queries, cap, qbeg, order, node, bscore, scores, vocab, coff, ctok,
                         out_key, out_parent, out_child, out_tok, out_count);
     });
+}
+
+extern "C" void emu_semid_residual(unsigned grid, unsigned block, float* x, const float* c,
+                                   const semid_u32* labels, semid_u32 n, semid_u32 d) {
+    semid_launch(grid, block, [&] { semid_residual(x, c, labels, n, d); });
 }

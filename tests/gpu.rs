@@ -101,3 +101,32 @@ fn beam_search_on_the_device_equals_the_cpu() {
         assert_eq!(got, want, "nq={nq} beam={beam}");
     }
 }
+
+#[test]
+fn rq_encode_on_the_device_equals_the_cpu() {
+    use semid::{Embeddings, Quantizer, RqKMeans, RqKMeansConfig};
+    let Some(dev) = device() else { return };
+    let (n, d) = (20_000usize, 32usize);
+    let x: Vec<f32> = (0..n * d)
+        .map(|i| {
+            ((i / d % 50) as f32 * 3.1 + (i % d) as f32).sin() * 10.0
+                + ((i as f32 * 0.618_034).fract() - 0.5) * 0.2
+        })
+        .collect();
+    let e = Embeddings::new(&x, d).unwrap();
+    let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(3, 64).seed(0), e).unwrap();
+    let want = rq.encode(e).unwrap();
+    let got = dev.rq_encode(&rq, &x).unwrap();
+    let same = got
+        .iter()
+        .zip(want.as_slice())
+        .filter(|(a, b)| a == b)
+        .count();
+    // Near-ties may differ (products summed in another order): almost all equal.
+    assert!(
+        same as f64 >= 0.999 * got.len() as f64,
+        "{same} of {}",
+        got.len()
+    );
+    assert!(dev.rq_encode(&rq, &[]).unwrap().is_empty());
+}

@@ -4,6 +4,15 @@
 //! the device plumbing.
 
 unsafe extern "C" {
+    fn emu_semid_residual(
+        grid: u32,
+        block: u32,
+        x: *mut f32,
+        c: *const f32,
+        labels: *const u32,
+        n: u32,
+        d: u32,
+    );
     fn emu_semid_beam_step(
         grid: u32,
         block: u32,
@@ -212,5 +221,31 @@ pub fn beam_step(
             token.as_mut_ptr(),
             count.as_mut_ptr(),
         );
+    }
+}
+
+/// `semid_residual` over `n` rows of `x` (n × d) with codebook `c`.
+///
+/// # Panics
+/// If a buffer is too short, a label is outside the codebook, or the grid
+/// covers fewer than `n × d` elements.
+pub fn residual(l: Launch, x: &mut [f32], c: &[f32], labels: &[u32], n: usize, d: usize) {
+    assert!(x.len() >= n * d && labels.len() >= n && d >= 1);
+    assert!(labels[..n].iter().all(|&t| (t as usize + 1) * d <= c.len()));
+    assert!(
+        l.grid as usize * l.block as usize >= n * d,
+        "the grid does not cover the elements"
+    );
+    // SAFETY: every element and codeword index is in bounds (checked above).
+    unsafe {
+        emu_semid_residual(
+            l.grid,
+            l.block,
+            x.as_mut_ptr(),
+            c.as_ptr(),
+            labels.as_ptr(),
+            n as u32,
+            d as u32,
+        )
     }
 }
