@@ -145,6 +145,51 @@ pub fn check_rows(x: &[f32], d: usize) -> Result<usize> {
     Ok(e.rows())
 }
 
+/// A launch of [`BLOCK`]-thread blocks covering `n` threads.
+fn threads(n: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (grid(n), 1, 1),
+        block_dim: (BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// `dots` (rows × k, row-major) = `x` (rows × d) · `c`ᵀ (`c`: k × d) by
+/// cuBLAS SGEMM. Row-major x is column-major d × rows and c is d × k, so
+/// dotsᵀ (k × rows, column-major) = cᵀ · x is row-major dots.
+fn products(
+    blas: &CudaBlas,
+    c: &cudarc::driver::CudaSlice<f32>,
+    x: &cudarc::driver::CudaSlice<f32>,
+    dots: &mut cudarc::driver::CudaSlice<f32>,
+    rows: usize,
+    k: usize,
+    d: usize,
+) -> Result<()> {
+    let int = |v: usize, what: &str| {
+        i32::try_from(v).map_err(|_| gpu(format!("{what} is {v}; cuBLAS takes at most 2^31 - 1")))
+    };
+    let (m, n, kk) = (int(k, "k")?, int(rows, "rows per batch")?, int(d, "d")?);
+    if c.len() < k * d || x.len() < rows * d || dots.len() < rows * k {
+        return Err(gpu("SGEMM operands are smaller than their shapes"));
+    }
+    let cfg = GemmConfig {
+        transa: cublasOperation_t::CUBLAS_OP_T,
+        transb: cublasOperation_t::CUBLAS_OP_N,
+        m,
+        n,
+        k: kk,
+        alpha: 1.0f32,
+        lda: kk,
+        ldb: kk,
+        beta: 0.0f32,
+        ldc: m,
+    };
+    // SAFETY: the operands hold at least k × d, rows × d and rows × k
+    // floats (checked above), as the shapes and leading dimensions say.
+    unsafe { blas.gemm(cfg, c, x, dots) }.map_err(|e| gpu(format!("cuBLAS SGEMM: {e:?}")))
+}
+
 /// The rounding tables of an [`Fsq`] in the layout of `semid_fsq_indices`:
 /// thresholds of every dimension back to back (`offsets[j]..offsets[j + 1]`),
 /// each dimension's digit below its first threshold (`base`) and its place
@@ -291,11 +336,7 @@ impl Device {
                 .map_err(err)?;
             let mut dout = stream.alloc_zeros::<u16>(rows).map_err(err)?;
             let (rows32, d32) = (rows as u32, d as u32);
-            let cfg = LaunchConfig {
-                grid_dim: (grid(rows), 1, 1),
-                block_dim: (BLOCK, 1, 1),
-                shared_mem_bytes: 0,
-            };
+            let cfg = threads(rows);
             let mut b = stream.launch_builder(f);
             b.arg(&dz)
                 .arg(&rows32)
@@ -333,10 +374,6 @@ impl Device {
         if n == 0 {
             return Ok((Vec::new(), Vec::new()));
         }
-        let (k32, d32) = (
-            i32::try_from(k).map_err(|_| gpu("more than 2^31 centroids"))?,
-            i32::try_from(d).map_err(|_| gpu("more than 2^31 dimensions"))?,
-        );
         // SAFETY: `is_culib_present` only tries to dlopen the library.
         let cublas =
             std::panic::catch_unwind(|| unsafe { cudarc::cublas::sys::is_culib_present() })
@@ -360,34 +397,11 @@ impl Device {
             let dx = stream.clone_htod(xb).map_err(err)?;
             let dxn = stream.clone_htod(&xnorm).map_err(err)?;
             let mut dots = stream.alloc_zeros::<f32>(rows * k).map_err(err)?;
-            let rows32 = rows as i32;
-            // Row-major x (rows × d) is column-major d × rows, and the
-            // centroids d × k; dotsᵀ (k × rows, column-major) = Cᵀ · X is
-            // row-major dots (rows × k).
-            let cfg = GemmConfig {
-                transa: cublasOperation_t::CUBLAS_OP_T,
-                transb: cublasOperation_t::CUBLAS_OP_N,
-                m: k32,
-                n: rows32,
-                k: d32,
-                alpha: 1.0f32,
-                lda: d32,
-                ldb: d32,
-                beta: 0.0f32,
-                ldc: k32,
-            };
-            // SAFETY: the operands hold k × d, rows × d and rows × k floats,
-            // as the config's shapes and leading dimensions say.
-            unsafe { blas.gemm(cfg, &dc, &dx, &mut dots) }
-                .map_err(|e| gpu(format!("cuBLAS SGEMM: {e:?}")))?;
+            products(&blas, &dc, &dx, &mut dots, rows, k, d)?;
             let mut dl = stream.alloc_zeros::<u32>(rows).map_err(err)?;
             let mut dd = stream.alloc_zeros::<f32>(rows).map_err(err)?;
             let (n32, kk) = (rows as u32, k as u32);
-            let launch = LaunchConfig {
-                grid_dim: (grid(rows), 1, 1),
-                block_dim: (BLOCK, 1, 1),
-                shared_mem_bytes: 0,
-            };
+            let launch = threads(rows);
             let mut b = stream.launch_builder(f);
             b.arg(&dots)
                 .arg(&dcn)
@@ -418,7 +432,6 @@ impl Device {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let (k32, d32) = (k as i32, d as i32);
         let stream = self.ctx.default_stream();
         let err = |e: cudarc::driver::DriverError| gpu(format!("{e:?}"));
         let blas = CudaBlas::new(stream.clone()).map_err(|e| gpu(format!("cuBLAS: {e:?}")))?;
@@ -446,21 +459,7 @@ impl Device {
             let mut dd = stream.alloc_zeros::<f32>(rows).map_err(err)?;
             let (n32, kk, dd32) = (rows as u32, k as u32, d as u32);
             for (l, (dc, dcn)) in books.iter().enumerate() {
-                let cfg = GemmConfig {
-                    transa: cublasOperation_t::CUBLAS_OP_T,
-                    transb: cublasOperation_t::CUBLAS_OP_N,
-                    m: k32,
-                    n: rows as i32,
-                    k: d32,
-                    alpha: 1.0f32,
-                    lda: d32,
-                    ldb: d32,
-                    beta: 0.0f32,
-                    ldc: k32,
-                };
-                // SAFETY: as in `nearest`: k × d, rows × d and rows × k floats.
-                unsafe { blas.gemm(cfg, dc, &dx, &mut dots) }
-                    .map_err(|e| gpu(format!("cuBLAS SGEMM: {e:?}")))?;
+                products(&blas, dc, &dx, &mut dots, rows, k, d)?;
                 let mut b = stream.launch_builder(assign);
                 b.arg(&dots)
                     .arg(dcn)
@@ -469,20 +468,12 @@ impl Device {
                     .arg(&kk)
                     .arg(&mut dl)
                     .arg(&mut dd);
-                let rows_cfg = LaunchConfig {
-                    grid_dim: (grid(rows), 1, 1),
-                    block_dim: (BLOCK, 1, 1),
-                    shared_mem_bytes: 0,
-                };
+                let rows_cfg = threads(rows);
                 // SAFETY: as in `nearest`.
                 unsafe { b.launch(rows_cfg) }.map_err(err)?;
                 let mut r = stream.launch_builder(residual);
                 r.arg(&mut dx).arg(dc).arg(&dl).arg(&n32).arg(&dd32);
-                let elems_cfg = LaunchConfig {
-                    grid_dim: (grid(rows * d), 1, 1),
-                    block_dim: (BLOCK, 1, 1),
-                    shared_mem_bytes: 0,
-                };
+                let elems_cfg = threads(rows * d);
                 // SAFETY: `semid_residual` writes the rows × d residuals in
                 // `dx` and reads codewords `labels[i] < k` of the k × d
                 // codebook; the grid covers rows × d threads.
@@ -556,11 +547,7 @@ impl Device {
             let mut cnt = stream
                 .alloc_zeros::<u32>((inp.n_queries as usize).max(1))
                 .map_err(err)?;
-            let cfg = LaunchConfig {
-                grid_dim: (grid(inp.n_queries as usize), 1, 1),
-                block_dim: (BLOCK, 1, 1),
-                shared_mem_bytes: 0,
-            };
+            let cfg = threads(inp.n_queries as usize);
             let mut b = stream.launch_builder(f);
             b.arg(&inp.n_queries)
                 .arg(&inp.cap)
