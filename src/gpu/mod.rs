@@ -145,6 +145,17 @@ pub fn check_rows(x: &[f32], d: usize) -> Result<usize> {
     Ok(e.rows())
 }
 
+/// `v` copied to the device; an empty `v` becomes one default element, so
+/// that a kernel argument is always a valid pointer.
+fn upload<T: cudarc::driver::DeviceRepr + Default + Copy>(
+    stream: &Arc<cudarc::driver::CudaStream>,
+    v: &[T],
+) -> Result<cudarc::driver::CudaSlice<T>> {
+    let one = [T::default()];
+    let src = if v.is_empty() { &one[..] } else { v };
+    stream.clone_htod(src).map_err(|e| gpu(format!("{e:?}")))
+}
+
 /// A launch of [`BLOCK`]-thread blocks covering `n` threads.
 fn threads(n: usize) -> LaunchConfig {
     LaunchConfig {
@@ -507,39 +518,13 @@ impl Device {
         let err = |e: cudarc::driver::DriverError| gpu(format!("{e:?}"));
         let mut step = |inp: &StepInput<'_>, out: &mut StepOutput| -> Result<()> {
             let n = inp.n_queries as usize * inp.cap as usize;
-            // Empty inputs still need a valid device pointer.
-            let up_u32 = |v: &[u32]| {
-                if v.is_empty() {
-                    stream.clone_htod(&[0u32][..])
-                } else {
-                    stream.clone_htod(v)
-                }
-            };
-            let qbeg = up_u32(inp.qbeg).map_err(err)?;
-            let order = up_u32(inp.order).map_err(err)?;
-            let node = up_u32(inp.node).map_err(err)?;
-            let coff = up_u32(inp.coff).map_err(err)?;
-            let bscore = stream
-                .clone_htod(if inp.bscore.is_empty() {
-                    &[0f32][..]
-                } else {
-                    inp.bscore
-                })
-                .map_err(err)?;
-            let scores = stream
-                .clone_htod(if inp.scores.is_empty() {
-                    &[0f32][..]
-                } else {
-                    inp.scores
-                })
-                .map_err(err)?;
-            let ctok = stream
-                .clone_htod(if inp.ctok.is_empty() {
-                    &[0u16][..]
-                } else {
-                    inp.ctok
-                })
-                .map_err(err)?;
+            let qbeg = upload(&stream, inp.qbeg)?;
+            let order = upload(&stream, inp.order)?;
+            let node = upload(&stream, inp.node)?;
+            let coff = upload(&stream, inp.coff)?;
+            let bscore = upload(&stream, inp.bscore)?;
+            let scores = upload(&stream, inp.scores)?;
+            let ctok = upload(&stream, inp.ctok)?;
             let mut key = stream.alloc_zeros::<f32>(n.max(1)).map_err(err)?;
             let mut par = stream.alloc_zeros::<u32>(n.max(1)).map_err(err)?;
             let mut chi = stream.alloc_zeros::<u32>(n.max(1)).map_err(err)?;
