@@ -156,6 +156,25 @@ fn upload<T: cudarc::driver::DeviceRepr + Default + Copy>(
     stream.clone_htod(src).map_err(|e| gpu(format!("{e:?}")))
 }
 
+/// A cuBLAS handle on `stream`, after checking that libcublas loads
+/// (cudarc panics on the first call into a missing library).
+fn blas(stream: &Arc<cudarc::driver::CudaStream>) -> Result<CudaBlas> {
+    // SAFETY: `is_culib_present` only tries to dlopen the library.
+    let present = std::panic::catch_unwind(|| unsafe { cudarc::cublas::sys::is_culib_present() })
+        .unwrap_or(false);
+    if !present {
+        return Err(gpu("cuBLAS (libcublas.so) was not found"));
+    }
+    CudaBlas::new(stream.clone()).map_err(|e| gpu(format!("cuBLAS: {e:?}")))
+}
+
+/// Squared norm of every `d`-wide row of `x`, summed in f64.
+fn sq_norms(x: &[f32], d: usize) -> Vec<f32> {
+    x.chunks_exact(d)
+        .map(|r| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
+        .collect()
+}
+
 /// A launch of [`BLOCK`]-thread blocks covering `n` threads.
 fn threads(n: usize) -> LaunchConfig {
     LaunchConfig {
@@ -385,18 +404,10 @@ impl Device {
         if n == 0 {
             return Ok((Vec::new(), Vec::new()));
         }
-        // SAFETY: `is_culib_present` only tries to dlopen the library.
-        let cublas =
-            std::panic::catch_unwind(|| unsafe { cudarc::cublas::sys::is_culib_present() })
-                .unwrap_or(false);
-        if !cublas {
-            return Err(gpu("cuBLAS (libcublas.so) was not found"));
-        }
-        let sq = |r: &[f32]| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32;
-        let cnorm: Vec<f32> = centroids.chunks_exact(d).map(sq).collect();
+        let cnorm = sq_norms(centroids, d);
         let stream = self.ctx.default_stream();
         let err = |e: cudarc::driver::DriverError| gpu(format!("{e:?}"));
-        let blas = CudaBlas::new(stream.clone()).map_err(|e| gpu(format!("cuBLAS: {e:?}")))?;
+        let blas = blas(&stream)?;
         let dc = stream.clone_htod(centroids).map_err(err)?;
         let dcn = stream.clone_htod(&cnorm).map_err(err)?;
         let f = self.function("semid_assign")?;
@@ -404,7 +415,7 @@ impl Device {
         let (mut labels, mut dists) = (vec![0u32; n], vec![0f32; n]);
         for (row0, rows) in launches(n, per) {
             let xb = &x[row0 * d..(row0 + rows) * d];
-            let xnorm: Vec<f32> = xb.chunks_exact(d).map(sq).collect();
+            let xnorm = sq_norms(xb, d);
             let dx = stream.clone_htod(xb).map_err(err)?;
             let dxn = stream.clone_htod(&xnorm).map_err(err)?;
             let mut dots = stream.alloc_zeros::<f32>(rows * k).map_err(err)?;
@@ -445,12 +456,11 @@ impl Device {
         }
         let stream = self.ctx.default_stream();
         let err = |e: cudarc::driver::DriverError| gpu(format!("{e:?}"));
-        let blas = CudaBlas::new(stream.clone()).map_err(|e| gpu(format!("cuBLAS: {e:?}")))?;
-        let sq = |r: &[f32]| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32;
+        let blas = blas(&stream)?;
         let mut books = Vec::with_capacity(levels);
         for l in 0..levels {
             let c = rq.codebook(l);
-            let norms: Vec<f32> = c.chunks_exact(d).map(sq).collect();
+            let norms = sq_norms(c, d);
             books.push((
                 stream.clone_htod(c).map_err(err)?,
                 stream.clone_htod(&norms).map_err(err)?,
