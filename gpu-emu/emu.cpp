@@ -8,6 +8,7 @@ thread_local semid_dim3 blockIdx, threadIdx, blockDim, gridDim;
 #include "fsq.cu"
 #include "beam.cu"
 #include "residual.cu"
+#include "means.cu"
 
 extern "C" void emu_semid_assign(unsigned grid, unsigned block, const float* dots,
                                  const float* cnorm, const float* xnorm, semid_u32 n,
@@ -39,4 +40,11 @@ extern "C" void emu_semid_beam_step(unsigned grid, unsigned block, semid_u32 n_q
 extern "C" void emu_semid_residual(unsigned grid, unsigned block, float* x, const float* c,
                                    const semid_u32* labels, semid_u32 n, semid_u32 d) {
     semid_launch(grid, block, [&] { semid_residual(x, c, labels, n, d); });
+}
+
+extern "C" void emu_semid_centroid_means(unsigned grid, unsigned block, const float* x,
+                                         semid_u32 d, const semid_u32* perm,
+                                         const semid_u32* start, semid_u32 k, semid_u32 chunk,
+                                         float* centroids) {
+    semid_launch(grid, block, [&] { semid_centroid_means(x, d, perm, start, k, chunk, centroids); });
 }

@@ -416,3 +416,165 @@ fn greedy_rq_encode_through_the_kernels_equals_the_cpu() {
             .all(|(a, b)| a.to_bits() == b.to_bits())
     );
 }
+
+/// CPU assignment (the crate's own) and the emulated `means.cu` for the
+/// centroid update: Lloyd through these must give the CPU's fit bit for bit.
+struct EmuSteps {
+    cpu: semid::quantize::CpuSteps,
+    updates: usize,
+}
+
+impl semid::quantize::LloydSteps for EmuSteps {
+    fn begin(&mut self, x: &[f32], d: usize) -> semid::Result<()> {
+        self.cpu.begin(x, d)
+    }
+
+    fn assign(
+        &mut self,
+        x: &[f32],
+        d: usize,
+        centroids: &[f32],
+        labels: &mut [u32],
+        dists: &mut [f32],
+    ) -> semid::Result<()> {
+        self.cpu.assign(x, d, centroids, labels, dists)
+    }
+
+    fn update(
+        &mut self,
+        x: &[f32],
+        d: usize,
+        labels: &[u32],
+        centroids: &mut [f32],
+    ) -> semid::Result<()> {
+        let k = centroids.len() / d;
+        let plan = gpu::CentroidPlan::new(labels, k, d)?;
+        emu::centroid_means(
+            launch(k * d),
+            x,
+            d,
+            &plan.perm,
+            &plan.start,
+            k,
+            plan.chunk as usize,
+            centroids,
+        );
+        self.updates += 1;
+        Ok(())
+    }
+}
+
+fn emu_steps() -> EmuSteps {
+    EmuSteps {
+        cpu: semid::quantize::CpuSteps::new(Par::Seq),
+        updates: 0,
+    }
+}
+
+/// Rows around `centers` cluster centres, with spread noise.
+fn clustered(rng: &mut Rng, n: usize, d: usize, centers: usize) -> Vec<f32> {
+    let c: Vec<f32> = (0..centers * d).map(|_| rng.next_f32() * 8.0 - 4.0).collect();
+    let mut x = Vec::with_capacity(n * d);
+    for _ in 0..n {
+        let j = rng.below(centers as u64) as usize;
+        for &v in &c[j * d..(j + 1) * d] {
+            x.push(v + rng.next_f32() - 0.5);
+        }
+    }
+    x
+}
+
+#[test]
+fn kmeans_with_the_means_kernel_equals_the_cpu_fit_bit_for_bit() {
+    use semid::quantize::Init;
+    use semid::{Embeddings, KMeans, KMeansConfig};
+    let mut rng = Rng::new(21);
+    // 10 000 rows: three summation chunks of 4096 (the last partial); d and
+    // k not multiples of the block; every initialisation.
+    let (n, d) = (10_000usize, 13usize);
+    let x = clustered(&mut rng, n, d, 40);
+    for init in [Init::PROGRESSIVE_DIM, Init::KMeansPlusPlus, Init::Random] {
+        for k in [1usize, 37] {
+            let cfg = KMeansConfig::new(k)
+                .seed(5)
+                .init(init)
+                .max_iter(8)
+                .max_points_per_centroid(None);
+            let e = Embeddings::new(&x, d).unwrap();
+            let want = KMeans::fit(&cfg, e).unwrap();
+            let mut steps = emu_steps();
+            let got = KMeans::fit_with(&cfg, e, &mut steps).unwrap();
+            assert!(steps.updates >= 1, "{init:?} k={k}: the steps were not used");
+            let bits = |c: &[f32]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(got.0.centroids()),
+                bits(want.0.centroids()),
+                "{init:?} k={k}"
+            );
+            assert_eq!(got.1, want.1, "{init:?} k={k}");
+        }
+    }
+}
+
+#[test]
+fn rq_kmeans_with_the_means_kernel_equals_the_cpu_fit_bit_for_bit() {
+    use semid::{Embeddings, RqKMeans, RqKMeansConfig};
+    let mut rng = Rng::new(22);
+    let (n, d) = (6000usize, 24usize);
+    let x = clustered(&mut rng, n, d, 64);
+    let cfg = RqKMeansConfig::new(3, 16).seed(3);
+    let e = Embeddings::new(&x, d).unwrap();
+    let want = RqKMeans::fit(&cfg, e).unwrap();
+    let got = RqKMeans::fit_with(&cfg, e, &mut emu_steps()).unwrap();
+    assert_eq!(got.0, want.0);
+    assert_eq!(got.1, want.1);
+}
+
+#[test]
+fn means_kernel_edge_cases() {
+    // n = 0: every cluster is empty and keeps its centroid; n = 1; a
+    // cluster with no rows between full ones; k × d not a multiple of the
+    // block; one launch grid larger than the work.
+    let d = 3;
+    let old: Vec<f32> = (0..5 * d).map(|i| i as f32 + 0.25).collect();
+    let plan = gpu::CentroidPlan::new(&[], 5, d).unwrap();
+    assert_eq!(plan.start, vec![0; 6]);
+    let mut c = old.clone();
+    emu::centroid_means(launch(5 * d), &[], d, &plan.perm, &plan.start, 5, 4096, &mut c);
+    assert_eq!(c, old);
+
+    let x = [1.0f32, 2.0, 3.0];
+    let plan = gpu::CentroidPlan::new(&[4], 5, d).unwrap();
+    let mut c = old.clone();
+    emu::centroid_means(launch(5 * d), &x, d, &plan.perm, &plan.start, 5, 1, &mut c);
+    assert_eq!(&c[..4 * d], &old[..4 * d]);
+    assert_eq!(&c[4 * d..], &x);
+
+    // Rows 0..6 with labels 2,0,2,0,4,2; chunk 2: cluster 2 = rows 0,2,5,
+    // summed as (x0) + (x2) + (x5) over chunks 0, 1, 2.
+    let x: Vec<f32> = (0..6 * d).map(|i| (i as f32).sqrt()).collect();
+    let labels = [2u32, 0, 2, 0, 4, 2];
+    let plan = gpu::CentroidPlan::new(&labels, 5, d).unwrap();
+    assert_eq!(plan.perm, vec![1, 3, 0, 2, 5, 4]);
+    assert_eq!(plan.start, vec![0, 2, 2, 5, 5, 6]);
+    let mut c = old.clone();
+    emu::centroid_means(launch(5 * d), &x, d, &plan.perm, &plan.start, 5, 2, &mut c);
+    for t in 0..d {
+        let col = |r: usize| f64::from(x[r * d + t]);
+        let c2 = ((col(0) + col(2) + col(5)) * (1.0 / 3.0)) as f32;
+        assert_eq!(c[2 * d + t].to_bits(), c2.to_bits());
+        let c0 = (((0.0 + col(1)) + col(3)) * 0.5) as f32;
+        assert_eq!(c[t].to_bits(), c0.to_bits());
+        assert_eq!(c[d + t], old[d + t]);
+        assert_eq!(c[3 * d + t], old[3 * d + t]);
+        assert_eq!(c[4 * d + t], x[4 * d + t]);
+    }
+}
+
+#[test]
+fn centroid_plan_rejects_bad_labels() {
+    match gpu::CentroidPlan::new(&[0, 3, 1], 3, 2) {
+        Err(Error::InvalidConfig { reason, .. }) => assert!(reason.contains("row 1"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}

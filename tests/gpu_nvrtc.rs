@@ -71,3 +71,28 @@ fn launch_plans_cover_every_row_once() {
     assert_eq!(gpu::grid(1), 1);
     assert_eq!(gpu::grid(gpu::BLOCK as usize + 1), 2);
 }
+
+#[test]
+fn every_kernel_file_is_listed_and_emulated() {
+    // A .cu file missing from KERNELS would compile in the emulator but never
+    // be loaded by Device::open (its entry point would be "not loaded").
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/gpu/kernels");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("src/gpu/kernels")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|f| f.ends_with(".cu"))
+        .collect();
+    files.sort();
+    let mut listed: Vec<String> = KERNELS.iter().map(|(f, _, _)| (*f).to_string()).collect();
+    listed.sort();
+    assert_eq!(files, listed, "src/gpu/kernels/*.cu and gpu::KERNELS differ");
+    let emu = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gpu-emu/emu.cpp"),
+    )
+    .expect("gpu-emu/emu.cpp");
+    for (file, entry, src) in KERNELS {
+        assert!(emu.contains(&format!("#include \"{file}\"")), "emu.cpp lacks {file}");
+        assert!(emu.contains(&format!("emu_{entry}(")), "emu.cpp lacks emu_{entry}");
+        assert!(src.contains(&format!("void {entry}(")), "{file} does not define {entry}");
+    }
+}

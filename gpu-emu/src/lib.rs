@@ -4,6 +4,17 @@
 //! the device plumbing.
 
 unsafe extern "C" {
+    fn emu_semid_centroid_means(
+        grid: u32,
+        block: u32,
+        x: *const f32,
+        d: u32,
+        perm: *const u32,
+        start: *const u32,
+        k: u32,
+        chunk: u32,
+        centroids: *mut f32,
+    );
     fn emu_semid_residual(
         grid: u32,
         block: u32,
@@ -246,6 +257,49 @@ pub fn residual(l: Launch, x: &mut [f32], c: &[f32], labels: &[u32], n: usize, d
             labels.as_ptr(),
             n as u32,
             d as u32,
+        )
+    }
+}
+
+/// `semid_centroid_means`: the means of `k` clusters of rows of `x`
+/// (· × d) whose members are `perm[start[j]..start[j + 1]]`, written into
+/// `centroids` (k × d) for clusters with members.
+///
+/// # Panics
+/// If `start` does not have `k + 1` non-decreasing entries within `perm`,
+/// a row of `perm` is outside `x`, `chunk` is 0, or the grid covers fewer
+/// than `k × d` elements.
+#[allow(clippy::too_many_arguments)]
+pub fn centroid_means(
+    l: Launch,
+    x: &[f32],
+    d: usize,
+    perm: &[u32],
+    start: &[u32],
+    k: usize,
+    chunk: usize,
+    centroids: &mut [f32],
+) {
+    assert!(d >= 1 && chunk >= 1 && start.len() == k + 1 && centroids.len() >= k * d);
+    assert!(start.windows(2).all(|w| w[0] <= w[1]) && start[k] as usize <= perm.len());
+    assert!(perm.iter().all(|&r| (r as usize + 1) * d <= x.len()));
+    assert!(
+        l.grid as usize * l.block as usize >= k * d,
+        "the grid does not cover the elements"
+    );
+    // SAFETY: every row and cluster index the kernel forms is in bounds
+    // (checked above); threads at or past k × d return at once.
+    unsafe {
+        emu_semid_centroid_means(
+            l.grid,
+            l.block,
+            x.as_ptr(),
+            d as u32,
+            perm.as_ptr(),
+            start.as_ptr(),
+            k as u32,
+            chunk as u32,
+            centroids.as_mut_ptr(),
         )
     }
 }

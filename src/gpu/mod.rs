@@ -20,7 +20,9 @@
 use std::sync::Arc;
 
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
-use cudarc::driver::{CudaContext, CudaFunction, CudaModule, LaunchConfig, PushKernelArg};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg,
+};
 use cudarc::nvrtc::{CompileOptions, Ptx};
 
 use crate::decode::Scorer;
@@ -30,8 +32,10 @@ use crate::quantize::{Fsq, Quantizer, RqKMeans};
 use crate::sid::Trie;
 
 pub mod beam;
+pub mod lloyd;
 
 pub use beam::{StepInput, StepOutput, TrieTables, search_with_step};
+pub use lloyd::{CentroidPlan, DeviceSteps};
 
 /// Threads per block of the one-thread-per-row kernels.
 pub const BLOCK: u32 = 256;
@@ -57,6 +61,16 @@ pub const KERNELS: &[(&str, &str, &str)] = &[
         "beam.cu",
         "semid_beam_step",
         include_str!("kernels/beam.cu"),
+    ),
+    (
+        "residual.cu",
+        "semid_residual",
+        include_str!("kernels/residual.cu"),
+    ),
+    (
+        "means.cu",
+        "semid_centroid_means",
+        include_str!("kernels/means.cu"),
     ),
 ];
 
@@ -118,8 +132,11 @@ fn compile(source: &str, arch: &'static str) -> Result<Ptx> {
         ));
     }
     let src = format!("{PRELUDE}\n{source}");
+    // No fused multiply-add contraction: the device then rounds as the
+    // emulated C++ (and the CPU twins) do, operation by operation.
     let opts = CompileOptions {
         arch: Some(arch),
+        fmad: Some(false),
         ..Default::default()
     };
     std::panic::catch_unwind(|| cudarc::nvrtc::compile_ptx_with_opts(src, opts))
@@ -187,11 +204,11 @@ fn threads(n: usize) -> LaunchConfig {
 /// `dots` (rows × k, row-major) = `x` (rows × d) · `c`ᵀ (`c`: k × d) by
 /// cuBLAS SGEMM. Row-major x is column-major d × rows and c is d × k, so
 /// dotsᵀ (k × rows, column-major) = cᵀ · x is row-major dots.
-fn products(
+fn products<C: DevicePtr<f32>, X: DevicePtr<f32>, O: DevicePtrMut<f32>>(
     blas: &CudaBlas,
-    c: &cudarc::driver::CudaSlice<f32>,
-    x: &cudarc::driver::CudaSlice<f32>,
-    dots: &mut cudarc::driver::CudaSlice<f32>,
+    c: &C,
+    x: &X,
+    dots: &mut O,
     rows: usize,
     k: usize,
     d: usize,

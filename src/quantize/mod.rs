@@ -18,7 +18,9 @@ pub use any::AnyQuantizer;
 pub use autoencoder::{EpochReport, rotation_trick_backward};
 pub use fsq::{Fsq, FsqMode};
 pub use fsq_ae::{FsqAutoencoder, FsqAutoencoderConfig};
-pub use kmeans::{Assignment, Init, KMeans, KMeansConfig, KMeansReport};
+pub use kmeans::{
+    Assignment, CpuSteps, Init, KMeans, KMeansConfig, KMeansReport, LloydSteps, centroid_sum_chunk,
+};
 pub use residual_fsq::ResidualFsq;
 pub use rq_kmeans::{EncodeSearch, LevelReport, RqKMeans, RqKMeansConfig, RqKMeansReport};
 pub use rqvae::{RqVae, RqVaeConfig};

@@ -2,7 +2,9 @@
 
 use super::balanced::balanced_assign;
 use super::config::{Assignment, KMeansConfig, KMeansReport};
-use crate::kernels::{AssignPath, CentroidSet, Simd, assign_rows};
+use super::steps::{LloydSteps, centroid_sum_chunk};
+use crate::error::Result;
+use crate::kernels::{CentroidSet, Simd};
 use crate::par::{Par, for_each_block, for_each_block2};
 use crate::rng::Rng;
 
@@ -25,7 +27,9 @@ pub(crate) fn gather_rows(x: &[f32], d: usize, idx: &[usize]) -> Vec<f32> {
         .collect()
 }
 
-/// `max_iter` Lloyd iterations (fewer on convergence) from `centroids`.
+/// `max_iter` Lloyd iterations (fewer on convergence) from `centroids`,
+/// assigning and averaging through `steps` (balanced assignment always runs
+/// here, on the CPU).
 pub(crate) fn lloyd(
     cfg: &KMeansConfig,
     x: &[f32],
@@ -33,7 +37,8 @@ pub(crate) fn lloyd(
     mut centroids: Vec<f32>,
     max_iter: usize,
     rng: &mut Rng,
-) -> (Vec<f32>, KMeansReport) {
+    steps: &mut dyn LloydSteps,
+) -> Result<(Vec<f32>, KMeansReport)> {
     let m = x.len() / d;
     let k = cfg.k;
     let mut labels = vec![0u32; m];
@@ -42,15 +47,14 @@ pub(crate) fn lloyd(
     let mut converged = false;
     let mut repairs = 0;
     let mut iterations = 0;
+    steps.begin(x, d)?;
     for it in 0..max_iter {
         iterations = it + 1;
-        {
-            let c = CentroidSet::new(&centroids, d);
-            match cfg.assignment {
-                Assignment::Nearest => {
-                    assign_rows(AssignPath::Gemm, x, &c, &mut labels, &mut dists, cfg.par)
-                }
-                Assignment::Balanced => balanced_assign(x, &c, &mut labels, &mut dists, cfg.par),
+        match cfg.assignment {
+            Assignment::Nearest => steps.assign(x, d, &centroids, &mut labels, &mut dists)?,
+            Assignment::Balanced => {
+                let c = CentroidSet::new(&centroids, d);
+                balanced_assign(x, &c, &mut labels, &mut dists, cfg.par);
             }
         }
         let inertia: f64 = dists.iter().map(|&v| v as f64).sum();
@@ -61,7 +65,11 @@ pub(crate) fn lloyd(
             }
         }
         history.push(inertia);
-        let mut sizes = update_centroids(x, d, k, &labels, &mut centroids, cfg.par);
+        steps.update(x, d, &labels, &mut centroids)?;
+        let mut sizes = vec![0usize; k];
+        for &l in &labels {
+            sizes[l as usize] += 1;
+        }
         repairs += repair_empty(&mut centroids, &mut sizes, d, rng);
         if converged {
             break;
@@ -81,7 +89,7 @@ pub(crate) fn lloyd(
         n_train: m,
         empty_cluster_repairs: repairs,
     };
-    (centroids, report)
+    Ok((centroids, report))
 }
 
 /// Training points per centroid that k-means++ seeding looks at. Seeding
@@ -149,7 +157,7 @@ fn kmeans_pp(x: &[f32], d: usize, k: usize, rng: &mut Rng, par: Par) -> Vec<f32>
 /// threads). The chunking depends only on `(m, k, d)`, so the result does
 /// not depend on the thread count. Empty clusters keep their old centroid.
 /// Returns cluster sizes.
-fn update_centroids(
+pub(crate) fn update_centroids(
     x: &[f32],
     d: usize,
     k: usize,
@@ -157,10 +165,8 @@ fn update_centroids(
     centroids: &mut [f32],
     par: Par,
 ) -> Vec<usize> {
-    const PARTIAL_BUDGET: usize = 64 << 20;
     let m = labels.len();
-    let max_chunks = (PARTIAL_BUDGET / (k * d * 8).max(1)).clamp(1, 8);
-    let chunk = m.div_ceil(max_chunks).max(4096);
+    let chunk = centroid_sum_chunk(m, k, d);
     let n_chunks = m.div_ceil(chunk);
     let mut partial = vec![0f64; n_chunks * k * d];
     let mut counts = vec![0usize; n_chunks * k];

@@ -6,6 +6,8 @@
 //! - [`progressive`]: the progressive-dimension initialisation (with its PCA);
 //! - [`lloyd`]: seeding and Lloyd iterations on training rows;
 //! - [`balanced`]: the balanced assignment step;
+//! - [`steps`]: [`LloydSteps`], the assignment and centroid means a fit
+//!   runs on the CPU or on a device;
 //! - this file: the fitted [`KMeans`] model, its model file, and the helpers
 //!   RQ-KMeans shares.
 
@@ -13,10 +15,12 @@ mod balanced;
 mod config;
 mod lloyd;
 mod progressive;
+mod steps;
 
 use std::borrow::Cow;
 
 pub use config::{Assignment, Init, KMeansConfig, KMeansReport};
+pub use steps::{CpuSteps, LloydSteps, centroid_sum_chunk};
 use lloyd::{gather_rows, seed_pp};
 
 use super::{Quantizer, expect_len};
@@ -54,11 +58,26 @@ impl KMeans {
     /// Fits k-means to `x` (`n × d`). Errors on an invalid config, `k > n`,
     /// or non-finite data.
     pub fn fit(config: &KMeansConfig, x: Embeddings<'_>) -> Result<(KMeans, KMeansReport)> {
+        KMeans::fit_with(config, x, &mut CpuSteps::new(config.par))
+    }
+
+    /// [`KMeans::fit`] with the assignment and centroid means of every
+    /// Lloyd iteration done by `steps` (e.g. `semid::gpu::DeviceSteps` with
+    /// the `cuda` feature); sampling, initialisation and repairs stay on the
+    /// CPU. Steps that compute the CPU's labels and means give the CPU's
+    /// model bit for bit.
+    ///
+    /// Errors as [`KMeans::fit`], plus any error of `steps`.
+    pub fn fit_with(
+        config: &KMeansConfig,
+        x: Embeddings<'_>,
+        steps: &mut dyn LloydSteps,
+    ) -> Result<(KMeans, KMeansReport)> {
         config.validate()?;
         config.check_rows(x.rows())?;
         let mut rng = Rng::new(config.seed, 0);
         let train = training_rows(x, config.train_size(x.rows()), &mut rng)?;
-        let (centroids, report) = fit_rows(config, &train, x.dim(), &mut rng);
+        let (centroids, report) = fit_rows(config, &train, x.dim(), &mut rng, steps)?;
         Ok((
             KMeans {
                 dim: x.dim(),
@@ -223,21 +242,25 @@ pub(crate) fn training_rows<'a>(
 }
 
 /// Initialisation then Lloyd's algorithm on training rows `x` (`m × d`,
-/// finite, `m >= k`).
+/// finite, `m >= k`), its steps done by `steps`.
 pub(crate) fn fit_rows(
     cfg: &KMeansConfig,
     x: &[f32],
     d: usize,
     rng: &mut Rng,
-) -> (Vec<f32>, KMeansReport) {
+    steps: &mut dyn LloydSteps,
+) -> Result<(Vec<f32>, KMeansReport)> {
     let m = x.len() / d;
     let k = cfg.k;
     let centroids = match cfg.init {
         Init::KMeansPlusPlus => seed_pp(x, d, k, rng, cfg.par),
         Init::Random => gather_rows(x, d, &rng.sample_indices(m, k)),
-        Init::ProgressiveDim { steps, iters } => progressive::init(cfg, x, d, steps, iters, rng),
+        Init::ProgressiveDim {
+            steps: n_steps,
+            iters,
+        } => progressive::init(cfg, x, d, n_steps, iters, rng, steps)?,
     };
-    lloyd::lloyd(cfg, x, d, centroids, cfg.max_iter, rng)
+    lloyd::lloyd(cfg, x, d, centroids, cfg.max_iter, rng, steps)
 }
 
 // ---- model file (format version 1; docs/FORMAT.md) ----

@@ -5,6 +5,8 @@
 
 use super::config::KMeansConfig;
 use super::lloyd::{gather_rows, lloyd};
+use super::steps::LloydSteps;
+use crate::error::Result;
 use crate::kernels::{dots_packed, pack_panels_into, symmetric_eigen};
 use crate::par::{Par, for_each_block};
 use crate::rng::Rng;
@@ -33,16 +35,17 @@ pub(crate) fn init(
     cfg: &KMeansConfig,
     x: &[f32],
     d: usize,
-    steps: usize,
+    n_steps: usize,
     iters: usize,
     rng: &mut Rng,
-) -> Vec<f32> {
+    steps: &mut dyn LloydSteps,
+) -> Result<Vec<f32>> {
     let m = x.len() / d;
     let k = cfg.k;
     // The reduced dimensions, strictly increasing and below d.
     let mut dims: Vec<usize> = Vec::new();
-    for s in 1..steps {
-        let di = (d as f64).powf(s as f64 / steps as f64).floor() as usize;
+    for s in 1..n_steps {
+        let di = (d as f64).powf(s as f64 / n_steps as f64).floor() as usize;
         let di = di.clamp(1, d);
         if di < d && dims.last().is_none_or(|&p| di > p) {
             dims.push(di);
@@ -54,7 +57,7 @@ pub(crate) fn init(
     }
     let Some(&top) = dims.last() else {
         // d = 1: the quantile start is the whole initialisation.
-        return quantiles(x, k);
+        return Ok(quantiles(x, k));
     };
 
     let mean = column_means(x, d);
@@ -84,7 +87,7 @@ pub(crate) fn init(
             }
             c
         };
-        cents = lloyd(cfg, &sub, di, start, iters, rng).0;
+        cents = lloyd(cfg, &sub, di, start, iters, rng, steps)?.0;
         prev = di;
     }
 
@@ -104,7 +107,7 @@ pub(crate) fn init(
             *o += mu;
         }
     }
-    out
+    Ok(out)
 }
 
 /// `k` starting centroids on one axis: the values at quantiles

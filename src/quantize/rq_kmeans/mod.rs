@@ -5,13 +5,13 @@ mod config;
 
 pub use config::{EncodeSearch, LevelReport, RqKMeansConfig, RqKMeansReport};
 
-use super::kmeans::{fit_rows, training_rows, validate_codebook};
+use super::kmeans::{CpuSteps, LloydSteps, fit_rows, training_rows, validate_codebook};
 use super::{Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
 use crate::error::{Error, Result, invalid};
 use crate::format::{ModelKind, invalid_payload, sealed::Payload, to_invalid};
 use crate::kernels::{
-    AssignPath, AssignScratch, BLOCK_ROWS, CentroidSet, Simd, TopK, assign_rows,
+    AssignScratch, BLOCK_ROWS, CentroidSet, Simd, TopK,
     neg2_dots_pub as neg2_dots,
 };
 use crate::par::{Par, for_each_block};
@@ -48,6 +48,21 @@ impl RqKMeans {
     ///
     /// Errors on an invalid config, `k > n`, or non-finite data.
     pub fn fit(config: &RqKMeansConfig, x: Embeddings<'_>) -> Result<(RqKMeans, RqKMeansReport)> {
+        RqKMeans::fit_with(config, x, &mut CpuSteps::new(config.kmeans.par))
+    }
+
+    /// [`RqKMeans::fit`] with every level's Lloyd steps and its final
+    /// assignment done by `steps` (e.g. `semid::gpu::DeviceSteps` with the
+    /// `cuda` feature). Sampling, initialisation, the residual chain and the
+    /// codebook refinement stay on the CPU. Steps that compute the CPU's
+    /// labels and means give the CPU's model bit for bit.
+    ///
+    /// Errors as [`RqKMeans::fit`], plus any error of `steps`.
+    pub fn fit_with(
+        config: &RqKMeansConfig,
+        x: Embeddings<'_>,
+        steps: &mut dyn LloydSteps,
+    ) -> Result<(RqKMeans, RqKMeansReport)> {
         config.validate()?;
         let km = &config.kmeans;
         km.check_rows(x.rows())?;
@@ -64,16 +79,9 @@ impl RqKMeans {
         let mut dists = vec![0f32; m];
         for l in 0..config.levels {
             let mut lvl_rng = Rng::new(km.seed.wrapping_add(l as u64), 1);
-            let (cents, report) = fit_rows(km, &resid, d, &mut lvl_rng);
-            let c = CentroidSet::new(&cents, d);
-            assign_rows(
-                AssignPath::Gemm,
-                &resid,
-                &c,
-                &mut labels,
-                &mut dists,
-                km.par,
-            );
+            let (cents, report) = fit_rows(km, &resid, d, &mut lvl_rng, steps)?;
+            steps.begin(&resid, d)?;
+            steps.assign(&resid, d, &cents, &mut labels, &mut dists)?;
             for (r, &lab) in resid.chunks_exact_mut(d).zip(&labels) {
                 let cw = &cents[lab as usize * d..(lab as usize + 1) * d];
                 for (a, b) in r.iter_mut().zip(cw) {

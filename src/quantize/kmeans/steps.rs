@@ -1,0 +1,101 @@
+//! The two data-parallel steps of a Lloyd iteration behind a trait, so that
+//! a fit runs them on the CPU ([`CpuSteps`]) or on another backend (the
+//! `cuda` feature's `gpu::DeviceSteps`). Everything else (sampling,
+//! initialisation, inertia, convergence, empty-cluster repair, balanced
+//! assignment) stays on the host, so a fit takes the same path through any
+//! steps, and steps that compute the same labels and means give the same
+//! model bit for bit.
+
+use super::lloyd::update_centroids;
+use crate::error::Result;
+use crate::kernels::{AssignPath, CentroidSet, assign_rows};
+use crate::par::Par;
+
+/// Nearest-centroid assignment and centroid means, the data-parallel half
+/// of Lloyd's algorithm, as [`KMeans::fit_with`](crate::KMeans::fit_with)
+/// and [`RqKMeans::fit_with`](crate::RqKMeans::fit_with) call them.
+///
+/// A fit calls [`begin`](LloydSteps::begin) with the rows it is about to
+/// iterate over, then any number of `assign` / `update` calls with that same
+/// `x`, so a backend may keep its own copy of `x` from `begin` on.
+pub trait LloydSteps {
+    /// The rows (`m × d`, row-major, finite) the next calls work on.
+    fn begin(&mut self, x: &[f32], d: usize) -> Result<()>;
+
+    /// The nearest of the `k` `centroids` (`k × d`) to every row of `x`:
+    /// `labels[i]` (ties to the lower index) and the squared distance
+    /// `dists[i]` (clamped at 0); both have `m` entries.
+    fn assign(
+        &mut self,
+        x: &[f32],
+        d: usize,
+        centroids: &[f32],
+        labels: &mut [u32],
+        dists: &mut [f32],
+    ) -> Result<()>;
+
+    /// Every cluster with members gets the mean of its rows, summed in f64
+    /// in the order of [`centroid_sum_chunk`] (rows in chunks of that many,
+    /// each chunk summed in row order, the chunk sums added in chunk order)
+    /// and divided by its size; clusters without members keep their
+    /// centroid.
+    fn update(&mut self, x: &[f32], d: usize, labels: &[u32], centroids: &mut [f32])
+    -> Result<()>;
+}
+
+/// The CPU steps: GEMM assignment and streamed f64 centroid sums, on
+/// `par`'s threads. What [`KMeans::fit`](crate::KMeans::fit) uses.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuSteps {
+    par: Par,
+}
+
+impl CpuSteps {
+    /// CPU steps on `par`'s threads (the result does not depend on them).
+    #[must_use]
+    pub fn new(par: Par) -> CpuSteps {
+        CpuSteps { par }
+    }
+}
+
+impl LloydSteps for CpuSteps {
+    fn begin(&mut self, _x: &[f32], _d: usize) -> Result<()> {
+        Ok(())
+    }
+
+    fn assign(
+        &mut self,
+        x: &[f32],
+        d: usize,
+        centroids: &[f32],
+        labels: &mut [u32],
+        dists: &mut [f32],
+    ) -> Result<()> {
+        let c = CentroidSet::new(centroids, d);
+        assign_rows(AssignPath::Gemm, x, &c, labels, dists, self.par);
+        Ok(())
+    }
+
+    fn update(
+        &mut self,
+        x: &[f32],
+        d: usize,
+        labels: &[u32],
+        centroids: &mut [f32],
+    ) -> Result<()> {
+        let k = centroids.len() / d.max(1);
+        update_centroids(x, d, k, labels, centroids, self.par);
+        Ok(())
+    }
+}
+
+/// Rows per chunk of the centroid sums for `m` rows, `k` clusters and
+/// dimension `d` (see [`LloydSteps::update`]): at most 8 chunks of f64
+/// partials within 64 MiB, and at least 4096 rows each. It depends only on
+/// `(m, k, d)`, never on the thread count.
+#[must_use]
+pub fn centroid_sum_chunk(m: usize, k: usize, d: usize) -> usize {
+    const PARTIAL_BUDGET: usize = 64 << 20;
+    let max_chunks = (PARTIAL_BUDGET / k.saturating_mul(d).saturating_mul(8).max(1)).clamp(1, 8);
+    m.div_ceil(max_chunks).max(4096)
+}
