@@ -1,18 +1,20 @@
 //! GPU against CPU on the same data, one JSON line per workload (feature
-//! `cuda`): nearest-centroid assignment rows/s, RQ-KMeans 3 × k greedy
-//! encode vectors/s from host memory, FSQ vectors/s and
-//! trie-constrained beam-search queries/s. Without a usable GPU it prints
-//! one line saying why and the CPU figures alone.
+//! `cuda`): nearest-centroid assignment rows/s, k-means fit seconds,
+//! RQ-KMeans 3 × k greedy encode vectors/s (from host memory, and
+//! device-resident), FSQ vectors/s and trie-constrained beam-search
+//! queries/s. Without a usable GPU it prints one line saying why and the
+//! CPU figures alone.
 //!
-//! `cargo run --release --features cuda --example bench_gpu -- [--rows N]`
+//! `cargo run --release --features cuda --example bench_gpu -- [--rows N]
+//! [--k K] [--dim D] [--fit-rows N] [--fit-k K] [--skip-cpu-fit 1]`
 
 use std::time::Instant;
 
 use semid::decode::{BeamSearch, FnScorer};
-use semid::gpu::{Device, TrieTables};
+use semid::gpu::{Device, DeviceSteps, TrieTables};
 use semid::quantize::Fsq;
 use semid::sid::Trie;
-use semid::{Embeddings, Par, Quantizer, RqKMeans, RqKMeansConfig, kernels};
+use semid::{Embeddings, KMeans, KMeansConfig, Par, Quantizer, RqKMeans, RqKMeansConfig, kernels};
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -80,6 +82,35 @@ fn main() -> semid::Result<()> {
     }
     println!("{line}}}");
 
+    // k-means fit (default initialisation, default iterations) on
+    // `--fit-rows` rows with `--fit-k` centroids.
+    let (fit_rows, fit_k) = (arg("--fit-rows", rows).min(rows), arg("--fit-k", 1024));
+    let fe = Embeddings::new(&x[..fit_rows * d], d)?;
+    let cfg = KMeansConfig::new(fit_k).seed(0);
+    let mut line =
+        format!("{{\"workload\":\"kmeans_fit\",\"rows\":{fit_rows},\"k\":{fit_k},\"d\":{d}");
+    let mut cpu_inertia = None;
+    if arg("--skip-cpu-fit", 0) == 0 {
+        let (cpu_s, (_, r)) = best_of(1, || KMeans::fit(&cfg, fe).unwrap());
+        line += &format!(
+            ",\"cpu_seconds\":{cpu_s:.3},\"cpu_inertia\":{:.6e}",
+            r.inertia
+        );
+        cpu_inertia = Some(r.inertia);
+    }
+    if let Some(dev) = &dev {
+        let mut steps = DeviceSteps::new(dev)?;
+        let (gpu_s, (_, r)) = best_of(2, || KMeans::fit_with(&cfg, fe, &mut steps).unwrap());
+        line += &format!(
+            ",\"gpu_seconds\":{gpu_s:.3},\"gpu_inertia\":{:.6e},\"iterations\":{}",
+            r.inertia, r.iterations
+        );
+        if let Some(c) = cpu_inertia {
+            line += &format!(",\"inertia_ratio\":{:.6}", r.inertia / c);
+        }
+    }
+    println!("{line}}}");
+
     // RQ-KMeans 3 × k greedy encode from host memory.
     let sample = rows.min(20_000);
     let (rq, _) = RqKMeans::fit(
@@ -106,6 +137,23 @@ fn main() -> semid::Result<()> {
         );
     }
     println!("{line}}}");
+
+    // The same encode with rows and codes resident on the device (the
+    // upload is not timed; the codes' copy back, 6 bytes a row, is).
+    if let Some(dev) = &dev {
+        let rows_dev = dev.upload_rows(&x, d)?;
+        let host = dev.rq_encode(&rq, &x)?;
+        let (gpu_s, got) = best_of(3, || {
+            dev.rq_encode_device(&rq, &rows_dev)
+                .and_then(|c| c.to_host())
+                .unwrap()
+        });
+        println!(
+            "{{\"workload\":\"rq_encode_device\",\"rows\":{rows},\"levels\":3,\"k\":{k},\"d\":{d},\"gpu_vectors_per_s\":{:.0},\"equal_to_host_path\":{}}}",
+            rows as f64 / gpu_s,
+            got == host
+        );
+    }
 
     let fsq = Fsq::new(&[8, 5, 5, 5])?;
     let z = values(rows * 4, 3);

@@ -9,6 +9,7 @@ thread_local semid_dim3 blockIdx, threadIdx, blockDim, gridDim;
 #include "beam.cu"
 #include "residual.cu"
 #include "means.cu"
+#include "codes.cu"
 
 extern "C" void emu_semid_assign(unsigned grid, unsigned block, const float* dots,
                                  const float* cnorm, const float* xnorm, semid_u32 n,
@@ -47,4 +48,10 @@ extern "C" void emu_semid_centroid_means(unsigned grid, unsigned block, const fl
                                          const semid_u32* start, semid_u32 k, semid_u32 chunk,
                                          float* centroids) {
     semid_launch(grid, block, [&] { semid_centroid_means(x, d, perm, start, k, chunk, centroids); });
+}
+
+extern "C" void emu_semid_store_codes(unsigned grid, unsigned block, const semid_u32* labels,
+                                      semid_u32 n, semid_u32 levels, semid_u32 level,
+                                      semid_u16* codes) {
+    semid_launch(grid, block, [&] { semid_store_codes(labels, n, levels, level, codes); });
 }

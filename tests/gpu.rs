@@ -130,3 +130,80 @@ fn rq_encode_on_the_device_equals_the_cpu() {
     );
     assert!(dev.rq_encode(&rq, &[]).unwrap().is_empty());
 }
+
+/// Rows around 50 centres, with small noise (few near ties).
+fn clustered(n: usize, d: usize) -> Vec<f32> {
+    (0..n * d)
+        .map(|i| {
+            ((i / d % 50) as f32 * 3.1 + (i % d) as f32).sin() * 10.0
+                + ((i as f32 * 0.618_034).fract() - 0.5) * 0.2
+        })
+        .collect()
+}
+
+#[test]
+fn rq_encode_streaming_and_device_resident_equal_the_cpu() {
+    use semid::{Embeddings, Quantizer, RqKMeans, RqKMeansConfig};
+    let Some(dev) = device() else { return };
+    let (n, d) = (20_000usize, 32usize);
+    let x = clustered(n, d);
+    let e = Embeddings::new(&x, d).unwrap();
+    let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(3, 64).seed(0), e).unwrap();
+    let want = rq.encode(e).unwrap();
+    let whole = dev.rq_encode(&rq, &x).unwrap();
+    // 26 batches through the two staging buffers and streams, the last
+    // one partial.
+    let batched = dev.rq_encode_batches(&rq, &x, 777).unwrap();
+    assert_eq!(batched, whole);
+    let rows = dev.upload_rows(&x, d).unwrap();
+    let resident = dev.rq_encode_device(&rq, &rows).unwrap();
+    assert_eq!((resident.rows(), resident.levels()), (n, 3));
+    assert_eq!(resident.to_host().unwrap(), whole);
+    // The input rows are unchanged on the device.
+    let back = rows.data().stream().clone_dtoh(rows.data()).unwrap();
+    assert_eq!(back, x);
+    let same = whole
+        .iter()
+        .zip(want.as_slice())
+        .filter(|(a, b)| a == b)
+        .count();
+    assert!(same as f64 >= 0.999 * whole.len() as f64, "{same}");
+    assert!(dev.rq_encode_batches(&rq, &x, 0).is_err());
+    let empty = dev.upload_rows(&[], d).unwrap();
+    assert!(
+        dev.rq_encode_device(&rq, &empty)
+            .unwrap()
+            .to_host()
+            .unwrap()
+            .is_empty()
+    );
+    let wrong = dev.upload_rows(&x[..d * 4], 8).unwrap();
+    assert!(matches!(
+        dev.rq_encode_device(&rq, &wrong),
+        Err(Error::Shape { .. })
+    ));
+}
+
+#[test]
+fn kmeans_and_rq_kmeans_fit_on_the_device_match_the_cpu() {
+    use semid::gpu::DeviceSteps;
+    use semid::{Embeddings, KMeans, KMeansConfig, RqKMeans, RqKMeansConfig};
+    let Some(dev) = device() else { return };
+    let (n, d) = (30_000usize, 48usize);
+    let x = clustered(n, d);
+    let e = Embeddings::new(&x, d).unwrap();
+    let cfg = KMeansConfig::new(100).seed(2);
+    let (cpu, cpu_r) = KMeans::fit(&cfg, e).unwrap();
+    let mut steps = DeviceSteps::new(&dev).unwrap();
+    let (gpu, gpu_r) = KMeans::fit_with(&cfg, e, &mut steps).unwrap();
+    // SGEMM may break near ties differently; the fits end at the same
+    // inertia within 1% (usually bit-identical).
+    let rel = (gpu_r.inertia - cpu_r.inertia).abs() / cpu_r.inertia.max(1e-12);
+    assert!(rel < 0.01, "inertia {} vs {}", gpu_r.inertia, cpu_r.inertia);
+    assert_eq!(gpu.k(), cpu.k());
+    let rcfg = RqKMeansConfig::new(2, 32).seed(4);
+    let (_, cpu_rq) = RqKMeans::fit(&rcfg, e).unwrap();
+    let (_, gpu_rq) = RqKMeans::fit_with(&rcfg, e, &mut steps).unwrap();
+    let rel = (gpu_rq.mse - cpu_rq.mse).abs() / cpu_rq.mse.max(1e-12);
+    assert!(rel < 0.01, "mse {} vs {}", gpu_rq.mse, cpu_rq.mse);
+}

@@ -364,8 +364,8 @@ fn beam_search_with_step_rejects_bad_arguments() {
 
 #[test]
 fn greedy_rq_encode_through_the_kernels_equals_the_cpu() {
-    // Per level: products, the argmin kernel, the residual kernel, as
-    // Device::rq_encode chains them; on separated data the codes equal
+    // Per level: products, the argmin kernel, the codes and residual
+    // kernels, as Device::rq_encode chains them; on separated data the codes equal
     // RqKMeans's greedy encoding and the residuals are bit-exact.
     use semid::{Embeddings, Quantizer, RqKMeans, RqKMeansConfig};
     let mut rng = Rng::new(11);
@@ -400,8 +400,8 @@ fn greedy_rq_encode_through_the_kernels_equals_the_cpu() {
             n,
             d,
         );
+        emu::store_codes(launch(n), &labels, n, 2, l, &mut codes);
         for i in 0..n {
-            codes[i * 2 + l] = labels[i] as u16;
             let t = want.row(i)[l] as usize;
             for j in 0..d {
                 cpu_resid[i * d + j] -= c[t * d + j];
@@ -473,7 +473,9 @@ fn emu_steps() -> EmuSteps {
 
 /// Rows around `centers` cluster centres, with spread noise.
 fn clustered(rng: &mut Rng, n: usize, d: usize, centers: usize) -> Vec<f32> {
-    let c: Vec<f32> = (0..centers * d).map(|_| rng.next_f32() * 8.0 - 4.0).collect();
+    let c: Vec<f32> = (0..centers * d)
+        .map(|_| rng.next_f32() * 8.0 - 4.0)
+        .collect();
     let mut x = Vec::with_capacity(n * d);
     for _ in 0..n {
         let j = rng.below(centers as u64) as usize;
@@ -504,7 +506,10 @@ fn kmeans_with_the_means_kernel_equals_the_cpu_fit_bit_for_bit() {
             let want = KMeans::fit(&cfg, e).unwrap();
             let mut steps = emu_steps();
             let got = KMeans::fit_with(&cfg, e, &mut steps).unwrap();
-            assert!(steps.updates >= 1, "{init:?} k={k}: the steps were not used");
+            assert!(
+                steps.updates >= 1,
+                "{init:?} k={k}: the steps were not used"
+            );
             let bits = |c: &[f32]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             assert_eq!(
                 bits(got.0.centroids()),
@@ -540,7 +545,16 @@ fn means_kernel_edge_cases() {
     let plan = gpu::CentroidPlan::new(&[], 5, d).unwrap();
     assert_eq!(plan.start, vec![0; 6]);
     let mut c = old.clone();
-    emu::centroid_means(launch(5 * d), &[], d, &plan.perm, &plan.start, 5, 4096, &mut c);
+    emu::centroid_means(
+        launch(5 * d),
+        &[],
+        d,
+        &plan.perm,
+        &plan.start,
+        5,
+        4096,
+        &mut c,
+    );
     assert_eq!(c, old);
 
     let x = [1.0f32, 2.0, 3.0];

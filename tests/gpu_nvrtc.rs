@@ -85,14 +85,26 @@ fn every_kernel_file_is_listed_and_emulated() {
     files.sort();
     let mut listed: Vec<String> = KERNELS.iter().map(|(f, _, _)| (*f).to_string()).collect();
     listed.sort();
-    assert_eq!(files, listed, "src/gpu/kernels/*.cu and gpu::KERNELS differ");
+    assert_eq!(
+        files, listed,
+        "src/gpu/kernels/*.cu and gpu::KERNELS differ"
+    );
     let emu = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gpu-emu/emu.cpp"),
     )
     .expect("gpu-emu/emu.cpp");
     for (file, entry, src) in KERNELS {
-        assert!(emu.contains(&format!("#include \"{file}\"")), "emu.cpp lacks {file}");
-        assert!(emu.contains(&format!("emu_{entry}(")), "emu.cpp lacks emu_{entry}");
-        assert!(src.contains(&format!("void {entry}(")), "{file} does not define {entry}");
+        assert!(
+            emu.contains(&format!("#include \"{file}\"")),
+            "emu.cpp lacks {file}"
+        );
+        assert!(
+            emu.contains(&format!("emu_{entry}(")),
+            "emu.cpp lacks emu_{entry}"
+        );
+        assert!(
+            src.contains(&format!("void {entry}(")),
+            "{file} does not define {entry}"
+        );
     }
 }

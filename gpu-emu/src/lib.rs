@@ -4,6 +4,15 @@
 //! the device plumbing.
 
 unsafe extern "C" {
+    fn emu_semid_store_codes(
+        grid: u32,
+        block: u32,
+        labels: *const u32,
+        n: u32,
+        levels: u32,
+        level: u32,
+        codes: *mut u16,
+    );
     fn emu_semid_centroid_means(
         grid: u32,
         block: u32,
@@ -300,6 +309,39 @@ pub fn centroid_means(
             k as u32,
             chunk as u32,
             centroids.as_mut_ptr(),
+        )
+    }
+}
+
+/// `semid_store_codes`: `codes[i * levels + level] = labels[i]` for the
+/// first `n` rows.
+///
+/// # Panics
+/// If `level >= levels`, a buffer is too short, or the grid covers fewer
+/// than `n` rows.
+pub fn store_codes(
+    l: Launch,
+    labels: &[u32],
+    n: usize,
+    levels: usize,
+    level: usize,
+    codes: &mut [u16],
+) {
+    assert!(level < levels && labels.len() >= n && codes.len() >= n * levels);
+    assert!(
+        l.grid as usize * l.block as usize >= n,
+        "the grid does not cover the rows"
+    );
+    // SAFETY: every index the kernel forms is below n × levels (checked).
+    unsafe {
+        emu_semid_store_codes(
+            l.grid,
+            l.block,
+            labels.as_ptr(),
+            n as u32,
+            levels as u32,
+            level as u32,
+            codes.as_mut_ptr(),
         )
     }
 }

@@ -147,7 +147,9 @@ impl LloydSteps for DeviceSteps<'_> {
         self.rows = None;
         let m = super::check_rows(x, d)?;
         if u32::try_from(m).is_err() {
-            return Err(gpu(format!("{m} rows: the device path takes fewer than 2^32")));
+            return Err(gpu(format!(
+                "{m} rows: the device path takes fewer than 2^32"
+            )));
         }
         let s = &self.stream;
         let x_dev = super::upload(s, x)?;
@@ -215,13 +217,7 @@ impl LloydSteps for DeviceSteps<'_> {
         Ok(())
     }
 
-    fn update(
-        &mut self,
-        x: &[f32],
-        d: usize,
-        labels: &[u32],
-        centroids: &mut [f32],
-    ) -> Result<()> {
+    fn update(&mut self, x: &[f32], d: usize, labels: &[u32], centroids: &mut [f32]) -> Result<()> {
         let r = self.resident(x, d)?;
         let k = centroids.len() / d.max(1);
         if labels.len() != r.m || k * d != centroids.len() || k == 0 {

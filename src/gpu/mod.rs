@@ -28,13 +28,15 @@ use cudarc::nvrtc::{CompileOptions, Ptx};
 use crate::decode::Scorer;
 use crate::error::{Error, Result};
 use crate::hits::Hits;
-use crate::quantize::{Fsq, Quantizer, RqKMeans};
+use crate::quantize::Fsq;
 use crate::sid::Trie;
 
 pub mod beam;
+pub mod encode;
 pub mod lloyd;
 
 pub use beam::{StepInput, StepOutput, TrieTables, search_with_step};
+pub use encode::{DeviceCodes, DeviceRows};
 pub use lloyd::{CentroidPlan, DeviceSteps};
 
 /// Threads per block of the one-thread-per-row kernels.
@@ -71,6 +73,11 @@ pub const KERNELS: &[(&str, &str, &str)] = &[
         "means.cu",
         "semid_centroid_means",
         include_str!("kernels/means.cu"),
+    ),
+    (
+        "codes.cu",
+        "semid_store_codes",
+        include_str!("kernels/codes.cu"),
     ),
 ];
 
@@ -457,72 +464,6 @@ impl Device {
             dists[row0..row0 + rows].copy_from_slice(&stream.clone_dtoh(&dd).map_err(err)?);
         }
         Ok((labels, dists))
-    }
-
-    /// Greedy RQ-KMeans codes of every row of `x` (`n × d`) on the device,
-    /// with the residuals kept there: per level, cuBLAS SGEMM against the
-    /// codebook, the fused argmin, and `residual.cu` subtracting the chosen
-    /// codewords. Codes come back row-major `n × L`, as
-    /// [`Quantizer::encode_into`] writes them; they equal the CPU's except
-    /// where two codewords are within rounding of each other.
-    pub fn rq_encode(&self, rq: &RqKMeans, x: &[f32]) -> Result<Vec<u16>> {
-        let (d, levels, k) = (rq.dim(), rq.levels(), rq.codebook_size(0));
-        let n = check_rows(x, d)?;
-        if n == 0 {
-            return Ok(Vec::new());
-        }
-        let stream = self.ctx.default_stream();
-        let err = |e: cudarc::driver::DriverError| gpu(format!("{e:?}"));
-        let blas = blas(&stream)?;
-        let mut books = Vec::with_capacity(levels);
-        for l in 0..levels {
-            let c = rq.codebook(l);
-            let norms = sq_norms(c, d);
-            books.push((
-                stream.clone_htod(c).map_err(err)?,
-                stream.clone_htod(&norms).map_err(err)?,
-            ));
-        }
-        let assign = self.function("semid_assign")?;
-        let residual = self.function("semid_residual")?;
-        let per = ((1usize << 28) / k.max(d)).clamp(1, MAX_ROWS_PER_LAUNCH);
-        let mut codes = vec![0u16; n * levels];
-        for (row0, rows) in launches(n, per) {
-            let mut dx = stream
-                .clone_htod(&x[row0 * d..(row0 + rows) * d])
-                .map_err(err)?;
-            let zeros = stream.alloc_zeros::<f32>(rows).map_err(err)?;
-            let mut dots = stream.alloc_zeros::<f32>(rows * k).map_err(err)?;
-            let mut dl = stream.alloc_zeros::<u32>(rows).map_err(err)?;
-            let mut dd = stream.alloc_zeros::<f32>(rows).map_err(err)?;
-            let (n32, kk, dd32) = (rows as u32, k as u32, d as u32);
-            for (l, (dc, dcn)) in books.iter().enumerate() {
-                products(&blas, dc, &dx, &mut dots, rows, k, d)?;
-                let mut b = stream.launch_builder(assign);
-                b.arg(&dots)
-                    .arg(dcn)
-                    .arg(&zeros)
-                    .arg(&n32)
-                    .arg(&kk)
-                    .arg(&mut dl)
-                    .arg(&mut dd);
-                let rows_cfg = threads(rows);
-                // SAFETY: as in `nearest`.
-                unsafe { b.launch(rows_cfg) }.map_err(err)?;
-                let mut r = stream.launch_builder(residual);
-                r.arg(&mut dx).arg(dc).arg(&dl).arg(&n32).arg(&dd32);
-                let elems_cfg = threads(rows * d);
-                // SAFETY: `semid_residual` writes the rows × d residuals in
-                // `dx` and reads codewords `labels[i] < k` of the k × d
-                // codebook; the grid covers rows × d threads.
-                unsafe { r.launch(elems_cfg) }.map_err(err)?;
-                let labels = stream.clone_dtoh(&dl).map_err(err)?;
-                for (i, &t) in labels.iter().enumerate() {
-                    codes[(row0 + i) * levels + l] = t as u16;
-                }
-            }
-        }
-        Ok(codes)
     }
 
     /// Trie-constrained beam search with each level's selection done on

@@ -20,8 +20,8 @@ mod steps;
 use std::borrow::Cow;
 
 pub use config::{Assignment, Init, KMeansConfig, KMeansReport};
-pub use steps::{CpuSteps, LloydSteps, centroid_sum_chunk};
 use lloyd::{gather_rows, seed_pp};
+pub use steps::{CpuSteps, LloydSteps, centroid_sum_chunk};
 
 use super::{Quantizer, expect_len};
 use crate::data::{Codes, Embeddings, check_vocab};

@@ -39,8 +39,7 @@ pub trait LloydSteps {
     /// each chunk summed in row order, the chunk sums added in chunk order)
     /// and divided by its size; clusters without members keep their
     /// centroid.
-    fn update(&mut self, x: &[f32], d: usize, labels: &[u32], centroids: &mut [f32])
-    -> Result<()>;
+    fn update(&mut self, x: &[f32], d: usize, labels: &[u32], centroids: &mut [f32]) -> Result<()>;
 }
 
 /// The CPU steps: GEMM assignment and streamed f64 centroid sums, on
@@ -76,13 +75,7 @@ impl LloydSteps for CpuSteps {
         Ok(())
     }
 
-    fn update(
-        &mut self,
-        x: &[f32],
-        d: usize,
-        labels: &[u32],
-        centroids: &mut [f32],
-    ) -> Result<()> {
+    fn update(&mut self, x: &[f32], d: usize, labels: &[u32], centroids: &mut [f32]) -> Result<()> {
         let k = centroids.len() / d.max(1);
         update_centroids(x, d, k, labels, centroids, self.par);
         Ok(())

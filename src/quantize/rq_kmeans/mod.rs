@@ -11,8 +11,7 @@ use crate::data::{Codes, Embeddings};
 use crate::error::{Error, Result, invalid};
 use crate::format::{ModelKind, invalid_payload, sealed::Payload, to_invalid};
 use crate::kernels::{
-    AssignScratch, BLOCK_ROWS, CentroidSet, Simd, TopK,
-    neg2_dots_pub as neg2_dots,
+    AssignScratch, BLOCK_ROWS, CentroidSet, Simd, TopK, neg2_dots_pub as neg2_dots,
 };
 use crate::par::{Par, for_each_block};
 use crate::rng::Rng;
