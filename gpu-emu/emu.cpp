@@ -29,12 +29,13 @@ extern "C" void emu_semid_beam_step(unsigned grid, unsigned block, semid_u32 n_q
                                     semid_u32 cap, const semid_u32* qbeg, const semid_u32* order,
                                     const semid_u32* node, const float* bscore,
                                     const float* scores, semid_u32 vocab, const semid_u32* coff,
-                                    const semid_u16* ctok, float* out_key, semid_u32* out_parent,
+                                    const semid_u16* ctok, semid_u32 dense,
+                                    const semid_u32* dchild, float* out_key, semid_u32* out_parent,
                                     semid_u32* out_child, semid_u16* out_tok,
                                     semid_u32* out_count) {
     semid_launch(grid, block, [&] {
         semid_beam_step(n_queries, cap, qbeg, order, node, bscore, scores, vocab, coff, ctok,
-                        out_key, out_parent, out_child, out_tok, out_count);
+                        dense, dchild, out_key, out_parent, out_child, out_tok, out_count);
     });
 }
 

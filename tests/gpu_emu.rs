@@ -270,6 +270,7 @@ fn emulated_step(inp: &gpu::StepInput<'_>, out: &mut gpu::StepOutput) -> semid::
         vocab: inp.vocab,
         coff: inp.coff,
         ctok: inp.ctok,
+        dchild: inp.dense,
     };
     emu::beam_step(
         launch(inp.n_queries as usize),
@@ -321,14 +322,17 @@ proptest! {
             Ok(())
         };
         let want = BeamSearch::new(beam, k).unwrap().search(&trie, &mut FnScorer(score), queries).unwrap();
-        let tables = gpu::TrieTables::new(&trie);
-        let got = gpu::search_with_step(&trie, &tables, &mut FnScorer(score), queries, beam, k, &mut emulated_step).unwrap();
-        prop_assert_eq!(got.n_queries(), want.n_queries());
-        for q in 0..queries {
-            let (a, b) = (got.query(q), want.query(q));
-            prop_assert_eq!(a.items, b.items, "query {}", q);
-            prop_assert_eq!(a.ids, b.ids);
-            prop_assert!(a.scores.iter().zip(b.scores).all(|(x, y)| x.to_bits() == y.to_bits()));
+        // Dense everywhere, dense for the first depths only, CSR everywhere.
+        for budget in [usize::MAX, vocab * 2, 0] {
+            let tables = gpu::TrieTables::with_dense_budget(&trie, budget);
+            let got = gpu::search_with_step(&trie, &tables, &mut FnScorer(score), queries, beam, k, &mut emulated_step).unwrap();
+            prop_assert_eq!(got.n_queries(), want.n_queries());
+            for q in 0..queries {
+                let (a, b) = (got.query(q), want.query(q));
+                prop_assert_eq!(a.items, b.items, "query {} budget {}", q, budget);
+                prop_assert_eq!(a.ids, b.ids);
+                prop_assert!(a.scores.iter().zip(b.scores).all(|(x, y)| x.to_bits() == y.to_bits()));
+            }
         }
     }
 }
@@ -591,4 +595,48 @@ fn centroid_plan_rejects_bad_labels() {
         Err(Error::InvalidConfig { reason, .. }) => assert!(reason.contains("row 1"), "{reason}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn trie_tables_are_dense_for_the_first_depths_then_csr() {
+    use semid::sid::Trie;
+    // 3 levels of 256 tokens, 20 000 ids: 1 root, ≤ 256 nodes at depth 1,
+    // thousands at depth 2 (beyond the default budget at 256 entries each).
+    let ids: Vec<u16> = (0..20_000u32)
+        .flat_map(|i| {
+            let h = i.wrapping_mul(2_654_435_761) >> 16;
+            [(i % 256) as u16, (h % 256) as u16, (i / 3 % 256) as u16]
+        })
+        .collect();
+    let trie = Trie::from_ids(&ids, 3, &[256, 256, 256]).unwrap();
+    let nodes = trie.stats().nodes_per_depth;
+    let t = gpu::TrieTables::new(&trie);
+    assert_eq!(t.levels[0].dense.len(), 256);
+    assert_eq!(t.levels[1].dense.len(), nodes[1] * 256);
+    assert!(nodes[2] * 256 > gpu::TrieTables::DENSE_BUDGET);
+    assert!(t.levels[2].dense.is_empty());
+    // Every dense entry agrees with the CSR lists.
+    for lt in &t.levels[..2] {
+        for n in 0..lt.first.len() {
+            let toks = &lt.tokens[lt.offsets[n] as usize..lt.offsets[n + 1] as usize];
+            for tok in 0..256usize {
+                let want = toks
+                    .iter()
+                    .position(|&x| x as usize == tok)
+                    .map_or(gpu::NOT_ALLOWED, |i| i as u32);
+                assert_eq!(lt.dense[n * 256 + tok], want);
+            }
+        }
+    }
+    let csr = gpu::TrieTables::with_dense_budget(&trie, 0);
+    assert!(csr.levels.iter().all(|l| l.dense.is_empty()));
+    // Tables of another trie with the same depth are refused.
+    let other = Trie::from_ids(&ids[..300], 3, &[256, 256, 256]).unwrap();
+    let mut ok = semid::decode::FnScorer(
+        |_q: usize, _p: &[u16], o: &mut [f32]| -> semid::Result<()> {
+            o.fill(0.0);
+            Ok(())
+        },
+    );
+    assert!(gpu::search_with_step(&other, &t, &mut ok, 1, 2, 2, &mut emulated_step).is_err());
 }

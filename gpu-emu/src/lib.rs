@@ -46,6 +46,8 @@ unsafe extern "C" {
         vocab: u32,
         coff: *const u32,
         ctok: *const u16,
+        dense: u32,
+        dchild: *const u32,
         out_key: *mut f32,
         out_parent: *mut u32,
         out_child: *mut u32,
@@ -188,6 +190,9 @@ pub struct BeamStep<'a> {
     pub coff: &'a [u32],
     /// Child tokens.
     pub ctok: &'a [u16],
+    /// Dense layout: token `t` of node `n` is child `dchild[n * vocab + t]`
+    /// (`u32::MAX`: not allowed); empty for the CSR layout.
+    pub dchild: &'a [u32],
 }
 
 /// `semid_beam_step`; the outputs hold `n_queries × cap` slots and
@@ -213,6 +218,7 @@ pub fn beam_step(
     assert!(s.scores.len() >= beams * s.vocab as usize);
     assert!(s.node.iter().all(|&n| (n as usize) + 1 < s.coff.len()));
     assert!(s.coff.iter().all(|&c| c as usize <= s.ctok.len()));
+    assert!(s.dchild.is_empty() || s.dchild.len() >= (s.coff.len() - 1) * s.vocab as usize);
     assert!(key.len() >= nq * cap && parent.len() >= nq * cap && child.len() >= nq * cap);
     assert!(token.len() >= nq * cap && count.len() >= nq && cap >= 1);
     assert!(
@@ -235,6 +241,8 @@ pub fn beam_step(
             s.vocab,
             s.coff.as_ptr(),
             s.ctok.as_ptr(),
+            u32::from(!s.dchild.is_empty()),
+            s.dchild.as_ptr(),
             key.as_mut_ptr(),
             parent.as_mut_ptr(),
             child.as_mut_ptr(),

@@ -1,7 +1,8 @@
 //! The host side of the batched, trie-constrained beam step
-//! (`kernels/beam.cu`): the trie as per-depth CSR tables, and a search
-//! loop that calls the scorer and hands each step to an executor (the
-//! device, or the C++ emulation in tests). Same results as
+//! (`kernels/beam.cu`): the trie as per-depth tables (a dense child table
+//! for the first depths, where nodes × vocab is small, CSR for the rest),
+//! and a search loop that calls the scorer and hands each step to an
+//! executor (the device, or the C++ emulation in tests). Same results as
 //! [`BeamSearch`](crate::decode::BeamSearch) without `renormalize`.
 
 use crate::decode::{Beams, Scorer};
@@ -20,7 +21,15 @@ pub struct LevelTable {
     pub tokens: Vec<u16>,
     /// Index (at the next depth) of each node's first child.
     pub first: Vec<u32>,
+    /// The dense layout of the same children, or empty: token `t` of node
+    /// `n` is child `dense[n * vocab + t]`, [`NOT_ALLOWED`] if `t` is not
+    /// one. The kernel then checks one entry per token instead of walking
+    /// the CSR lists.
+    pub dense: Vec<u32>,
 }
+
+/// A token that is not a child, in [`LevelTable::dense`].
+pub const NOT_ALLOWED: u32 = u32::MAX;
 
 /// A [`Trie`] as one [`LevelTable`] per depth, the layout the beam-step
 /// kernel reads.
@@ -31,16 +40,38 @@ pub struct TrieTables {
 }
 
 impl TrieTables {
-    /// The tables of `trie` (time and memory linear in its nodes).
+    /// Most `nodes × vocab` entries of a depth that gets the dense layout
+    /// in [`TrieTables::new`] (4 MiB of `u32`): with 256-token levels, the
+    /// root and up to 4096 nodes below it.
+    pub const DENSE_BUDGET: usize = 1 << 20;
+
+    /// The tables of `trie` (time and memory linear in its nodes, plus the
+    /// dense tables): dense for the leading depths whose `nodes × vocab` is
+    /// within [`TrieTables::DENSE_BUDGET`], CSR from the first depth beyond.
     #[must_use]
     pub fn new(trie: &Trie) -> TrieTables {
+        TrieTables::with_dense_budget(trie, TrieTables::DENSE_BUDGET)
+    }
+
+    /// [`TrieTables::new`] with another dense budget (0: CSR everywhere).
+    /// The layout changes speed and memory, never results.
+    #[must_use]
+    pub fn with_dense_budget(trie: &Trie, budget: usize) -> TrieTables {
         let nodes = trie.stats().nodes_per_depth;
+        let mut dense_on = true;
         let mut levels = Vec::with_capacity(trie.depth());
         for (depth, &count) in nodes.iter().enumerate().take(trie.depth()) {
+            let vocab = trie.vocab()[depth];
+            dense_on = dense_on && count.saturating_mul(vocab) <= budget;
             let mut t = LevelTable {
                 offsets: Vec::with_capacity(count + 1),
                 tokens: Vec::new(),
                 first: Vec::with_capacity(count),
+                dense: if dense_on {
+                    vec![NOT_ALLOWED; count * vocab]
+                } else {
+                    Vec::new()
+                },
             };
             t.offsets.push(0);
             for node in 0..count as u32 {
@@ -48,7 +79,13 @@ impl TrieTables {
                     depth: depth as u32,
                     node,
                 };
-                t.tokens.extend_from_slice(trie.allowed(s));
+                let allowed = trie.allowed(s);
+                if dense_on {
+                    for (i, &tok) in allowed.iter().enumerate() {
+                        t.dense[node as usize * vocab + tok as usize] = i as u32;
+                    }
+                }
+                t.tokens.extend_from_slice(allowed);
                 t.offsets.push(t.tokens.len() as u32);
                 t.first.push(trie.child(s, 0).map_or(0, |c| c.node));
             }
@@ -61,6 +98,9 @@ impl TrieTables {
 /// What one beam step reads (the arguments of `semid_beam_step`).
 #[derive(Clone, Copy, Debug)]
 pub struct StepInput<'a> {
+    /// Depth of this step (an executor may keep the tables of every depth
+    /// on its device and pick them by it).
+    pub level: u32,
     /// Queries in the batch.
     pub n_queries: u32,
     /// Beams kept per query.
@@ -81,6 +121,8 @@ pub struct StepInput<'a> {
     pub coff: &'a [u32],
     /// This depth's [`LevelTable::tokens`].
     pub ctok: &'a [u16],
+    /// This depth's [`LevelTable::dense`] (empty: use the CSR lists).
+    pub dense: &'a [u32],
 }
 
 /// What one beam step writes: per query, `count[q]` kept candidates at
@@ -147,7 +189,18 @@ pub fn search_with_step<S: Scorer + ?Sized>(
     }
     let nq = u32::try_from(n_queries).map_err(|_| invalid("n_queries", "above u32::MAX"))?;
     let depth = trie.depth();
-    if tables.levels.len() != depth {
+    let nodes = trie.stats().nodes_per_depth;
+    let fits = tables.levels.len() == depth
+        && tables.levels.iter().enumerate().all(|(l, t)| {
+            let count = nodes[l];
+            t.offsets.len() == count + 1
+                && t.first.len() == count
+                && t.offsets
+                    .last()
+                    .is_some_and(|&e| e as usize == t.tokens.len())
+                && (t.dense.is_empty() || t.dense.len() == count * trie.vocab()[l])
+        });
+    if !fits {
         return Err(invalid("tables", "were built from another trie"));
     }
     let mut prefix: Vec<u16> = Vec::new();
@@ -202,6 +255,7 @@ pub fn search_with_step<S: Scorer + ?Sized>(
         let cap = beam as u32;
         out.reset(n_queries, beam);
         let input = StepInput {
+            level: level as u32,
             n_queries: nq,
             cap,
             qbeg: &qbeg,
@@ -212,6 +266,7 @@ pub fn search_with_step<S: Scorer + ?Sized>(
             vocab: vocab as u32,
             coff: &t.offsets,
             ctok: &t.tokens,
+            dense: &t.dense,
         };
         step(&input, &mut out)?;
         let slots = n_queries * beam;

@@ -35,7 +35,7 @@ pub mod beam;
 pub mod encode;
 pub mod lloyd;
 
-pub use beam::{StepInput, StepOutput, TrieTables, search_with_step};
+pub use beam::{NOT_ALLOWED, StepInput, StepOutput, TrieTables, search_with_step};
 pub use encode::{DeviceCodes, DeviceRows};
 pub use lloyd::{CentroidPlan, DeviceSteps};
 
@@ -484,15 +484,26 @@ impl Device {
         let f = self.function("semid_beam_step")?;
         let stream = self.ctx.default_stream();
         let err = |e: cudarc::driver::DriverError| gpu(format!("{e:?}"));
+        // The trie's tables go to the device once per search, not per step.
+        let mut resident = Vec::with_capacity(tables.levels.len());
+        for t in &tables.levels {
+            resident.push((
+                upload(&stream, &t.offsets)?,
+                upload(&stream, &t.tokens)?,
+                upload(&stream, &t.dense)?,
+                u32::from(!t.dense.is_empty()),
+            ));
+        }
         let mut step = |inp: &StepInput<'_>, out: &mut StepOutput| -> Result<()> {
+            let (coff, ctok, dchild, dense) = resident
+                .get(inp.level as usize)
+                .ok_or_else(|| gpu("a beam step beyond the trie's depth"))?;
             let n = inp.n_queries as usize * inp.cap as usize;
             let qbeg = upload(&stream, inp.qbeg)?;
             let order = upload(&stream, inp.order)?;
             let node = upload(&stream, inp.node)?;
-            let coff = upload(&stream, inp.coff)?;
             let bscore = upload(&stream, inp.bscore)?;
             let scores = upload(&stream, inp.scores)?;
-            let ctok = upload(&stream, inp.ctok)?;
             let mut key = stream.alloc_zeros::<f32>(n.max(1)).map_err(err)?;
             let mut par = stream.alloc_zeros::<u32>(n.max(1)).map_err(err)?;
             let mut chi = stream.alloc_zeros::<u32>(n.max(1)).map_err(err)?;
@@ -510,8 +521,10 @@ impl Device {
                 .arg(&bscore)
                 .arg(&scores)
                 .arg(&inp.vocab)
-                .arg(&coff)
-                .arg(&ctok)
+                .arg(coff)
+                .arg(ctok)
+                .arg(dense)
+                .arg(dchild)
                 .arg(&mut key)
                 .arg(&mut par)
                 .arg(&mut chi)
@@ -519,7 +532,8 @@ impl Device {
                 .arg(&mut cnt);
             // SAFETY: the arguments match `semid_beam_step` in
             // kernels/beam.cu; every buffer holds what the host-side
-            // StepInput says (at least one element), the outputs
+            // StepInput says (at least one element; search_with_step has
+            // checked the tables against the trie), the outputs
             // n_queries × cap entries and n_queries counts; the grid covers
             // n_queries threads.
             unsafe { b.launch(cfg) }.map_err(err)?;

@@ -4,18 +4,24 @@
 // Query q's live beams are order[qbeg[q] .. qbeg[q + 1]], listed in
 // lexicographic order of their prefixes. Each beam b sits at trie node
 // node[b] of this depth, has score bscore[b] and next-token scores
-// scores[b * vocab ..]. Its allowed tokens are the node's children,
-// ctok[coff[n] .. coff[n + 1]] (ascending). Candidate (b, i) scores
-// bscore[b] + scores[b * vocab + ctok[coff[n] + i]]; NaN and -inf are
-// dropped, tokens >= vocab are skipped. The query keeps the `cap` best
-// (highest score; on equal scores the earlier candidate in (lex order,
+// scores[b * vocab ..]. Its allowed tokens come from one of two layouts:
+// - CSR (dense == 0): the node's children ctok[coff[n] .. coff[n + 1]]
+//   (ascending tokens; child index i is the i-th of them);
+// - dense (dense != 0, the first levels, where nodes x vocab is small):
+//   dchild[n * vocab + t] is token t's child index, or 0xffffffff when t is
+//   not allowed. Tokens are visited in ascending order, as in CSR, so both
+//   layouts keep the same candidates.
+// Candidate (b, i) scores bscore[b] + scores[b * vocab + token]; NaN and
+// -inf are dropped, tokens >= vocab are skipped. The query keeps the `cap`
+// best (highest score; on equal scores the earlier candidate in (lex order,
 // child index) order), written best first to out_*[q * cap ..] with their
 // count in out_count[q]. The kept list is an insertion-sorted array in the
 // thread's own output slots, so no shared memory is needed.
 SEMID_KERNEL void semid_beam_step(semid_u32 n_queries, semid_u32 cap, const semid_u32* qbeg,
                                   const semid_u32* order, const semid_u32* node,
                                   const float* bscore, const float* scores, semid_u32 vocab,
-                                  const semid_u32* coff, const semid_u16* ctok, float* out_key,
+                                  const semid_u32* coff, const semid_u16* ctok, semid_u32 dense,
+                                  const semid_u32* dchild, float* out_key,
                                   semid_u32* out_parent, semid_u32* out_child,
                                   semid_u16* out_tok, semid_u32* out_count) {
     semid_u32 q = blockIdx.x * blockDim.x + threadIdx.x;
@@ -29,9 +35,19 @@ SEMID_KERNEL void semid_beam_step(semid_u32 n_queries, semid_u32 cap, const semi
         semid_u32 b = order[o];
         semid_u32 n = node[b];
         const float* row = scores + (unsigned long long)b * vocab;
-        for (semid_u32 c = coff[n]; c < coff[n + 1]; ++c) {
-            semid_u16 t = ctok[c];
-            if (t >= vocab) continue;
+        semid_u32 m = dense ? vocab : coff[n + 1] - coff[n];
+        for (semid_u32 i = 0; i < m; ++i) {
+            semid_u16 t;
+            semid_u32 ci;
+            if (dense) {
+                ci = dchild[(unsigned long long)n * vocab + i];
+                if (ci == 0xffffffffu) continue;
+                t = (semid_u16)i;
+            } else {
+                t = ctok[coff[n] + i];
+                ci = i;
+                if (t >= vocab) continue;
+            }
             float total = bscore[b] + row[t];
             // NaN or -inf: impossible.
             if (total != total || total < -3.402823466e+38f) continue;
@@ -50,7 +66,7 @@ SEMID_KERNEL void semid_beam_step(semid_u32 n_queries, semid_u32 cap, const semi
             }
             key[pos] = k;
             par[pos] = b;
-            chi[pos] = c - coff[n];
+            chi[pos] = ci;
             tok[pos] = t;
             if (len < cap) ++len;
         }
