@@ -190,9 +190,16 @@ fn assign_kernel(
     let n = xnorm.len();
     let (mut labels, mut dist) = (vec![u32::MAX; n], vec![f32::NAN; n]);
     for (row0, rows) in gpu::launches(n, max) {
+        // Each batch's products column-major, as cuBLAS writes them.
+        let mut cols = vec![0f32; rows * k];
+        for i in 0..rows {
+            for j in 0..k {
+                cols[j * rows + i] = dots[(row0 + i) * k + j];
+            }
+        }
         emu::assign(
             launch(rows),
-            &dots[row0 * k..(row0 + rows) * k],
+            &cols,
             cnorm,
             &xnorm[row0..row0 + rows],
             rows,

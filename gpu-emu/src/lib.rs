@@ -88,7 +88,8 @@ pub struct Launch {
     pub block: u32,
 }
 
-/// `semid_assign` over `n` rows of `dots` (n × k).
+/// `semid_assign` over `n` rows of `dots` (n × k, column-major: product
+/// (i, j) at `j * n + i`).
 ///
 /// # Panics
 /// If a buffer is shorter than the kernel reads or writes, or if the grid

@@ -208,9 +208,11 @@ fn threads(n: usize) -> LaunchConfig {
     }
 }
 
-/// `dots` (rows × k, row-major) = `x` (rows × d) · `c`ᵀ (`c`: k × d) by
-/// cuBLAS SGEMM. Row-major x is column-major d × rows and c is d × k, so
-/// dotsᵀ (k × rows, column-major) = cᵀ · x is row-major dots.
+/// `dots` (rows × k, **column-major**: product (i, j) at `j * rows + i`) =
+/// `x` (rows × d, row-major) · `c`ᵀ (`c`: k × d, row-major) by cuBLAS
+/// SGEMM. Row-major x is column-major d × rows, so xᵀ is `op(A)` with
+/// `transa = T`; row-major c is column-major d × k, `op(B)` as it is. The
+/// argmin kernel reads one column per centroid, coalesced across rows.
 fn products<C: DevicePtr<f32>, X: DevicePtr<f32>, O: DevicePtrMut<f32>>(
     blas: &CudaBlas,
     c: &C,
@@ -223,7 +225,7 @@ fn products<C: DevicePtr<f32>, X: DevicePtr<f32>, O: DevicePtrMut<f32>>(
     let int = |v: usize, what: &str| {
         i32::try_from(v).map_err(|_| gpu(format!("{what} is {v}; cuBLAS takes at most 2^31 - 1")))
     };
-    let (m, n, kk) = (int(k, "k")?, int(rows, "rows per batch")?, int(d, "d")?);
+    let (m, n, kk) = (int(rows, "rows per batch")?, int(k, "k")?, int(d, "d")?);
     if c.len() < k * d || x.len() < rows * d || dots.len() < rows * k {
         return Err(gpu("SGEMM operands are smaller than their shapes"));
     }
@@ -239,9 +241,9 @@ fn products<C: DevicePtr<f32>, X: DevicePtr<f32>, O: DevicePtrMut<f32>>(
         beta: 0.0f32,
         ldc: m,
     };
-    // SAFETY: the operands hold at least k × d, rows × d and rows × k
+    // SAFETY: the operands hold at least rows × d, k × d and rows × k
     // floats (checked above), as the shapes and leading dimensions say.
-    unsafe { blas.gemm(cfg, c, x, dots) }.map_err(|e| gpu(format!("cuBLAS SGEMM: {e:?}")))
+    unsafe { blas.gemm(cfg, x, c, dots) }.map_err(|e| gpu(format!("cuBLAS SGEMM: {e:?}")))
 }
 
 /// The rounding tables of an [`Fsq`] in the layout of `semid_fsq_indices`:
