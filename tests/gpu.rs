@@ -157,7 +157,7 @@ fn rq_encode_streaming_and_device_resident_equal_the_cpu() {
     assert_eq!(batched, whole);
     let rows = dev.upload_rows(&x, d).unwrap();
     let resident = dev.rq_encode_device(&rq, &rows).unwrap();
-    assert_eq!((resident.rows(), resident.levels()), (n, 3));
+    assert_eq!((resident.rows(), resident.cols()), (n, 3));
     assert_eq!(resident.to_host().unwrap(), whole);
     // The input rows are unchanged on the device.
     let back = rows.data().stream().clone_dtoh(rows.data()).unwrap();

@@ -26,83 +26,54 @@ fn drv(e: DriverError) -> Error {
     gpu(format!("{e:?}"))
 }
 
-/// Rows (`rows × dim`, row-major f32) in device memory, checked finite
-/// when uploaded.
-pub struct DeviceRows {
-    data: CudaSlice<f32>,
+/// A row-major `rows × cols` matrix in device memory: [`DeviceRows`]
+/// (embeddings, checked finite when uploaded) or [`DeviceCodes`] (codes).
+pub struct DeviceMatrix<T> {
+    data: CudaSlice<T>,
     rows: usize,
-    dim: usize,
+    cols: usize,
 }
 
-impl std::fmt::Debug for DeviceRows {
+/// Embeddings on the device (`rows × dim` f32), from [`Device::upload_rows`].
+pub type DeviceRows = DeviceMatrix<f32>;
+
+/// Codes on the device (`rows × levels` u16), from
+/// [`Device::rq_encode_device`].
+pub type DeviceCodes = DeviceMatrix<u16>;
+
+impl<T> std::fmt::Debug for DeviceMatrix<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceRows")
+        f.debug_struct("DeviceMatrix")
             .field("rows", &self.rows)
-            .field("dim", &self.dim)
+            .field("cols", &self.cols)
             .finish_non_exhaustive()
     }
 }
 
-impl DeviceRows {
+impl<T: cudarc::driver::DeviceRepr> DeviceMatrix<T> {
     /// Number of rows.
     #[must_use]
     pub fn rows(&self) -> usize {
         self.rows
     }
 
-    /// Row length.
+    /// Row length (the dimension of embeddings, the levels of codes).
     #[must_use]
-    pub fn dim(&self) -> usize {
-        self.dim
+    pub fn cols(&self) -> usize {
+        self.cols
     }
 
     /// The device buffer (at least one element, even for 0 rows).
     #[must_use]
-    pub fn data(&self) -> &CudaSlice<f32> {
-        &self.data
-    }
-}
-
-/// Codes (`rows × levels`, row-major u16) in device memory.
-pub struct DeviceCodes {
-    data: CudaSlice<u16>,
-    rows: usize,
-    levels: usize,
-}
-
-impl std::fmt::Debug for DeviceCodes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceCodes")
-            .field("rows", &self.rows)
-            .field("levels", &self.levels)
-            .finish_non_exhaustive()
-    }
-}
-
-impl DeviceCodes {
-    /// Number of rows.
-    #[must_use]
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    /// Codes per row.
-    #[must_use]
-    pub fn levels(&self) -> usize {
-        self.levels
-    }
-
-    /// The device buffer (at least one element, even for 0 rows).
-    #[must_use]
-    pub fn data(&self) -> &CudaSlice<u16> {
+    pub fn data(&self) -> &CudaSlice<T> {
         &self.data
     }
 
-    /// The codes copied to the host, row-major `rows × levels`.
-    pub fn to_host(&self) -> Result<Vec<u16>> {
+    /// The matrix copied to the host, row-major.
+    pub fn to_host(&self) -> Result<Vec<T>> {
         let s = self.data.stream().clone();
         let mut v = s.clone_dtoh(&self.data).map_err(drv)?;
-        v.truncate(self.rows * self.levels);
+        v.truncate(self.rows * self.cols);
         Ok(v)
     }
 }
@@ -173,7 +144,7 @@ impl Device {
         Ok(DeviceRows {
             data: super::upload(&stream, x)?,
             rows,
-            dim: d,
+            cols: d,
         })
     }
 
@@ -356,11 +327,11 @@ impl Device {
     /// [`Error::Gpu`].
     pub fn rq_encode_device(&self, rq: &RqKMeans, x: &DeviceRows) -> Result<DeviceCodes> {
         let (d, lv, n) = (rq.dim(), rq.levels(), x.rows);
-        if x.dim != d {
+        if x.cols != d {
             return Err(Error::Shape {
                 what: "data dimension",
                 expected: d,
-                got: x.dim,
+                got: x.cols,
             });
         }
         let stream = self.ctx.default_stream();
@@ -369,7 +340,7 @@ impl Device {
             return Ok(DeviceCodes {
                 data: out,
                 rows: 0,
-                levels: lv,
+                cols: lv,
             });
         }
         let books = Books::new(&stream, rq)?;
@@ -385,7 +356,7 @@ impl Device {
         Ok(DeviceCodes {
             data: out,
             rows: n,
-            levels: lv,
+            cols: lv,
         })
     }
 }

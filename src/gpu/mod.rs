@@ -36,7 +36,7 @@ pub mod encode;
 pub mod lloyd;
 
 pub use beam::{NOT_ALLOWED, StepInput, StepOutput, TrieTables, search_with_step};
-pub use encode::{DeviceCodes, DeviceRows};
+pub use encode::{DeviceCodes, DeviceMatrix, DeviceRows};
 pub use lloyd::{CentroidPlan, DeviceSteps};
 
 /// Threads per block of the one-thread-per-row kernels.
