@@ -528,3 +528,66 @@ fn degenerate_data_does_not_panic() {
     let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(2, 1), x).unwrap();
     assert_eq!(rq.encode(x).unwrap().as_slice(), &[0, 0]);
 }
+
+/// A `LloydSteps` that labels every row `k` (out of range), or fails.
+struct FaultySteps {
+    fail: bool,
+}
+
+impl semid::quantize::LloydSteps for FaultySteps {
+    fn begin(&mut self, _x: &[f32], _d: usize) -> semid::Result<()> {
+        Ok(())
+    }
+
+    fn assign(
+        &mut self,
+        _x: &[f32],
+        d: usize,
+        centroids: &[f32],
+        labels: &mut [u32],
+        dists: &mut [f32],
+    ) -> semid::Result<()> {
+        if self.fail {
+            return Err(semid::Error::Empty { what: "test steps" });
+        }
+        labels.fill((centroids.len() / d) as u32);
+        dists.fill(0.0);
+        Ok(())
+    }
+
+    fn update(
+        &mut self,
+        _x: &[f32],
+        _d: usize,
+        _labels: &[u32],
+        _centroids: &mut [f32],
+    ) -> semid::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn faulty_lloyd_steps_are_typed_errors_not_panics() {
+    use semid::quantize::{Init, KMeans, KMeansConfig, RqKMeans, RqKMeansConfig};
+    let data: Vec<f32> = (0..400).map(|i| (i % 37) as f32 * 0.5).collect();
+    let x = Embeddings::new(&data, 4).unwrap();
+    for init in [Init::Random, Init::PROGRESSIVE_DIM] {
+        let cfg = KMeansConfig::new(5).seed(1).init(init);
+        match KMeans::fit_with(&cfg, x, &mut FaultySteps { fail: false }) {
+            Err(Error::InvalidConfig { field, reason }) => {
+                assert_eq!(field, "steps");
+                assert!(reason.contains("not below k = 5"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            KMeans::fit_with(&cfg, x, &mut FaultySteps { fail: true }),
+            Err(Error::Empty { what: "test steps" })
+        ));
+    }
+    let rq = RqKMeansConfig::new(2, 4).seed(0);
+    assert!(matches!(
+        RqKMeans::fit_with(&rq, x, &mut FaultySteps { fail: false }),
+        Err(Error::InvalidConfig { field: "steps", .. })
+    ));
+}

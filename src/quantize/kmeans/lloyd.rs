@@ -2,7 +2,7 @@
 
 use super::balanced::balanced_assign;
 use super::config::{Assignment, KMeansConfig, KMeansReport};
-use super::steps::LloydSteps;
+use super::steps::{LloydSteps, assign_checked};
 use crate::error::Result;
 use crate::kernels::{CentroidSet, Simd};
 use crate::par::{Par, for_each_block};
@@ -51,7 +51,9 @@ pub(crate) fn lloyd(
     for it in 0..max_iter {
         iterations = it + 1;
         match cfg.assignment {
-            Assignment::Nearest => steps.assign(x, d, &centroids, &mut labels, &mut dists)?,
+            Assignment::Nearest => {
+                assign_checked(steps, x, d, &centroids, &mut labels, &mut dists)?;
+            }
             Assignment::Balanced => {
                 let c = CentroidSet::new(&centroids, d);
                 balanced_assign(x, &c, &mut labels, &mut dists, cfg.par);

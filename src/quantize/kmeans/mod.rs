@@ -21,6 +21,7 @@ use std::borrow::Cow;
 
 pub use config::{Assignment, Init, KMeansConfig, KMeansReport};
 use lloyd::{gather_rows, seed_pp};
+pub(crate) use steps::assign_checked;
 pub use steps::{CpuSteps, LloydSteps, centroid_sum_chunk};
 
 use super::{Quantizer, expect_len};

@@ -41,6 +41,30 @@ pub trait LloydSteps {
     fn update(&mut self, x: &[f32], d: usize, labels: &[u32], centroids: &mut [f32]) -> Result<()>;
 }
 
+/// `steps.assign` followed by a check that every label is below `k`, so
+/// that a faulty [`LloydSteps`] is a typed error, not an index panic.
+pub(crate) fn assign_checked(
+    steps: &mut dyn LloydSteps,
+    x: &[f32],
+    d: usize,
+    centroids: &[f32],
+    labels: &mut [u32],
+    dists: &mut [f32],
+) -> Result<()> {
+    steps.assign(x, d, centroids, labels, dists)?;
+    let k = centroids.len() / d.max(1);
+    match labels.iter().position(|&l| l as usize >= k) {
+        None => Ok(()),
+        Some(i) => Err(crate::error::invalid(
+            "steps",
+            format!(
+                "LloydSteps::assign gave row {i} label {}, not below k = {k}",
+                labels[i]
+            ),
+        )),
+    }
+}
+
 /// The CPU steps: GEMM assignment and streamed f64 centroid sums, on
 /// `par`'s threads. What [`KMeans::fit`](crate::KMeans::fit) uses.
 #[derive(Clone, Copy, Debug)]

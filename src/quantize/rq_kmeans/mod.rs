@@ -5,7 +5,9 @@ mod config;
 
 pub use config::{EncodeSearch, LevelReport, RqKMeansConfig, RqKMeansReport};
 
-use super::kmeans::{CpuSteps, LloydSteps, fit_rows, training_rows, validate_codebook};
+use super::kmeans::{
+    CpuSteps, LloydSteps, assign_checked, fit_rows, training_rows, validate_codebook,
+};
 use super::{Quantizer, expect_len};
 use crate::data::{Codes, Embeddings};
 use crate::error::{Error, Result, invalid};
@@ -80,7 +82,7 @@ impl RqKMeans {
             let mut lvl_rng = Rng::new(km.seed.wrapping_add(l as u64), 1);
             let (cents, report) = fit_rows(km, &resid, d, &mut lvl_rng, steps)?;
             steps.begin(&resid, d)?;
-            steps.assign(&resid, d, &cents, &mut labels, &mut dists)?;
+            assign_checked(steps, &resid, d, &cents, &mut labels, &mut dists)?;
             for (r, &lab) in resid.chunks_exact_mut(d).zip(&labels) {
                 let cw = &cents[lab as usize * d..(lab as usize + 1) * d];
                 for (a, b) in r.iter_mut().zip(cw) {
