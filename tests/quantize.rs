@@ -591,3 +591,44 @@ fn faulty_lloyd_steps_are_typed_errors_not_panics() {
         Err(Error::InvalidConfig { field: "steps", .. })
     ));
 }
+
+#[test]
+fn cpu_steps_called_directly_return_typed_errors() {
+    use semid::quantize::{CpuSteps, LloydSteps};
+    let mut s = CpuSteps::new(Par::Seq);
+    let x = [0f32, 1.0, 2.0, 3.0, 4.0, 5.0];
+    let c = [0f32, 1.0, 4.0, 5.0];
+    let (mut l, mut dd) = (vec![0u32; 3], vec![0f32; 3]);
+    s.assign(&x, 2, &c, &mut l, &mut dd).unwrap();
+    assert_eq!(l, vec![0, 0, 1]);
+    let mut cc = c;
+    s.update(&x, 2, &l, &mut cc).unwrap();
+    assert_eq!(cc, [1.0, 2.0, 4.0, 5.0]);
+    assert!(matches!(
+        s.assign(&x, 0, &c, &mut l, &mut dd),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        s.assign(&x, 4, &c, &mut l, &mut dd),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        s.assign(&x, 2, &[], &mut l, &mut dd),
+        Err(Error::Empty { .. })
+    ));
+    assert!(matches!(
+        s.assign(&x, 2, &c, &mut l[..2], &mut dd),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        s.update(&x, 2, &[0, 1], &mut cc),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        s.update(&x, 2, &[0, 2, 1], &mut cc),
+        Err(Error::InvalidConfig {
+            field: "labels",
+            ..
+        })
+    ));
+}

@@ -6,7 +6,7 @@
 //! steps, and steps that compute the same labels and means give the same
 //! model bit for bit.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kernels::{AssignPath, CentroidSet, assign_rows};
 use crate::par::{Par, for_each_block, for_each_block2};
 
@@ -65,6 +65,36 @@ pub(crate) fn assign_checked(
     }
 }
 
+/// Rows `m` and clusters `k` of a steps call, after checking that `x` and
+/// `centroids` are whole rows of `d ≥ 1` values, `k ≥ 1`, and `per_row`
+/// (labels, distances) hold one entry per row.
+fn shapes(x: &[f32], d: usize, centroids: &[f32], per_row: &[usize]) -> Result<(usize, usize)> {
+    let rows = |len: usize, what: &'static str| {
+        if d == 0 || len % d != 0 {
+            Err(Error::Shape {
+                what,
+                expected: d.max(1) * (len / d.max(1)),
+                got: len,
+            })
+        } else {
+            Ok(len / d)
+        }
+    };
+    let m = rows(x.len(), "rows (a multiple of d values)")?;
+    let k = rows(centroids.len(), "centroids (a multiple of d values)")?;
+    if k == 0 {
+        return Err(Error::Empty { what: "centroids" });
+    }
+    if let Some(&got) = per_row.iter().find(|&&l| l != m) {
+        return Err(Error::Shape {
+            what: "labels or distances (one per row)",
+            expected: m,
+            got,
+        });
+    }
+    Ok((m, k))
+}
+
 /// The CPU steps: GEMM assignment and streamed f64 centroid sums, on
 /// `par`'s threads. What [`KMeans::fit`](crate::KMeans::fit) uses.
 #[derive(Clone, Copy, Debug)]
@@ -93,13 +123,20 @@ impl LloydSteps for CpuSteps {
         labels: &mut [u32],
         dists: &mut [f32],
     ) -> Result<()> {
+        shapes(x, d, centroids, &[labels.len(), dists.len()])?;
         let c = CentroidSet::new(centroids, d);
         assign_rows(AssignPath::Gemm, x, &c, labels, dists, self.par);
         Ok(())
     }
 
     fn update(&mut self, x: &[f32], d: usize, labels: &[u32], centroids: &mut [f32]) -> Result<()> {
-        let k = centroids.len() / d.max(1);
+        let (_, k) = shapes(x, d, centroids, &[labels.len()])?;
+        if let Some(i) = labels.iter().position(|&l| l as usize >= k) {
+            return Err(crate::error::invalid(
+                "labels",
+                format!("row {i} has label {}, not below k = {k}", labels[i]),
+            ));
+        }
         update_centroids(x, d, k, labels, centroids, self.par);
         Ok(())
     }
