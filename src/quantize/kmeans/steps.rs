@@ -70,7 +70,7 @@ pub(crate) fn assign_checked(
 /// (labels, distances) hold one entry per row.
 fn shapes(x: &[f32], d: usize, centroids: &[f32], per_row: &[usize]) -> Result<(usize, usize)> {
     let rows = |len: usize, what: &'static str| {
-        if d == 0 || len % d != 0 {
+        if d == 0 || !len.is_multiple_of(d) {
             Err(Error::Shape {
                 what,
                 expected: d.max(1) * (len / d.max(1)),
