@@ -90,6 +90,12 @@ pub enum Error {
         /// The repeated item.
         item: u32,
     },
+    /// A [`Scorer`](crate::decode::Scorer) failed during a search (a
+    /// model's forward pass, say); the search stops with this error.
+    Scorer {
+        /// What failed, in the scorer's words.
+        reason: String,
+    },
     /// The GPU path (feature `cuda`) could not run: no driver, no device,
     /// no NVRTC library, or a CUDA call failed.
     Gpu {
@@ -185,6 +191,7 @@ impl fmt::Display for Error {
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::Npy(e) => write!(f, ".npy error: {e}"),
             Error::Gpu { reason } => write!(f, "GPU: {reason}"),
+            Error::Scorer { reason } => write!(f, "the scorer failed: {reason}"),
             Error::DuplicateItem { item } => write!(
                 f,
                 "item {item} is already present or listed twice; each item may appear once"

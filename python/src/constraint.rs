@@ -5,7 +5,7 @@
 use numpy::{PyArray2, PyReadonlyArray2, PyReadwriteArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use semid::sid::Trie as RsTrie;
+use semid::sid::{Next, SpecialTokens, TokenMap, Trie as RsTrie};
 
 use crate::index::Trie;
 
@@ -19,51 +19,22 @@ use crate::index::Trie;
 #[pyclass(module = "semid._semid", frozen)]
 pub struct VocabConstraint {
     trie: RsTrie,
-    /// Model token of every code, per level.
-    forward: Vec<Vec<u32>>,
-    /// Code of every model token (or -1), per level.
-    back: Vec<Vec<i32>>,
-    vocab_size: usize,
-    eos: Option<u32>,
+    map: TokenMap,
 }
 
 impl VocabConstraint {
     /// Writes into `buf` the model tokens allowed after `generated` (the
     /// row's tokens after the prompt) and returns true, or returns false
     /// when the row is to be left as it is.
-    fn allowed(&self, generated: &[i64], buf: &mut Vec<u32>) -> bool {
-        buf.clear();
-        let depth = self.trie.depth();
-        let mut s = self.trie.start();
-        for (l, &tok) in generated.iter().take(depth).enumerate() {
-            let code = usize::try_from(tok)
-                .ok()
-                .and_then(|t| self.back[l].get(t).copied())
-                .unwrap_or(-1);
-            let next = u16::try_from(code).ok().and_then(|c| self.trie.step(s, c));
-            match next {
-                Some(n) => s = n,
-                // Not a prefix of a valid ID: nothing is allowed.
-                None => return true,
-            }
-        }
-        if generated.len() >= depth {
-            match self.eos {
-                Some(e) => {
-                    buf.push(e);
-                    return true;
-                }
-                None => return false,
-            }
-        }
-        let l = generated.len();
-        buf.extend(
-            self.trie
-                .allowed(s)
+    fn allowed(&self, generated: &[i64], buf: &mut Vec<u32>, toks: &mut Vec<u32>) -> bool {
+        toks.clear();
+        // A negative or huge id is no code of any level.
+        toks.extend(
+            generated
                 .iter()
-                .map(|&c| self.forward[l][c as usize]),
+                .map(|&t| u32::try_from(t).unwrap_or(u32::MAX)),
         );
-        true
+        self.map.allowed_next(&self.trie, toks, buf) == Next::Tokens
     }
 
     fn check_ids(&self, ids: &PyReadonlyArray2<'_, i64>, prompt_length: usize) -> PyResult<()> {
@@ -139,52 +110,34 @@ impl VocabConstraint {
                 ));
             }
         };
-        let mut forward = Vec::with_capacity(depth);
-        let mut back = Vec::with_capacity(depth);
-        for (l, row) in table.iter().enumerate() {
-            let mut b = vec![-1i32; vocab_size];
-            let mut f = Vec::with_capacity(row.len());
-            for (c, &tok) in row.iter().enumerate() {
-                let t = usize::try_from(tok)
-                    .ok()
-                    .filter(|&t| t < vocab_size)
-                    .ok_or_else(|| {
+        let mut rows = Vec::with_capacity(depth);
+        for (l, row) in table.into_iter().enumerate() {
+            let row: Vec<u32> = row
+                .into_iter()
+                .enumerate()
+                .map(|(c, tok)| {
+                    u32::try_from(tok).map_err(|_| {
                         PyValueError::new_err(format!(
                             "level {l} code {c} maps to token {tok}, outside 0..{vocab_size}"
                         ))
-                    })?;
-                if b[t] >= 0 {
-                    return Err(PyValueError::new_err(format!(
-                        "level {l}: codes {} and {c} both map to token {t}",
-                        b[t]
-                    )));
-                }
-                b[t] = c as i32;
-                f.push(t as u32);
-            }
-            forward.push(f);
-            back.push(b);
+                    })
+                })
+                .collect::<PyResult<_>>()?;
+            rows.push(row);
         }
         let eos = match eos_token_id {
             None => None,
-            Some(e) => Some(
-                u32::try_from(e)
-                    .ok()
-                    .filter(|&e| (e as usize) < vocab_size)
-                    .ok_or_else(|| {
-                        PyValueError::new_err(format!(
-                            "eos_token_id is {e}, outside 0..{vocab_size}"
-                        ))
-                    })?,
-            ),
+            Some(e) => Some(u32::try_from(e).map_err(|_| {
+                PyValueError::new_err(format!("eos_token_id is {e}, outside 0..{vocab_size}"))
+            })?),
         };
-        Ok(VocabConstraint {
-            trie,
-            forward,
-            back,
-            vocab_size,
+        let specials = SpecialTokens {
             eos,
-        })
+            ..SpecialTokens::default()
+        };
+        let map = TokenMap::from_table(rows, vocab_size, specials)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(VocabConstraint { trie, map })
     }
 
     /// Tokens per ID.
@@ -196,7 +149,7 @@ impl VocabConstraint {
     /// Model vocabulary size.
     #[getter]
     fn vocab_size(&self) -> usize {
-        self.vocab_size
+        self.map.vocab_size()
     }
 
     /// Sets every forbidden next-token score of every row to -inf, in
@@ -220,10 +173,10 @@ impl VocabConstraint {
                 "scores have {srows} rows, input_ids {rows}"
             )));
         }
-        if v < self.vocab_size {
+        if v < self.map.vocab_size() {
             return Err(PyValueError::new_err(format!(
                 "scores have {v} columns, fewer than vocab_size = {}",
-                self.vocab_size
+                self.map.vocab_size()
             )));
         }
         let ids = input_ids
@@ -233,11 +186,10 @@ impl VocabConstraint {
             PyValueError::new_err(format!("scores: {e}; pass a C-contiguous array"))
         })?;
         py.detach(|| {
-            let mut buf = Vec::new();
-            let mut keep = Vec::new();
+            let (mut buf, mut toks, mut keep) = (Vec::new(), Vec::new(), Vec::new());
             for r in 0..rows {
                 let generated = &ids[r * cur + prompt_length..(r + 1) * cur];
-                if !self.allowed(generated, &mut buf) {
+                if !self.allowed(generated, &mut buf, &mut toks) {
                     continue;
                 }
                 let row = &mut s[r * v..(r + 1) * v];
@@ -264,17 +216,17 @@ impl VocabConstraint {
         self.check_ids(&input_ids, prompt_length)?;
         let rows = input_ids.shape()[0];
         let cur = input_ids.shape()[1];
-        let v = self.vocab_size;
+        let v = self.map.vocab_size();
         let ids = input_ids
             .as_slice()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
         let out = py.detach(|| {
             let mut out = vec![false; rows * v];
-            let mut buf = Vec::new();
+            let (mut buf, mut toks) = (Vec::new(), Vec::new());
             for r in 0..rows {
                 let generated = &ids[r * cur + prompt_length..(r + 1) * cur];
                 let row = &mut out[r * v..(r + 1) * v];
-                if self.allowed(generated, &mut buf) {
+                if self.allowed(generated, &mut buf, &mut toks) {
                     for &t in &buf {
                         row[t as usize] = true;
                     }

@@ -1,10 +1,13 @@
 //! Semantic IDs: the item ⇄ ID map ([`SidMap`], with a
 //! [`CollisionPolicy`]) and the flat prefix trie of valid IDs ([`Trie`])
-//! that constrained decoding walks.
+//! that constrained decoding walks, and the ID ⇄ model-token map
+//! ([`TokenMap`]) that sequence models read and write.
 
 mod map;
 mod sort;
+mod tokens;
 mod trie;
 
 pub use map::{CollisionPolicy, SidMap, SidReport};
+pub use tokens::{Next, SpecialTokens, TokenMap};
 pub use trie::{State, Trie, TrieStats};
