@@ -19,8 +19,10 @@
 //!   (a model's logits, or [`decode::CodebookScorer`]'s codebook distances);
 //!   a stateful scorer follows each beam's parent ([`decode::Beams`]);
 //! - users' interaction sequences ([`seq`]): TSV and RecBole loading, the
-//!   leave-one-out split, synthetic sequences (`examples/genrec/` runs the
-//!   whole generative-recommendation experiment on them);
+//!   leave-one-out split, synthetic sequences; the SID ⇄ model-token map
+//!   ([`sid::TokenMap`]) that sequence models read and write (the
+//!   workspace crate `semid-gen` trains them and runs the whole
+//!   generative-recommendation experiment);
 //! - retrieval metrics matching pytrec_eval ([`metrics`]) and SID quality
 //!   figures ([`stats`]); exact kNN and HNSW baselines ([`ann`]);
 //! - versioned, checksummed model files ([`ModelFile`], [`format`](mod@format),

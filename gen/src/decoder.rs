@@ -1,6 +1,9 @@
-//! A small decoder-only transformer in candle, with a KV cache, and the
-//! two ways genrec uses it: over SID tokens (the generative recommender)
-//! and over item ids (the SASRec-style baseline).
+//! A small decoder-only transformer in candle, with a KV cache, used two
+//! ways: over SID tokens (the generative recommender, [`SidModel`]) and
+//! over item ids (the SASRec baseline, [`ItemModel`]).
+//!
+//! [`SidModel`]: crate::SidModel
+//! [`ItemModel`]: crate::ItemModel
 //!
 //! Decoder-only rather than TIGER's encoder-decoder: the history and the
 //! target ID are one token stream, so one causal model and one KV cache
@@ -28,6 +31,8 @@ pub struct Shape {
     pub heads: usize,
     /// Blocks.
     pub layers: usize,
+    /// Width of the feed-forward layer.
+    pub d_ff: usize,
 }
 
 impl Shape {
@@ -50,7 +55,7 @@ pub struct Inputs {
     /// `(rows, t, 1)`: 1 where a position reads its item's content.
     complete: Tensor,
     /// Training only: dropout rate and the seed of its masks.
-    pub dropout: Option<(f32, u64)>,
+    pub(crate) dropout: Option<(f32, u64)>,
 }
 
 /// Inverted dropout with masks from semid's seeded generator (candle's
@@ -82,6 +87,7 @@ pub type Cache = Vec<(Tensor, Tensor)>;
 
 /// The transformer.
 pub struct Decoder {
+    /// Its shape.
     pub shape: Shape,
     tok: Embedding,
     /// Item index of a position (BOS: 0).
@@ -126,8 +132,8 @@ impl Decoder {
                 qkv: init.linear(d, 3 * d)?,
                 proj: init.linear(d, d)?,
                 ln2: init.layer_norm(d)?,
-                ff1: init.linear(d, 4 * d)?,
-                ff2: init.linear(4 * d, d)?,
+                ff1: init.linear(d, shape.d_ff)?,
+                ff2: init.linear(shape.d_ff, d)?,
             });
         }
         let ln_f = init.layer_norm(d)?;
@@ -355,7 +361,7 @@ impl Init {
 
 /// Teacher-forced training on token sequences (all start with the same
 /// BOS): every position predicts the next token; padding is masked out.
-pub struct Trainer {
+pub(crate) struct Trainer {
     opt: AdamW,
     /// Dropout rate, and the steps taken (each step's masks differ).
     dropout: f32,
@@ -364,10 +370,17 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    pub fn new(model: &Decoder, lr: f64, dropout: f32, seed: u64) -> Result<Trainer> {
+    /// AdamW (decoupled weight decay on every weight) over `model`.
+    pub fn new(
+        model: &Decoder,
+        lr: f64,
+        weight_decay: f64,
+        dropout: f32,
+        seed: u64,
+    ) -> Result<Trainer> {
         let params = ParamsAdamW {
             lr,
-            weight_decay: 0.0,
+            weight_decay,
             ..ParamsAdamW::default()
         };
         Ok(Trainer {
@@ -384,23 +397,28 @@ impl Trainer {
     }
 
     /// One step on a batch of token sequences (and the items of each, see
-    /// [`Decoder::inputs`]); returns the mean token loss. `allowed`, when
-    /// given, is added to the logits before the softmax: `(rows · t,
-    /// vocab)`, row by row, 0 for tokens that may come next and −∞ for the
-    /// others, with `t` the longest sequence's length − 1.
+    /// [`Decoder::inputs`]); returns the mean token loss and the number of
+    /// predicted tokens. Position `i` of row `r` predicts token `i + 1`
+    /// when `i ≥ from[r]`. `allowed`, when given, is added to the logits
+    /// before the softmax: `(rows · t, vocab)`, row by row, 0 for tokens
+    /// that may come next and −∞ for the others, with `t` the longest
+    /// sequence's length − 1.
     pub fn step(
         &mut self,
         model: &Decoder,
         batch: &[&[u32]],
         items: &[&[u32]],
+        from: &[usize],
         allowed: Option<Vec<f32>>,
-    ) -> Result<f32> {
+    ) -> Result<(f32, usize)> {
         let t = batch.iter().map(|s| s.len()).max().unwrap_or(1) - 1;
         let rows = batch.len();
         let (mut tgt, mut mask) = (Vec::new(), Vec::new());
-        for s in batch {
+        let mut count = 0;
+        for (s, &f) in batch.iter().zip(from) {
             for i in 0..t {
-                let real = i + 1 < s.len();
+                let real = i + 1 < s.len() && i >= f;
+                count += usize::from(real);
                 tgt.push(if real { s[i + 1] } else { 0 });
                 mask.push(if real { 1f32 } else { 0.0 });
             }
@@ -421,9 +439,8 @@ impl Trainer {
         }
         let lp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
         let picked = lp.gather(&tgt, 1)?.squeeze(1)?;
-        let n = mask.sum_all()?;
-        let loss = (picked.mul(&mask)?.sum_all()?.neg()? / n)?;
+        let loss = (picked.mul(&mask)?.sum_all()?.neg()? / count.max(1) as f64)?;
         self.opt.backward_step(&loss)?;
-        loss.to_scalar::<f32>()
+        Ok((loss.to_scalar::<f32>()?, count))
     }
 }

@@ -1,0 +1,177 @@
+//! genrec's flags: each known flag with its default and help line;
+//! unknown flags are an error, `--help` prints the list.
+
+use std::collections::BTreeMap;
+
+/// (flag, takes a value, default, help).
+pub const FLAGS: &[(&str, bool, &str, &str)] = &[
+    (
+        "--inter",
+        true,
+        "",
+        "interactions file: user<TAB>item<TAB>timestamp per line",
+    ),
+    (
+        "--item-emb",
+        true,
+        "",
+        "item embeddings .npy (rows in --item-ids order)",
+    ),
+    (
+        "--item-ids",
+        true,
+        "",
+        "item ids, one per line, row i of --item-emb",
+    ),
+    ("--items", true, "1000", "built-in data: items"),
+    ("--users", true, "4000", "built-in data: users"),
+    ("--switch", true, "", "built-in data: topic switch rate"),
+    (
+        "--content-order",
+        false,
+        "",
+        "built-in data: users follow content order",
+    ),
+    (
+        "--codes",
+        true,
+        "256",
+        "RQ-KMeans codes per level (3 levels, plus a suffix)",
+    ),
+    (
+        "--model",
+        true,
+        "all",
+        "which models to train: all, decoder (generative), sasrec",
+    ),
+    ("--epochs", true, "60", "most epochs"),
+    ("--lr", true, "1e-3", "peak learning rate (AdamW)"),
+    ("--warmup", true, "200", "warm-up steps"),
+    ("--weight-decay", true, "0.01", "AdamW weight decay"),
+    ("--dropout", true, "0.2", "dropout rate"),
+    ("--batch", true, "64", "windows per batch"),
+    (
+        "--patience",
+        true,
+        "8",
+        "epochs without improvement before stopping",
+    ),
+    (
+        "--time-budget",
+        true,
+        "900",
+        "seconds after which no epoch starts (per model)",
+    ),
+    (
+        "--stride",
+        true,
+        "10",
+        "items between training window starts",
+    ),
+    ("--d", true, "128", "width"),
+    ("--heads", true, "4", "attention heads"),
+    ("--layers", true, "2", "blocks"),
+    ("--d-ff", true, "512", "feed-forward width"),
+    ("--max-history", true, "20", "history items read"),
+    ("--no-content", false, "", "no item-embedding input"),
+    ("--seed", true, "1", "seed of IDs, weights and batches"),
+    ("--beam", true, "20", "beam width of the constrained search"),
+    (
+        "--masked",
+        false,
+        "",
+        "plain token softmax in training and decoding (no renormalisation over valid IDs)",
+    ),
+    (
+        "--valid-users",
+        true,
+        "0",
+        "users scored for validation each epoch (0: all)",
+    ),
+    (
+        "--new-items",
+        true,
+        "0",
+        "hold this many items out, insert them after training, rank them",
+    ),
+    (
+        "--json",
+        false,
+        "",
+        "one JSON line per method after the table",
+    ),
+    ("--quiet", false, "", "no per-epoch lines"),
+    ("--help", false, "", "print this help"),
+];
+
+/// Parsed flags.
+pub struct Args {
+    values: BTreeMap<&'static str, String>,
+    switches: Vec<&'static str>,
+}
+
+impl Args {
+    /// Parses `std::env::args()`; errors name the bad flag.
+    pub fn parse() -> Result<Args, String> {
+        let raw: Vec<String> = std::env::args().skip(1).collect();
+        let mut a = Args {
+            values: BTreeMap::new(),
+            switches: Vec::new(),
+        };
+        let mut i = 0;
+        while i < raw.len() {
+            let f = FLAGS
+                .iter()
+                .find(|f| f.0 == raw[i])
+                .ok_or_else(|| format!("unknown flag {:?}; see --help", raw[i]))?;
+            if f.1 {
+                let v = raw
+                    .get(i + 1)
+                    .ok_or_else(|| format!("{} needs a value", f.0))?;
+                a.values.insert(f.0, v.clone());
+                i += 2;
+            } else {
+                a.switches.push(f.0);
+                i += 1;
+            }
+        }
+        Ok(a)
+    }
+
+    /// The help text.
+    pub fn help() -> String {
+        let mut s = String::from(
+            "genrec: semantic IDs -> a transformer trained on users' SID sequences -> trie-constrained\n\
+             beam search, beside popularity, last-item kNN and SASRec (leave-one-out, full ranking).\n\n\
+             usage: cargo run --release -p semid-gen --example genrec -- [FLAGS]\n\n",
+        );
+        for (name, val, def, help) in FLAGS {
+            let v = if *val { " V" } else { "" };
+            let d = if def.is_empty() {
+                String::new()
+            } else {
+                format!(" [{def}]")
+            };
+            s += &format!("  {:<18} {help}{d}\n", format!("{name}{v}"));
+        }
+        s
+    }
+
+    /// Whether a switch is on.
+    pub fn on(&self, name: &str) -> bool {
+        self.switches.contains(&name)
+    }
+
+    /// The raw value of a flag, if given.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    /// A flag's value parsed, or its default.
+    pub fn num<T: std::str::FromStr>(&self, name: &str) -> Result<T, String> {
+        let def = FLAGS.iter().find(|f| f.0 == name).map_or("", |f| f.2);
+        let v = self.get(name).unwrap_or(def);
+        v.parse()
+            .map_err(|_| format!("{name} {v:?}: not a valid number"))
+    }
+}

@@ -1,0 +1,632 @@
+//! The two trained models: [`SidModel`] (generative: emits semantic IDs,
+//! decoded by a trie-constrained beam search) and [`ItemModel`] (SASRec:
+//! a full softmax over item ids).
+
+use std::time::{Duration, Instant};
+
+use candle_core::{D, Tensor};
+use semid::SemanticIndex;
+use semid::decode::{BeamSearch, Beams, Scorer};
+use semid::hits::NO_ITEM;
+use semid::seq::LeaveOneOut;
+use semid::sid::{TokenMap, Trie};
+
+use crate::decoder::{Cache, Decoder, Shape};
+use crate::error::{Error, Result, config};
+use crate::train::{EpochReport, Example, TrainConfig, TrainReport, fit, windows};
+
+/// Users decoded together in one batched beam search.
+const USERS_PER_SEARCH: usize = 32;
+
+/// The transformer's shape. `Default` is the shape tuned on MovieLens-100K
+/// validation (docs/GENREC.md).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelConfig {
+    /// Width (default 128).
+    pub d: usize,
+    /// Attention heads (default 4; must divide `d`).
+    pub heads: usize,
+    /// Blocks (default 2).
+    pub layers: usize,
+    /// Feed-forward width (default 512).
+    pub d_ff: usize,
+    /// Items of history the model reads (default 20).
+    pub max_history: usize,
+    /// Generative model only: train with each position's softmax
+    /// renormalised over the valid next codes (default true), as the
+    /// constrained beam search then scores them.
+    pub renormalize: bool,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            d: 128,
+            heads: 4,
+            layers: 2,
+            d_ff: 512,
+            max_history: 20,
+            renormalize: true,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<()> {
+        if self.d == 0 || self.heads == 0 || !self.d.is_multiple_of(self.heads) {
+            return Err(config(
+                "heads",
+                format!(
+                    "is {} with d = {}; d must be a positive multiple of heads",
+                    self.heads, self.d
+                ),
+            ));
+        }
+        if self.layers == 0 {
+            return Err(config("layers", "is 0; use at least 1"));
+        }
+        if self.d_ff == 0 {
+            return Err(config("d_ff", "is 0; use at least 1"));
+        }
+        if self.max_history == 0 {
+            return Err(config("max_history", "is 0; read at least 1 item"));
+        }
+        Ok(())
+    }
+
+    fn shape(&self, vocab: usize, per_item: usize) -> Shape {
+        Shape {
+            vocab,
+            max_len: 1 + (self.max_history + 1) * per_item,
+            per_item,
+            d: self.d,
+            heads: self.heads,
+            layers: self.layers,
+            d_ff: self.d_ff,
+        }
+    }
+}
+
+/// Item content embeddings (row-major `items × dim`) that the model reads
+/// at each complete item, through a trained projection.
+#[derive(Clone, Copy, Debug)]
+pub struct Content<'a> {
+    /// `items × dim`, row-major.
+    pub rows: &'a [f32],
+    /// Columns.
+    pub dim: usize,
+}
+
+fn check_content(content: Option<Content<'_>>, n_items: usize) -> Result<Option<(&[f32], usize)>> {
+    let Some(c) = content else {
+        return Ok(None);
+    };
+    if c.dim == 0 || c.rows.len() != n_items * c.dim {
+        return Err(config(
+            "content",
+            format!(
+                "has {} values; {n_items} items × dim {} were expected",
+                c.rows.len(),
+                c.dim
+            ),
+        ));
+    }
+    if let Some(i) = c.rows.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Semid(semid::Error::NonFinite {
+            what: "content embeddings",
+            row: i / c.dim,
+            col: i % c.dim,
+        }));
+    }
+    Ok(Some((c.rows, c.dim)))
+}
+
+fn check_items(items: &[u32], n_items: usize) -> Result<()> {
+    match items.iter().find(|&&i| i as usize >= n_items) {
+        Some(&item) => Err(Error::UnknownItem { item, n_items }),
+        None => Ok(()),
+    }
+}
+
+/// Decoding figures of [`SidModel::recommend`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DecodeStats {
+    /// Result slots without an item (no valid ID reached): 0 with a trie.
+    pub invalid: usize,
+    /// Time in the model's forward passes.
+    pub model: Duration,
+    /// Total decoding time (model + search).
+    pub total: Duration,
+}
+
+/// The generative recommender: a decoder-only transformer over semantic-ID
+/// tokens (BOS, then each history item's ID tokens), emitting the next
+/// item's ID token by token.
+pub struct SidModel {
+    decoder: Decoder,
+    tokens: TokenMap,
+    /// The ID of every item, `n_items × levels`.
+    ids: Vec<u16>,
+    cfg: ModelConfig,
+}
+
+impl SidModel {
+    /// A fresh model for the items of `index` (items `0..n_items`, each
+    /// with an ID). `room` extra codes are reserved at the last level, for
+    /// items inserted after training. `content`, when given, has a row for
+    /// every item (inserted ones too).
+    pub fn new(
+        cfg: &ModelConfig,
+        index: &SemanticIndex,
+        n_items: usize,
+        room: usize,
+        content: Option<Content<'_>>,
+        seed: u64,
+    ) -> Result<SidModel> {
+        cfg.validate()?;
+        let mut sizes = index.trie().vocab().to_vec();
+        *sizes.last_mut().ok_or(config("index", "has no levels"))? += room;
+        let tokens = TokenMap::contiguous(&sizes, true, false)?;
+        let levels = sizes.len();
+        let shape = cfg.shape(tokens.vocab_size(), levels);
+        let content_rows = content.map(|c| c.rows.len() / c.dim.max(1));
+        let content = check_content(content, content_rows.unwrap_or(n_items).max(n_items))?;
+        let mut model = SidModel {
+            decoder: Decoder::new(shape, content, seed)?,
+            tokens,
+            ids: Vec::new(),
+            cfg: cfg.clone(),
+        };
+        model.sync_ids(index, n_items)?;
+        Ok(model)
+    }
+
+    /// Re-reads every item's ID from `index` (after
+    /// [`SemanticIndex::insert`]): items `0..n_items` must all have IDs
+    /// that the model's token map covers.
+    pub fn sync_ids(&mut self, index: &SemanticIndex, n_items: usize) -> Result<()> {
+        self.tokens.check_covers(index.trie())?;
+        let l = self.tokens.levels();
+        let mut ids = Vec::with_capacity(n_items * l);
+        for i in 0..n_items as u32 {
+            let id = index.id_of(i).ok_or_else(|| {
+                config(
+                    "index",
+                    format!("has no ID for item {i}; every item 0..{n_items} needs one"),
+                )
+            })?;
+            ids.extend_from_slice(id);
+        }
+        self.ids = ids;
+        Ok(())
+    }
+
+    /// Items the model knows.
+    pub fn n_items(&self) -> usize {
+        self.ids.len() / self.tokens.levels()
+    }
+
+    /// The model's SID ⇄ token map.
+    pub fn tokens(&self) -> &TokenMap {
+        &self.tokens
+    }
+
+    /// The shape.
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    /// BOS, then every item's ID tokens.
+    fn sequence(&self, items: &[u32]) -> Result<Vec<u32>> {
+        check_items(items, self.n_items())?;
+        let l = self.tokens.levels();
+        let bos = self.tokens.specials().bos.unwrap_or(0);
+        let mut out = Vec::with_capacity(1 + items.len() * l);
+        out.push(bos);
+        for &i in items {
+            self.tokens
+                .encode_into(&self.ids[i as usize * l..(i as usize + 1) * l], &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Trains on the training part of `split` (see [`TrainConfig`]), with
+    /// the valid-ID mask of `trie` when [`ModelConfig::renormalize`] is on.
+    /// `validate` scores the model after each epoch (higher is better);
+    /// `on_epoch` reports progress. Ends with the best epoch's weights.
+    pub fn train(
+        &self,
+        split: &LeaveOneOut,
+        trie: &Trie,
+        cfg: &TrainConfig,
+        mut validate: impl FnMut(&SidModel) -> Result<f64>,
+        mut on_epoch: impl FnMut(&EpochReport),
+    ) -> Result<TrainReport> {
+        cfg.validate()?;
+        self.tokens.check_covers(trie)?;
+        let seqs = split.sequences();
+        let l = self.tokens.levels();
+        let examples = windows(seqs, self.cfg.max_history, cfg.stride)
+            .into_iter()
+            .map(|w| {
+                let items = seqs.items(w.user)[w.start..w.end].to_vec();
+                Ok(Example {
+                    tokens: self.sequence(&items)?,
+                    items,
+                    from: w.first * l,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mask = |batch: &[&Example], t: usize, vocab: usize| -> Result<Vec<f32>> {
+            let mut out = vec![0f32; batch.len() * t * vocab];
+            for (r, e) in batch.iter().enumerate() {
+                // Position i predicts token i mod L of item i / L.
+                for i in e.from..e.tokens.len() - 1 {
+                    let (item, j) = (e.items[i / l] as usize, i % l);
+                    let prefix = &self.ids[item * l..item * l + j];
+                    let row = &mut out[(r * t + i) * vocab..(r * t + i + 1) * vocab];
+                    self.tokens.mask_into(trie, prefix, row)?;
+                }
+            }
+            Ok(out)
+        };
+        let mask: Option<crate::train::MaskFn<'_>> = self.cfg.renormalize.then_some(&mask);
+        fit(
+            &self.decoder,
+            &examples,
+            cfg,
+            mask,
+            &mut || validate(self),
+            &mut on_epoch,
+        )
+    }
+
+    /// Teacher-forced log-probability of each of `items` after `history`
+    /// (its last `max_history` items), without a cache: the sum over
+    /// levels of the model's log-softmax over that level's codes of
+    /// `trie`, taken over the trie's allowed codes only when
+    /// `renormalize`. This is the score [`SidModel::recommend`] gives an
+    /// item with a search that renormalises likewise, so it checks the
+    /// KV-cache path and re-ranks a few candidates. Cost: one forward pass
+    /// of `history + 1` items per item.
+    pub fn log_prob(
+        &self,
+        trie: &Trie,
+        history: &[u32],
+        items: &[u32],
+        renormalize: bool,
+    ) -> Result<Vec<f32>> {
+        self.tokens.check_covers(trie)?;
+        check_items(items, self.n_items())?;
+        let h = &history[history.len().saturating_sub(self.cfg.max_history)..];
+        let l = self.tokens.levels();
+        let n = self.sequence(h)?.len();
+        let mut out = Vec::with_capacity(items.len());
+        for &item in items {
+            let mut all = h.to_vec();
+            all.push(item);
+            let seq = self.sequence(&all)?;
+            let inputs = self.decoder.inputs(&[&seq], &[&all], 0, seq.len() - 1)?;
+            let logits = self.decoder.forward(&inputs, 0, &mut Vec::new())?;
+            let id = &self.ids[item as usize * l..(item as usize + 1) * l];
+            let mut total = 0f32;
+            for (j, &code) in id.iter().enumerate() {
+                let off = self.tokens.level_tokens(j)[0] as usize;
+                let v = trie.vocab()[j];
+                let row: Vec<f32> = logits
+                    .get(0)?
+                    .get(n - 1 + j)?
+                    .narrow(0, off, v)?
+                    .to_vec1()?;
+                let allowed: Vec<usize> = if renormalize {
+                    let s = trie.walk(&id[..j]).ok_or_else(|| {
+                        config("items", format!("item {item}'s ID is not in the trie"))
+                    })?;
+                    trie.allowed(s).iter().map(|&c| c as usize).collect()
+                } else {
+                    (0..v).collect()
+                };
+                let max = allowed
+                    .iter()
+                    .map(|&c| row[c])
+                    .fold(f32::NEG_INFINITY, f32::max);
+                let lse = max
+                    + allowed
+                        .iter()
+                        .map(|&c| (row[c] - max).exp())
+                        .sum::<f32>()
+                        .ln();
+                total += row[code as usize] - lse;
+            }
+            out.push(total);
+        }
+        Ok(out)
+    }
+
+    /// A [`Scorer`] for a batch of users whose histories have the same
+    /// length (the last `max_history` items are read): query `q` of the
+    /// search is `histories[q]`.
+    pub fn scorer<'a>(&'a self, histories: &[&'a [u32]]) -> Result<SidScorer<'a>> {
+        let h = self.cfg.max_history;
+        let cut: Vec<&[u32]> = histories
+            .iter()
+            .map(|s| &s[s.len().saturating_sub(h)..])
+            .collect();
+        if let Some(s) = cut.iter().find(|s| s.len() != cut[0].len() || s.is_empty()) {
+            return Err(config(
+                "histories",
+                format!(
+                    "have {} and {} items (last {h} read); one scorer takes histories of one non-zero length: batch users by history length",
+                    cut[0].len(),
+                    s.len()
+                ),
+            ));
+        }
+        Ok(SidScorer {
+            model: self,
+            histories: cut
+                .iter()
+                .map(|s| self.sequence(s))
+                .collect::<Result<_>>()?,
+            items: cut,
+            cache: Vec::new(),
+            model_time: Duration::ZERO,
+        })
+    }
+
+    /// The top `search.k()` items for each history, by trie-constrained
+    /// beam search over `index` (users with equally long histories decoded
+    /// together), with decoding figures.
+    pub fn recommend(
+        &self,
+        index: &SemanticIndex,
+        histories: &[&[u32]],
+        search: &mut BeamSearch,
+    ) -> Result<(Vec<Vec<u32>>, DecodeStats)> {
+        self.tokens.check_covers(index.trie())?;
+        let h = self.cfg.max_history;
+        let len = |i: usize| histories[i].len().min(h);
+        let mut lists = vec![Vec::new(); histories.len()];
+        let mut stats = DecodeStats::default();
+        let t0 = Instant::now();
+        let mut order: Vec<usize> = (0..histories.len()).collect();
+        order.sort_by_key(|&i| (len(i), i));
+        for group in order.chunk_by(|&a, &b| len(a) == len(b)) {
+            for batch in group.chunks(USERS_PER_SEARCH) {
+                let hs: Vec<&[u32]> = batch.iter().map(|&i| histories[i]).collect();
+                let mut scorer = self.scorer(&hs)?;
+                let hits = index.search(search, &mut scorer, batch.len())?;
+                stats.model += scorer.model_time;
+                for (q, &i) in batch.iter().enumerate() {
+                    let items = hits.query(q).items.to_vec();
+                    stats.invalid += items.iter().filter(|&&i| i == NO_ITEM).count();
+                    lists[i] = items;
+                }
+            }
+        }
+        stats.total = t0.elapsed();
+        Ok((lists, stats))
+    }
+}
+
+/// [`SidModel`] as a [`Scorer`], with a KV cache: the histories are
+/// encoded once (level 0); each later level reorders the cache by
+/// `Beams::parents` and feeds one token per beam.
+pub struct SidScorer<'a> {
+    model: &'a SidModel,
+    /// Each user's BOS + history tokens, all of one length.
+    histories: Vec<Vec<u32>>,
+    /// Each user's history items (for their content embeddings).
+    items: Vec<&'a [u32]>,
+    cache: Cache,
+    model_time: Duration,
+}
+
+impl SidScorer<'_> {
+    /// Time spent in the model so far.
+    pub fn model_time(&self) -> Duration {
+        self.model_time
+    }
+
+    fn step(&mut self, beams: &Beams<'_>, v: usize, out: &mut Vec<f32>) -> Result<()> {
+        let level = beams.level;
+        let model = &self.model.decoder;
+        let map = &self.model.tokens;
+        if level >= map.levels() {
+            return Err(config(
+                "tokens",
+                format!(
+                    "have {} levels; the search asked for level {level}",
+                    map.levels()
+                ),
+            ));
+        }
+        let off = map.level_offset(level).ok_or_else(|| {
+            config(
+                "tokens",
+                format!("level {level} is not contiguous; the model's own maps are"),
+            )
+        })? as usize;
+        if v > map.level_tokens(level).len() {
+            return Err(config(
+                "tokens",
+                format!("level {level} has fewer codes than the search's {v}"),
+            ));
+        }
+        let n = self.histories[0].len();
+        let logits = if level == 0 {
+            if beams.len() != self.histories.len() {
+                return Err(config(
+                    "histories",
+                    format!(
+                        "hold {} users; the search asked for {}",
+                        self.histories.len(),
+                        beams.len()
+                    ),
+                ));
+            }
+            self.cache.clear();
+            let refs: Vec<&[u32]> = self.histories.iter().map(Vec::as_slice).collect();
+            let inputs = model.inputs(&refs, &self.items, 0, n)?;
+            let all = model.forward(&inputs, 0, &mut self.cache)?;
+            all.narrow(1, n - 1, 1)?
+        } else {
+            Decoder::reorder(&mut self.cache, beams.parents)?;
+            // Each beam's sequence: its user's history, then its ID prefix.
+            let mut seqs = Vec::with_capacity(beams.len());
+            for b in 0..beams.len() {
+                let q = beams.queries[b] as usize;
+                let mut s = self.histories.get(q).cloned().ok_or_else(|| {
+                    config("histories", format!("hold no query {q}; one per query"))
+                })?;
+                map.encode_into(beams.prefix(b), &mut s)?;
+                seqs.push(s);
+            }
+            let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+            let start = n + level - 1;
+            // Target items are incomplete: no content to read.
+            let none: Vec<&[u32]> = vec![&[]; refs.len()];
+            let inputs = model.inputs(&refs, &none, start, 1)?;
+            model.forward(&inputs, start, &mut self.cache)?
+        };
+        let lp = candle_nn::ops::log_softmax(&logits.narrow(2, off, v)?.squeeze(1)?, D::Minus1)?;
+        out.extend(lp.flatten_all()?.to_vec1::<f32>()?);
+        Ok(())
+    }
+}
+
+impl Scorer for SidScorer<'_> {
+    fn score(&mut self, beams: &Beams<'_>, out: &mut Vec<f32>) -> semid::Result<()> {
+        let t0 = Instant::now();
+        let r = beams
+            .check()
+            .map_err(Error::from)
+            .and_then(|()| self.step(beams, beams.vocab, out));
+        self.model_time += t0.elapsed();
+        r.map_err(|e| semid::Error::Scorer {
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// The SASRec baseline: the same transformer over item ids (BOS, then the
+/// history's items), trained with a full softmax over the catalog.
+pub struct ItemModel {
+    decoder: Decoder,
+    n_items: usize,
+    cfg: ModelConfig,
+}
+
+impl ItemModel {
+    /// A fresh model over items `0..n_items`; `content` as in
+    /// [`SidModel::new`].
+    pub fn new(
+        cfg: &ModelConfig,
+        n_items: usize,
+        content: Option<Content<'_>>,
+        seed: u64,
+    ) -> Result<ItemModel> {
+        cfg.validate()?;
+        if n_items == 0 {
+            return Err(config("n_items", "is 0; the catalog needs items"));
+        }
+        let content_rows = content.map(|c| c.rows.len() / c.dim.max(1));
+        let content = check_content(content, content_rows.unwrap_or(n_items).max(n_items))?;
+        Ok(ItemModel {
+            decoder: Decoder::new(cfg.shape(n_items + 1, 1), content, seed)?,
+            n_items,
+            cfg: cfg.clone(),
+        })
+    }
+
+    fn sequence(&self, items: &[u32]) -> Result<Vec<u32>> {
+        check_items(items, self.n_items)?;
+        Ok(std::iter::once(self.n_items as u32)
+            .chain(items.iter().copied())
+            .collect())
+    }
+
+    /// Trains on the training part of `split`; as [`SidModel::train`].
+    pub fn train(
+        &self,
+        split: &LeaveOneOut,
+        cfg: &TrainConfig,
+        mut validate: impl FnMut(&ItemModel) -> Result<f64>,
+        mut on_epoch: impl FnMut(&EpochReport),
+    ) -> Result<TrainReport> {
+        cfg.validate()?;
+        let seqs = split.sequences();
+        let examples = windows(seqs, self.cfg.max_history, cfg.stride)
+            .into_iter()
+            .map(|w| {
+                let items = seqs.items(w.user)[w.start..w.end].to_vec();
+                Ok(Example {
+                    tokens: self.sequence(&items)?,
+                    items,
+                    from: w.first,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        fit(
+            &self.decoder,
+            &examples,
+            cfg,
+            None,
+            &mut || validate(self),
+            &mut on_epoch,
+        )
+    }
+
+    /// The `k` highest-scored items after each history (its last
+    /// `max_history` items), best first, ties by item id; users with
+    /// equally long histories scored together.
+    pub fn recommend(&self, histories: &[&[u32]], k: usize) -> Result<Vec<Vec<u32>>> {
+        let h = self.cfg.max_history;
+        let n = self.n_items;
+        let k = k.min(n);
+        let cut: Vec<&[u32]> = histories
+            .iter()
+            .map(|s| &s[s.len().saturating_sub(h)..])
+            .collect();
+        let mut lists = vec![Vec::new(); histories.len()];
+        let mut order: Vec<usize> = (0..cut.len()).collect();
+        order.sort_by_key(|&i| (cut[i].len(), i));
+        for group in order.chunk_by(|&a, &b| cut[a].len() == cut[b].len()) {
+            for batch in group.chunks(USERS_PER_SEARCH * 2) {
+                let seqs: Vec<Vec<u32>> = batch
+                    .iter()
+                    .map(|&i| self.sequence(cut[i]))
+                    .collect::<Result<_>>()?;
+                let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+                let items: Vec<&[u32]> = batch.iter().map(|&i| cut[i]).collect();
+                let len = refs[0].len();
+                let inputs = self.decoder.inputs(&refs, &items, 0, len)?;
+                let logits = self.decoder.forward(&inputs, 0, &mut Vec::new())?;
+                let last: Tensor = logits.narrow(1, len - 1, 1)?.narrow(2, 0, n)?;
+                let scores = last.flatten_all()?.to_vec1::<f32>()?;
+                for (r, &i) in batch.iter().enumerate() {
+                    lists[i] = top_k(&scores[r * n..(r + 1) * n], k);
+                }
+            }
+        }
+        Ok(lists)
+    }
+}
+
+/// Indices of the `k` largest scores, best first, ties by index.
+fn top_k(scores: &[f32], k: usize) -> Vec<u32> {
+    if k == 0 {
+        return Vec::new();
+    }
+    let mut top: Vec<u32> = (0..scores.len() as u32).collect();
+    let cmp = |a: &u32, b: &u32| {
+        scores[*b as usize]
+            .total_cmp(&scores[*a as usize])
+            .then(a.cmp(b))
+    };
+    top.select_nth_unstable_by(k - 1, cmp);
+    top.truncate(k);
+    top.sort_by(cmp);
+    top
+}
