@@ -33,6 +33,9 @@ pub struct Shape {
     pub layers: usize,
     /// Width of the feed-forward layer.
     pub d_ff: usize,
+    /// Output logits are the final state times the input token embeddings
+    /// (SASRec's tying) instead of a separate head.
+    pub tied: bool,
 }
 
 impl Shape {
@@ -60,7 +63,7 @@ pub struct Inputs {
 
 /// Inverted dropout with masks from semid's seeded generator (candle's
 /// own dropout draws from an unseedable generator): site `site` of a step.
-fn dropout(x: &Tensor, drop: Option<(f32, u64)>, site: u64) -> Result<Tensor> {
+pub(crate) fn dropout(x: &Tensor, drop: Option<(f32, u64)>, site: u64) -> Result<Tensor> {
     match drop {
         Some((p, seed)) if p > 0.0 => {
             let u = semid::synthetic::uniform(x.elem_count(), 0.0, 1.0, seed.wrapping_add(site));
@@ -137,9 +140,11 @@ impl Decoder {
             });
         }
         let ln_f = init.layer_norm(d)?;
-        // Untied from `tok`: tying (as SASRec does) lowered both models'
-        // NDCG@10 on the built-in data (0.233 → 0.212, 0.337 → 0.299).
-        let head = init.linear(d, shape.vocab)?;
+        let head = if shape.tied {
+            Linear::new(tok.embeddings().clone(), None)
+        } else {
+            init.linear(d, shape.vocab)?
+        };
         let content = match content {
             Some((emb, dim)) => {
                 let table = Tensor::from_slice(emb, (emb.len() / dim, dim), &Device::Cpu)?;
@@ -164,19 +169,6 @@ impl Decoder {
     /// The trainable tensors.
     pub fn vars(&self) -> &[Var] {
         &self.vars
-    }
-
-    /// A copy of every weight (to keep the best epoch).
-    pub fn snapshot(&self) -> Result<Vec<Tensor>> {
-        self.vars.iter().map(|v| v.as_tensor().copy()).collect()
-    }
-
-    /// Restores a [`Decoder::snapshot`].
-    pub fn restore(&self, snap: &[Tensor]) -> Result<()> {
-        for (v, t) in self.vars.iter().zip(snap) {
-            v.set(t)?;
-        }
-        Ok(())
     }
 
     /// The inputs of positions `start..start + t` of token sequences
@@ -359,20 +351,76 @@ impl Init {
     }
 }
 
-/// Teacher-forced training on token sequences (all start with the same
-/// BOS): every position predicts the next token; padding is masked out.
+/// Mean negative log-likelihood of `targets` under `logits` `(n, vocab)`
+/// over the rows where `weights` is 1, with `allowed` (0 or −∞ per row and
+/// token) added to the logits first when given. Returns the loss and the
+/// count of weighted rows.
+pub(crate) fn masked_nll(
+    logits: Tensor,
+    targets: Vec<u32>,
+    weights: Vec<f32>,
+    allowed: Option<Vec<f32>>,
+) -> Result<(Tensor, usize)> {
+    let (n, vocab) = logits.dims2()?;
+    let dev = Device::Cpu;
+    let count = weights.iter().filter(|&&w| w > 0.0).count();
+    let logits = match allowed {
+        Some(a) => (logits + Tensor::from_vec(a, (n, vocab), &dev)?)?,
+        None => logits,
+    };
+    let lp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+    let picked = lp
+        .gather(&Tensor::from_vec(targets, (n, 1), &dev)?, 1)?
+        .squeeze(1)?;
+    let w = Tensor::from_vec(weights, n, &dev)?;
+    let loss = (picked.mul(&w)?.sum_all()?.neg()? / count.max(1) as f64)?;
+    Ok((loss, count))
+}
+
+impl Decoder {
+    /// Teacher-forced loss on a batch of token sequences (and the items of
+    /// each, see [`Decoder::inputs`]): position `i` of row `r` predicts
+    /// token `i + 1` when `i ≥ from[r]`. `allowed` as in [`masked_nll`],
+    /// `(rows · t, vocab)` with `t` the longest sequence's length − 1.
+    pub(crate) fn loss(
+        &self,
+        batch: &[&[u32]],
+        items: &[&[u32]],
+        from: &[usize],
+        allowed: Option<Vec<f32>>,
+        drop: Option<(f32, u64)>,
+    ) -> Result<(Tensor, usize)> {
+        let t = batch.iter().map(|s| s.len()).max().unwrap_or(1) - 1;
+        let rows = batch.len();
+        let (mut tgt, mut mask) = (Vec::new(), Vec::new());
+        for (s, &f) in batch.iter().zip(from) {
+            for i in 0..t {
+                let real = i + 1 < s.len() && i >= f;
+                tgt.push(if real { s[i + 1] } else { 0 });
+                mask.push(if real { 1f32 } else { 0.0 });
+            }
+        }
+        let mut inputs = self.inputs(batch, items, 0, t)?;
+        inputs.dropout = drop;
+        let logits = self
+            .forward(&inputs, 0, &mut Vec::new())?
+            .reshape((rows * t, self.shape.vocab))?;
+        masked_nll(logits, tgt, mask, allowed)
+    }
+}
+
+/// AdamW over a model's variables, with a seeded dropout stream per step.
 pub(crate) struct Trainer {
     opt: AdamW,
-    /// Dropout rate, and the steps taken (each step's masks differ).
     dropout: f32,
     steps: u64,
     seed: u64,
 }
 
 impl Trainer {
-    /// AdamW (decoupled weight decay on every weight) over `model`.
+    /// AdamW (decoupled weight decay on every weight) over `vars`.
     pub fn new(
-        model: &Decoder,
+        vars: &[Var],
         lr: f64,
         weight_decay: f64,
         dropout: f32,
@@ -384,7 +432,7 @@ impl Trainer {
             ..ParamsAdamW::default()
         };
         Ok(Trainer {
-            opt: AdamW::new(model.vars().to_vec(), params)?,
+            opt: AdamW::new(vars.to_vec(), params)?,
             dropout,
             steps: 0,
             seed,
@@ -396,51 +444,15 @@ impl Trainer {
         self.opt.set_learning_rate(lr);
     }
 
-    /// One step on a batch of token sequences (and the items of each, see
-    /// [`Decoder::inputs`]); returns the mean token loss and the number of
-    /// predicted tokens. Position `i` of row `r` predicts token `i + 1`
-    /// when `i ≥ from[r]`. `allowed`, when given, is added to the logits
-    /// before the softmax: `(rows · t, vocab)`, row by row, 0 for tokens
-    /// that may come next and −∞ for the others, with `t` the longest
-    /// sequence's length − 1.
-    pub fn step(
-        &mut self,
-        model: &Decoder,
-        batch: &[&[u32]],
-        items: &[&[u32]],
-        from: &[usize],
-        allowed: Option<Vec<f32>>,
-    ) -> Result<(f32, usize)> {
-        let t = batch.iter().map(|s| s.len()).max().unwrap_or(1) - 1;
-        let rows = batch.len();
-        let (mut tgt, mut mask) = (Vec::new(), Vec::new());
-        let mut count = 0;
-        for (s, &f) in batch.iter().zip(from) {
-            for i in 0..t {
-                let real = i + 1 < s.len() && i >= f;
-                count += usize::from(real);
-                tgt.push(if real { s[i + 1] } else { 0 });
-                mask.push(if real { 1f32 } else { 0.0 });
-            }
-        }
-        let dev = Device::Cpu;
-        let mut inputs = model.inputs(batch, items, 0, t)?;
+    /// The dropout rate and mask seed of the next step.
+    pub fn next_dropout(&mut self) -> Option<(f32, u64)> {
         self.steps += 1;
-        let stream = (self.seed << 32) ^ (self.steps << 8);
-        inputs.dropout = Some((self.dropout, stream));
-        let tgt = Tensor::from_vec(tgt, (rows * t, 1), &dev)?;
-        let mask = Tensor::from_vec(mask, rows * t, &dev)?;
-        let vocab = model.shape.vocab;
-        let mut logits = model
-            .forward(&inputs, 0, &mut Vec::new())?
-            .reshape((rows * t, vocab))?;
-        if let Some(a) = allowed {
-            logits = (logits + Tensor::from_vec(a, (rows * t, vocab), &dev)?)?;
-        }
-        let lp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-        let picked = lp.gather(&tgt, 1)?.squeeze(1)?;
-        let loss = (picked.mul(&mask)?.sum_all()?.neg()? / count.max(1) as f64)?;
-        self.opt.backward_step(&loss)?;
-        Ok((loss.to_scalar::<f32>()?, count))
+        Some((self.dropout, (self.seed << 32) ^ (self.steps << 8)))
+    }
+
+    /// Back-propagates `loss` and updates the weights.
+    pub fn step(&mut self, loss: &Tensor) -> Result<f32> {
+        self.opt.backward_step(loss)?;
+        loss.to_scalar::<f32>()
     }
 }

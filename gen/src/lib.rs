@@ -17,9 +17,12 @@
 
 mod decoder;
 mod error;
+pub mod gpt2;
 mod model;
+pub mod t5;
 mod train;
+mod weights;
 
 pub use error::{Error, Result};
-pub use model::{Content, DecodeStats, ItemModel, ModelConfig, SidModel, SidScorer};
+pub use model::{Arch, Content, DecodeStats, ItemModel, ModelConfig, SidModel, SidScorer};
 pub use train::{EpochReport, Stop, TrainConfig, TrainReport, shuffled};

@@ -11,17 +11,32 @@ use semid::hits::NO_ITEM;
 use semid::seq::LeaveOneOut;
 use semid::sid::{TokenMap, Trie};
 
-use crate::decoder::{Cache, Decoder, Shape};
+use crate::decoder::{Cache, Decoder, Shape, masked_nll};
 use crate::error::{Error, Result, config};
+use crate::t5::{Encoded, T5, T5Cache, T5Config};
 use crate::train::{EpochReport, Example, TrainConfig, TrainReport, fit, windows};
 
 /// Users decoded together in one batched beam search.
 const USERS_PER_SEARCH: usize = 32;
 
+/// The generative model's architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    /// One causal stack over BOS, the history's ID tokens and the next
+    /// ID's tokens (GPT-style; history encoded once per user, one KV cache).
+    DecoderOnly,
+    /// TIGER's T5: a bidirectional encoder reads the history's ID tokens,
+    /// a decoder with relative attention bias emits the next ID.
+    EncoderDecoder,
+}
+
 /// The transformer's shape. `Default` is the shape tuned on MovieLens-100K
 /// validation (docs/GENREC.md).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelConfig {
+    /// Generative model only: the architecture (default
+    /// [`Arch::DecoderOnly`]).
+    pub arch: Arch,
     /// Width (default 128).
     pub d: usize,
     /// Attention heads (default 4; must divide `d`).
@@ -36,17 +51,22 @@ pub struct ModelConfig {
     /// renormalised over the valid next codes (default true), as the
     /// constrained beam search then scores them.
     pub renormalize: bool,
+    /// Output logits from the input token embeddings (SASRec's tying)
+    /// rather than a separate head (default false).
+    pub tied: bool,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
+            arch: Arch::DecoderOnly,
             d: 128,
             heads: 4,
             layers: 2,
             d_ff: 512,
             max_history: 20,
             renormalize: true,
+            tied: false,
         }
     }
 }
@@ -84,6 +104,29 @@ impl ModelConfig {
             heads: self.heads,
             layers: self.layers,
             d_ff: self.d_ff,
+            tied: self.tied,
+        }
+    }
+
+    fn t5(&self, vocab: usize, start: u32) -> T5Config {
+        T5Config {
+            vocab_size: vocab,
+            d_model: self.d,
+            d_kv: self.d / self.heads,
+            d_ff: self.d_ff,
+            num_layers: self.layers,
+            num_decoder_layers: None,
+            num_heads: self.heads,
+            relative_attention_num_buckets: 32,
+            relative_attention_max_distance: 128,
+            dropout_rate: 0.0,
+            layer_norm_epsilon: 1e-6,
+            feed_forward_proj: "relu".into(),
+            tie_word_embeddings: Some(self.tied),
+            scale_decoder_outputs: Some(self.tied),
+            pad_token_id: Some(start),
+            eos_token_id: None,
+            decoder_start_token_id: Some(start),
         }
     }
 }
@@ -140,11 +183,16 @@ pub struct DecodeStats {
     pub total: Duration,
 }
 
-/// The generative recommender: a decoder-only transformer over semantic-ID
-/// tokens (BOS, then each history item's ID tokens), emitting the next
-/// item's ID token by token.
+enum Net {
+    Decoder(Decoder),
+    T5(T5),
+}
+
+/// The generative recommender: a transformer over semantic-ID tokens that
+/// reads a user's history as ID tokens and emits the next item's ID token
+/// by token ([`Arch`]).
 pub struct SidModel {
-    decoder: Decoder,
+    net: Net,
     tokens: TokenMap,
     /// The ID of every item, `n_items × levels`.
     ids: Vec<u16>,
@@ -172,8 +220,21 @@ impl SidModel {
         let shape = cfg.shape(tokens.vocab_size(), levels);
         let content_rows = content.map(|c| c.rows.len() / c.dim.max(1));
         let content = check_content(content, content_rows.unwrap_or(n_items).max(n_items))?;
+        let net = match cfg.arch {
+            Arch::DecoderOnly => Net::Decoder(Decoder::new(shape, content, seed)?),
+            Arch::EncoderDecoder => {
+                if content.is_some() {
+                    return Err(config(
+                        "content",
+                        "is for the decoder-only model; the encoder-decoder reads ID tokens only",
+                    ));
+                }
+                let start = tokens.specials().bos.unwrap_or(0);
+                Net::T5(T5::fresh(cfg.t5(tokens.vocab_size(), start), seed)?)
+            }
+        };
         let mut model = SidModel {
-            decoder: Decoder::new(shape, content, seed)?,
+            net,
             tokens,
             ids: Vec::new(),
             cfg: cfg.clone(),
@@ -247,39 +308,145 @@ impl SidModel {
         self.tokens.check_covers(trie)?;
         let seqs = split.sequences();
         let l = self.tokens.levels();
-        let examples = windows(seqs, self.cfg.max_history, cfg.stride)
-            .into_iter()
-            .map(|w| {
-                let items = seqs.items(w.user)[w.start..w.end].to_vec();
-                Ok(Example {
-                    tokens: self.sequence(&items)?,
-                    items,
-                    from: w.first * l,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mask = |batch: &[&Example], t: usize, vocab: usize| -> Result<Vec<f32>> {
-            let mut out = vec![0f32; batch.len() * t * vocab];
-            for (r, e) in batch.iter().enumerate() {
-                // Position i predicts token i mod L of item i / L.
-                for i in e.from..e.tokens.len() - 1 {
-                    let (item, j) = (e.items[i / l] as usize, i % l);
-                    let prefix = &self.ids[item * l..item * l + j];
-                    let row = &mut out[(r * t + i) * vocab..(r * t + i + 1) * vocab];
-                    self.tokens.mask_into(trie, prefix, row)?;
-                }
-            }
-            Ok(out)
+        let vocab = self.tokens.vocab_size();
+        let renorm = self.cfg.renormalize;
+        // The valid-ID mask of one position predicting level j of `item`.
+        let mask_row = |item: u32, j: usize, row: &mut [f32]| -> Result<()> {
+            let i = item as usize;
+            Ok(self
+                .tokens
+                .mask_into(trie, &self.ids[i * l..i * l + j], row)?)
         };
-        let mask: Option<crate::train::MaskFn<'_>> = self.cfg.renormalize.then_some(&mask);
-        fit(
-            &self.decoder,
-            &examples,
-            cfg,
-            mask,
-            &mut || validate(self),
-            &mut on_epoch,
-        )
+        match &self.net {
+            Net::Decoder(dec) => {
+                let examples = windows(seqs, self.cfg.max_history, cfg.stride)
+                    .into_iter()
+                    .map(|w| {
+                        let items = seqs.items(w.user)[w.start..w.end].to_vec();
+                        Ok(Example {
+                            tokens: self.sequence(&items)?,
+                            items,
+                            from: w.first * l,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let mut loss = |batch: &[&Example], drop| {
+                    let toks: Vec<&[u32]> = batch.iter().map(|e| e.tokens.as_slice()).collect();
+                    let items: Vec<&[u32]> = batch.iter().map(|e| e.items.as_slice()).collect();
+                    let from: Vec<usize> = batch.iter().map(|e| e.from).collect();
+                    let t = toks.iter().map(|s| s.len()).max().unwrap_or(1) - 1;
+                    let allowed = if renorm {
+                        let mut out = vec![0f32; batch.len() * t * vocab];
+                        for (r, e) in batch.iter().enumerate() {
+                            // Position i predicts token i mod L of item i / L.
+                            for i in e.from..e.tokens.len() - 1 {
+                                let row = &mut out[(r * t + i) * vocab..(r * t + i + 1) * vocab];
+                                mask_row(e.items[i / l], i % l, row)?;
+                            }
+                        }
+                        Some(out)
+                    } else {
+                        None
+                    };
+                    Ok(dec.loss(&toks, &items, &from, allowed, drop)?)
+                };
+                fit(
+                    dec.vars(),
+                    &examples,
+                    cfg,
+                    &mut loss,
+                    &mut || validate(self),
+                    &mut on_epoch,
+                )
+            }
+            Net::T5(t5) => {
+                // Every training target once, with its last max_history items.
+                let h = self.cfg.max_history;
+                let mut examples = Vec::new();
+                for u in 0..seqs.len() {
+                    let s = seqs.items(u);
+                    let part = &s[..s.len().saturating_sub(2)];
+                    for t in 1..part.len() {
+                        let hist = &part[t.saturating_sub(h)..t];
+                        let tokens = self.sequence(hist)?[1..].to_vec();
+                        examples.push(Example {
+                            tokens,
+                            items: vec![part[t]],
+                            from: 0,
+                        });
+                    }
+                }
+                let start = t5.config().decoder_start();
+                let mut loss = |batch: &[&Example], drop| {
+                    let len = batch.iter().map(|e| e.tokens.len()).max().unwrap_or(1);
+                    let mut enc = Vec::with_capacity(batch.len() * len);
+                    let mut lens = Vec::with_capacity(batch.len());
+                    let (mut dec, mut tgt) = (Vec::new(), Vec::new());
+                    for e in batch {
+                        enc.extend_from_slice(&e.tokens);
+                        enc.extend(std::iter::repeat_n(start, len - e.tokens.len()));
+                        lens.push(e.tokens.len());
+                        let i = e.items[0] as usize;
+                        let id = self.tokens.encode(&self.ids[i * l..(i + 1) * l])?;
+                        dec.push(start);
+                        dec.extend_from_slice(&id[..l - 1]);
+                        tgt.extend_from_slice(&id);
+                    }
+                    let encoded = t5.encode(&enc, &lens, drop)?;
+                    let logits = t5
+                        .decode(&dec, &encoded, &mut T5Cache::default(), drop)?
+                        .reshape((batch.len() * l, vocab))?;
+                    let allowed = if renorm {
+                        let mut out = vec![0f32; batch.len() * l * vocab];
+                        for (r, e) in batch.iter().enumerate() {
+                            for j in 0..l {
+                                let row = &mut out[(r * l + j) * vocab..(r * l + j + 1) * vocab];
+                                mask_row(e.items[0], j, row)?;
+                            }
+                        }
+                        Some(out)
+                    } else {
+                        None
+                    };
+                    let w = vec![1f32; tgt.len()];
+                    Ok(masked_nll(logits, tgt, w, allowed)?)
+                };
+                fit(
+                    t5.vars(),
+                    &examples,
+                    cfg,
+                    &mut loss,
+                    &mut || validate(self),
+                    &mut on_epoch,
+                )
+            }
+        }
+    }
+
+    /// The logits `(1, L, vocab)` of the positions that predict `item`'s
+    /// ID tokens after `history` (already cut), teacher-forced, no cache.
+    fn id_logits(&self, history: &[u32], item: u32) -> Result<Tensor> {
+        let l = self.tokens.levels();
+        match &self.net {
+            Net::Decoder(dec) => {
+                let n = self.sequence(history)?.len();
+                let mut all = history.to_vec();
+                all.push(item);
+                let seq = self.sequence(&all)?;
+                let inputs = dec.inputs(&[&seq], &[&all], 0, seq.len() - 1)?;
+                let logits = dec.forward(&inputs, 0, &mut Vec::new())?;
+                Ok(logits.narrow(1, n - 1, l)?)
+            }
+            Net::T5(t5) => {
+                let enc_toks = self.sequence(history)?[1..].to_vec();
+                let enc = t5.encode(&enc_toks, &[enc_toks.len()], None)?;
+                let i = item as usize;
+                let id = self.tokens.encode(&self.ids[i * l..(i + 1) * l])?;
+                let mut dec = vec![t5.config().decoder_start()];
+                dec.extend_from_slice(&id[..l - 1]);
+                t5.decode(&dec, &enc, &mut T5Cache::default(), None)
+            }
+        }
     }
 
     /// Teacher-forced log-probability of each of `items` after `history`
@@ -301,24 +468,18 @@ impl SidModel {
         check_items(items, self.n_items())?;
         let h = &history[history.len().saturating_sub(self.cfg.max_history)..];
         let l = self.tokens.levels();
-        let n = self.sequence(h)?.len();
+        if h.is_empty() {
+            return Err(config("history", "is empty; give at least one item"));
+        }
         let mut out = Vec::with_capacity(items.len());
         for &item in items {
-            let mut all = h.to_vec();
-            all.push(item);
-            let seq = self.sequence(&all)?;
-            let inputs = self.decoder.inputs(&[&seq], &[&all], 0, seq.len() - 1)?;
-            let logits = self.decoder.forward(&inputs, 0, &mut Vec::new())?;
+            let logits = self.id_logits(h, item)?;
             let id = &self.ids[item as usize * l..(item as usize + 1) * l];
             let mut total = 0f32;
             for (j, &code) in id.iter().enumerate() {
                 let off = self.tokens.level_tokens(j)[0] as usize;
                 let v = trie.vocab()[j];
-                let row: Vec<f32> = logits
-                    .get(0)?
-                    .get(n - 1 + j)?
-                    .narrow(0, off, v)?
-                    .to_vec1()?;
+                let row: Vec<f32> = logits.get(0)?.get(j)?.narrow(0, off, v)?.to_vec1()?;
                 let allowed: Vec<usize> = if renormalize {
                     let s = trie.walk(&id[..j]).ok_or_else(|| {
                         config("items", format!("item {item}'s ID is not in the trie"))
@@ -371,6 +532,8 @@ impl SidModel {
                 .collect::<Result<_>>()?,
             items: cut,
             cache: Vec::new(),
+            encoded: None,
+            t5: T5Cache::default(),
             model_time: Duration::ZERO,
         })
     }
@@ -420,6 +583,9 @@ pub struct SidScorer<'a> {
     /// Each user's history items (for their content embeddings).
     items: Vec<&'a [u32]>,
     cache: Cache,
+    /// Encoder-decoder: the encoded histories and the decoder's cache.
+    encoded: Option<Encoded>,
+    t5: T5Cache,
     model_time: Duration,
 }
 
@@ -431,7 +597,6 @@ impl SidScorer<'_> {
 
     fn step(&mut self, beams: &Beams<'_>, v: usize, out: &mut Vec<f32>) -> Result<()> {
         let level = beams.level;
-        let model = &self.model.decoder;
         let map = &self.model.tokens;
         if level >= map.levels() {
             return Err(config(
@@ -454,41 +619,72 @@ impl SidScorer<'_> {
                 format!("level {level} has fewer codes than the search's {v}"),
             ));
         }
+        if level == 0 && beams.len() != self.histories.len() {
+            return Err(config(
+                "histories",
+                format!(
+                    "hold {} users; the search asked for {}",
+                    self.histories.len(),
+                    beams.len()
+                ),
+            ));
+        }
         let n = self.histories[0].len();
-        let logits = if level == 0 {
-            if beams.len() != self.histories.len() {
-                return Err(config(
-                    "histories",
-                    format!(
-                        "hold {} users; the search asked for {}",
-                        self.histories.len(),
-                        beams.len()
-                    ),
-                ));
+        let logits = match (&self.model.net, level) {
+            (Net::Decoder(model), 0) => {
+                self.cache.clear();
+                let refs: Vec<&[u32]> = self.histories.iter().map(Vec::as_slice).collect();
+                let inputs = model.inputs(&refs, &self.items, 0, n)?;
+                let all = model.forward(&inputs, 0, &mut self.cache)?;
+                all.narrow(1, n - 1, 1)?
             }
-            self.cache.clear();
-            let refs: Vec<&[u32]> = self.histories.iter().map(Vec::as_slice).collect();
-            let inputs = model.inputs(&refs, &self.items, 0, n)?;
-            let all = model.forward(&inputs, 0, &mut self.cache)?;
-            all.narrow(1, n - 1, 1)?
-        } else {
-            Decoder::reorder(&mut self.cache, beams.parents)?;
-            // Each beam's sequence: its user's history, then its ID prefix.
-            let mut seqs = Vec::with_capacity(beams.len());
-            for b in 0..beams.len() {
-                let q = beams.queries[b] as usize;
-                let mut s = self.histories.get(q).cloned().ok_or_else(|| {
-                    config("histories", format!("hold no query {q}; one per query"))
-                })?;
-                map.encode_into(beams.prefix(b), &mut s)?;
-                seqs.push(s);
+            (Net::Decoder(model), _) => {
+                Decoder::reorder(&mut self.cache, beams.parents)?;
+                // Each beam's sequence: its user's history, then its ID prefix.
+                let mut seqs = Vec::with_capacity(beams.len());
+                for b in 0..beams.len() {
+                    let q = beams.queries[b] as usize;
+                    let mut s = self.histories.get(q).cloned().ok_or_else(|| {
+                        config("histories", format!("hold no query {q}; one per query"))
+                    })?;
+                    map.encode_into(beams.prefix(b), &mut s)?;
+                    seqs.push(s);
+                }
+                let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+                let start = n + level - 1;
+                // Target items are incomplete: no content to read.
+                let none: Vec<&[u32]> = vec![&[]; refs.len()];
+                let inputs = model.inputs(&refs, &none, start, 1)?;
+                model.forward(&inputs, start, &mut self.cache)?
             }
-            let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
-            let start = n + level - 1;
-            // Target items are incomplete: no content to read.
-            let none: Vec<&[u32]> = vec![&[]; refs.len()];
-            let inputs = model.inputs(&refs, &none, start, 1)?;
-            model.forward(&inputs, start, &mut self.cache)?
+            (Net::T5(t5), 0) => {
+                // Histories without BOS into the encoder, once per user.
+                let rows = self.histories.len();
+                let toks: Vec<u32> = self
+                    .histories
+                    .iter()
+                    .flat_map(|h| h[1..].to_vec())
+                    .collect();
+                let enc = t5.encode(&toks, &vec![n - 1; rows], None)?;
+                self.t5 = T5Cache::default();
+                let start = vec![t5.config().decoder_start(); rows];
+                let logits = t5.decode(&start, &enc, &mut self.t5, None)?;
+                self.encoded = Some(enc);
+                logits
+            }
+            (Net::T5(t5), _) => {
+                self.t5.reorder(beams.parents)?;
+                let mut last = Vec::with_capacity(beams.len());
+                for b in 0..beams.len() {
+                    let p = beams.prefix(b);
+                    last.push(map.token(level - 1, p[level - 1])?);
+                }
+                let enc = self
+                    .encoded
+                    .as_ref()
+                    .ok_or_else(|| config("search", "started above level 0"))?;
+                t5.decode(&last, enc, &mut self.t5, None)?
+            }
         };
         let lp = candle_nn::ops::log_softmax(&logits.narrow(2, off, v)?.squeeze(1)?, D::Minus1)?;
         out.extend(lp.flatten_all()?.to_vec1::<f32>()?);
@@ -568,11 +764,17 @@ impl ItemModel {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let mut loss = |batch: &[&Example], drop| {
+            let toks: Vec<&[u32]> = batch.iter().map(|e| e.tokens.as_slice()).collect();
+            let items: Vec<&[u32]> = batch.iter().map(|e| e.items.as_slice()).collect();
+            let from: Vec<usize> = batch.iter().map(|e| e.from).collect();
+            Ok(self.decoder.loss(&toks, &items, &from, None, drop)?)
+        };
         fit(
-            &self.decoder,
+            self.decoder.vars(),
             &examples,
             cfg,
-            None,
+            &mut loss,
             &mut || validate(self),
             &mut on_epoch,
         )

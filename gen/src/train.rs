@@ -5,9 +5,10 @@
 
 use std::time::{Duration, Instant};
 
+use candle_core::{Tensor, Var};
 use semid::seq::Sequences;
 
-use crate::decoder::{Decoder, Trainer};
+use crate::decoder::Trainer;
 use crate::error::{Result, config};
 
 /// How a model is trained. `Default` is the recipe tuned on MovieLens-100K
@@ -191,27 +192,29 @@ pub(crate) fn windows(seqs: &Sequences, max_history: usize, stride: usize) -> Ve
     out
 }
 
-/// One training sequence: the model's tokens, the window's items (for
-/// their content embeddings), and the first token position whose next
-/// token is a target.
+/// One training example. Decoder-only: the model's tokens, the window's
+/// items (for their content embeddings), and the first token position
+/// whose next token is a target. Encoder-decoder: the history's tokens,
+/// the target item, and 0.
 pub(crate) struct Example {
     pub tokens: Vec<u32>,
     pub items: Vec<u32>,
     pub from: usize,
 }
 
-/// The valid-ID training mask of a batch: `(batch, t, vocab)` → additive
-/// mask (see `Trainer::step`).
-pub(crate) type MaskFn<'a> = &'a dyn Fn(&[&Example], usize, usize) -> Result<Vec<f32>>;
+/// A batch's loss: the examples and the step's dropout → (mean loss,
+/// predicted tokens).
+pub(crate) type LossFn<'a> =
+    &'a mut dyn FnMut(&[&Example], Option<(f32, u64)>) -> Result<(Tensor, usize)>;
 
-/// Trains `model` on `examples` under `cfg`; `validate` scores the model
-/// after every epoch (higher is better); `on_epoch` sees each epoch's
-/// report. The best epoch's weights are restored at the end.
+/// Trains the model of `vars` on `examples` under `cfg`; `validate` scores
+/// the model after every epoch (higher is better); `on_epoch` sees each
+/// epoch's report. The best epoch's weights are restored at the end.
 pub(crate) fn fit(
-    model: &Decoder,
+    vars: &[Var],
     examples: &[Example],
     cfg: &TrainConfig,
-    mask: Option<MaskFn<'_>>,
+    loss_of: LossFn<'_>,
     validate: &mut dyn FnMut() -> Result<f64>,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<TrainReport> {
@@ -222,8 +225,14 @@ pub(crate) fn fit(
             "hold no training targets; each user needs at least 4 items (two training, one validation, one test)",
         ));
     }
-    let mut trainer = Trainer::new(model, cfg.lr, cfg.weight_decay, cfg.dropout, cfg.seed)?;
-    let mut snap = model.snapshot()?;
+    let mut trainer = Trainer::new(vars, cfg.lr, cfg.weight_decay, cfg.dropout, cfg.seed)?;
+    let snapshot = || -> Result<Vec<Tensor>> {
+        Ok(vars
+            .iter()
+            .map(|v| v.as_tensor().copy())
+            .collect::<candle_core::Result<_>>()?)
+    };
+    let mut snap = snapshot()?;
     let mut report = TrainReport {
         epochs: Vec::new(),
         best_epoch: 0,
@@ -246,15 +255,9 @@ pub(crate) fn fit(
             let warm = (step as f64 / cfg.warmup.max(1) as f64).min(1.0);
             trainer.set_lr(cfg.lr * warm);
             let batch: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
-            let toks: Vec<&[u32]> = batch.iter().map(|e| e.tokens.as_slice()).collect();
-            let items: Vec<&[u32]> = batch.iter().map(|e| e.items.as_slice()).collect();
-            let from: Vec<usize> = batch.iter().map(|e| e.from).collect();
-            let t = toks.iter().map(|s| s.len()).max().unwrap_or(1) - 1;
-            let allowed = match mask {
-                Some(m) => Some(m(&batch, t, model.shape.vocab)?),
-                None => None,
-            };
-            let (l, n) = trainer.step(model, &toks, &items, &from, allowed)?;
+            let drop = trainer.next_dropout();
+            let (loss_t, n) = loss_of(&batch, drop)?;
+            let l = trainer.step(&loss_t)?;
             if !l.is_finite() {
                 return Err(config(
                     "lr",
@@ -277,7 +280,7 @@ pub(crate) fn fit(
         if best {
             report.best_valid = valid;
             report.best_epoch = epoch;
-            snap = model.snapshot()?;
+            snap = snapshot()?;
         }
         let e = EpochReport {
             epoch,
@@ -294,7 +297,9 @@ pub(crate) fn fit(
             break;
         }
     }
-    model.restore(&snap)?;
+    for (v, t) in vars.iter().zip(&snap) {
+        v.set(t)?;
+    }
     Ok(report)
 }
 

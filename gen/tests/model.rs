@@ -6,7 +6,7 @@ use semid::seq::{LeaveOneOut, SequenceConfig, synthetic_sequences};
 use semid::sid::CollisionPolicy;
 use semid::synthetic::{MixtureConfig, hierarchical_mixture};
 use semid::{Embeddings, Par, RqKMeans, RqKMeansConfig, SemanticIndex};
-use semid_gen::{Content, Error, ItemModel, ModelConfig, SidModel, Stop, TrainConfig};
+use semid_gen::{Arch, Content, Error, ItemModel, ModelConfig, SidModel, Stop, TrainConfig};
 
 struct Fixture {
     emb: Vec<f32>,
@@ -48,12 +48,14 @@ fn fixture(max_history: usize) -> Fixture {
 
 fn small() -> ModelConfig {
     ModelConfig {
+        arch: Arch::DecoderOnly,
         d: 16,
         heads: 2,
         layers: 1,
         d_ff: 32,
         max_history: 6,
         renormalize: true,
+        tied: false,
     }
 }
 
@@ -78,6 +80,20 @@ fn cached_scorer_equals_teacher_forced_log_probs() {
         dim: f.dim,
     });
     let m = SidModel::new(&small(), &f.index, 120, 0, content, 7).unwrap();
+    check_cached_scorer(&f, &m);
+    let t5 = ModelConfig {
+        arch: Arch::EncoderDecoder,
+        ..small()
+    };
+    let m = SidModel::new(&t5, &f.index, 120, 0, None, 7).unwrap();
+    check_cached_scorer(&f, &m);
+    assert!(
+        SidModel::new(&t5, &f.index, 120, 0, content, 7).is_err(),
+        "content is for the decoder-only model"
+    );
+}
+
+fn check_cached_scorer(f: &Fixture, m: &SidModel) {
     // A little training so the scores are not uniform.
     m.train(&f.split, f.index.trie(), &quick(1), |_| Ok(0.0), |_| {})
         .unwrap();
@@ -189,6 +205,22 @@ fn trained_models_beat_popularity_on_built_in_sequences() {
         hit(&lists)
     );
     assert!(hit(&lists) > popular, "generative hits {}", hit(&lists));
+
+    let t5 = ModelConfig {
+        arch: Arch::EncoderDecoder,
+        ..small()
+    };
+    let m = SidModel::new(&t5, &f.index, 120, 0, None, 1).unwrap();
+    m.train(&f.split, f.index.trie(), &quick(3), |_| Ok(0.0), |_| {})
+        .unwrap();
+    let (lists, st) = m.recommend(&f.index, &hs, &mut bs).unwrap();
+    assert_eq!(st.invalid, 0);
+    println!("encoder-decoder {}", hit(&lists));
+    assert!(
+        hit(&lists) > popular,
+        "encoder-decoder hits {}",
+        hit(&lists)
+    );
 
     let sas = ItemModel::new(&small(), 120, None, 1).unwrap();
     sas.train(&f.split, &quick(8), |_| Ok(0.0), |_| {}).unwrap();

@@ -73,6 +73,12 @@ pub const FLAGS: &[(&str, bool, &str, &str)] = &[
     ("--layers", true, "2", "blocks"),
     ("--d-ff", true, "512", "feed-forward width"),
     ("--max-history", true, "20", "history items read"),
+    (
+        "--tied",
+        false,
+        "",
+        "output logits from the input embeddings (SASRec's tying)",
+    ),
     ("--no-content", false, "", "no item-embedding input"),
     ("--seed", true, "1", "seed of IDs, weights and batches"),
     ("--beam", true, "20", "beam width of the constrained search"),

@@ -20,7 +20,9 @@ use semid::decode::BeamSearch;
 use semid::seq::{Example, LeaveOneOut, Sequences};
 use semid::sid::CollisionPolicy;
 use semid::{Embeddings, Par, RqKMeans, RqKMeansConfig, SemanticIndex};
-use semid_gen::{Content, EpochReport, ItemModel, ModelConfig, SidModel, TrainConfig, TrainReport};
+use semid_gen::{
+    Arch, Content, EpochReport, ItemModel, ModelConfig, SidModel, TrainConfig, TrainReport,
+};
 
 mod args;
 mod baselines;
@@ -62,17 +64,28 @@ fn main() {
 
 fn run(args: &Args) -> Res<()> {
     let seed: u64 = args.num("--seed")?;
-    let which = args.get("--model").unwrap_or("all");
-    if !["all", "decoder", "sasrec"].contains(&which) {
-        return Err(format!("--model {which:?}: use all, decoder or sasrec").into());
+    let which: Vec<&str> = match args.get("--model").unwrap_or("decoder,sasrec") {
+        "all" => vec!["decoder", "tiger", "sasrec"],
+        list => list.split(',').collect(),
+    };
+    if let Some(bad) = which
+        .iter()
+        .find(|m| !["decoder", "tiger", "sasrec"].contains(m))
+    {
+        return Err(format!(
+            "--model {bad:?}: use decoder, tiger, sasrec (comma-separated) or all"
+        )
+        .into());
     }
     let model_cfg = ModelConfig {
+        arch: Arch::DecoderOnly,
         d: args.num("--d")?,
         heads: args.num("--heads")?,
         layers: args.num("--layers")?,
         d_ff: args.num("--d-ff")?,
         max_history: args.num("--max-history")?,
         renormalize: !args.on("--masked"),
+        tied: args.on("--tied"),
     };
     let budget: f64 = args.num("--time-budget")?;
     let train_cfg = TrainConfig {
@@ -181,9 +194,26 @@ fn run(args: &Args) -> Res<()> {
 
     let mut search = BeamSearch::new(beam, 10)?.renormalize(model_cfg.renormalize);
     let mut genm = None;
-    if which != "sasrec" {
-        println!("train generative model (SIDs, beam {beam})");
-        let m = SidModel::new(&model_cfg, &index, n_items, n_new, content, seed)?;
+    for arch in [Arch::DecoderOnly, Arch::EncoderDecoder] {
+        let name = if arch == Arch::DecoderOnly {
+            "decoder"
+        } else {
+            "tiger"
+        };
+        if !which.contains(&name) {
+            continue;
+        }
+        println!("train generative model ({name}, SIDs, beam {beam})");
+        let cfg = ModelConfig {
+            arch,
+            ..model_cfg.clone()
+        };
+        let content = if arch == Arch::DecoderOnly {
+            content
+        } else {
+            None
+        };
+        let m = SidModel::new(&cfg, &index, n_items, n_new, content, seed)?;
         let report = m.train(
             &split,
             index.trie(),
@@ -195,13 +225,13 @@ fn run(args: &Args) -> Res<()> {
                     reason: e.to_string(),
                 })?[3])
             },
-            progress("generative"),
+            progress(name),
         )?;
         let (lists, st) = m.recommend(&index, &test_h, &mut search)?;
         let search_s = st.total.saturating_sub(st.model).as_secs_f64();
         let per_user = |s: f64| 1e3 * s / test.len() as f64;
         rows.push(Row {
-            method: format!("generative (SID, beam {beam})"),
+            method: format!("generative {name} (beam {beam})"),
             values: score(&lists, &test)?,
             train_s: report.train_s,
             users_per_s: Some(test.len() as f64 / st.total.as_secs_f64()),
@@ -217,7 +247,7 @@ fn run(args: &Args) -> Res<()> {
         genm = Some(m);
     }
 
-    if which != "decoder" {
+    if which.contains(&"sasrec") {
         println!("train SASRec (item ids, full softmax)");
         let sas = ItemModel::new(&model_cfg, n_items, content, seed)?;
         let report = sas.train(

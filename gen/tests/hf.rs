@@ -1,0 +1,244 @@
+//! Checkpoints written by HuggingFace transformers load and compute the
+//! logits PyTorch recorded (tests/data/hf/make_fixtures.py wrote both;
+//! versions in each expected.json). Tolerance: 1e-4 absolute on logits of
+//! magnitude ≤ ~10 (float32, different summation orders).
+
+use std::path::{Path, PathBuf};
+
+use semid_gen::Error;
+use semid_gen::t5::{T5, T5Cache, relative_bucket};
+
+fn dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/hf")
+        .join(name)
+}
+
+fn expected(name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir(name).join("expected.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn ints(v: &serde_json::Value) -> Vec<Vec<u32>> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect()
+        })
+        .collect()
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f32> {
+    let mut out = Vec::new();
+    fn walk(v: &serde_json::Value, out: &mut Vec<f32>) {
+        match v {
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            x => out.push(x.as_f64().unwrap() as f32),
+        }
+    }
+    walk(v, &mut out);
+    out
+}
+
+fn close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-4, "{what}: max |diff| {worst}");
+}
+
+#[test]
+fn t5_checkpoints_match_pytorch_logits() {
+    for name in ["t5_relu_v5", "t5_relu_untied_v4", "t5_gated_tied"] {
+        let m = T5::load(dir(name)).unwrap();
+        let e = expected(name);
+        let ids = ints(&e["input_ids"]);
+        let lens: Vec<usize> = ints(&e["attention_mask"])
+            .iter()
+            .map(|r| r.iter().sum::<u32>() as usize)
+            .collect();
+        let flat: Vec<u32> = ids.concat();
+        let enc = m.encode(&flat, &lens, None).unwrap();
+        let dec = ints(&e["decoder_input_ids"]);
+        let want = floats(&e["logits"]);
+        // All decoder positions at once.
+        let mut cache = T5Cache::default();
+        let logits = m.decode(&dec.concat(), &enc, &mut cache, None).unwrap();
+        let got: Vec<f32> = logits.flatten_all().unwrap().to_vec1().unwrap();
+        close(&got, &want, name);
+        // One position at a time through the KV cache.
+        let (rows, t, v) = (dec.len(), dec[0].len(), 40);
+        let mut cache = T5Cache::default();
+        let mut steps = vec![0f32; rows * t * v];
+        for p in 0..t {
+            let col: Vec<u32> = dec.iter().map(|r| r[p]).collect();
+            let l = m.decode(&col, &enc, &mut cache, None).unwrap();
+            let l: Vec<f32> = l.flatten_all().unwrap().to_vec1().unwrap();
+            for r in 0..rows {
+                steps[(r * t + p) * v..(r * t + p + 1) * v].copy_from_slice(&l[r * v..(r + 1) * v]);
+            }
+        }
+        close(&steps, &want, &format!("{name}, cached steps"));
+    }
+}
+
+#[test]
+fn t5_saves_and_reloads_bit_for_bit() {
+    let m = T5::load(dir("t5_relu_untied_v4")).unwrap();
+    let out = std::env::temp_dir().join(format!("semid-gen-t5-{}", std::process::id()));
+    m.save(&out).unwrap();
+    let again = T5::load(&out).unwrap();
+    let enc_a = m.encode(&[3, 4, 5, 6], &[4], None).unwrap();
+    let enc_b = again.encode(&[3, 4, 5, 6], &[4], None).unwrap();
+    let a = m
+        .decode(&[0, 9, 8], &enc_a, &mut T5Cache::default(), None)
+        .unwrap();
+    let b = again
+        .decode(&[0, 9, 8], &enc_b, &mut T5Cache::default(), None)
+        .unwrap();
+    let (a, b): (Vec<f32>, Vec<f32>) = (
+        a.flatten_all().unwrap().to_vec1().unwrap(),
+        b.flatten_all().unwrap().to_vec1().unwrap(),
+    );
+    assert_eq!(a, b);
+    std::fs::remove_dir_all(out).ok();
+}
+
+#[test]
+fn relative_buckets_match_transformers() {
+    // transformers' _relative_position_bucket(torch.arange(-40, 41), ...)
+    // for (bidirectional, buckets, max_distance) = (True, 32, 128) and
+    // (False, 8, 20), printed by PyTorch 2.x.
+    let bi: Vec<u32> = (-40..=40)
+        .map(|r| relative_bucket(r, true, 32, 128))
+        .collect();
+    let want_bi = [
+        12, 12, 12, 12, 12, 12, 12, 12, 12, 11, 11, 11, 11, 11, 11, 11, 11, 11, 10, 10, 10, 10, 10,
+        10, 10, 9, 9, 9, 9, 8, 8, 8, 8, 7, 6, 5, 4, 3, 2, 1, 0, 17, 18, 19, 20, 21, 22, 23, 24, 24,
+        24, 24, 25, 25, 25, 25, 26, 26, 26, 26, 26, 26, 26, 27, 27, 27, 27, 27, 27, 27, 27, 27, 28,
+        28, 28, 28, 28, 28, 28, 28, 28,
+    ];
+    assert_eq!(bi, want_bi);
+    let uni: Vec<u32> = (-40..=0)
+        .map(|r| relative_bucket(r, false, 8, 20))
+        .collect();
+    let want_uni = [
+        7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6,
+        6, 6, 5, 5, 5, 4, 4, 3, 2, 1, 0,
+    ];
+    assert_eq!(uni, want_uni);
+    assert!((1..=40).all(|r| relative_bucket(r, false, 8, 20) == 0));
+}
+
+#[test]
+fn mismatched_checkpoints_are_refused_naming_the_tensor() {
+    let tmp = std::env::temp_dir().join(format!("semid-gen-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let src = dir("t5_gated_tied");
+    std::fs::copy(src.join("model.safetensors"), tmp.join("model.safetensors")).unwrap();
+    // A config whose d_ff disagrees with the tensors.
+    let cfg = std::fs::read_to_string(src.join("config.json")).unwrap();
+    std::fs::write(
+        tmp.join("config.json"),
+        cfg.replace("\"d_ff\": 32", "\"d_ff\": 48"),
+    )
+    .unwrap();
+    let e = T5::load(&tmp).err().expect("a d_ff mismatch");
+    let msg = e.to_string();
+    assert!(matches!(e, Error::File { .. }), "{msg}");
+    assert!(
+        msg.contains("wi_0.weight") && msg.contains("[32, 16]") && msg.contains("[48, 16]"),
+        "{msg}"
+    );
+    // The gated checkpoint read as relu: wi.weight is missing.
+    std::fs::write(tmp.join("config.json"), cfg.replace("gated-gelu", "relu")).unwrap();
+    let msg = T5::load(&tmp).err().expect("relu vs gated").to_string();
+    assert!(
+        msg.contains("DenseReluDense.wi.weight") && msg.contains("missing"),
+        "{msg}"
+    );
+    // An unknown feed-forward kind, a truncated file, no file.
+    std::fs::write(
+        tmp.join("config.json"),
+        cfg.replace("gated-gelu", "gated-silu"),
+    )
+    .unwrap();
+    assert!(
+        T5::load(&tmp)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("feed_forward_proj")
+    );
+    std::fs::write(tmp.join("config.json"), &cfg).unwrap();
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    std::fs::write(tmp.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    assert!(matches!(T5::load(&tmp), Err(Error::File { .. })));
+    std::fs::remove_file(tmp.join("config.json")).unwrap();
+    assert!(matches!(T5::load(&tmp), Err(Error::Io { .. })));
+    std::fs::remove_dir_all(tmp).ok();
+}
+
+#[test]
+fn gpt2_checkpoint_matches_pytorch_logits() {
+    use semid_gen::gpt2::{Gpt2, Gpt2Cache};
+    let m = Gpt2::load(dir("gpt2")).unwrap();
+    let e = expected("gpt2");
+    let ids = ints(&e["input_ids"]);
+    let want = floats(&e["logits"]);
+    let logits = m
+        .forward(&ids.concat(), ids.len(), &mut Gpt2Cache::default())
+        .unwrap();
+    let got: Vec<f32> = logits.flatten_all().unwrap().to_vec1().unwrap();
+    close(&got, &want, "gpt2");
+    // A prompt of 7, then one token at a time through the cache.
+    let (rows, t, v) = (ids.len(), ids[0].len(), 40);
+    let mut cache = Gpt2Cache::default();
+    let head: Vec<u32> = ids.iter().flat_map(|r| r[..7].to_vec()).collect();
+    let first: Vec<f32> = m
+        .forward(&head, rows, &mut cache)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    for r in 0..rows {
+        for p in 0..7 {
+            let at = (r * t + p) * v;
+            close(
+                &first[(r * 7 + p) * v..(r * 7 + p + 1) * v],
+                &want[at..at + v],
+                "gpt2 prompt",
+            );
+        }
+    }
+    for p in 7..t {
+        let col: Vec<u32> = ids.iter().map(|r| r[p]).collect();
+        let l: Vec<f32> = m
+            .forward(&col, rows, &mut cache)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        for r in 0..rows {
+            let at = (r * t + p) * v;
+            close(
+                &l[r * v..(r + 1) * v],
+                &want[at..at + v],
+                "gpt2 cached step",
+            );
+        }
+    }
+    // Past the learned positions, or a token outside the vocabulary.
+    assert!(m.forward(&[1; 40], 1, &mut Gpt2Cache::default()).is_err());
+    assert!(m.forward(&[40], 1, &mut Gpt2Cache::default()).is_err());
+}
