@@ -19,10 +19,12 @@ mod decoder;
 mod error;
 pub mod gpt2;
 mod model;
+mod serve;
 pub mod t5;
 mod train;
 mod weights;
 
 pub use error::{Error, Result};
 pub use model::{Arch, Content, DecodeStats, ItemModel, ModelConfig, SidModel, SidScorer};
+pub use serve::{HfModel, HfScorer};
 pub use train::{EpochReport, Stop, TrainConfig, TrainReport, shuffled};

@@ -47,9 +47,10 @@ pub struct ModelConfig {
     pub d_ff: usize,
     /// Items of history the model reads (default 20).
     pub max_history: usize,
-    /// Generative model only: train with each position's softmax
-    /// renormalised over the valid next codes (default true), as the
-    /// constrained beam search then scores them.
+    /// Generative model only: train with each position's softmax over the
+    /// valid next codes of the trie (true, the default), or over all codes
+    /// of its level (false, TIGER's). Decode with a [`BeamSearch`] whose
+    /// `renormalize` matches.
     pub renormalize: bool,
     /// Output logits from the input token embeddings (SASRec's tying)
     /// rather than a separate head (default false).
@@ -310,12 +311,20 @@ impl SidModel {
         let l = self.tokens.levels();
         let vocab = self.tokens.vocab_size();
         let renorm = self.cfg.renormalize;
-        // The valid-ID mask of one position predicting level j of `item`.
+        // The mask of one position predicting level j of `item`: the
+        // valid next codes (renormalised), or every code of level j.
         let mask_row = |item: u32, j: usize, row: &mut [f32]| -> Result<()> {
             let i = item as usize;
-            Ok(self
-                .tokens
-                .mask_into(trie, &self.ids[i * l..i * l + j], row)?)
+            if renorm {
+                return Ok(self
+                    .tokens
+                    .mask_into(trie, &self.ids[i * l..i * l + j], row)?);
+            }
+            row.fill(f32::NEG_INFINITY);
+            for &t in self.tokens.level_tokens(j) {
+                row[t as usize] = 0.0;
+            }
+            Ok(())
         };
         match &self.net {
             Net::Decoder(dec) => {
@@ -335,7 +344,7 @@ impl SidModel {
                     let items: Vec<&[u32]> = batch.iter().map(|e| e.items.as_slice()).collect();
                     let from: Vec<usize> = batch.iter().map(|e| e.from).collect();
                     let t = toks.iter().map(|s| s.len()).max().unwrap_or(1) - 1;
-                    let allowed = if renorm {
+                    let allowed = {
                         let mut out = vec![0f32; batch.len() * t * vocab];
                         for (r, e) in batch.iter().enumerate() {
                             // Position i predicts token i mod L of item i / L.
@@ -345,8 +354,6 @@ impl SidModel {
                             }
                         }
                         Some(out)
-                    } else {
-                        None
                     };
                     Ok(dec.loss(&toks, &items, &from, allowed, drop)?)
                 };
@@ -396,7 +403,7 @@ impl SidModel {
                     let logits = t5
                         .decode(&dec, &encoded, &mut T5Cache::default(), drop)?
                         .reshape((batch.len() * l, vocab))?;
-                    let allowed = if renorm {
+                    let allowed = {
                         let mut out = vec![0f32; batch.len() * l * vocab];
                         for (r, e) in batch.iter().enumerate() {
                             for j in 0..l {
@@ -405,8 +412,6 @@ impl SidModel {
                             }
                         }
                         Some(out)
-                    } else {
-                        None
                     };
                     let w = vec![1f32; tgt.len()];
                     Ok(masked_nll(logits, tgt, w, allowed)?)

@@ -242,3 +242,111 @@ fn gpt2_checkpoint_matches_pytorch_logits() {
     assert!(m.forward(&[1; 40], 1, &mut Gpt2Cache::default()).is_err());
     assert!(m.forward(&[40], 1, &mut Gpt2Cache::default()).is_err());
 }
+
+/// A trie of the IDs (a, b) over two levels of 5 codes.
+fn small_trie() -> semid::sid::Trie {
+    let ids: Vec<u16> = vec![0, 1, 0, 3, 2, 2, 4, 0, 4, 4, 1, 1];
+    semid::sid::Trie::from_ids(&ids, 2, &[5, 5]).unwrap()
+}
+
+#[test]
+fn hf_checkpoints_serve_semantic_ids_through_the_beam_search() {
+    use semid::decode::BeamSearch;
+    use semid_gen::HfModel;
+    use semid_gen::gpt2::{Gpt2, Gpt2Cache};
+    let trie = small_trie();
+    let prompts: Vec<Vec<u32>> = vec![vec![10, 21, 12, 23, 5], vec![14, 20, 11, 24, 7]];
+    let refs: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
+    let log_softmax = |row: &[f32]| -> Vec<f32> {
+        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let lse = m + row.iter().map(|x| (x - m).exp()).sum::<f32>().ln();
+        row.iter().map(|x| x - lse).collect()
+    };
+    for name in ["t5_gated_tied", "gpt2"] {
+        let m = HfModel::load(dir(name)).unwrap();
+        m.check(&trie).unwrap();
+        let mut bs = BeamSearch::new(6, 6).unwrap();
+        let mut scorer = m.scorer(&refs).unwrap();
+        let hits = bs.search(&trie, &mut scorer, 2).unwrap();
+        assert!(scorer.model_time() > std::time::Duration::ZERO);
+        for (q, p) in prompts.iter().enumerate() {
+            let h = hits.query(q);
+            assert_eq!(h.items.len(), 6, "{name}: every valid ID is returned");
+            // Each returned score equals the teacher-forced log-probability.
+            for (k, id) in h.ids.chunks(2).enumerate() {
+                let (t0, t1) = (10 + id[0] as u32, 20 + id[1] as u32);
+                let rows: Vec<f32> = if name == "gpt2" {
+                    let g = Gpt2::load(dir(name)).unwrap();
+                    let mut ids = p.clone();
+                    ids.extend([t0, t1]);
+                    let l = g.forward(&ids, 1, &mut Gpt2Cache::default()).unwrap();
+                    l.narrow(1, p.len() - 1, 2)
+                        .unwrap()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1()
+                        .unwrap()
+                } else {
+                    let t = T5::load(dir(name)).unwrap();
+                    let enc = t.encode(p, &[p.len()], None).unwrap();
+                    let l = t
+                        .decode(&[0, t0], &enc, &mut T5Cache::default(), None)
+                        .unwrap();
+                    l.flatten_all().unwrap().to_vec1().unwrap()
+                };
+                let (a, b) = (log_softmax(&rows[..40]), log_softmax(&rows[40..80]));
+                let want = a[t0 as usize] + b[t1 as usize];
+                assert!(
+                    (h.scores[k] - want).abs() < 1e-4,
+                    "{name}: {} vs {want}",
+                    h.scores[k]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn hf_serving_refuses_bad_maps_and_prompts() {
+    use semid::decode::BeamSearch;
+    use semid_gen::HfModel;
+    let m = HfModel::load(dir("gpt2")).unwrap();
+    let (a, b): (&[u32], &[u32]) = (&[10, 20], &[10, 20, 11]);
+    assert!(m.scorer(&[a, b]).is_err(), "GPT-2 prompts of two lengths");
+    assert!(
+        m.scorer(&[&[41]]).is_err(),
+        "a token outside the vocabulary"
+    );
+    assert!(m.scorer(&[]).is_err());
+    // A trie with more codes than tokens.json maps.
+    let wide = semid::sid::Trie::from_ids(&[0, 6], 2, &[5, 7]).unwrap();
+    assert!(m.check(&wide).is_err());
+    let mut bs = BeamSearch::new(4, 4).unwrap();
+    let mut scorer = m.scorer(&[a]).unwrap();
+    let e = bs
+        .search(&wide, &mut scorer, 1)
+        .err()
+        .expect("uncovered codes");
+    assert!(matches!(e, semid::Error::Scorer { .. }), "{e}");
+    // tokens.json missing, or mapping past the model's vocabulary.
+    let tmp = std::env::temp_dir().join(format!("semid-gen-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(dir("gpt2").join(f), tmp.join(f)).unwrap();
+    }
+    assert!(matches!(HfModel::load(&tmp), Err(Error::Io { .. })));
+    let big = r#"{"table": [[10, 11], [50, 51]], "vocab_size": 60, "specials": {}}"#;
+    std::fs::write(tmp.join("tokens.json"), big).unwrap();
+    let msg = HfModel::load(&tmp).err().unwrap().to_string();
+    assert!(msg.contains("tokens.json") && msg.contains("60"), "{msg}");
+    let dup = r#"{"table": [[10, 10]], "vocab_size": 40, "specials": {}}"#;
+    std::fs::write(tmp.join("tokens.json"), dup).unwrap();
+    assert!(
+        HfModel::load(&tmp)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("tokens.json")
+    );
+    std::fs::remove_dir_all(tmp).ok();
+}

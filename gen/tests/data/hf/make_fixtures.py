@@ -109,8 +109,18 @@ def gpt2():
     print("gpt2", tuple(logits.shape), sorted(os.listdir(out)))
 
 
+def tokens_json(name):
+    """The SID <-> token layout semid-gen's HfModel reads: two levels of 5 codes
+    at tokens 10..15 and 20..25 of the 40-token vocabulary, EOS 1, PAD 0."""
+    json.dump({"table": [list(range(10, 15)), list(range(20, 25))], "vocab_size": 40,
+               "specials": {"bos": None, "eos": 1, "pad": 0, "sep": None}},
+              open(os.path.join(HERE, name, "tokens.json"), "w"))
+
+
 if __name__ == "__main__":
     t5("t5_relu_v5", feed_forward_proj="relu", tie_word_embeddings=False)
     t5_v4_untied()
     t5("t5_gated_tied", feed_forward_proj="gated-gelu")
     gpt2()
+    tokens_json("t5_gated_tied")
+    tokens_json("gpt2")
