@@ -325,8 +325,7 @@ fn hf_serving_refuses_bad_maps_and_prompts() {
     let mut scorer = m.scorer(&[a]).unwrap();
     let e = bs
         .search(&wide, &mut scorer, 1)
-        .err()
-        .expect("uncovered codes");
+        .expect_err("uncovered codes");
     assert!(matches!(e, semid::Error::Scorer { .. }), "{e}");
     // tokens.json missing, or mapping past the model's vocabulary.
     let tmp = std::env::temp_dir().join(format!("semid-gen-serve-{}", std::process::id()));
