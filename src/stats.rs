@@ -144,7 +144,7 @@ pub fn code_quality(codes: &Codes, codebook_sizes: &[usize]) -> Result<CodeQuali
 }
 
 /// Gini coefficient of non-negative counts (sorted in place).
-fn gini(x: &mut [usize]) -> f64 {
+pub(crate) fn gini(x: &mut [usize]) -> f64 {
     let m = x.len();
     let total: usize = x.iter().sum();
     if m == 0 || total == 0 {

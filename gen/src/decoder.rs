@@ -36,6 +36,9 @@ pub struct Shape {
     /// Output logits are the final state times the input token embeddings
     /// (SASRec's tying) instead of a separate head.
     pub tied: bool,
+    /// GPT-style inputs: each position reads its own token and its
+    /// absolute position; no item sums, level embeddings or recency bias.
+    pub plain: bool,
 }
 
 impl Shape {
@@ -121,7 +124,11 @@ impl Decoder {
         };
         let d = shape.d;
         let tok = Embedding::new(init.weight(&[shape.vocab, d])?, d);
-        let items = (shape.max_len - 1).div_ceil(shape.per_item) + 1;
+        let items = if shape.plain {
+            shape.max_len
+        } else {
+            (shape.max_len - 1).div_ceil(shape.per_item) + 1
+        };
         let pos = Embedding::new(init.weight(&[items, d])?, d);
         let level = Embedding::new(init.weight(&[shape.per_item + 1, d])?, d);
         let recency = Embedding::new(
@@ -190,7 +197,11 @@ impl Decoder {
         let (mut which, mut complete) = (Vec::new(), Vec::new());
         for (s, its) in seqs.iter().zip(items) {
             for p in start..start + t {
-                let first = if p == 0 { 0 } else { 1 + (p - 1) / l * l };
+                let first = if p == 0 || self.shape.plain {
+                    p
+                } else {
+                    1 + (p - 1) / l * l
+                };
                 for j in 0..l {
                     let q = first + j;
                     let real = q <= p && q < s.len();
@@ -226,7 +237,13 @@ impl Decoder {
         let l = self.shape.per_item;
         let (mut item, mut lev) = (Vec::with_capacity(t), Vec::with_capacity(t));
         for p in start..start + t {
-            item.push(if p == 0 { 0 } else { ((p - 1) / l) as u32 });
+            item.push(if self.shape.plain {
+                p as u32
+            } else if p == 0 {
+                0
+            } else {
+                ((p - 1) / l) as u32
+            });
             lev.push(if p == 0 {
                 l as u32
             } else {
@@ -235,7 +252,11 @@ impl Decoder {
         }
         let item = Tensor::from_vec(item, t, ids.device())?;
         let lev = Tensor::from_vec(lev, t, ids.device())?;
-        let where_ = (self.pos.forward(&item)? + self.level.forward(&lev)?)?;
+        let where_ = if self.shape.plain {
+            self.pos.forward(&item)?
+        } else {
+            (self.pos.forward(&item)? + self.level.forward(&lev)?)?
+        };
         let mut tok = self
             .tok
             .forward(ids)?
@@ -257,7 +278,11 @@ impl Decoder {
         for i in 0..t {
             let q = start + i;
             for j in 0..keys {
-                let back = slot(q).saturating_sub(slot(j)).min(self.shape.max_back());
+                let back = if self.shape.plain {
+                    0
+                } else {
+                    slot(q).saturating_sub(slot(j)).min(self.shape.max_back())
+                };
                 dist.push(back as u32);
                 causal.push(if j <= q { 0f32 } else { f32::NEG_INFINITY });
             }

@@ -55,6 +55,11 @@ pub struct ModelConfig {
     /// Output logits from the input token embeddings (SASRec's tying)
     /// rather than a separate head (default false).
     pub tied: bool,
+    /// Decoder-only model: GPT-style inputs, each position its own token
+    /// and absolute position (default false: each position reads the sum
+    /// of its item's tokens so far, with level embeddings and a learned
+    /// attention bias by items back).
+    pub plain: bool,
 }
 
 impl Default for ModelConfig {
@@ -68,6 +73,7 @@ impl Default for ModelConfig {
             max_history: 20,
             renormalize: true,
             tied: false,
+            plain: false,
         }
     }
 }
@@ -106,6 +112,7 @@ impl ModelConfig {
             layers: self.layers,
             d_ff: self.d_ff,
             tied: self.tied,
+            plain: self.plain,
         }
     }
 

@@ -56,6 +56,7 @@ fn small() -> ModelConfig {
         max_history: 6,
         renormalize: true,
         tied: false,
+        plain: false,
     }
 }
 
@@ -80,6 +81,13 @@ fn cached_scorer_equals_teacher_forced_log_probs() {
         dim: f.dim,
     });
     let m = SidModel::new(&small(), &f.index, 120, 0, content, 7).unwrap();
+    check_cached_scorer(&f, &m);
+    let plain = ModelConfig {
+        plain: true,
+        tied: true,
+        ..small()
+    };
+    let m = SidModel::new(&plain, &f.index, 120, 0, None, 7).unwrap();
     check_cached_scorer(&f, &m);
     let t5 = ModelConfig {
         arch: Arch::EncoderDecoder,

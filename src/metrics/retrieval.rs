@@ -198,7 +198,12 @@ impl Rankings {
         self.offsets.len().saturating_sub(1)
     }
 
-    fn query(&self, q: usize) -> &[u32] {
+    /// Query `q`'s ranking, best first.
+    ///
+    /// # Panics
+    /// If `q >= n_queries()`.
+    #[must_use]
+    pub fn query(&self, q: usize) -> &[u32] {
         &self.items[self.offsets[q]..self.offsets[q + 1]]
     }
 }

@@ -79,6 +79,12 @@ pub const FLAGS: &[(&str, bool, &str, &str)] = &[
         "",
         "output logits from the input embeddings (SASRec's tying)",
     ),
+    (
+        "--plain",
+        false,
+        "",
+        "decoder: GPT-style inputs (own token + absolute position)",
+    ),
     ("--no-content", false, "", "no item-embedding input"),
     ("--seed", true, "1", "seed of IDs, weights and batches"),
     ("--beam", true, "20", "beam width of the constrained search"),

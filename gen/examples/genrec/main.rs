@@ -86,6 +86,7 @@ fn run(args: &Args) -> Res<()> {
         max_history: args.num("--max-history")?,
         renormalize: !args.on("--masked"),
         tied: args.on("--tied"),
+        plain: args.on("--plain"),
     };
     let budget: f64 = args.num("--time-budget")?;
     let train_cfg = TrainConfig {
