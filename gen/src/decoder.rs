@@ -64,6 +64,36 @@ pub struct Inputs {
     pub(crate) dropout: Option<(f32, u64)>,
 }
 
+/// Layer norm: candle's fused kernel at inference; in training, plain
+/// tensor operations, because the fused kernel has no backward pass
+/// (`apply_op3_no_bwd`): gradients would stop at every norm.
+pub(crate) fn norm(ln: &LayerNorm, x: &Tensor, train: bool) -> Result<Tensor> {
+    if !train {
+        return ln.forward(x);
+    }
+    let d = x.dim(D::Minus1)? as f64;
+    let mean = (x.sum_keepdim(D::Minus1)? / d)?;
+    let xc = x.broadcast_sub(&mean)?;
+    let var = (xc.sqr()?.sum_keepdim(D::Minus1)? / d)?;
+    let xn = xc.broadcast_div(&(var + 1e-5)?.sqrt()?)?;
+    let y = xn.broadcast_mul(ln.weight())?;
+    match ln.bias() {
+        Some(b) => y.broadcast_add(b),
+        None => Ok(y),
+    }
+}
+
+/// Softmax over the last axis: candle's fused kernel at inference; in
+/// training the differentiable one (the fused kernel has no backward
+/// pass: gradients would never reach the queries and keys).
+pub(crate) fn softmax(x: &Tensor, train: bool) -> Result<Tensor> {
+    if train {
+        candle_nn::ops::softmax(x, D::Minus1)
+    } else {
+        candle_nn::ops::softmax_last_dim(x)
+    }
+}
+
 /// Inverted dropout with masks from semid's seeded generator (candle's
 /// own dropout draws from an unseedable generator): site `site` of a step.
 pub(crate) fn dropout(x: &Tensor, drop: Option<(f32, u64)>, site: u64) -> Result<Tensor> {
@@ -98,10 +128,10 @@ pub struct Decoder {
     tok: Embedding,
     /// Item index of a position (BOS: 0).
     pos: Embedding,
-    /// Token level of a position (BOS: `L`).
-    level: Embedding,
+    /// Token level of a position (BOS: `L`); not in plain mode.
+    level: Option<Embedding>,
     /// Attention bias `(items back, heads)`.
-    recency: Embedding,
+    recency: Option<Embedding>,
     blocks: Vec<Block>,
     ln_f: LayerNorm,
     head: Linear,
@@ -130,11 +160,17 @@ impl Decoder {
             (shape.max_len - 1).div_ceil(shape.per_item) + 1
         };
         let pos = Embedding::new(init.weight(&[items, d])?, d);
-        let level = Embedding::new(init.weight(&[shape.per_item + 1, d])?, d);
-        let recency = Embedding::new(
-            init.weight(&[shape.max_back() + 1, shape.heads])?,
-            shape.heads,
-        );
+        let (level, recency) = if shape.plain {
+            (None, None)
+        } else {
+            (
+                Some(Embedding::new(init.weight(&[shape.per_item + 1, d])?, d)),
+                Some(Embedding::new(
+                    init.weight(&[shape.max_back() + 1, shape.heads])?,
+                    shape.heads,
+                )),
+            )
+        };
         let mut blocks = Vec::new();
         for _ in 0..shape.layers {
             blocks.push(Block {
@@ -255,7 +291,10 @@ impl Decoder {
         let where_ = if self.shape.plain {
             self.pos.forward(&item)?
         } else {
-            (self.pos.forward(&item)? + self.level.forward(&lev)?)?
+            match &self.level {
+                Some(level) => (self.pos.forward(&item)? + level.forward(&lev)?)?,
+                None => self.pos.forward(&item)?,
+            }
         };
         let mut tok = self
             .tok
@@ -268,6 +307,7 @@ impl Decoder {
             tok = (tok + c.broadcast_mul(&inputs.complete)?)?;
         }
         let drop = inputs.dropout;
+        let train = drop.is_some();
         let mut x = dropout(&tok.broadcast_add(&where_)?, drop, 0)?;
         // Token i (absolute start + i) sees keys 0..=start + i, with a
         // learned per-head bias by how many items back the key is
@@ -289,18 +329,20 @@ impl Decoder {
         }
         let dist = Tensor::from_vec(dist, t * keys, ids.device())?;
         let causal = Tensor::from_vec(causal, (t, keys), ids.device())?;
-        let bias = self
-            .recency
-            .forward(&dist)?
-            .reshape((t, keys, h))?
-            .permute((2, 0, 1))?
-            .broadcast_add(&causal)?
-            .contiguous()?;
+        let bias = match &self.recency {
+            Some(r) => r
+                .forward(&dist)?
+                .reshape((t, keys, h))?
+                .permute((2, 0, 1))?
+                .broadcast_add(&causal)?
+                .contiguous()?,
+            None => causal.unsqueeze(0)?,
+        };
         if cache.len() < self.blocks.len() {
             cache.clear();
         }
         for (l, b) in self.blocks.iter().enumerate() {
-            let a = b.ln1.forward(&x)?;
+            let a = norm(&b.ln1, &x, train)?;
             let qkv = b.qkv.forward(&a)?.reshape((rows, t, 3, h, dh))?;
             let q = qkv.i((.., .., 0))?.transpose(1, 2)?.contiguous()?;
             let k = qkv.i((.., .., 1))?.transpose(1, 2)?.contiguous()?;
@@ -312,7 +354,7 @@ impl Decoder {
                 (k, v)
             };
             let att = (q.matmul(&k.t()?)? / (dh as f64).sqrt())?.broadcast_add(&bias)?;
-            let att = candle_nn::ops::softmax_last_dim(&att)?;
+            let att = softmax(&att, train)?;
             let y = att.matmul(&v)?.transpose(1, 2)?.reshape((rows, t, d))?;
             if cache.len() > l {
                 cache[l] = (k, v);
@@ -322,10 +364,10 @@ impl Decoder {
             x = (x + dropout(&b.proj.forward(&y)?, drop, 2 * l as u64 + 1)?)?;
             let f = b
                 .ff2
-                .forward(&b.ff1.forward(&b.ln2.forward(&x)?)?.gelu_erf()?)?;
+                .forward(&b.ff1.forward(&norm(&b.ln2, &x, train)?)?.gelu_erf()?)?;
             x = (x + dropout(&f, drop, 2 * l as u64 + 2)?)?;
         }
-        self.head.forward(&self.ln_f.forward(&x)?)
+        self.head.forward(&norm(&self.ln_f, &x, train)?)
     }
 
     /// Keeps the cache rows of `parents` (a beam step's reordering).
@@ -479,5 +521,56 @@ impl Trainer {
     pub fn step(&mut self, loss: &Tensor) -> Result<f32> {
         self.opt.backward_step(loss)?;
         loss.to_scalar::<f32>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every weight gets a non-zero gradient (candle's fused layer norm
+    /// and softmax have no backward pass; training once ran through them
+    /// and only the output layer learned).
+    #[test]
+    fn every_weight_gets_a_gradient() {
+        for plain in [false, true] {
+            let shape = Shape {
+                vocab: 12,
+                max_len: 9,
+                per_item: 2,
+                d: 8,
+                heads: 2,
+                layers: 2,
+                d_ff: 16,
+                tied: false,
+                plain,
+            };
+            let content: Vec<f32> = (0..5 * 3).map(|i| (i as f32 * 0.37).sin()).collect();
+            let m = Decoder::new(shape, Some((&content, 3)), 3).unwrap();
+            let seqs: Vec<&[u32]> = vec![&[11, 0, 5, 1, 6, 2, 7], &[11, 3, 8, 4, 9]];
+            let items: Vec<&[u32]> = vec![&[0, 1, 2], &[3, 4]];
+            let (loss, n) = m
+                .loss(&seqs, &items, &[0, 2], None, Some((0.1, 9)))
+                .unwrap();
+            assert_eq!(n, 6 + 2);
+            let grads = loss.backward().unwrap();
+            for (i, v) in m.vars().iter().enumerate() {
+                let g = grads
+                    .get(v)
+                    .unwrap_or_else(|| panic!("plain {plain}: var {i} has no gradient"));
+                let norm = g
+                    .sqr()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert!(
+                    norm > 0.0,
+                    "plain {plain}: var {i} {:?} has a zero gradient",
+                    v.dims()
+                );
+            }
+        }
     }
 }

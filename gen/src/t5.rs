@@ -507,7 +507,7 @@ impl T5 {
         let (b, t, _) = x.dims3()?;
         let q = self.heads(&a.q.forward(x)?)?;
         let s = q.matmul(&k.t()?)?.broadcast_add(bias)?;
-        let p = candle_nn::ops::softmax_last_dim(&s)?;
+        let p = crate::decoder::softmax(&s, drop.is_some())?;
         let p = dropout(&p, drop, site)?;
         let y =
             p.matmul(v)?
@@ -687,5 +687,62 @@ impl T5 {
     /// The dtype of every weight (f32).
     pub fn dtype(&self) -> DType {
         DType::F32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every weight of a fresh T5 gets a non-zero gradient (see
+    /// `decoder::tests::every_weight_gets_a_gradient`).
+    #[test]
+    fn every_weight_gets_a_gradient() {
+        for (ff, tied) in [("relu", false), ("gated-gelu", true)] {
+            let cfg = T5Config {
+                vocab_size: 20,
+                d_model: 8,
+                d_kv: 4,
+                d_ff: 16,
+                num_layers: 2,
+                num_decoder_layers: Some(1),
+                num_heads: 2,
+                relative_attention_num_buckets: 8,
+                relative_attention_max_distance: 16,
+                dropout_rate: 0.0,
+                layer_norm_epsilon: 1e-6,
+                feed_forward_proj: ff.into(),
+                tie_word_embeddings: Some(tied),
+                scale_decoder_outputs: Some(tied),
+                pad_token_id: Some(0),
+                eos_token_id: None,
+                decoder_start_token_id: Some(0),
+            };
+            let m = T5::fresh(cfg, 5).unwrap();
+            let drop = Some((0.1, 3));
+            let enc = m.encode(&[3, 4, 5, 6, 7, 8, 0, 0], &[4, 2], drop).unwrap();
+            let logits = m
+                .decode(&[0, 9, 0, 11], &enc, &mut T5Cache::default(), drop)
+                .unwrap()
+                .reshape((4, 20))
+                .unwrap();
+            let (loss, _) =
+                crate::decoder::masked_nll(logits, vec![9, 10, 11, 12], vec![1.0; 4], None)
+                    .unwrap();
+            let grads = loss.backward().unwrap();
+            for (i, v) in m.vars().iter().enumerate() {
+                let g = grads
+                    .get(v)
+                    .unwrap_or_else(|| panic!("{ff}: var {i} has no gradient"));
+                let n = g
+                    .sqr()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert!(n > 0.0, "{ff}: var {i} {:?} has a zero gradient", v.dims());
+            }
+        }
     }
 }
