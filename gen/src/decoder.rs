@@ -139,6 +139,8 @@ pub struct Decoder {
     /// projection to the model width.
     content: Option<(Tensor, Linear)>,
     vars: Vec<Var>,
+    /// The name of every var (for model files).
+    names: Vec<String>,
 }
 
 impl Decoder {
@@ -150,48 +152,53 @@ impl Decoder {
     pub fn new(shape: Shape, content: Option<(&[f32], usize)>, seed: u64) -> Result<Decoder> {
         let mut init = Init {
             vars: Vec::new(),
+            names: Vec::new(),
             stream: seed.wrapping_mul(1000),
         };
         let d = shape.d;
-        let tok = Embedding::new(init.weight(&[shape.vocab, d])?, d);
+        let tok = Embedding::new(init.weight("tok", &[shape.vocab, d])?, d);
         let items = if shape.plain {
             shape.max_len
         } else {
             (shape.max_len - 1).div_ceil(shape.per_item) + 1
         };
-        let pos = Embedding::new(init.weight(&[items, d])?, d);
+        let pos = Embedding::new(init.weight("pos", &[items, d])?, d);
         let (level, recency) = if shape.plain {
             (None, None)
         } else {
             (
-                Some(Embedding::new(init.weight(&[shape.per_item + 1, d])?, d)),
                 Some(Embedding::new(
-                    init.weight(&[shape.max_back() + 1, shape.heads])?,
+                    init.weight("level", &[shape.per_item + 1, d])?,
+                    d,
+                )),
+                Some(Embedding::new(
+                    init.weight("recency", &[shape.max_back() + 1, shape.heads])?,
                     shape.heads,
                 )),
             )
         };
         let mut blocks = Vec::new();
-        for _ in 0..shape.layers {
+        for i in 0..shape.layers {
+            let b = |n: &str| format!("blocks.{i}.{n}");
             blocks.push(Block {
-                ln1: init.layer_norm(d)?,
-                qkv: init.linear(d, 3 * d)?,
-                proj: init.linear(d, d)?,
-                ln2: init.layer_norm(d)?,
-                ff1: init.linear(d, shape.d_ff)?,
-                ff2: init.linear(shape.d_ff, d)?,
+                ln1: init.layer_norm(&b("ln1"), d)?,
+                qkv: init.linear(&b("qkv"), d, 3 * d)?,
+                proj: init.linear(&b("proj"), d, d)?,
+                ln2: init.layer_norm(&b("ln2"), d)?,
+                ff1: init.linear(&b("ff1"), d, shape.d_ff)?,
+                ff2: init.linear(&b("ff2"), shape.d_ff, d)?,
             });
         }
-        let ln_f = init.layer_norm(d)?;
+        let ln_f = init.layer_norm("ln_f", d)?;
         let head = if shape.tied {
             Linear::new(tok.embeddings().clone(), None)
         } else {
-            init.linear(d, shape.vocab)?
+            init.linear("head", d, shape.vocab)?
         };
         let content = match content {
             Some((emb, dim)) => {
                 let table = Tensor::from_slice(emb, (emb.len() / dim, dim), &Device::Cpu)?;
-                Some((table, init.linear(dim, d)?))
+                Some((table, init.linear("content", dim, d)?))
             }
             None => None,
         };
@@ -206,12 +213,49 @@ impl Decoder {
             head,
             content,
             vars: init.vars,
+            names: init.names,
         })
     }
 
     /// The trainable tensors.
     pub fn vars(&self) -> &[Var] {
         &self.vars
+    }
+
+    /// Every weight by name.
+    pub(crate) fn named(&self) -> Vec<(String, Tensor)> {
+        self.names
+            .iter()
+            .cloned()
+            .zip(self.vars.iter().map(|v| v.as_tensor().clone()))
+            .collect()
+    }
+
+    /// Sets every weight from `tensors` by name; a missing or misshapen
+    /// tensor is named in the error (`String`).
+    pub(crate) fn set_named(
+        &self,
+        tensors: &std::collections::HashMap<String, Tensor>,
+    ) -> std::result::Result<(), String> {
+        for (name, var) in self.names.iter().zip(&self.vars) {
+            let t = tensors
+                .get(name)
+                .ok_or_else(|| format!("tensor {name:?} is missing (expected {:?})", var.dims()))?;
+            if t.dims() != var.dims() {
+                return Err(format!(
+                    "tensor {name:?} has shape {:?}; the config asks for {:?}",
+                    t.dims(),
+                    var.dims()
+                ));
+            }
+            var.set(t).map_err(|e| e.to_string())?;
+        }
+        if let Some(extra) = tensors.keys().find(|k| !self.names.contains(k)) {
+            return Err(format!(
+                "holds tensor {extra:?}, which this model does not have"
+            ));
+        }
+        Ok(())
     }
 
     /// The inputs of positions `start..start + t` of token sequences
@@ -387,34 +431,40 @@ impl Decoder {
 /// Seeded parameters (candle's CPU generator cannot be seeded).
 struct Init {
     vars: Vec<Var>,
+    names: Vec<String>,
     stream: u64,
 }
 
 impl Init {
-    fn var(&mut self, t: Tensor) -> Result<Tensor> {
+    fn var(&mut self, name: String, t: Tensor) -> Result<Tensor> {
         let var = Var::from_tensor(&t)?;
         self.vars.push(var.clone());
+        self.names.push(name);
         Ok(var.as_tensor().clone())
     }
 
     /// Uniform weights of standard deviation 0.02.
-    fn weight(&mut self, dims: &[usize]) -> Result<Tensor> {
+    fn weight(&mut self, name: &str, dims: &[usize]) -> Result<Tensor> {
         self.stream += 1;
         let a = 0.02 * 3f32.sqrt();
         let v = semid::synthetic::uniform(dims.iter().product(), -a, a, self.stream);
-        self.var(Tensor::from_vec(v, dims, &Device::Cpu)?)
+        self.var(name.into(), Tensor::from_vec(v, dims, &Device::Cpu)?)
     }
 
-    fn full(&mut self, n: usize, v: f32) -> Result<Tensor> {
-        self.var(Tensor::full(v, n, &Device::Cpu)?)
+    fn full(&mut self, name: String, n: usize, v: f32) -> Result<Tensor> {
+        self.var(name, Tensor::full(v, n, &Device::Cpu)?)
     }
 
-    fn linear(&mut self, i: usize, o: usize) -> Result<Linear> {
-        Ok(Linear::new(self.weight(&[o, i])?, Some(self.full(o, 0.0)?)))
+    fn linear(&mut self, name: &str, i: usize, o: usize) -> Result<Linear> {
+        let w = self.weight(&format!("{name}.weight"), &[o, i])?;
+        let b = self.full(format!("{name}.bias"), o, 0.0)?;
+        Ok(Linear::new(w, Some(b)))
     }
 
-    fn layer_norm(&mut self, d: usize) -> Result<LayerNorm> {
-        Ok(LayerNorm::new(self.full(d, 1.0)?, self.full(d, 0.0)?, 1e-5))
+    fn layer_norm(&mut self, name: &str, d: usize) -> Result<LayerNorm> {
+        let w = self.full(format!("{name}.weight"), d, 1.0)?;
+        let b = self.full(format!("{name}.bias"), d, 0.0)?;
+        Ok(LayerNorm::new(w, b, 1e-5))
     }
 }
 

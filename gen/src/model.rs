@@ -2,7 +2,10 @@
 //! decoded by a trie-constrained beam search) and [`ItemModel`] (SASRec:
 //! a full softmax over item ids).
 
+use std::path::Path;
 use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
 
 use candle_core::{D, Tensor};
 use semid::SemanticIndex;
@@ -15,12 +18,94 @@ use crate::decoder::{Cache, Decoder, Shape, masked_nll};
 use crate::error::{Error, Result, config};
 use crate::t5::{Encoded, T5, T5Cache, T5Config};
 use crate::train::{EpochReport, Example, TrainConfig, TrainReport, fit, windows};
+use crate::weights::{Weights, read_json, save, write_json};
+
+/// The model description file of every saved model.
+const META: &str = "semid-gen.json";
+/// Its format version; a change of layout bumps it.
+const FORMAT_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    format: String,
+    version: u32,
+    kind: String,
+    config: ModelConfig,
+    n_items: usize,
+    content_dim: Option<usize>,
+}
+
+impl Meta {
+    fn new(kind: &str, cfg: &ModelConfig, n_items: usize, content_dim: Option<usize>) -> Meta {
+        Meta {
+            format: "semid-gen".into(),
+            version: FORMAT_VERSION,
+            kind: kind.into(),
+            config: cfg.clone(),
+            n_items,
+            content_dim,
+        }
+    }
+
+    fn read(dir: &Path, kind: &str) -> Result<Meta> {
+        let path = dir.join(META);
+        let m: Meta = read_json(&path)?;
+        let bad = |reason: String| Error::File {
+            path: path.clone(),
+            reason,
+        };
+        if m.format != "semid-gen" {
+            return Err(bad(format!("format is {:?}, not \"semid-gen\"", m.format)));
+        }
+        if m.version > FORMAT_VERSION {
+            return Err(bad(format!(
+                "format version {} is newer than this build reads ({FORMAT_VERSION}); upgrade semid-gen",
+                m.version
+            )));
+        }
+        if m.kind != kind {
+            return Err(bad(format!(
+                "holds a {:?} model; load it with the matching type",
+                m.kind
+            )));
+        }
+        m.config.validate().map_err(|e| bad(e.to_string()))?;
+        Ok(m)
+    }
+}
+
+fn mkdir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn check_content_dim(dir: &Path, saved: Option<usize>, given: Option<Content<'_>>) -> Result<()> {
+    let given = given.map(|c| c.dim);
+    if saved != given {
+        return Err(Error::File {
+            path: dir.join(META),
+            reason: format!(
+                "the model was trained with content embeddings of dimension {saved:?}; {given:?} were given"
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn load_named(d: &Decoder, dir: &Path) -> Result<()> {
+    let path = dir.join("model.safetensors");
+    let w = Weights::read(&path)?;
+    d.set_named(w.tensors())
+        .map_err(|reason| Error::File { path, reason })
+}
 
 /// Users decoded together in one batched beam search.
 const USERS_PER_SEARCH: usize = 32;
 
 /// The generative model's architecture.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Arch {
     /// One causal stack over BOS, the history's ID tokens and the next
     /// ID's tokens (GPT-style; history encoded once per user, one KV cache).
@@ -32,7 +117,7 @@ pub enum Arch {
 
 /// The transformer's shape. `Default` is the shape tuned on MovieLens-100K
 /// validation (docs/GENREC.md).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     /// Generative model only: the architecture (default
     /// [`Arch::DecoderOnly`]).
@@ -205,6 +290,8 @@ pub struct SidModel {
     /// The ID of every item, `n_items × levels`.
     ids: Vec<u16>,
     cfg: ModelConfig,
+    /// Columns of the content embeddings read, if any.
+    content_dim: Option<usize>,
 }
 
 impl SidModel {
@@ -224,7 +311,26 @@ impl SidModel {
         let mut sizes = index.trie().vocab().to_vec();
         *sizes.last_mut().ok_or(config("index", "has no levels"))? += room;
         let tokens = TokenMap::contiguous(&sizes, true, false)?;
-        let levels = sizes.len();
+        SidModel::with_tokens(cfg, tokens, index, n_items, content, seed)
+    }
+
+    fn with_tokens(
+        cfg: &ModelConfig,
+        tokens: TokenMap,
+        index: &SemanticIndex,
+        n_items: usize,
+        content: Option<Content<'_>>,
+        seed: u64,
+    ) -> Result<SidModel> {
+        cfg.validate()?;
+        let levels = tokens.levels();
+        if tokens.specials().bos.is_none() || (0..levels).any(|l| tokens.level_offset(l).is_none())
+        {
+            return Err(config(
+                "tokens",
+                "must be a contiguous map with a BOS token (TokenMap::contiguous)",
+            ));
+        }
         let shape = cfg.shape(tokens.vocab_size(), levels);
         let content_rows = content.map(|c| c.rows.len() / c.dim.max(1));
         let content = check_content(content, content_rows.unwrap_or(n_items).max(n_items))?;
@@ -241,14 +347,82 @@ impl SidModel {
                 Net::T5(T5::fresh(cfg.t5(tokens.vocab_size(), start), seed)?)
             }
         };
+        let content_dim = content.map(|c| c.1);
         let mut model = SidModel {
             net,
             tokens,
             ids: Vec::new(),
             cfg: cfg.clone(),
+            content_dim,
         };
         model.sync_ids(index, n_items)?;
         Ok(model)
+    }
+
+    /// Writes the model into `dir` (created if needed): `semid-gen.json`
+    /// (kind, format version, [`ModelConfig`], content dimension),
+    /// `tokens.json` (the [`TokenMap`]) and the weights. An encoder-decoder
+    /// is written as transformers' `T5ForConditionalGeneration`
+    /// (`config.json` + `model.safetensors`), so PyTorch loads it too.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        mkdir(dir)?;
+        let meta = Meta::new("sid", &self.cfg, self.n_items(), self.content_dim);
+        write_json(&meta, &dir.join(META))?;
+        write_json(&self.tokens, &dir.join("tokens.json"))?;
+        match &self.net {
+            Net::Decoder(d) => save(&d.named(), &dir.join("model.safetensors")),
+            Net::T5(t) => t.save(dir),
+        }
+    }
+
+    /// Reads a model [`SidModel::save`] wrote, for the items of `index`
+    /// (`0..n_items`, as when it was saved or after inserts the token map
+    /// covers); `content` as at training (same dimension). Every file is
+    /// checked: kind, version, shapes, names, and that the token map covers
+    /// the index.
+    pub fn load(
+        dir: impl AsRef<Path>,
+        index: &SemanticIndex,
+        n_items: usize,
+        content: Option<Content<'_>>,
+    ) -> Result<SidModel> {
+        let dir = dir.as_ref();
+        let meta = Meta::read(dir, "sid")?;
+        check_content_dim(dir, meta.content_dim, content)?;
+        let tokens: TokenMap = read_json(&dir.join("tokens.json"))?;
+        let cfg = meta.config;
+        match cfg.arch {
+            Arch::DecoderOnly => {
+                let m = SidModel::with_tokens(&cfg, tokens, index, n_items, content, 0)?;
+                if let Net::Decoder(d) = &m.net {
+                    load_named(d, dir)?;
+                }
+                Ok(m)
+            }
+            Arch::EncoderDecoder => {
+                let t5 = T5::load(dir)?;
+                if t5.config().vocab_size != tokens.vocab_size() {
+                    return Err(Error::File {
+                        path: dir.join("config.json"),
+                        reason: format!(
+                            "vocab_size {} disagrees with tokens.json ({} tokens)",
+                            t5.config().vocab_size,
+                            tokens.vocab_size()
+                        ),
+                    });
+                }
+                let mut m = SidModel {
+                    net: Net::T5(t5),
+                    tokens,
+                    ids: Vec::new(),
+                    cfg,
+                    content_dim: None,
+                };
+                m.sync_ids(index, n_items)?;
+                Ok(m)
+            }
+        }
     }
 
     /// Re-reads every item's ID from `index` (after
@@ -724,6 +898,7 @@ pub struct ItemModel {
     decoder: Decoder,
     n_items: usize,
     cfg: ModelConfig,
+    content_dim: Option<usize>,
 }
 
 impl ItemModel {
@@ -745,7 +920,27 @@ impl ItemModel {
             decoder: Decoder::new(cfg.shape(n_items + 1, 1), content, seed)?,
             n_items,
             cfg: cfg.clone(),
+            content_dim: content.map(|c| c.1),
         })
+    }
+
+    /// Writes `semid-gen.json` and `model.safetensors` into `dir`.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        mkdir(dir)?;
+        let meta = Meta::new("item", &self.cfg, self.n_items, self.content_dim);
+        write_json(&meta, &dir.join(META))?;
+        save(&self.decoder.named(), &dir.join("model.safetensors"))
+    }
+
+    /// Reads a model [`ItemModel::save`] wrote; `content` as at training.
+    pub fn load(dir: impl AsRef<Path>, content: Option<Content<'_>>) -> Result<ItemModel> {
+        let dir = dir.as_ref();
+        let meta = Meta::read(dir, "item")?;
+        check_content_dim(dir, meta.content_dim, content)?;
+        let m = ItemModel::new(&meta.config, meta.n_items, content, 0)?;
+        load_named(&m.decoder, dir)?;
+        Ok(m)
     }
 
     fn sequence(&self, items: &[u32]) -> Result<Vec<u32>> {

@@ -62,6 +62,15 @@ impl Weights {
         })
     }
 
+    /// The file's tensors by name (empty for fresh weights).
+    pub fn tensors(&self) -> &HashMap<String, Tensor> {
+        static EMPTY: std::sync::OnceLock<HashMap<String, Tensor>> = std::sync::OnceLock::new();
+        match &self.source {
+            Source::File { tensors, .. } => tensors,
+            Source::Fresh { .. } => EMPTY.get_or_init(HashMap::new),
+        }
+    }
+
     /// Whether these are fresh weights (not read from a file).
     pub fn is_fresh(&self) -> bool {
         matches!(self.source, Source::Fresh { .. })

@@ -305,3 +305,64 @@ fn bad_inputs_are_typed_errors() {
         Err(Error::Config { field: "lr", .. })
     ));
 }
+
+#[test]
+fn models_save_and_load_with_the_same_recommendations() {
+    let f = fixture(6);
+    let content = Some(Content {
+        rows: &f.emb,
+        dim: f.dim,
+    });
+    let hs: Vec<&[u32]> = f.split.test().map(|e| e.history).take(30).collect();
+    let tmp = std::env::temp_dir().join(format!("semid-gen-save-{}", std::process::id()));
+    for (arch, c) in [(Arch::DecoderOnly, content), (Arch::EncoderDecoder, None)] {
+        let cfg = ModelConfig { arch, ..small() };
+        let m = SidModel::new(&cfg, &f.index, 120, 0, c, 4).unwrap();
+        m.train(&f.split, f.index.trie(), &quick(1), |_| Ok(0.0), |_| {})
+            .unwrap();
+        let dir = tmp.join(format!("{arch:?}"));
+        m.save(&dir).unwrap();
+        let back = SidModel::load(&dir, &f.index, 120, c).unwrap();
+        let mut bs = BeamSearch::new(10, 10).unwrap().renormalize(true);
+        let a = m.recommend(&f.index, &hs, &mut bs).unwrap().0;
+        let b = back.recommend(&f.index, &hs, &mut bs).unwrap().0;
+        assert_eq!(a, b, "{arch:?}");
+        // The wrong kind, content of another shape, a newer format.
+        assert!(ItemModel::load(&dir, None).is_err());
+        if c.is_some() {
+            assert!(SidModel::load(&dir, &f.index, 120, None).is_err());
+        }
+        let meta = std::fs::read_to_string(dir.join("semid-gen.json")).unwrap();
+        std::fs::write(
+            dir.join("semid-gen.json"),
+            meta.replace("\"version\": 1", "\"version\": 99"),
+        )
+        .unwrap();
+        let e = SidModel::load(&dir, &f.index, 120, c)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("semid-gen.json") && e.contains("newer"), "{e}");
+    }
+    let sas = ItemModel::new(&small(), 120, None, 2).unwrap();
+    sas.train(&f.split, &quick(1), |_| Ok(0.0), |_| {}).unwrap();
+    let dir = tmp.join("sas");
+    sas.save(&dir).unwrap();
+    let back = ItemModel::load(&dir, None).unwrap();
+    assert_eq!(
+        sas.recommend(&hs, 10).unwrap(),
+        back.recommend(&hs, 10).unwrap()
+    );
+    // Weights of another shape.
+    std::fs::copy(
+        tmp.join("DecoderOnly/model.safetensors"),
+        dir.join("model.safetensors"),
+    )
+    .unwrap();
+    let e = ItemModel::load(&dir, None).err().unwrap().to_string();
+    assert!(
+        e.contains("model.safetensors") && e.contains("tensor"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(tmp).ok();
+}
