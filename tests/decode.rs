@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use semid::decode::{
-    BeamSearch, Beams, CodebookScorer, FnScorer, ScoreMetric, Scorer, TableScorer, Unconstrained,
+    BeamSearch, Beams, CodebookScorer, FnScorer, ItemLists, ScoreMetric, Scorer, TableScorer,
+    Unconstrained,
 };
 use semid::hits::{Hits, NO_ITEM};
 use semid::sid::{CollisionPolicy, SidMap, Trie};
@@ -506,4 +507,111 @@ fn codebook_scorer_ranks_by_reconstruction_distance() {
         CodebookScorer::new(&rq, Embeddings::new(&nanq, 16).unwrap(), ScoreMetric::L2),
         Err(Error::NonFinite { .. })
     ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// A deny or allow list inside a wide search equals exhaustive scoring
+    /// of the allowed items; without lists or cap the filtered path equals
+    /// the plain one.
+    #[test]
+    fn item_filters_equal_exhaustive_scoring_of_allowed_items(
+        len in 1usize..4,
+        vocab in 1usize..6,
+        raw in proptest::collection::vec(0u16..6, 1..120),
+        seed in any::<u64>(),
+        k in 1usize..40,
+        picks in proptest::collection::vec(0u32..40, 0..20),
+    ) {
+        prop_assume!(raw.len() >= len);
+        let (trie, r) = trie_of(len, vocab, &raw);
+        let mut scorer = seeded_scorer(seed);
+        let lists = vec![picks.clone(), picks.iter().map(|p| p / 2).collect::<Vec<_>>()];
+        for deny in [true, false] {
+            let f = if deny { ItemLists::deny(&lists) } else { ItemLists::allow(&lists) };
+            let mut bs = BeamSearch::new(r.len(), k).unwrap();
+            let hits = bs.search_filtered(&trie, &mut scorer, 2, &f).unwrap();
+            for (q, list) in lists.iter().enumerate() {
+                let kept: BTreeMap<Vec<u16>, Vec<u32>> = r
+                    .iter()
+                    .map(|(id, items)| {
+                        let ok: Vec<u32> = items.iter().copied().filter(|i| list.contains(i) != deny).collect();
+                        (id.clone(), ok)
+                    })
+                    .filter(|(_, items)| !items.is_empty())
+                    .collect();
+                let want = exhaustive(seed, q, &kept, k);
+                let got = flatten(&hits, q);
+                prop_assert!(same(&got, &want), "deny {} q{}: got {:?} want {:?}", deny, q, got, want);
+            }
+        }
+        let everything = |_: usize, _: u32| true;
+        let mut a = BeamSearch::new(3, k).unwrap();
+        let plain = a.search(&trie, &mut scorer, 2).unwrap();
+        let mut b = BeamSearch::new(3, k).unwrap().per_prefix(Some(1_000)).unwrap();
+        let filtered = b.search_filtered(&trie, &mut scorer, 2, &everything).unwrap();
+        for q in 0..2 {
+            prop_assert!(same(&flatten(&plain, q), &flatten(&filtered, q)));
+        }
+    }
+
+    /// With a per-prefix cap no first token has more than `cap` results,
+    /// and a wide search equals greedy exhaustive selection under the cap.
+    #[test]
+    fn per_prefix_cap_limits_results_per_first_token(
+        len in 2usize..4,
+        vocab in 1usize..6,
+        raw in proptest::collection::vec(0u16..6, 1..120),
+        seed in any::<u64>(),
+        cap in 1usize..4,
+    ) {
+        prop_assume!(raw.len() >= len);
+        let (trie, r) = trie_of(len, vocab, &raw);
+        // Unique IDs only, so results are IDs.
+        prop_assume!(r.values().all(|v| v.len() == 1));
+        let mut scorer = seeded_scorer(seed);
+        let k = r.len().min(8);
+        let mut bs = BeamSearch::new(r.len() * k, k).unwrap().per_prefix(Some(cap)).unwrap();
+        let hits = bs.search(&trie, &mut scorer, 1).unwrap();
+        let got = flatten(&hits, 0);
+        let mut per_first: BTreeMap<u16, usize> = BTreeMap::new();
+        for (_, _, id) in &got {
+            *per_first.entry(id[0]).or_default() += 1;
+        }
+        prop_assert!(per_first.values().all(|&n| n <= cap));
+        // Greedy over the exhaustive ranking.
+        let mut want = Vec::new();
+        let mut seen: BTreeMap<u16, usize> = BTreeMap::new();
+        for hit in exhaustive(seed, 0, &r, usize::MAX) {
+            let n = seen.entry(hit.2[0]).or_default();
+            if *n < cap && want.len() < k {
+                *n += 1;
+                want.push(hit);
+            }
+        }
+        prop_assert!(same(&got, &want), "got {:?} want {:?}", got, want);
+        // A narrow capped beam still respects the cap.
+        let mut narrow = BeamSearch::new(3, k).unwrap().per_prefix(Some(cap)).unwrap();
+        let h = narrow.search(&trie, &mut scorer, 1).unwrap();
+        let mut per: BTreeMap<u16, usize> = BTreeMap::new();
+        for (_, _, id) in flatten(&h, 0) {
+            *per.entry(id[0]).or_default() += 1;
+        }
+        prop_assert!(per.values().all(|&n| n <= cap));
+    }
+}
+
+#[test]
+fn item_filter_lists_must_match_the_batch() {
+    let trie = small_trie();
+    let mut scorer = seeded_scorer(1);
+    let f = ItemLists::deny(&[vec![0u32]]);
+    assert!(
+        BeamSearch::new(2, 2)
+            .unwrap()
+            .search_filtered(&trie, &mut scorer, 2, &f)
+            .is_err()
+    );
+    assert!(BeamSearch::new(2, 2).unwrap().per_prefix(Some(0)).is_err());
 }

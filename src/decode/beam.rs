@@ -63,6 +63,78 @@ pub struct BeamSearch {
     // and their (parent beam, allowed index, token).
     top: Vec<f32>,
     top_src: Vec<(u32, u32, u16)>,
+    /// At most this many beams (and so results) per level-0 token.
+    per_prefix: Option<usize>,
+    // Candidates of one query for the filtered path: (−score, visit order,
+    // parent, allowed index, token).
+    cands: Vec<(f32, u32, u32, u32, u16)>,
+    // Accepted beams per level-0 token of one query.
+    first_counts: Vec<(u16, usize)>,
+}
+
+/// Which items each query may receive, applied inside a search
+/// ([`BeamSearch::search_filtered`]).
+pub trait ItemFilter {
+    /// Whether query `query` (its index in the batch) may receive `item`.
+    fn allows(&self, query: usize, item: u32) -> bool;
+    /// The number of queries the filter is for, if it is for a fixed
+    /// number (the search checks it against its batch).
+    fn n_queries(&self) -> Option<usize> {
+        None
+    }
+}
+
+impl<F: Fn(usize, u32) -> bool> ItemFilter for F {
+    fn allows(&self, query: usize, item: u32) -> bool {
+        self(query, item)
+    }
+}
+
+/// Per-query item lists: a deny list (e.g. items already seen) or an allow
+/// list (e.g. one category). Memory: the lists, sorted; a check is a
+/// binary search.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemLists {
+    lists: Vec<Vec<u32>>,
+    deny: bool,
+}
+
+impl ItemLists {
+    /// Query `q` may receive any item but those of `lists[q]`.
+    pub fn deny<L: AsRef<[u32]>>(lists: &[L]) -> ItemLists {
+        ItemLists::new(lists, true)
+    }
+
+    /// Query `q` may receive only the items of `lists[q]`.
+    pub fn allow<L: AsRef<[u32]>>(lists: &[L]) -> ItemLists {
+        ItemLists::new(lists, false)
+    }
+
+    fn new<L: AsRef<[u32]>>(lists: &[L], deny: bool) -> ItemLists {
+        let lists = lists
+            .iter()
+            .map(|l| {
+                let mut v = l.as_ref().to_vec();
+                v.sort_unstable();
+                v.dedup();
+                v
+            })
+            .collect();
+        ItemLists { lists, deny }
+    }
+}
+
+impl ItemFilter for ItemLists {
+    fn allows(&self, query: usize, item: u32) -> bool {
+        let listed = self
+            .lists
+            .get(query)
+            .is_some_and(|l| l.binary_search(&item).is_ok());
+        listed != self.deny
+    }
+    fn n_queries(&self) -> Option<usize> {
+        Some(self.lists.len())
+    }
 }
 
 impl BeamSearch {
@@ -97,6 +169,9 @@ impl BeamSearch {
             lex: Vec::new(),
             top: Vec::new(),
             top_src: Vec::new(),
+            per_prefix: None,
+            cands: Vec::new(),
+            first_counts: Vec::new(),
         })
     }
 
@@ -136,6 +211,25 @@ impl BeamSearch {
     pub fn renormalize(mut self, on: bool) -> BeamSearch {
         self.renormalize = on;
         self
+    }
+
+    /// At most `cap` results per query share their first token (`None`,
+    /// the default: no cap): diversity through the ID hierarchy, which
+    /// dense retrieval cannot offer cheaply. Inside the search: the last
+    /// level keeps at most `cap` complete IDs per first token, and earlier
+    /// levels at most `⌈beam · cap / k⌉` beams per first token (never
+    /// fewer than `cap`), so the freed beams explore other branches. With
+    /// `beam ≥ |IDs| · k` the result is the exhaustive ranking with the
+    /// cap applied greedily. Errors: `cap == Some(0)`.
+    pub fn per_prefix(mut self, cap: Option<usize>) -> Result<BeamSearch> {
+        if cap == Some(0) {
+            return Err(invalid(
+                "per_prefix",
+                "is 0; keep at least 1 result per first token, or None",
+            ));
+        }
+        self.per_prefix = cap;
+        Ok(self)
     }
 
     /// Whether [`BeamSearch::renormalize`] is on.
@@ -178,6 +272,68 @@ impl BeamSearch {
         constraint: &C,
         scorer: &mut S,
         n_queries: usize,
+        out: &mut Hits,
+    ) -> Result<()> {
+        self.run(constraint, scorer, n_queries, None, out)
+    }
+
+    /// [`BeamSearch::search`] where query `q` may only receive the items
+    /// `filter` allows it. The filter works inside the search: at the last
+    /// level a complete ID none of whose items is allowed is never a
+    /// candidate, so it takes no beam and no result; prefixes above it are
+    /// not pruned (an allow list much smaller than the catalog wants a
+    /// wider beam).
+    ///
+    /// ```
+    /// use semid::{Codes, decode::{BeamSearch, ItemLists, TableScorer}, sid::{CollisionPolicy, SidMap, Trie}};
+    /// let codes = Codes::new(vec![0, 0, 0, 1, 1, 0], 2)?;
+    /// let (map, _) = SidMap::build(&codes, &[2, 2], CollisionPolicy::AllowShared)?;
+    /// let trie = Trie::build(&map)?;
+    /// let mut scorer = TableScorer::new(1, &[2, 2], vec![0.0, -1.0, -0.5, -0.7])?;
+    /// // Item 0, (0,0), is the best; the user has seen it.
+    /// let seen = ItemLists::deny(&[vec![0u32]]);
+    /// let hits = BeamSearch::new(2, 2)?.search_filtered(&trie, &mut scorer, 1, &seen)?;
+    /// assert_eq!(hits.query(0).items, &[1, 2]);
+    /// # Ok::<(), semid::Error>(())
+    /// ```
+    pub fn search_filtered<C, S, F>(
+        &mut self,
+        constraint: &C,
+        scorer: &mut S,
+        n_queries: usize,
+        filter: &F,
+    ) -> Result<Hits>
+    where
+        C: Constraint + ?Sized,
+        S: Scorer + ?Sized,
+        F: ItemFilter + ?Sized,
+    {
+        if let Some(n) = filter.n_queries()
+            && n != n_queries
+        {
+            return Err(Error::Shape {
+                what: "item filter lists (one per query)",
+                expected: n_queries,
+                got: n,
+            });
+        }
+        let mut h = Hits::new();
+        self.run(
+            constraint,
+            scorer,
+            n_queries,
+            Some(&FilterRef(filter)),
+            &mut h,
+        )?;
+        Ok(h)
+    }
+
+    fn run<C: Constraint + ?Sized, S: Scorer + ?Sized>(
+        &mut self,
+        constraint: &C,
+        scorer: &mut S,
+        n_queries: usize,
+        filter: Option<&dyn ItemFilter>,
         out: &mut Hits,
     ) -> Result<()> {
         if n_queries == 0 {
@@ -232,7 +388,12 @@ impl BeamSearch {
                     });
                 }
             }
-            self.expand(constraint, level, vocab);
+            let last_filter = filter.filter(|_| level + 1 == depth);
+            if self.per_prefix.is_some() || last_filter.is_some() {
+                self.expand_filtered(constraint, (level, level + 1 == depth), vocab, last_filter);
+            } else {
+                self.expand(constraint, level, vocab);
+            }
         }
         // Expand complete sequences to items.
         out.clear(depth);
@@ -247,7 +408,8 @@ impl BeamSearch {
                         out.push(NO_ITEM, self.score[b], id);
                         n += 1;
                     }
-                    for &it in items.iter().take(self.k - n) {
+                    let ok = |&&it: &&u32| filter.is_none_or(|f| f.allows(q as usize, it));
+                    for &it in items.iter().filter(ok).take(self.k - n) {
                         out.push(it, self.score[b], id);
                         n += 1;
                     }
@@ -257,6 +419,127 @@ impl BeamSearch {
             out.end_query();
         }
         Ok(())
+    }
+
+    /// [`BeamSearch::expand`] with the per-prefix cap and, at the last
+    /// level, the item filter: every candidate of a query is collected,
+    /// sorted by (−score, visit order) and accepted greedily.
+    fn expand_filtered<C: Constraint + ?Sized>(
+        &mut self,
+        c: &C,
+        (level, last): (usize, bool),
+        vocab: usize,
+        filter: Option<&dyn ItemFilter>,
+    ) {
+        self.next_prefix.clear();
+        self.next_state.clear();
+        self.next_score.clear();
+        self.next_query.clear();
+        self.next_parent.clear();
+        let nb = self.query.len();
+        let mut b0 = 0;
+        while b0 < nb {
+            let q = self.query[b0];
+            let mut b1 = b0 + 1;
+            while b1 < nb && self.query[b1] == q {
+                b1 += 1;
+            }
+            self.lex.clear();
+            self.lex.extend(b0 as u32..b1 as u32);
+            if level > 0 && b1 - b0 > 1 {
+                let p = &self.prefix;
+                self.lex.sort_unstable_by(|&x, &y| {
+                    let (x, y) = (x as usize, y as usize);
+                    p[x * level..(x + 1) * level].cmp(&p[y * level..(y + 1) * level])
+                });
+            }
+            self.cands.clear();
+            let mut visit = 0u32;
+            for &parent in &self.lex {
+                let parent = parent as usize;
+                let row = &self.scores[parent * vocab..(parent + 1) * vocab];
+                let allowed = c.allowed_tokens(self.state[parent]);
+                let base = if self.renormalize {
+                    self.score[parent] - log_sum_exp(row, &allowed)
+                } else {
+                    self.score[parent]
+                };
+                let state = self.state[parent];
+                let mut consider = |i: usize, t: u16, s: f32| {
+                    let total = base + s;
+                    visit += 1;
+                    if total.is_nan() || total == f32::NEG_INFINITY {
+                        return;
+                    }
+                    if let Some(f) = filter {
+                        let items = c.items(c.child_state(state, i));
+                        if !items.is_empty() && !items.iter().any(|&it| f.allows(q as usize, it)) {
+                            return;
+                        }
+                    }
+                    self.cands.push((-total, visit, parent as u32, i as u32, t));
+                };
+                match allowed {
+                    Allowed::All => {
+                        for (t, &s) in row.iter().enumerate() {
+                            consider(t, t as u16, s);
+                        }
+                    }
+                    Allowed::Tokens(toks) => {
+                        for (i, &t) in toks.iter().enumerate() {
+                            if let Some(&s) = row.get(t as usize) {
+                                consider(i, t, s);
+                            }
+                        }
+                    }
+                }
+            }
+            self.cands
+                .sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            self.first_counts.clear();
+            let mut kept = 0;
+            for &(key, _, parent, i, t) in &self.cands {
+                if kept == self.beam {
+                    break;
+                }
+                let parent = parent as usize;
+                let first = if level == 0 {
+                    t
+                } else {
+                    self.prefix[parent * level]
+                };
+                if let Some(cap) = self.per_prefix {
+                    // The last level caps results; earlier levels keep a
+                    // first token's fair share of the beam (at least `cap`),
+                    // so the freed beams explore other branches.
+                    let cap = if last {
+                        cap
+                    } else {
+                        (self.beam * cap).div_ceil(self.k).max(cap)
+                    };
+                    match self.first_counts.iter_mut().find(|(f, _)| *f == first) {
+                        Some((_, n)) if *n >= cap => continue,
+                        Some((_, n)) => *n += 1,
+                        None => self.first_counts.push((first, 1)),
+                    }
+                }
+                kept += 1;
+                self.next_prefix
+                    .extend_from_slice(&self.prefix[parent * level..(parent + 1) * level]);
+                self.next_prefix.push(t);
+                self.next_state
+                    .push(c.child_state(self.state[parent], i as usize));
+                self.next_score.push(-key);
+                self.next_query.push(q);
+                self.next_parent.push(parent as u32);
+            }
+            b0 = b1;
+        }
+        std::mem::swap(&mut self.prefix, &mut self.next_prefix);
+        std::mem::swap(&mut self.state, &mut self.next_state);
+        std::mem::swap(&mut self.score, &mut self.next_score);
+        std::mem::swap(&mut self.query, &mut self.next_query);
+        std::mem::swap(&mut self.parent, &mut self.next_parent);
     }
 
     /// One level: select the next beams of every query from the scores.
@@ -354,6 +637,15 @@ impl BeamSearch {
         std::mem::swap(&mut self.score, &mut self.next_score);
         std::mem::swap(&mut self.query, &mut self.next_query);
         std::mem::swap(&mut self.parent, &mut self.next_parent);
+    }
+}
+
+/// Borrows a possibly unsized filter as a `dyn ItemFilter`.
+struct FilterRef<'a, F: ItemFilter + ?Sized>(&'a F);
+
+impl<F: ItemFilter + ?Sized> ItemFilter for FilterRef<'_, F> {
+    fn allows(&self, query: usize, item: u32) -> bool {
+        self.0.allows(query, item)
     }
 }
 

@@ -16,7 +16,7 @@ mod constraint;
 mod scorer;
 mod scorers;
 
-pub use beam::BeamSearch;
+pub use beam::{BeamSearch, ItemFilter, ItemLists};
 pub use codebook::{CodebookScorer, ScoreMetric};
 pub use constraint::{Allowed, Constraint, Unconstrained};
 pub use scorer::{Beams, Scorer};
