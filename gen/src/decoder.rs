@@ -62,6 +62,9 @@ pub struct Inputs {
     complete: Tensor,
     /// Training only: dropout rate and the seed of its masks.
     pub(crate) dropout: Option<(f32, u64)>,
+    /// Training only: the flat positions (`row · t + i`) whose logits to
+    /// return, as `(n, vocab)`, instead of all `(rows, t, vocab)`.
+    pub(crate) rows_out: Option<Tensor>,
 }
 
 /// Layer norm: candle's fused kernel at inference; in training, plain
@@ -303,6 +306,7 @@ impl Decoder {
             items: Tensor::from_vec(which, rows * t, &dev)?,
             complete: Tensor::from_vec(complete, (rows, t, 1), &dev)?,
             dropout: None,
+            rows_out: None,
         })
     }
 
@@ -411,7 +415,14 @@ impl Decoder {
                 .forward(&b.ff1.forward(&norm(&b.ln2, &x, train)?)?.gelu_erf()?)?;
             x = (x + dropout(&f, drop, 2 * l as u64 + 2)?)?;
         }
-        self.head.forward(&norm(&self.ln_f, &x, train)?)
+        let h = norm(&self.ln_f, &x, train)?;
+        match inputs.rows_out.as_ref() {
+            // Training: the head only at the predicted positions.
+            Some(idx) => self
+                .head
+                .forward(&h.reshape((rows * t, d))?.index_select(idx, 0)?),
+            None => self.head.forward(&h),
+        }
     }
 
     /// Keeps the cache rows of `parents` (a beam step's reordering).
@@ -497,8 +508,9 @@ pub(crate) fn masked_nll(
 impl Decoder {
     /// Teacher-forced loss on a batch of token sequences (and the items of
     /// each, see [`Decoder::inputs`]): position `i` of row `r` predicts
-    /// token `i + 1` when `i ≥ from[r]`. `allowed` as in [`masked_nll`],
-    /// `(rows · t, vocab)` with `t` the longest sequence's length − 1.
+    /// token `i + 1` when `i ≥ from[r]`; only those positions go through
+    /// the output layer. `allowed`, when given, is the additive mask of
+    /// those positions in order (row by row, `i` ascending), `vocab` each.
     pub(crate) fn loss(
         &self,
         batch: &[&[u32]],
@@ -508,21 +520,19 @@ impl Decoder {
         drop: Option<(f32, u64)>,
     ) -> Result<(Tensor, usize)> {
         let t = batch.iter().map(|s| s.len()).max().unwrap_or(1) - 1;
-        let rows = batch.len();
-        let (mut tgt, mut mask) = (Vec::new(), Vec::new());
-        for (s, &f) in batch.iter().zip(from) {
-            for i in 0..t {
-                let real = i + 1 < s.len() && i >= f;
-                tgt.push(if real { s[i + 1] } else { 0 });
-                mask.push(if real { 1f32 } else { 0.0 });
+        let (mut tgt, mut at) = (Vec::new(), Vec::new());
+        for (r, (s, &f)) in batch.iter().zip(from).enumerate() {
+            for i in f..s.len().saturating_sub(1) {
+                tgt.push(s[i + 1]);
+                at.push((r * t + i) as u32);
             }
         }
+        let n = tgt.len();
         let mut inputs = self.inputs(batch, items, 0, t)?;
         inputs.dropout = drop;
-        let logits = self
-            .forward(&inputs, 0, &mut Vec::new())?
-            .reshape((rows * t, self.shape.vocab))?;
-        masked_nll(logits, tgt, mask, allowed)
+        inputs.rows_out = Some(Tensor::from_vec(at, n, &Device::Cpu)?);
+        let logits = self.forward(&inputs, 0, &mut Vec::new())?;
+        masked_nll(logits, tgt, vec![1.0; n], allowed)
     }
 }
 

@@ -524,13 +524,15 @@ impl SidModel {
                     let toks: Vec<&[u32]> = batch.iter().map(|e| e.tokens.as_slice()).collect();
                     let items: Vec<&[u32]> = batch.iter().map(|e| e.items.as_slice()).collect();
                     let from: Vec<usize> = batch.iter().map(|e| e.from).collect();
-                    let t = toks.iter().map(|s| s.len()).max().unwrap_or(1) - 1;
                     let allowed = {
-                        let mut out = vec![0f32; batch.len() * t * vocab];
-                        for (r, e) in batch.iter().enumerate() {
+                        let n: usize = batch.iter().map(|e| e.tokens.len() - 1 - e.from).sum();
+                        let mut out = vec![0f32; n * vocab];
+                        let mut rows = out.chunks_exact_mut(vocab);
+                        for e in batch {
                             // Position i predicts token i mod L of item i / L.
                             for i in e.from..e.tokens.len() - 1 {
-                                let row = &mut out[(r * t + i) * vocab..(r * t + i + 1) * vocab];
+                                let row =
+                                    rows.next().ok_or_else(|| config("batch", "mask rows"))?;
                                 mask_row(e.items[i / l], i % l, row)?;
                             }
                         }
