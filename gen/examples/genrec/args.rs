@@ -85,7 +85,18 @@ pub const FLAGS: &[(&str, bool, &str, &str)] = &[
         "",
         "decoder: GPT-style inputs (own token + absolute position)",
     ),
-    ("--no-content", false, "", "no item-embedding input"),
+    (
+        "--content",
+        false,
+        "",
+        "decoder and SASRec also read each item's content embedding (off by default)",
+    ),
+    (
+        "--no-content",
+        false,
+        "",
+        "no item-embedding input (the default; kept for old command lines)",
+    ),
     ("--seed", true, "1", "seed of IDs, weights and batches"),
     ("--beam", true, "20", "beam width of the constrained search"),
     (

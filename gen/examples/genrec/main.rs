@@ -143,7 +143,10 @@ fn run(args: &Args) -> Res<()> {
     let test: Vec<Example<'_>> = split.test().collect();
     let valid_h: Vec<&[u32]> = valid.iter().map(|e| e.history).collect();
     let test_h: Vec<&[u32]> = test.iter().map(|e| e.history).collect();
-    let content = (!args.on("--no-content")).then_some(Content { rows: &emb, dim });
+    if args.on("--content") && args.on("--no-content") {
+        return Err("--content and --no-content contradict each other".into());
+    }
+    let content = args.on("--content").then_some(Content { rows: &emb, dim });
     let mut rows = Vec::new();
 
     let t0 = Instant::now();
