@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use candle_core::{D, Tensor};
 use semid::SemanticIndex;
-use semid::decode::{BeamSearch, Beams, Scorer};
+use semid::decode::{BeamSearch, Beams, ItemFilter, Scorer};
 use semid::hits::NO_ITEM;
 use semid::seq::LeaveOneOut;
 use semid::sid::{TokenMap, Trie};
@@ -735,7 +735,30 @@ impl SidModel {
         histories: &[&[u32]],
         search: &mut BeamSearch,
     ) -> Result<(Vec<Vec<u32>>, DecodeStats)> {
+        self.recommend_filtered(index, histories, search, None)
+    }
+
+    /// [`SidModel::recommend`] where history `i` may only receive the
+    /// items `filter` allows query `i` (e.g.
+    /// [`ItemLists::deny`](semid::decode::ItemLists::deny) of what
+    /// each user has seen), applied inside the search
+    /// ([`BeamSearch::search_filtered`]).
+    pub fn recommend_filtered(
+        &self,
+        index: &SemanticIndex,
+        histories: &[&[u32]],
+        search: &mut BeamSearch,
+        filter: Option<&dyn ItemFilter>,
+    ) -> Result<(Vec<Vec<u32>>, DecodeStats)> {
         self.tokens.check_covers(index.trie())?;
+        if let Some(n) = filter.and_then(|f| f.n_queries())
+            && n != histories.len()
+        {
+            return Err(config(
+                "filter",
+                format!("has {n} lists for {} histories", histories.len()),
+            ));
+        }
         let h = self.cfg.max_history;
         let len = |i: usize| histories[i].len().min(h);
         let mut lists = vec![Vec::new(); histories.len()];
@@ -747,7 +770,14 @@ impl SidModel {
             for batch in group.chunks(USERS_PER_SEARCH) {
                 let hs: Vec<&[u32]> = batch.iter().map(|&i| histories[i]).collect();
                 let mut scorer = self.scorer(&hs)?;
-                let hits = index.search(search, &mut scorer, batch.len())?;
+                let hits = match filter {
+                    None => index.search(search, &mut scorer, batch.len())?,
+                    Some(f) => {
+                        // Query q of this batch is history batch[q].
+                        let mapped = |q: usize, item: u32| f.allows(batch[q], item);
+                        search.search_filtered(index.trie(), &mut scorer, batch.len(), &mapped)?
+                    }
+                };
                 stats.model += scorer.model_time;
                 for (q, &i) in batch.iter().enumerate() {
                     let items = hits.query(q).items.to_vec();

@@ -197,6 +197,8 @@ fn run(args: &Args) -> Res<()> {
     };
 
     let mut search = BeamSearch::new(beam, 10)?.renormalize(model_cfg.renormalize);
+    // Top-10 lists of every model, for the beyond-accuracy table.
+    let mut beyond_rows: Vec<(String, Vec<Vec<u32>>)> = Vec::new();
     let mut genm = None;
     for arch in [Arch::DecoderOnly, Arch::EncoderDecoder] {
         let name = if arch == Arch::DecoderOnly {
@@ -232,6 +234,23 @@ fn run(args: &Args) -> Res<()> {
             progress(name),
         )?;
         let (lists, st) = m.recommend(&index, &test_h, &mut search)?;
+        beyond_rows.push((format!("{name}, beam {beam}"), lists.clone()));
+        if arch == Arch::DecoderOnly || !which.contains(&"decoder") {
+            // Already-seen items denied, and at most 2 results per first token.
+            let seen: Vec<&[u32]> = test
+                .iter()
+                .map(|e| {
+                    let s = split.sequences().items(e.user);
+                    &s[..s.len() - 1]
+                })
+                .collect();
+            let deny = semid::decode::ItemLists::deny(&seen);
+            let (l, _) = m.recommend_filtered(&index, &test_h, &mut search.clone(), Some(&deny))?;
+            beyond_rows.push((format!("{name}, seen items denied"), l));
+            let mut capped = search.clone().per_prefix(Some(2))?;
+            let (l, _) = m.recommend(&index, &test_h, &mut capped)?;
+            beyond_rows.push((format!("{name}, ≤ 2 per first token"), l));
+        }
         let search_s = st.total.saturating_sub(st.model).as_secs_f64();
         let per_user = |s: f64| 1e3 * s / test.len() as f64;
         rows.push(Row {
@@ -268,6 +287,7 @@ fn run(args: &Args) -> Res<()> {
         )?;
         let t0 = Instant::now();
         let lists = sas.recommend(&test_h, 10)?;
+        beyond_rows.push(("SASRec".into(), lists.clone()));
         rows.push(Row {
             method: "SASRec (item ids)".into(),
             values: score(&lists, &test)?,
@@ -284,6 +304,16 @@ fn run(args: &Args) -> Res<()> {
             (&mut index, m, &mut search),
             (&emb, dim, n_items),
             &cold,
+        )?;
+    }
+
+    if !beyond_rows.is_empty() {
+        beyond_table(
+            &beyond_rows,
+            &test,
+            &split,
+            (&emb[..n_items * dim], dim),
+            json,
         )?;
     }
 
@@ -337,6 +367,52 @@ fn keep_freed_memory() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_freed_memory() {}
+
+/// Accuracy beside coverage, intra-list diversity, novelty and Gini of
+/// each setting's top-10 lists on the test users.
+fn beyond_table(
+    rows: &[(String, Vec<Vec<u32>>)],
+    test: &[Example<'_>],
+    split: &LeaveOneOut,
+    (emb, dim): (&[f32], usize),
+    json: bool,
+) -> Res<()> {
+    let n_items = emb.len() / dim;
+    // Training interactions per item (everything before the validation item).
+    let mut counts = vec![0u64; n_items];
+    for u in 0..split.sequences().len() {
+        let s = split.sequences().items(u);
+        for &i in &s[..s.len().saturating_sub(2)] {
+            counts[i as usize] += 1;
+        }
+    }
+    println!();
+    println!(
+        "{:<36} {:>8} {:>8} {:>9} {:>9} {:>8} {:>6}",
+        "top-10 of (test users)", "R@10", "N@10", "coverage", "diversity", "novelty", "gini"
+    );
+    for (name, lists) in rows {
+        let acc = score(lists, test)?;
+        let b = semid::metrics::beyond_accuracy(
+            &semid::metrics::Rankings::from_lists(lists),
+            10,
+            &counts,
+            Some(Embeddings::new(emb, dim)?),
+        )?;
+        let div = b.diversity.unwrap_or(f64::NAN);
+        println!(
+            "{name:<36} {:>8.4} {:>8.4} {:>9.4} {div:>9.4} {:>8.3} {:>6.3}",
+            acc[1], acc[3], b.coverage, b.novelty, b.gini
+        );
+        if json {
+            println!(
+                "{{\"table\":\"beyond\",\"setting\":\"{name}\",\"recall@10\":{:.6},\"ndcg@10\":{:.6},\"coverage@10\":{:.6},\"diversity@10\":{div:.6},\"novelty@10\":{:.6},\"gini@10\":{:.6}}}",
+                acc[1], acc[3], b.coverage, b.novelty, b.gini
+            );
+        }
+    }
+    Ok(())
+}
 
 /// The new-item test: inserts the held-out items into `index` (no
 /// retraining), then ranks the `cold` users' last items with the trained
