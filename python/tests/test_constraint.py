@@ -98,7 +98,7 @@ def test_bad_arguments(case):
         semid.VocabConstraint(trie, VOCAB, offsets=OFFSETS[:2])
     with pytest.raises(ValueError, match="outside"):
         semid.VocabConstraint(trie, 10, offsets=OFFSETS)
-    with pytest.raises(ValueError, match="both map"):
+    with pytest.raises(ValueError, match="both token"):
         semid.VocabConstraint(trie, VOCAB, token_table=[[3] * 6, list(range(6)), list(range(6))])
     with pytest.raises(ValueError, match="outside"):
         semid.VocabConstraint(trie, VOCAB, offsets=OFFSETS, eos_token_id=VOCAB)
