@@ -118,6 +118,12 @@ pub const FLAGS: &[(&str, bool, &str, &str)] = &[
         "hold this many items out, insert them after training, rank them",
     ),
     (
+        "--lists",
+        true,
+        "",
+        "write every method's per-user top-10 test lists to this file (JSON lines; for bootstrap.py)",
+    ),
+    (
         "--json",
         false,
         "",

@@ -307,6 +307,9 @@ fn run(args: &Args) -> Res<()> {
         )?;
     }
 
+    if let Some(path) = args.get("--lists") {
+        write_lists(path, &beyond_rows, &test, &split)?;
+    }
     if !beyond_rows.is_empty() {
         beyond_table(
             &beyond_rows,
@@ -367,6 +370,35 @@ fn keep_freed_memory() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_freed_memory() {}
+
+/// One JSON line per method: the test users (ids as in the interaction
+/// file), their targets (item rows) and the method's top-10 item rows.
+fn write_lists(
+    path: &str,
+    rows: &[(String, Vec<Vec<u32>>)],
+    test: &[Example<'_>],
+    split: &LeaveOneOut,
+) -> Res<()> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let users: Vec<String> = test
+        .iter()
+        .map(|e| format!("{:?}", split.sequences().user(e.user)))
+        .collect();
+    let targets: Vec<String> = test.iter().map(|e| e.target.to_string()).collect();
+    for (name, lists) in rows {
+        let l: Vec<String> = lists.iter().map(|l| format!("{l:?}")).collect();
+        writeln!(
+            out,
+            "{{\"method\":{name:?},\"users\":[{}],\"targets\":[{}],\"top10\":[{}]}}",
+            users.join(","),
+            targets.join(","),
+            l.join(",")
+        )?;
+    }
+    std::fs::write(path, out).map_err(|e| format!("{path}: {e}"))?;
+    Ok(())
+}
 
 /// Accuracy beside coverage, intra-list diversity, novelty and Gini of
 /// each setting's top-10 lists on the test users.
