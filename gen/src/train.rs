@@ -247,7 +247,11 @@ pub(crate) fn fit(
     // The longest epoch so far, validation included.
     let mut longest = std::time::Duration::ZERO;
     for epoch in 1..=cfg.epochs {
-        if epoch > 1 && cfg.time_budget.is_some_and(|b| t_all.elapsed() + longest > b) {
+        if epoch > 1
+            && cfg
+                .time_budget
+                .is_some_and(|b| t_all.elapsed() + longest > b)
+        {
             report.stop = Stop::TimeBudget;
             break;
         }
