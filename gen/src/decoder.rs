@@ -65,6 +65,73 @@ pub struct Inputs {
     /// Training only: the flat positions (`row · t + i`) whose logits to
     /// return, as `(n, vocab)`, instead of all `(rows, t, vocab)`.
     pub(crate) rows_out: Option<Tensor>,
+    /// Decoding one token per beam: the users' history keys and values,
+    /// shared by their beams instead of copied per beam (the cache then
+    /// holds only the generated tokens).
+    pub(crate) shared: Option<SharedHistory>,
+}
+
+/// The history part of a beam search's KV cache, one row per user, and
+/// how beams map onto users (see [`Inputs::shared`]).
+#[derive(Clone)]
+pub(crate) struct SharedHistory {
+    /// Per layer: keys and values `(users, heads, n, d / heads)`.
+    pub kv: Cache,
+    /// `users · per_user` rows: the beam in each user's slot (padding: 0).
+    pub to_padded: Tensor,
+    /// Per beam: its row among `users · per_user`.
+    pub from_padded: Tensor,
+    pub users: usize,
+    pub per_user: usize,
+}
+
+impl SharedHistory {
+    /// The layout of beams whose users are `queries` (ascending, beams of
+    /// one user contiguous) over `kv` of `users` rows.
+    pub(crate) fn new(kv: Cache, queries: &[u32], users: usize) -> Result<SharedHistory> {
+        let mut count = vec![0usize; users];
+        for &q in queries {
+            count[q as usize] += 1;
+        }
+        let per_user = count.iter().copied().max().unwrap_or(1).max(1);
+        let mut to = vec![0u32; users * per_user];
+        let mut from = Vec::with_capacity(queries.len());
+        let mut seen = vec![0usize; users];
+        for (b, &q) in queries.iter().enumerate() {
+            let q = q as usize;
+            let slot = q * per_user + seen[q];
+            seen[q] += 1;
+            to[slot] = b as u32;
+            from.push(slot as u32);
+        }
+        Ok(SharedHistory {
+            kv,
+            to_padded: Tensor::from_vec(to, users * per_user, &Device::Cpu)?,
+            from_padded: Tensor::from_vec(from, queries.len(), &Device::Cpu)?,
+            users,
+            per_user,
+        })
+    }
+
+    /// Per-beam rows `(beams, …)` → the padded per-user layout
+    /// `(users, heads, per_user, last)`; `x` is `(beams, heads, last)`.
+    fn to_users(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, h, last) = x.dims3()?;
+        x.index_select(&self.to_padded, 0)?
+            .reshape((self.users, self.per_user, h, last))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    /// The padded per-user layout `(users, heads, per_user, last)` → per
+    /// beam `(beams, heads, 1, last)`.
+    fn to_beams(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, h, _, last) = x.dims4()?;
+        x.transpose(1, 2)?
+            .reshape((self.users * self.per_user, h, last))?
+            .index_select(&self.from_padded, 0)?
+            .unsqueeze(2)
+    }
 }
 
 /// Layer norm: candle's fused kernel at inference; in training, plain
@@ -307,6 +374,7 @@ impl Decoder {
             complete: Tensor::from_vec(complete, (rows, t, 1), &dev)?,
             dropout: None,
             rows_out: None,
+            shared: None,
         })
     }
 
@@ -401,9 +469,30 @@ impl Decoder {
             } else {
                 (k, v)
             };
-            let att = (q.matmul(&k.t()?)? / (dh as f64).sqrt())?.broadcast_add(&bias)?;
-            let att = softmax(&att, train)?;
-            let y = att.matmul(&v)?.transpose(1, 2)?.reshape((rows, t, d))?;
+            let y = match &inputs.shared {
+                None => {
+                    let att = (q.matmul(&k.t()?)? / (dh as f64).sqrt())?.broadcast_add(&bias)?;
+                    let att = softmax(&att, train)?;
+                    att.matmul(&v)?
+                }
+                Some(sh) => {
+                    // One query token per beam: scores against its user's
+                    // history (shared) and its own generated tokens.
+                    let (hk, hv) = &sh.kv[l];
+                    let n = hk.dim(2)?;
+                    let q = (q / (dh as f64).sqrt())?;
+                    let qu = sh.to_users(&q.squeeze(2)?)?;
+                    let s_hist = sh.to_beams(&qu.matmul(&hk.t()?)?)?;
+                    let s_gen = q.matmul(&k.t()?)?;
+                    let att = Tensor::cat(&[s_hist, s_gen], 3)?.broadcast_add(&bias)?;
+                    let att = softmax(&att, train)?;
+                    let p_hist = sh.to_users(&att.narrow(3, 0, n)?.squeeze(2)?.contiguous()?)?;
+                    let y_hist = sh.to_beams(&p_hist.matmul(hv)?)?;
+                    let k_len = k.dim(2)?;
+                    (y_hist + att.narrow(3, n, k_len)?.contiguous()?.matmul(&v)?)?
+                }
+            };
+            let y = y.transpose(1, 2)?.reshape((rows, t, d))?;
             if cache.len() > l {
                 cache[l] = (k, v);
             } else {

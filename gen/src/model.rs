@@ -14,7 +14,7 @@ use semid::hits::NO_ITEM;
 use semid::seq::LeaveOneOut;
 use semid::sid::{TokenMap, Trie};
 
-use crate::decoder::{Cache, Decoder, Shape, masked_nll};
+use crate::decoder::{Cache, Decoder, Shape, SharedHistory, masked_nll};
 use crate::error::{Error, Result, config};
 use crate::t5::{Encoded, T5, T5Cache, T5Config};
 use crate::train::{EpochReport, Example, TrainConfig, TrainReport, fit, windows};
@@ -102,7 +102,7 @@ fn load_named(d: &Decoder, dir: &Path) -> Result<()> {
 }
 
 /// Users decoded together in one batched beam search.
-const USERS_PER_SEARCH: usize = 32;
+const USERS_PER_SEARCH: usize = 128;
 
 /// The generative model's architecture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -720,6 +720,7 @@ impl SidModel {
                 .collect::<Result<_>>()?,
             items: cut,
             cache: Vec::new(),
+            history: Vec::new(),
             encoded: None,
             t5: T5Cache::default(),
             model_time: Duration::ZERO,
@@ -801,6 +802,8 @@ pub struct SidScorer<'a> {
     /// Each user's history items (for their content embeddings).
     items: Vec<&'a [u32]>,
     cache: Cache,
+    /// Decoder-only: the histories' keys and values, one row per user.
+    history: Cache,
     /// Encoder-decoder: the encoded histories and the decoder's cache.
     encoded: Option<Encoded>,
     t5: T5Cache,
@@ -854,6 +857,9 @@ impl SidScorer<'_> {
                 let refs: Vec<&[u32]> = self.histories.iter().map(Vec::as_slice).collect();
                 let inputs = model.inputs(&refs, &self.items, 0, n)?;
                 let all = model.forward(&inputs, 0, &mut self.cache)?;
+                // The histories' keys and values stay one row per user; the
+                // cache from here on holds each beam's generated tokens.
+                self.history = std::mem::take(&mut self.cache);
                 all.narrow(1, n - 1, 1)?
             }
             (Net::Decoder(model), _) => {
@@ -872,7 +878,12 @@ impl SidScorer<'_> {
                 let start = n + level - 1;
                 // Target items are incomplete: no content to read.
                 let none: Vec<&[u32]> = vec![&[]; refs.len()];
-                let inputs = model.inputs(&refs, &none, start, 1)?;
+                let mut inputs = model.inputs(&refs, &none, start, 1)?;
+                inputs.shared = Some(SharedHistory::new(
+                    self.history.clone(),
+                    beams.queries,
+                    self.histories.len(),
+                )?);
                 model.forward(&inputs, start, &mut self.cache)?
             }
             (Net::T5(t5), 0) => {
