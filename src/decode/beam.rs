@@ -431,11 +431,7 @@ impl BeamSearch {
         vocab: usize,
         filter: Option<&dyn ItemFilter>,
     ) {
-        self.next_prefix.clear();
-        self.next_state.clear();
-        self.next_score.clear();
-        self.next_query.clear();
-        self.next_parent.clear();
+        self.begin_level();
         let nb = self.query.len();
         let mut b0 = 0;
         while b0 < nb {
@@ -444,28 +440,16 @@ impl BeamSearch {
             while b1 < nb && self.query[b1] == q {
                 b1 += 1;
             }
-            self.lex.clear();
-            self.lex.extend(b0 as u32..b1 as u32);
-            if level > 0 && b1 - b0 > 1 {
-                let p = &self.prefix;
-                self.lex.sort_unstable_by(|&x, &y| {
-                    let (x, y) = (x as usize, y as usize);
-                    p[x * level..(x + 1) * level].cmp(&p[y * level..(y + 1) * level])
-                });
-            }
+            self.lex_order(b0, b1, level);
             self.cands.clear();
             let mut visit = 0u32;
             for &parent in &self.lex {
                 let parent = parent as usize;
                 let row = &self.scores[parent * vocab..(parent + 1) * vocab];
                 let allowed = c.allowed_tokens(self.state[parent]);
-                let base = if self.renormalize {
-                    self.score[parent] - log_sum_exp(row, &allowed)
-                } else {
-                    self.score[parent]
-                };
+                let base = self.base_score(parent, row, &allowed);
                 let state = self.state[parent];
-                let mut consider = |i: usize, t: u16, s: f32| {
+                let consider = |i: usize, t: u16, s: f32| {
                     let total = base + s;
                     visit += 1;
                     if total.is_nan() || total == f32::NEG_INFINITY {
@@ -479,29 +463,17 @@ impl BeamSearch {
                     }
                     self.cands.push((-total, visit, parent as u32, i as u32, t));
                 };
-                match allowed {
-                    Allowed::All => {
-                        for (t, &s) in row.iter().enumerate() {
-                            consider(t, t as u16, s);
-                        }
-                    }
-                    Allowed::Tokens(toks) => {
-                        for (i, &t) in toks.iter().enumerate() {
-                            if let Some(&s) = row.get(t as usize) {
-                                consider(i, t, s);
-                            }
-                        }
-                    }
-                }
+                each_allowed(row, &allowed, consider);
             }
             self.cands
                 .sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             self.first_counts.clear();
             let mut kept = 0;
-            for &(key, _, parent, i, t) in &self.cands {
+            for j in 0..self.cands.len() {
                 if kept == self.beam {
                     break;
                 }
+                let (key, _, parent, i, t) = self.cands[j];
                 let parent = parent as usize;
                 let first = if level == 0 {
                     t
@@ -524,31 +496,16 @@ impl BeamSearch {
                     }
                 }
                 kept += 1;
-                self.next_prefix
-                    .extend_from_slice(&self.prefix[parent * level..(parent + 1) * level]);
-                self.next_prefix.push(t);
-                self.next_state
-                    .push(c.child_state(self.state[parent], i as usize));
-                self.next_score.push(-key);
-                self.next_query.push(q);
-                self.next_parent.push(parent as u32);
+                self.push_beam(c, level, (parent, i, t), -key);
             }
             b0 = b1;
         }
-        std::mem::swap(&mut self.prefix, &mut self.next_prefix);
-        std::mem::swap(&mut self.state, &mut self.next_state);
-        std::mem::swap(&mut self.score, &mut self.next_score);
-        std::mem::swap(&mut self.query, &mut self.next_query);
-        std::mem::swap(&mut self.parent, &mut self.next_parent);
+        self.end_level();
     }
 
     /// One level: select the next beams of every query from the scores.
     fn expand<C: Constraint + ?Sized>(&mut self, c: &C, level: usize, vocab: usize) {
-        self.next_prefix.clear();
-        self.next_state.clear();
-        self.next_score.clear();
-        self.next_query.clear();
-        self.next_parent.clear();
+        self.begin_level();
         let nb = self.query.len();
         let mut b0 = 0;
         while b0 < nb {
@@ -557,17 +514,7 @@ impl BeamSearch {
             while b1 < nb && self.query[b1] == q {
                 b1 += 1;
             }
-            // Parents in lexicographic order of their prefixes, so that the
-            // ordinal (lex rank, token) orders candidates lexicographically.
-            self.lex.clear();
-            self.lex.extend(b0 as u32..b1 as u32);
-            if level > 0 && b1 - b0 > 1 {
-                let p = &self.prefix;
-                self.lex.sort_unstable_by(|&x, &y| {
-                    let (x, y) = (x as usize, y as usize);
-                    p[x * level..(x + 1) * level].cmp(&p[y * level..(y + 1) * level])
-                });
-            }
+            self.lex_order(b0, b1, level);
             self.top.clear();
             self.top_src.clear();
             let cap = self.beam;
@@ -576,12 +523,8 @@ impl BeamSearch {
                 let parent = parent as usize;
                 let row = &self.scores[parent * vocab..(parent + 1) * vocab];
                 let allowed = c.allowed_tokens(self.state[parent]);
-                let base = if self.renormalize {
-                    self.score[parent] - log_sum_exp(row, &allowed)
-                } else {
-                    self.score[parent]
-                };
-                let mut consider = |i: usize, t: u16, s: f32| {
+                let base = self.base_score(parent, row, &allowed);
+                let consider = |i: usize, t: u16, s: f32| {
                     let total = base + s;
                     // NaN or −∞: impossible.
                     if total.is_nan() || total == f32::NEG_INFINITY {
@@ -603,40 +546,98 @@ impl BeamSearch {
                         worst = self.top[cap - 1];
                     }
                 };
-                match allowed {
-                    Allowed::All => {
-                        for (t, &s) in row.iter().enumerate() {
-                            consider(t, t as u16, s);
-                        }
-                    }
-                    Allowed::Tokens(toks) => {
-                        for (i, &t) in toks.iter().enumerate() {
-                            // A token beyond the vocabulary cannot be scored.
-                            if let Some(&s) = row.get(t as usize) {
-                                consider(i, t, s);
-                            }
-                        }
-                    }
-                }
+                each_allowed(row, &allowed, consider);
             }
-            for (j, &(parent, i, t)) in self.top_src.iter().enumerate() {
-                let parent = parent as usize;
-                self.next_prefix
-                    .extend_from_slice(&self.prefix[parent * level..(parent + 1) * level]);
-                self.next_prefix.push(t);
-                self.next_state
-                    .push(c.child_state(self.state[parent], i as usize));
-                self.next_score.push(-self.top[j]);
-                self.next_query.push(q);
-                self.next_parent.push(parent as u32);
+            for j in 0..self.top_src.len() {
+                let (parent, i, t) = self.top_src[j];
+                self.push_beam(c, level, (parent as usize, i, t), -self.top[j]);
             }
             b0 = b1;
         }
+        self.end_level();
+    }
+
+    /// Empties the next level's buffers.
+    fn begin_level(&mut self) {
+        self.next_prefix.clear();
+        self.next_state.clear();
+        self.next_score.clear();
+        self.next_query.clear();
+        self.next_parent.clear();
+    }
+
+    /// Makes the next level's beams the current ones.
+    fn end_level(&mut self) {
         std::mem::swap(&mut self.prefix, &mut self.next_prefix);
         std::mem::swap(&mut self.state, &mut self.next_state);
         std::mem::swap(&mut self.score, &mut self.next_score);
         std::mem::swap(&mut self.query, &mut self.next_query);
         std::mem::swap(&mut self.parent, &mut self.next_parent);
+    }
+
+    /// Beams `b0..b1` (one query's) into `lex`, in lexicographic order of
+    /// their prefixes, so that the ordinal (lex rank, token) orders
+    /// candidates lexicographically.
+    fn lex_order(&mut self, b0: usize, b1: usize, level: usize) {
+        self.lex.clear();
+        self.lex.extend(b0 as u32..b1 as u32);
+        if level > 0 && b1 - b0 > 1 {
+            let p = &self.prefix;
+            self.lex.sort_unstable_by(|&x, &y| {
+                let (x, y) = (x as usize, y as usize);
+                p[x * level..(x + 1) * level].cmp(&p[y * level..(y + 1) * level])
+            });
+        }
+    }
+
+    /// The parent's log-probability, less the log of its allowed tokens'
+    /// mass when renormalizing.
+    fn base_score(&self, parent: usize, row: &[f32], allowed: &Allowed<'_>) -> f32 {
+        if self.renormalize {
+            self.score[parent] - log_sum_exp(row, allowed)
+        } else {
+            self.score[parent]
+        }
+    }
+
+    /// Appends a child beam: `parent`'s prefix plus token `t`, the `i`-th
+    /// allowed child of the parent's state, with `score`.
+    fn push_beam<C: Constraint + ?Sized>(
+        &mut self,
+        c: &C,
+        level: usize,
+        (parent, i, t): (usize, u32, u16),
+        score: f32,
+    ) {
+        let q = self.query[parent];
+        self.next_prefix
+            .extend_from_slice(&self.prefix[parent * level..(parent + 1) * level]);
+        self.next_prefix.push(t);
+        self.next_state
+            .push(c.child_state(self.state[parent], i as usize));
+        self.next_score.push(score);
+        self.next_query.push(q);
+        self.next_parent.push(parent as u32);
+    }
+}
+
+/// Calls `f(i, token, score)` for each allowed token of a beam's score row:
+/// `i` is the token's rank among the allowed children; a token beyond the
+/// vocabulary cannot be scored and is skipped.
+fn each_allowed(row: &[f32], allowed: &Allowed<'_>, mut f: impl FnMut(usize, u16, f32)) {
+    match allowed {
+        Allowed::All => {
+            for (t, &s) in row.iter().enumerate() {
+                f(t, t as u16, s);
+            }
+        }
+        Allowed::Tokens(toks) => {
+            for (i, &t) in toks.iter().enumerate() {
+                if let Some(&s) = row.get(t as usize) {
+                    f(i, t, s);
+                }
+            }
+        }
     }
 }
 
