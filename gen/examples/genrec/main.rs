@@ -19,7 +19,7 @@ use std::time::Instant;
 use semid::decode::BeamSearch;
 use semid::seq::{Example, LeaveOneOut, Sequences};
 use semid::sid::CollisionPolicy;
-use semid::{Embeddings, Par, RqKMeans, RqKMeansConfig, SemanticIndex};
+use semid::{Embeddings, Par, RqKMeans, RqKMeansConfig, RqVae, RqVaeConfig, SemanticIndex};
 use semid_gen::{
     Arch, Content, EpochReport, ItemModel, ModelConfig, SidModel, TrainConfig, TrainReport,
 };
@@ -64,7 +64,8 @@ fn main() {
 
 fn run(args: &Args) -> Res<()> {
     let seed: u64 = args.num("--seed")?;
-    let which: Vec<&str> = match args.get("--model").unwrap_or("decoder,sasrec") {
+    let model_flag: String = args.num("--model")?;
+    let which: Vec<&str> = match model_flag.as_str() {
         "all" => vec!["decoder", "tiger", "sasrec"],
         list => list.split(',').collect(),
     };
@@ -103,6 +104,19 @@ fn run(args: &Args) -> Res<()> {
     };
     let (beam, json, quiet) = (args.num("--beam")?, args.on("--json"), args.on("--quiet"));
     let n_new: usize = args.num("--new-items")?;
+    let valid_beams = args
+        .get("--valid-beams")
+        .map(|l| {
+            l.split(',')
+                .map(|b| {
+                    b.parse::<usize>().map_err(|_| {
+                        format!("--valid-beams {l:?}: a comma-separated list of beam widths")
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
     let (emb, dim, seqs, source) = data::load(args)?;
     let n_all = emb.len() / dim;
     if n_new >= n_all {
@@ -122,14 +136,26 @@ fn run(args: &Args) -> Res<()> {
     let t0 = Instant::now();
     let x = Embeddings::new(&emb[..n_items * dim], dim)?;
     let k = args.num::<usize>("--codes")?.min(n_items);
-    let (mut index, _, sids) = SemanticIndex::fit::<RqKMeans>(
-        &RqKMeansConfig::new(3, k).seed(seed),
-        x,
-        CollisionPolicy::AppendSuffix,
-        Par::default(),
-    )?;
+    let ids: String = args.num("--ids")?;
+    let (mut index, sids) = match ids.as_str() {
+        "rqkmeans" => SemanticIndex::fit::<RqKMeans>(
+            &RqKMeansConfig::new(3, k).seed(seed),
+            x,
+            CollisionPolicy::AppendSuffix,
+            Par::default(),
+        )
+        .map(|(i, _, s)| (i, s))?,
+        "rqvae" => SemanticIndex::fit::<RqVae>(
+            &RqVaeConfig::new(3, k).seed(seed),
+            x,
+            CollisionPolicy::AppendSuffix,
+            Par::default(),
+        )
+        .map(|(i, _, s)| (i, s))?,
+        other => return Err(format!("--ids {other:?}: use rqkmeans or rqvae").into()),
+    };
     println!(
-        "SIDs  RQ-KMeans 3x{k} + suffix: vocab {:?}, at most {} items per code, {:.1} s",
+        "SIDs  {ids} 3x{k} + suffix: vocab {:?}, at most {} items per code, {:.1} s",
         index.trie().vocab(),
         sids.max_bucket,
         t0.elapsed().as_secs_f64()
@@ -233,6 +259,14 @@ fn run(args: &Args) -> Res<()> {
             },
             progress(name),
         )?;
+        for b in &valid_beams {
+            let mut s = BeamSearch::new(*b, 10)?.renormalize(model_cfg.renormalize);
+            let (lists, _) = m.recommend(&index, &valid_h, &mut s)?;
+            println!(
+                "  {name} beam {b:>3}: valid NDCG@10 {:.4}",
+                score(&lists, &valid)?[3]
+            );
+        }
         let (lists, st) = m.recommend(&index, &test_h, &mut search)?;
         beyond_rows.push((format!("{name}, beam {beam}"), lists.clone()));
         if arch == Arch::DecoderOnly || !which.contains(&"decoder") {
