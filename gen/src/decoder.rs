@@ -12,6 +12,7 @@
 //! history is encoded once per user; each beam step feeds one token per
 //! beam). GRID and MiniOneRec also decode with decoder-only models.
 
+use crate::batch::keep_rows;
 use candle_core::{D, Device, IndexOp, Result, Tensor, Var};
 use candle_nn::{AdamW, Embedding, LayerNorm, Linear, Module, Optimizer, ParamsAdamW};
 
@@ -516,15 +517,7 @@ impl Decoder {
 
     /// Keeps the cache rows of `parents` (a beam step's reordering).
     pub fn reorder(cache: &mut Cache, parents: &[u32]) -> Result<()> {
-        if cache.is_empty() {
-            return Ok(());
-        }
-        let idx = Tensor::new(parents, cache[0].0.device())?;
-        for (k, v) in cache.iter_mut() {
-            *k = k.index_select(&idx, 0)?;
-            *v = v.index_select(&idx, 0)?;
-        }
-        Ok(())
+        keep_rows(cache.iter_mut().flat_map(|(k, v)| [k, v]), parents)
     }
 }
 

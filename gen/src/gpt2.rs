@@ -10,6 +10,7 @@ use candle_core::{Device, Tensor};
 use candle_nn::Module;
 use serde::{Deserialize, Serialize};
 
+use crate::batch::{causal_bias, keep_rows, row_len};
 use crate::error::{Error, Result, config};
 use crate::weights::{Weights, read_json};
 
@@ -112,15 +113,10 @@ pub struct Gpt2Cache {
 impl Gpt2Cache {
     /// Keeps the rows of `parents` (a beam step's reordering).
     pub fn reorder(&mut self, parents: &[u32]) -> Result<()> {
-        if self.kv.is_empty() {
-            return Ok(());
-        }
-        let idx = Tensor::new(parents, &Device::Cpu)?;
-        for (k, v) in self.kv.iter_mut() {
-            *k = k.index_select(&idx, 0)?;
-            *v = v.index_select(&idx, 0)?;
-        }
-        Ok(())
+        Ok(keep_rows(
+            self.kv.iter_mut().flat_map(|(k, v)| [k, v]),
+            parents,
+        )?)
     }
 
     /// Positions held.
@@ -239,22 +235,7 @@ impl Gpt2 {
     /// positions `cache.len()..`, attending causally to the cached
     /// positions. The cache grows by `t`.
     pub fn forward(&self, ids: &[u32], rows: usize, cache: &mut Gpt2Cache) -> Result<Tensor> {
-        if rows == 0 || ids.is_empty() || !ids.len().is_multiple_of(rows) {
-            return Err(config(
-                "ids",
-                format!("{} ids do not split into {rows} rows", ids.len()),
-            ));
-        }
-        if let Some(&t) = ids.iter().find(|&&t| t as usize >= self.cfg.vocab_size) {
-            return Err(config(
-                "ids",
-                format!(
-                    "token {t} is outside the vocabulary 0..{}",
-                    self.cfg.vocab_size
-                ),
-            ));
-        }
-        let t = ids.len() / rows;
+        let t = row_len(ids, rows, self.cfg.vocab_size, "ids")?;
         let start = cache.len;
         let keys = start + t;
         if keys > self.cfg.n_positions {
@@ -274,17 +255,7 @@ impl Gpt2 {
             .wte
             .forward(&ids)?
             .broadcast_add(&self.wpe.forward(&pos)?)?;
-        let mut causal = Vec::with_capacity(t * keys);
-        for i in 0..t {
-            causal.extend((0..keys).map(|j| {
-                if j <= start + i {
-                    0f32
-                } else {
-                    f32::NEG_INFINITY
-                }
-            }));
-        }
-        let causal = Tensor::from_vec(causal, (1, 1, t, keys), &Device::Cpu)?;
+        let causal = causal_bias(start, t, f32::NEG_INFINITY)?;
         let scale = if self.cfg.scale_attn_weights {
             (dh as f64).powf(-0.5)
         } else {

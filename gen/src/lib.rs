@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+mod batch;
 mod decoder;
 mod error;
 pub mod gpt2;

@@ -16,6 +16,7 @@ use candle_core::{D, DType, Device, Tensor, Var};
 use candle_nn::Module;
 use serde::{Deserialize, Serialize};
 
+use crate::batch::{causal_bias, keep_rows, row_len};
 use crate::decoder::dropout;
 use crate::error::{Error, Result, config};
 use crate::weights::{Weights, read_json, save, write_json};
@@ -232,18 +233,11 @@ pub struct T5Cache {
 impl T5Cache {
     /// Keeps the rows of `parents` (a beam step's reordering).
     pub fn reorder(&mut self, parents: &[u32]) -> Result<()> {
-        if self.self_kv.is_empty() {
-            return Ok(());
-        }
-        let idx = Tensor::new(parents, &Device::Cpu)?;
-        for (k, v) in self.self_kv.iter_mut().chain(self.cross_kv.iter_mut()) {
-            *k = k.index_select(&idx, 0)?;
-            *v = v.index_select(&idx, 0)?;
-        }
-        if let Some(b) = self.cross_bias.as_mut() {
-            *b = b.index_select(&idx, 0)?;
-        }
-        Ok(())
+        let kv = self.self_kv.iter_mut().chain(self.cross_kv.iter_mut());
+        Ok(keep_rows(
+            kv.flat_map(|(k, v)| [k, v]).chain(self.cross_bias.as_mut()),
+            parents,
+        )?)
     }
 
     /// Decoder positions held.
@@ -268,11 +262,9 @@ pub struct Encoded {
 impl Encoded {
     /// Keeps the rows `rows` (one per beam, by query).
     pub fn select(&self, rows: &[u32]) -> Result<Encoded> {
-        let idx = Tensor::new(rows, &Device::Cpu)?;
-        Ok(Encoded {
-            hidden: self.hidden.index_select(&idx, 0)?,
-            bias: self.bias.index_select(&idx, 0)?,
-        })
+        let (mut hidden, mut bias) = (self.hidden.clone(), self.bias.clone());
+        keep_rows([&mut hidden, &mut bias], rows)?;
+        Ok(Encoded { hidden, bias })
     }
 }
 
@@ -538,24 +530,9 @@ impl T5 {
     /// padded by the caller, `lens[r]` real tokens from the left).
     pub fn encode(&self, ids: &[u32], lens: &[usize], drop: Option<(f32, u64)>) -> Result<Encoded> {
         let rows = lens.len();
-        if rows == 0 || !ids.len().is_multiple_of(rows) {
-            return Err(config(
-                "ids",
-                format!("{} ids do not split into {rows} rows", ids.len()),
-            ));
-        }
-        let len = ids.len() / rows;
-        if len == 0 || lens.iter().any(|&l| l == 0 || l > len) {
+        let len = row_len(ids, rows, self.cfg.vocab_size, "ids")?;
+        if lens.iter().any(|&l| l == 0 || l > len) {
             return Err(config("lens", "each row needs 1..=len real tokens"));
-        }
-        if let Some(&t) = ids.iter().find(|&&t| t as usize >= self.cfg.vocab_size) {
-            return Err(config(
-                "ids",
-                format!(
-                    "token {t} is outside the vocabulary 0..{}",
-                    self.cfg.vocab_size
-                ),
-            ));
         }
         let mut mask = Vec::with_capacity(rows * len);
         for &l in lens {
@@ -603,22 +580,7 @@ impl T5 {
             Some((k, _)) => k.dim(0)?,
             None => enc.hidden.dim(0)?,
         };
-        if !ids.len().is_multiple_of(rows) || ids.is_empty() {
-            return Err(config(
-                "ids",
-                format!("{} decoder ids do not split into {rows} rows", ids.len()),
-            ));
-        }
-        if let Some(&t) = ids.iter().find(|&&t| t as usize >= self.cfg.vocab_size) {
-            return Err(config(
-                "ids",
-                format!(
-                    "token {t} is outside the vocabulary 0..{}",
-                    self.cfg.vocab_size
-                ),
-            ));
-        }
-        let t = ids.len() / rows;
+        let t = row_len(ids, rows, self.cfg.vocab_size, "decoder ids")?;
         let start = cache.len;
         let keys = start + t;
         let ids = Tensor::from_vec(ids.to_vec(), (rows, t), &Device::Cpu)?;
@@ -628,11 +590,7 @@ impl T5 {
             .relative
             .as_ref()
             .ok_or_else(|| config("decoder", "block 0 has no relative attention bias"))?;
-        let mut causal = Vec::with_capacity(t * keys);
-        for i in 0..t {
-            causal.extend((0..keys).map(|j| if j <= start + i { 0f32 } else { -1e30 }));
-        }
-        let causal = Tensor::from_vec(causal, (1, 1, t, keys), &Device::Cpu)?;
+        let causal = causal_bias(start, t, -1e30)?;
         let self_bias = self
             .position_bias(rel, start, t, keys, false)?
             .broadcast_add(&causal)?;
