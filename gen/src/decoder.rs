@@ -667,7 +667,7 @@ impl Trainer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Every weight gets a non-zero gradient (candle's fused layer norm
@@ -695,24 +695,30 @@ mod tests {
                 .loss(&seqs, &items, &[0, 2], None, Some((0.1, 9)))
                 .unwrap();
             assert_eq!(n, 6 + 2);
-            let grads = loss.backward().unwrap();
-            for (i, v) in m.vars().iter().enumerate() {
-                let g = grads
-                    .get(v)
-                    .unwrap_or_else(|| panic!("plain {plain}: var {i} has no gradient"));
-                let norm = g
-                    .sqr()
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
-                assert!(
-                    norm > 0.0,
-                    "plain {plain}: var {i} {:?} has a zero gradient",
-                    v.dims()
-                );
-            }
+            assert_every_var_learns(&m.vars(), &loss, &format!("plain {plain}"));
+        }
+    }
+
+    /// Panics naming the first of `vars` that gets no gradient, or a zero
+    /// one, from `loss`.
+    pub(crate) fn assert_every_var_learns(vars: &[Var], loss: &Tensor, label: &str) {
+        let grads = loss.backward().unwrap();
+        for (i, v) in vars.iter().enumerate() {
+            let g = grads
+                .get(v)
+                .unwrap_or_else(|| panic!("{label}: var {i} has no gradient"));
+            let norm = g
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(
+                norm > 0.0,
+                "{label}: var {i} {:?} has a zero gradient",
+                v.dims()
+            );
         }
     }
 }

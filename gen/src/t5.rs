@@ -687,20 +687,7 @@ mod tests {
             let (loss, _) =
                 crate::decoder::masked_nll(logits, vec![9, 10, 11, 12], vec![1.0; 4], None)
                     .unwrap();
-            let grads = loss.backward().unwrap();
-            for (i, v) in m.vars().iter().enumerate() {
-                let g = grads
-                    .get(v)
-                    .unwrap_or_else(|| panic!("{ff}: var {i} has no gradient"));
-                let n = g
-                    .sqr()
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
-                assert!(n > 0.0, "{ff}: var {i} {:?} has a zero gradient", v.dims());
-            }
+            crate::decoder::tests::assert_every_var_learns(&m.vars(), &loss, ff);
         }
     }
 }
