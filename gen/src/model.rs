@@ -17,7 +17,9 @@ use semid::sid::{TokenMap, Trie};
 use crate::decoder::{Cache, Decoder, Shape, SharedHistory, masked_nll};
 use crate::error::{Error, Result, config};
 use crate::t5::{Encoded, T5, T5Cache, T5Config};
-use crate::train::{EpochReport, Example, TrainConfig, TrainReport, fit, windows};
+use crate::train::{
+    EpochReport, Example, TrainConfig, TrainReport, batch_parts, fit, window_examples,
+};
 use crate::weights::{Weights, read_json, save, write_json};
 
 /// The model description file of every saved model.
@@ -509,21 +511,12 @@ impl SidModel {
         };
         match &self.net {
             Net::Decoder(dec) => {
-                let examples = windows(seqs, self.cfg.max_history, cfg.stride)
-                    .into_iter()
-                    .map(|w| {
-                        let items = seqs.items(w.user)[w.start..w.end].to_vec();
-                        Ok(Example {
-                            tokens: self.sequence(&items)?,
-                            items,
-                            from: w.first * l,
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+                let examples =
+                    window_examples(seqs, self.cfg.max_history, cfg.stride, l, |items| {
+                        self.sequence(items)
+                    })?;
                 let mut loss = |batch: &[&Example], drop| {
-                    let toks: Vec<&[u32]> = batch.iter().map(|e| e.tokens.as_slice()).collect();
-                    let items: Vec<&[u32]> = batch.iter().map(|e| e.items.as_slice()).collect();
-                    let from: Vec<usize> = batch.iter().map(|e| e.from).collect();
+                    let (toks, items, from) = batch_parts(batch);
                     let allowed = {
                         let n: usize = batch.iter().map(|e| e.tokens.len() - 1 - e.from).sum();
                         let mut out = vec![0f32; n * vocab];
@@ -1003,21 +996,11 @@ impl ItemModel {
     ) -> Result<TrainReport> {
         cfg.validate()?;
         let seqs = split.sequences();
-        let examples = windows(seqs, self.cfg.max_history, cfg.stride)
-            .into_iter()
-            .map(|w| {
-                let items = seqs.items(w.user)[w.start..w.end].to_vec();
-                Ok(Example {
-                    tokens: self.sequence(&items)?,
-                    items,
-                    from: w.first,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let examples = window_examples(seqs, self.cfg.max_history, cfg.stride, 1, |items| {
+            self.sequence(items)
+        })?;
         let mut loss = |batch: &[&Example], drop| {
-            let toks: Vec<&[u32]> = batch.iter().map(|e| e.tokens.as_slice()).collect();
-            let items: Vec<&[u32]> = batch.iter().map(|e| e.items.as_slice()).collect();
-            let from: Vec<usize> = batch.iter().map(|e| e.from).collect();
+            let (toks, items, from) = batch_parts(batch);
             Ok(self.decoder.loss(&toks, &items, &from, None, drop)?)
         };
         fit(

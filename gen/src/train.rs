@@ -203,6 +203,42 @@ pub(crate) struct Example {
     pub from: usize,
 }
 
+/// One causal-model example per training window (see [`windows`]):
+/// `sequence` turns the window's items into the model's tokens, and each
+/// item takes `per_item` tokens, so targets start at token
+/// `first × per_item`.
+pub(crate) fn window_examples(
+    seqs: &Sequences,
+    max_history: usize,
+    stride: usize,
+    per_item: usize,
+    sequence: impl Fn(&[u32]) -> Result<Vec<u32>>,
+) -> Result<Vec<Example>> {
+    windows(seqs, max_history, stride)
+        .into_iter()
+        .map(|w| {
+            let items = seqs.items(w.user)[w.start..w.end].to_vec();
+            Ok(Example {
+                tokens: sequence(&items)?,
+                items,
+                from: w.first * per_item,
+            })
+        })
+        .collect()
+}
+
+/// A causal-model batch as the decoder's loss takes it: each example's
+/// tokens, items and first target position.
+pub(crate) fn batch_parts<'a>(
+    batch: &[&'a Example],
+) -> (Vec<&'a [u32]>, Vec<&'a [u32]>, Vec<usize>) {
+    (
+        batch.iter().map(|e| e.tokens.as_slice()).collect(),
+        batch.iter().map(|e| e.items.as_slice()).collect(),
+        batch.iter().map(|e| e.from).collect(),
+    )
+}
+
 /// A batch's loss: the examples and the step's dropout → (mean loss,
 /// predicted tokens).
 pub(crate) type LossFn<'a> =
