@@ -55,6 +55,26 @@ fn close(got: &[f32], want: &[f32], what: &str) {
     assert!(worst < 1e-4, "{what}: max |diff| {worst}");
 }
 
+/// A tensor's values, flattened.
+fn values(t: &candle_core::Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1().unwrap()
+}
+
+/// Compares one decoding step's logits (`rows × v`, position `p`) with the
+/// recorded logits of every row (`rows × t × v`).
+fn close_step(
+    step: &[f32],
+    want: &[f32],
+    (rows, t, v): (usize, usize, usize),
+    p: usize,
+    what: &str,
+) {
+    for r in 0..rows {
+        let at = (r * t + p) * v;
+        close(&step[r * v..(r + 1) * v], &want[at..at + v], what);
+    }
+}
+
 #[test]
 fn t5_checkpoints_match_pytorch_logits() {
     for name in ["t5_relu_v5", "t5_relu_untied_v4", "t5_gated_tied"] {
@@ -72,21 +92,15 @@ fn t5_checkpoints_match_pytorch_logits() {
         // All decoder positions at once.
         let mut cache = T5Cache::default();
         let logits = m.decode(&dec.concat(), &enc, &mut cache, None).unwrap();
-        let got: Vec<f32> = logits.flatten_all().unwrap().to_vec1().unwrap();
-        close(&got, &want, name);
+        close(&values(&logits), &want, name);
         // One position at a time through the KV cache.
-        let (rows, t, v) = (dec.len(), dec[0].len(), 40);
+        let dims = (dec.len(), dec[0].len(), 40);
         let mut cache = T5Cache::default();
-        let mut steps = vec![0f32; rows * t * v];
-        for p in 0..t {
+        for p in 0..dims.1 {
             let col: Vec<u32> = dec.iter().map(|r| r[p]).collect();
             let l = m.decode(&col, &enc, &mut cache, None).unwrap();
-            let l: Vec<f32> = l.flatten_all().unwrap().to_vec1().unwrap();
-            for r in 0..rows {
-                steps[(r * t + p) * v..(r * t + p + 1) * v].copy_from_slice(&l[r * v..(r + 1) * v]);
-            }
+            close_step(&values(&l), &want, dims, p, &format!("{name}, cached step"));
         }
-        close(&steps, &want, &format!("{name}, cached steps"));
     }
 }
 
@@ -104,11 +118,7 @@ fn t5_saves_and_reloads_bit_for_bit() {
     let b = again
         .decode(&[0, 9, 8], &enc_b, &mut T5Cache::default(), None)
         .unwrap();
-    let (a, b): (Vec<f32>, Vec<f32>) = (
-        a.flatten_all().unwrap().to_vec1().unwrap(),
-        b.flatten_all().unwrap().to_vec1().unwrap(),
-    );
-    assert_eq!(a, b);
+    assert_eq!(values(&a), values(&b));
     std::fs::remove_dir_all(out).ok();
 }
 
@@ -197,19 +207,12 @@ fn gpt2_checkpoint_matches_pytorch_logits() {
     let logits = m
         .forward(&ids.concat(), ids.len(), &mut Gpt2Cache::default())
         .unwrap();
-    let got: Vec<f32> = logits.flatten_all().unwrap().to_vec1().unwrap();
-    close(&got, &want, "gpt2");
+    close(&values(&logits), &want, "gpt2");
     // A prompt of 7, then one token at a time through the cache.
-    let (rows, t, v) = (ids.len(), ids[0].len(), 40);
+    let dims @ (rows, t, v) = (ids.len(), ids[0].len(), 40);
     let mut cache = Gpt2Cache::default();
     let head: Vec<u32> = ids.iter().flat_map(|r| r[..7].to_vec()).collect();
-    let first: Vec<f32> = m
-        .forward(&head, rows, &mut cache)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let first = values(&m.forward(&head, rows, &mut cache).unwrap());
     for r in 0..rows {
         for p in 0..7 {
             let at = (r * t + p) * v;
@@ -222,21 +225,8 @@ fn gpt2_checkpoint_matches_pytorch_logits() {
     }
     for p in 7..t {
         let col: Vec<u32> = ids.iter().map(|r| r[p]).collect();
-        let l: Vec<f32> = m
-            .forward(&col, rows, &mut cache)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        for r in 0..rows {
-            let at = (r * t + p) * v;
-            close(
-                &l[r * v..(r + 1) * v],
-                &want[at..at + v],
-                "gpt2 cached step",
-            );
-        }
+        let l = values(&m.forward(&col, rows, &mut cache).unwrap());
+        close_step(&l, &want, dims, p, "gpt2 cached step");
     }
     // Past the learned positions, or a token outside the vocabulary.
     assert!(m.forward(&[1; 40], 1, &mut Gpt2Cache::default()).is_err());
