@@ -463,6 +463,13 @@ impl SidModel {
     }
 
     /// BOS, then every item's ID tokens.
+    /// The model tokens of level `j`'s codes.
+    fn level_tokens(&self, j: usize) -> Result<&[u32]> {
+        self.tokens
+            .level_tokens(j)
+            .ok_or_else(|| config("tokens", format!("the token map has no level {j}")))
+    }
+
     fn sequence(&self, items: &[u32]) -> Result<Vec<u32>> {
         check_items(items, self.n_items())?;
         let l = self.tokens.levels();
@@ -504,7 +511,7 @@ impl SidModel {
                     .mask_into(trie, &self.ids[i * l..i * l + j], row)?);
             }
             row.fill(f32::NEG_INFINITY);
-            for &t in self.tokens.level_tokens(j) {
+            for &t in self.level_tokens(j)? {
                 row[t as usize] = 0.0;
             }
             Ok(())
@@ -658,7 +665,7 @@ impl SidModel {
             let id = &self.ids[item as usize * l..(item as usize + 1) * l];
             let mut total = 0f32;
             for (j, &code) in id.iter().enumerate() {
-                let off = self.tokens.level_tokens(j)[0] as usize;
+                let off = self.level_tokens(j)?[0] as usize;
                 let v = trie.vocab()[j];
                 let row: Vec<f32> = logits.get(0)?.get(j)?.narrow(0, off, v)?.to_vec1()?;
                 let allowed: Vec<usize> = if renormalize {
@@ -827,7 +834,7 @@ impl SidScorer<'_> {
                 format!("level {level} is not contiguous; the model's own maps are"),
             )
         })? as usize;
-        if v > map.level_tokens(level).len() {
+        if map.level_tokens(level).is_none_or(|t| v > t.len()) {
             return Err(config(
                 "tokens",
                 format!("level {level} has fewer codes than the search's {v}"),

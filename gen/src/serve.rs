@@ -158,16 +158,20 @@ impl HfScorer<'_> {
     fn step(&mut self, beams: &Beams<'_>, out: &mut Vec<f32>) -> Result<()> {
         let level = beams.level;
         let map = &self.model.tokens;
-        if level >= map.levels() || beams.vocab > map.level_tokens(level).len() {
-            return Err(config(
-                "tokens",
-                format!(
-                    "tokens.json maps {:?} codes per level; the search asks for {} codes at level {level}: build the trie and the map from the same IDs",
-                    map.codebook_sizes(),
-                    beams.vocab
-                ),
-            ));
-        }
+        // Codes the map holds at this level; the search reads `beams.vocab`.
+        let per = match map.level_tokens(level) {
+            Some(t) if beams.vocab <= t.len() => t.len(),
+            _ => {
+                return Err(config(
+                    "tokens",
+                    format!(
+                        "tokens.json maps {:?} codes per level; the search asks for {} codes at level {level}: build the trie and the map from the same IDs",
+                        map.codebook_sizes(),
+                        beams.vocab
+                    ),
+                ));
+            }
+        };
         if level == 0 && beams.len() != self.prompts.len() {
             return Err(config(
                 "prompts",
@@ -227,8 +231,6 @@ impl HfScorer<'_> {
         for r in 0..beams.len() {
             map.gather_level(level, &rows[r * v..(r + 1) * v], out)?;
         }
-        // The search reads `beams.vocab` scores per beam.
-        let per = map.level_tokens(level).len();
         if per != beams.vocab {
             let kept: Vec<f32> = out[start..]
                 .chunks(per)

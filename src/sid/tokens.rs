@@ -245,12 +245,10 @@ impl TokenMap {
         self.specials
     }
 
-    /// The model tokens of level `level`'s codes, in code order.
-    ///
-    /// # Panics
-    /// If `level >= self.levels()`.
-    pub fn level_tokens(&self, level: usize) -> &[u32] {
-        &self.table[level]
+    /// The model tokens of level `level`'s codes, in code order; `None`
+    /// when `level >= self.levels()`.
+    pub fn level_tokens(&self, level: usize) -> Option<&[u32]> {
+        self.table.get(level).map(Vec::as_slice)
     }
 
     /// `Some(o)` when level `level`'s codes are the tokens `o..o + size`
@@ -460,6 +458,9 @@ mod tests {
         assert_eq!(m.specials().bos, Some(7));
         assert_eq!(m.specials().eos, Some(8));
         assert_eq!(m.level_offset(1), Some(3));
+        assert_eq!(m.level_tokens(1), Some(&[3, 4, 5, 6][..]));
+        assert_eq!(m.level_tokens(2), None);
+        assert_eq!(m.level_offset(2), None);
         for a in 0..3u16 {
             for b in 0..4u16 {
                 let t = m.encode(&[a, b]).unwrap();
