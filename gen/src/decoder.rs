@@ -695,7 +695,7 @@ pub(crate) mod tests {
                 .loss(&seqs, &items, &[0, 2], None, Some((0.1, 9)))
                 .unwrap();
             assert_eq!(n, 6 + 2);
-            assert_every_var_learns(&m.vars(), &loss, &format!("plain {plain}"));
+            assert_every_var_learns(m.vars(), &loss, &format!("plain {plain}"));
         }
     }
 

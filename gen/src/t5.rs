@@ -687,7 +687,7 @@ mod tests {
             let (loss, _) =
                 crate::decoder::masked_nll(logits, vec![9, 10, 11, 12], vec![1.0; 4], None)
                     .unwrap();
-            crate::decoder::tests::assert_every_var_learns(&m.vars(), &loss, ff);
+            crate::decoder::tests::assert_every_var_learns(m.vars(), &loss, ff);
         }
     }
 }
