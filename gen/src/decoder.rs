@@ -379,6 +379,29 @@ impl Decoder {
         })
     }
 
+    /// Inputs of `t` positions per row where each position reads up to
+    /// `width` tokens at once (their embeddings summed): `ids` and
+    /// `present` (1 for a real token) are `rows × t × width`, row-major.
+    /// No content embeddings. Used by [`crate::ParallelModel`], whose
+    /// positions are items read as their whole code tuples.
+    pub(crate) fn inputs_of(
+        &self,
+        ids: Vec<u32>,
+        present: Vec<f32>,
+        (rows, t, width): (usize, usize, usize),
+    ) -> Result<Inputs> {
+        let dev = Device::Cpu;
+        Ok(Inputs {
+            ids: Tensor::from_vec(ids, (rows, t, width), &dev)?,
+            present: Tensor::from_vec(present, (rows, t, width, 1), &dev)?,
+            items: Tensor::zeros(rows * t, candle_core::DType::U32, &dev)?,
+            complete: Tensor::zeros((rows, t, 1), candle_core::DType::F32, &dev)?,
+            dropout: None,
+            rows_out: None,
+            shared: None,
+        })
+    }
+
     /// Logits `(rows, t, vocab)` of the [`Decoder::inputs`] of positions
     /// `start..start + t`, after the positions held in `cache` (which grows
     /// by `t`). Attention is causal.

@@ -7,6 +7,8 @@
 //!   reordered by the beams' parents, many users per search).
 //! - [`ItemModel`]: the SASRec baseline, the same transformer over item
 //!   ids with a full softmax.
+//! - [`ParallelModel`]: RPG's recipe, items as tuples of product-quantizer
+//!   codes predicted in parallel, every item scored exactly.
 //! - [`TrainConfig`]: one training loop for both (AdamW, warm-up, weight
 //!   decay, dropout, early stopping with patience, a time budget).
 //!
@@ -20,6 +22,7 @@ mod decoder;
 mod error;
 pub mod gpt2;
 mod model;
+mod parallel;
 mod serve;
 pub mod t5;
 mod train;
@@ -27,5 +30,6 @@ mod weights;
 
 pub use error::{Error, Result};
 pub use model::{Arch, Content, DecodeStats, ItemModel, ModelConfig, SidModel, SidScorer};
+pub use parallel::ParallelModel;
 pub use serve::{HfModel, HfScorer};
 pub use train::{EpochReport, Stop, TrainConfig, TrainReport, shuffled};

@@ -104,7 +104,7 @@ fn load_named(d: &Decoder, dir: &Path) -> Result<()> {
 }
 
 /// Users decoded together in one batched beam search.
-const USERS_PER_SEARCH: usize = 128;
+pub(crate) const USERS_PER_SEARCH: usize = 128;
 
 /// The generative model's architecture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,7 +189,7 @@ impl ModelConfig {
         Ok(())
     }
 
-    fn shape(&self, vocab: usize, per_item: usize) -> Shape {
+    pub(crate) fn shape(&self, vocab: usize, per_item: usize) -> Shape {
         Shape {
             vocab,
             max_len: 1 + (self.max_history + 1) * per_item,
@@ -260,7 +260,7 @@ fn check_content(content: Option<Content<'_>>, n_items: usize) -> Result<Option<
     Ok(Some((c.rows, c.dim)))
 }
 
-fn check_items(items: &[u32], n_items: usize) -> Result<()> {
+pub(crate) fn check_items(items: &[u32], n_items: usize) -> Result<()> {
     match items.iter().find(|&&i| i as usize >= n_items) {
         Some(&item) => Err(Error::UnknownItem { item, n_items }),
         None => Ok(()),
@@ -1057,7 +1057,7 @@ impl ItemModel {
 }
 
 /// Indices of the `k` largest scores, best first, ties by index.
-fn top_k(scores: &[f32], k: usize) -> Vec<u32> {
+pub(crate) fn top_k(scores: &[f32], k: usize) -> Vec<u32> {
     if k == 0 {
         return Vec::new();
     }

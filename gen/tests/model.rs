@@ -6,7 +6,9 @@ use semid::seq::{LeaveOneOut, SequenceConfig, synthetic_sequences};
 use semid::sid::CollisionPolicy;
 use semid::synthetic::{MixtureConfig, hierarchical_mixture};
 use semid::{Embeddings, Par, RqKMeans, RqKMeansConfig, SemanticIndex};
-use semid_gen::{Arch, Content, Error, ItemModel, ModelConfig, SidModel, Stop, TrainConfig};
+use semid_gen::{
+    Arch, Content, Error, ItemModel, ModelConfig, ParallelModel, SidModel, Stop, TrainConfig,
+};
 
 struct Fixture {
     emb: Vec<f32>,
@@ -241,6 +243,98 @@ fn trained_models_beat_popularity_on_built_in_sequences() {
     }));
     println!("SASRec {}", hit(&lists));
     assert!(hit(&lists) > popular, "SASRec hits {}", hit(&lists));
+}
+
+/// Product-quantizer codes of the fixture: `m` sub-spaces of the 16-wide
+/// embeddings, k-means with `k` centroids in each.
+fn pq(f: &Fixture, m: usize, k: usize) -> Vec<u16> {
+    let ds = f.dim / m;
+    let n = f.emb.len() / f.dim;
+    let mut codes = vec![0u16; n * m];
+    for j in 0..m {
+        let part: Vec<f32> = f
+            .emb
+            .chunks_exact(f.dim)
+            .flat_map(|r| r[j * ds..(j + 1) * ds].to_vec())
+            .collect();
+        let x = Embeddings::new(&part, ds).unwrap();
+        let (km, _) = semid::KMeans::fit(&semid::KMeansConfig::new(k).seed(j as u64), x).unwrap();
+        let (labels, _) = km.assign(x, Par::Seq).unwrap();
+        for (r, &l) in labels.iter().enumerate() {
+            codes[r * m + j] = l as u16;
+        }
+    }
+    codes
+}
+
+#[test]
+fn parallel_code_model_beats_popularity_and_is_deterministic() {
+    let f = fixture(6);
+    let test: Vec<_> = f.split.test().collect();
+    let hs: Vec<&[u32]> = test.iter().map(|e| e.history).collect();
+    let hits = |lists: &[Vec<u32>]| {
+        lists
+            .iter()
+            .zip(&test)
+            .filter(|(l, e)| l.contains(&e.target))
+            .count()
+    };
+    let mut counts = vec![0usize; 120];
+    for u in 0..f.split.sequences().len() {
+        let s = f.split.sequences().items(u);
+        for &i in &s[..s.len() - 2] {
+            counts[i as usize] += 1;
+        }
+    }
+    let mut pop: Vec<u32> = (0..120).collect();
+    pop.sort_by_key(|&i| (std::cmp::Reverse(counts[i as usize]), i));
+    pop.truncate(10);
+    let popular = hits(&vec![pop; test.len()]);
+    let codes = pq(&f, 4, 8);
+    let run = || {
+        let m = ParallelModel::new(&small(), &codes, 4, 8, 1).unwrap();
+        assert_eq!((m.n_items(), m.code_shape()), (120, (4, 8)));
+        m.train(&f.split, &quick(8), |_| Ok(0.0), |_| {}).unwrap();
+        m.recommend(&hs, 10).unwrap()
+    };
+    let lists = run();
+    assert!(lists.iter().all(|l| {
+        let mut s = l.clone();
+        s.sort();
+        s.dedup();
+        s.len() == 10 && s.iter().all(|&i| i < 120)
+    }));
+    println!("parallel codes {} vs popularity {popular}", hits(&lists));
+    assert!(hits(&lists) > popular, "parallel hits {}", hits(&lists));
+    assert_eq!(lists, run(), "same data and seed, same lists");
+}
+
+#[test]
+fn parallel_code_model_refuses_bad_codes_and_items() {
+    let f = fixture(6);
+    let codes = pq(&f, 4, 8);
+    for (c, m, k) in [
+        (&codes[..], 0, 8),
+        (&codes[..], 4, 0),
+        (&codes[..7], 4, 8),
+        (&[][..], 4, 8),
+        (&codes[..], 4, 4),
+    ] {
+        assert!(
+            matches!(
+                ParallelModel::new(&small(), c, m, k, 1),
+                Err(Error::Config { field: "codes", .. })
+            ),
+            "m {m}, k {k}, {} codes",
+            c.len()
+        );
+    }
+    let m = ParallelModel::new(&small(), &codes, 4, 8, 1).unwrap();
+    let unknown: &[u32] = &[3, 500];
+    assert!(matches!(
+        m.recommend(&[unknown], 5),
+        Err(Error::UnknownItem { item: 500, .. })
+    ));
 }
 
 #[test]

@@ -73,3 +73,28 @@ pub fn knn(emb: &[f32], dim: usize, ex: &[Example<'_>]) -> Vec<Vec<u32>> {
         })
         .collect()
 }
+
+/// Product-quantizer codes (RPG's item IDs, without OPQ's rotation): the
+/// embedding split into `m` equal sub-spaces, k-means with `k` centroids in
+/// each, every item's nearest centroid per sub-space (`items × m`).
+pub fn pq_codes(emb: &[f32], dim: usize, m: usize, k: usize, seed: u64) -> Res<Vec<u16>> {
+    if m == 0 || !dim.is_multiple_of(m) {
+        return Err(format!("--pq-m {m}: must divide the embedding width {dim}").into());
+    }
+    let (n, ds) = (emb.len() / dim, dim / m);
+    let mut codes = vec![0u16; n * m];
+    let mut part = vec![0f32; n * ds];
+    for j in 0..m {
+        for (r, row) in emb.chunks_exact(dim).enumerate() {
+            part[r * ds..(r + 1) * ds].copy_from_slice(&row[j * ds..(j + 1) * ds]);
+        }
+        let x = semid::Embeddings::new(&part, ds)?;
+        let cfg = semid::KMeansConfig::new(k).seed(seed.wrapping_add(j as u64));
+        let (km, _) = semid::KMeans::fit(&cfg, x)?;
+        let (labels, _) = km.assign(x, semid::Par::default())?;
+        for (r, &l) in labels.iter().enumerate() {
+            codes[r * m + j] = l as u16;
+        }
+    }
+    Ok(codes)
+}

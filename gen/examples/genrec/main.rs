@@ -21,7 +21,8 @@ use semid::seq::{Example, LeaveOneOut, Sequences};
 use semid::sid::CollisionPolicy;
 use semid::{Embeddings, Par, RqKMeans, RqKMeansConfig, RqVae, RqVaeConfig, SemanticIndex};
 use semid_gen::{
-    Arch, Content, EpochReport, ItemModel, ModelConfig, SidModel, TrainConfig, TrainReport,
+    Arch, Content, EpochReport, ItemModel, ModelConfig, ParallelModel, SidModel, TrainConfig,
+    TrainReport,
 };
 
 mod args;
@@ -66,15 +67,15 @@ fn run(args: &Args) -> Res<()> {
     let seed: u64 = args.num("--seed")?;
     let model_flag: String = args.num("--model")?;
     let which: Vec<&str> = match model_flag.as_str() {
-        "all" => vec!["decoder", "tiger", "sasrec"],
+        "all" => vec!["decoder", "tiger", "rpg", "sasrec"],
         list => list.split(',').collect(),
     };
     if let Some(bad) = which
         .iter()
-        .find(|m| !["decoder", "tiger", "sasrec"].contains(m))
+        .find(|m| !["decoder", "tiger", "rpg", "sasrec"].contains(m))
     {
         return Err(format!(
-            "--model {bad:?}: use decoder, tiger, sasrec (comma-separated) or all"
+            "--model {bad:?}: use decoder, tiger, rpg, sasrec (comma-separated) or all"
         )
         .into());
     }
@@ -302,6 +303,41 @@ fn run(args: &Args) -> Res<()> {
             ),
         });
         genm = Some(m);
+    }
+
+    if which.contains(&"rpg") {
+        let (pm, pk) = (args.num::<usize>("--pq-m")?, args.num::<usize>("--pq-k")?);
+        let t0 = Instant::now();
+        let codes = baselines::pq_codes(&emb[..n_items * dim], dim, pm, pk.min(n_items), seed)?;
+        println!(
+            "train RPG-style model (PQ IDs {pm}x{}, parallel code prediction; codes {:.1} s)",
+            pk.min(n_items),
+            t0.elapsed().as_secs_f64()
+        );
+        let rpg = ParallelModel::new(&model_cfg, &codes, pm, pk.min(n_items), seed)?;
+        let report = rpg.train(
+            &split,
+            &train_cfg,
+            |m| {
+                let lists = m.recommend(&valid_h, 10)?;
+                Ok(score(&lists, &valid).map_err(|e| semid_gen::Error::Config {
+                    field: "validation",
+                    reason: e.to_string(),
+                })?[3])
+            },
+            progress("rpg"),
+        )?;
+        let t0 = Instant::now();
+        let lists = rpg.recommend(&test_h, 10)?;
+        beyond_rows.push(("RPG-style".into(), lists.clone()));
+        rows.push(Row {
+            method: format!("RPG-style (PQ {pm}x{pk}, parallel)"),
+            values: score(&lists, &test)?,
+            train_s: report.train_s,
+            users_per_s: Some(test.len() as f64 / t0.elapsed().as_secs_f64()),
+            invalid_ids: 0,
+            note: note(&report),
+        });
     }
 
     if which.contains(&"sasrec") {

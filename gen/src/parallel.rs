@@ -1,0 +1,240 @@
+//! [`ParallelModel`]: RPG's recipe (Hou et al., KDD 2025, "Generating
+//! long semantic IDs in parallel for recommendation") on semid-gen's
+//! transformer.
+//!
+//! Each item is a tuple of `m` codes from `m` independent codebooks of `k`
+//! codes (product quantization, as RPG's OPQ IDs). The model reads one
+//! position per item, the sum of its `m` code embeddings, and predicts the
+//! next item's `m` codes at once from the last position: `m` softmaxes of
+//! `k` logits, trained with the mean cross-entropy over the codebooks. An
+//! item's score is the sum of its codes' log-probabilities, so the model
+//! ranks every item of the catalog exactly from one forward pass (RPG
+//! decodes large catalogs with a graph over IDs; an exact scan is cheaper
+//! up to a few hundred thousand items).
+
+use candle_core::{D, Tensor};
+
+use crate::decoder::{Decoder, masked_nll};
+use crate::error::{Result, config};
+use crate::model::{ModelConfig, USERS_PER_SEARCH, check_items, top_k};
+use crate::train::{EpochReport, Example, TrainConfig, TrainReport, fit, window_examples};
+use semid::seq::LeaveOneOut;
+
+/// RPG-style recommender over items with `m`-code IDs (see the module
+/// docs).
+pub struct ParallelModel {
+    decoder: Decoder,
+    cfg: ModelConfig,
+    /// `n_items × m` codes, each below `k`.
+    codes: Vec<u16>,
+    m: usize,
+    k: usize,
+    n_items: usize,
+}
+
+impl ParallelModel {
+    /// A fresh model over items `0..codes.len() / m`: `codes` holds each
+    /// item's `m` codes (row-major), each below `k`. Errors name the bad
+    /// argument: `m` or `k` of 0, a ragged or empty table, a code ≥ `k`.
+    pub fn new(
+        cfg: &ModelConfig,
+        codes: &[u16],
+        m: usize,
+        k: usize,
+        seed: u64,
+    ) -> Result<ParallelModel> {
+        cfg.validate()?;
+        if m == 0 || k == 0 {
+            return Err(config(
+                "codes",
+                format!("m = {m} codebooks of k = {k} codes; both must be at least 1"),
+            ));
+        }
+        if codes.is_empty() || !codes.len().is_multiple_of(m) {
+            return Err(config(
+                "codes",
+                format!(
+                    "holds {} codes, not a positive multiple of m = {m}",
+                    codes.len()
+                ),
+            ));
+        }
+        if let Some(p) = codes.iter().position(|&c| c as usize >= k) {
+            return Err(config(
+                "codes",
+                format!(
+                    "item {} has code {} in codebook {}; codes must be below k = {k}",
+                    p / m,
+                    codes[p],
+                    p % m
+                ),
+            ));
+        }
+        let vocab = m
+            .checked_mul(k)
+            .and_then(|v| v.checked_add(1))
+            .filter(|&v| v <= u32::MAX as usize)
+            .ok_or_else(|| config("codes", format!("m × k = {m} × {k} is too large")))?;
+        let mut shape = cfg.shape(vocab, 1);
+        shape.tied = false;
+        shape.plain = false;
+        Ok(ParallelModel {
+            decoder: Decoder::new(shape, None, seed)?,
+            cfg: cfg.clone(),
+            codes: codes.to_vec(),
+            m,
+            k,
+            n_items: codes.len() / m,
+        })
+    }
+
+    /// Items in the catalog.
+    pub fn n_items(&self) -> usize {
+        self.n_items
+    }
+
+    /// Codebooks per item (`m`) and codes per codebook (`k`).
+    pub fn code_shape(&self) -> (usize, usize) {
+        (self.m, self.k)
+    }
+
+    /// The model's tokens of `t` positions per row: BOS, then each item's
+    /// `m` code tokens (`j · k + code` for codebook `j`); shorter rows are
+    /// padded with absent tokens.
+    fn positions(&self, rows: &[&[u32]], t: usize) -> (Vec<u32>, Vec<f32>) {
+        let (m, k) = (self.m, self.k);
+        let bos = (m * k) as u32;
+        let mut ids = Vec::with_capacity(rows.len() * t * m);
+        let mut present = Vec::with_capacity(rows.len() * t * m);
+        for r in rows {
+            for p in 0..t {
+                if p == 0 {
+                    ids.push(bos);
+                    present.push(1.0);
+                    ids.extend(std::iter::repeat_n(0, m - 1));
+                    present.extend(std::iter::repeat_n(0.0, m - 1));
+                } else if let Some(&item) = r.get(p - 1) {
+                    let c = &self.codes[item as usize * m..(item as usize + 1) * m];
+                    ids.extend(
+                        c.iter()
+                            .enumerate()
+                            .map(|(j, &c)| (j * k) as u32 + c as u32),
+                    );
+                    present.extend(std::iter::repeat_n(1.0, m));
+                } else {
+                    ids.extend(std::iter::repeat_n(0, m));
+                    present.extend(std::iter::repeat_n(0.0, m));
+                }
+            }
+        }
+        (ids, present)
+    }
+
+    /// Per-codebook logits `(n, m, k)` from the output layer's `(n, vocab)`.
+    fn code_logits(&self, logits: &Tensor) -> Result<Tensor> {
+        let n = logits.dim(0)?;
+        Ok(logits
+            .narrow(1, 0, self.m * self.k)?
+            .contiguous()?
+            .reshape((n, self.m, self.k))?)
+    }
+
+    /// Trains on the training part of `split`; as
+    /// [`SidModel::train`](crate::SidModel::train). The loss is the mean
+    /// cross-entropy of the next item's codes, one softmax per codebook.
+    pub fn train(
+        &self,
+        split: &LeaveOneOut,
+        cfg: &TrainConfig,
+        mut validate: impl FnMut(&ParallelModel) -> Result<f64>,
+        mut on_epoch: impl FnMut(&EpochReport),
+    ) -> Result<TrainReport> {
+        cfg.validate()?;
+        let seqs = split.sequences();
+        let examples = window_examples(seqs, self.cfg.max_history, cfg.stride, 1, |items| {
+            check_items(items, self.n_items)?;
+            Ok(Vec::new())
+        })?;
+        let m = self.m;
+        let mut loss = |batch: &[&Example], drop| {
+            // Position i reads BOS (i = 0) or item i − 1 and predicts item i.
+            let t = batch.iter().map(|e| e.items.len()).max().unwrap_or(1);
+            let inputs: Vec<&[u32]> = batch
+                .iter()
+                .map(|e| &e.items[..e.items.len() - 1])
+                .collect();
+            let (ids, present) = self.positions(&inputs, t);
+            let (mut at, mut targets) = (Vec::new(), Vec::new());
+            for (r, e) in batch.iter().enumerate() {
+                for i in e.from..e.items.len() {
+                    at.push((r * t + i) as u32);
+                    let item = e.items[i] as usize;
+                    targets.extend(
+                        self.codes[item * m..(item + 1) * m]
+                            .iter()
+                            .map(|&c| c as u32),
+                    );
+                }
+            }
+            let n = at.len();
+            let mut x = self.decoder.inputs_of(ids, present, (batch.len(), t, m))?;
+            x.dropout = drop;
+            x.rows_out = Some(Tensor::from_vec(at, n, &candle_core::Device::Cpu)?);
+            let logits = self.decoder.forward(&x, 0, &mut Vec::new())?;
+            let logits = self.code_logits(&logits)?.reshape((n * m, self.k))?;
+            Ok(masked_nll(logits, targets, vec![1.0; n * m], None)?)
+        };
+        fit(
+            self.decoder.vars(),
+            &examples,
+            cfg,
+            &mut loss,
+            &mut || validate(self),
+            &mut on_epoch,
+        )
+    }
+
+    /// The `k` highest-scored items after each history (its last
+    /// `max_history` items), best first, ties by item id. Every item of
+    /// the catalog is scored: the sum of its codes' log-probabilities.
+    pub fn recommend(&self, histories: &[&[u32]], k: usize) -> Result<Vec<Vec<u32>>> {
+        let h = self.cfg.max_history;
+        let (n, m, kc) = (self.n_items, self.m, self.k);
+        let k = k.min(n);
+        let cut: Vec<&[u32]> = histories
+            .iter()
+            .map(|s| &s[s.len().saturating_sub(h)..])
+            .collect();
+        for c in &cut {
+            check_items(c, n)?;
+        }
+        let mut lists = vec![Vec::new(); histories.len()];
+        let mut order: Vec<usize> = (0..cut.len()).collect();
+        order.sort_by_key(|&i| (cut[i].len(), i));
+        let mut scores = vec![0f32; n];
+        for group in order.chunk_by(|&a, &b| cut[a].len() == cut[b].len()) {
+            for batch in group.chunks(USERS_PER_SEARCH * 2) {
+                let rows: Vec<&[u32]> = batch.iter().map(|&i| cut[i]).collect();
+                let t = rows[0].len() + 1;
+                let (ids, present) = self.positions(&rows, t);
+                let x = self.decoder.inputs_of(ids, present, (rows.len(), t, m))?;
+                let logits = self.decoder.forward(&x, 0, &mut Vec::new())?;
+                let last = logits.narrow(1, t - 1, 1)?.squeeze(1)?;
+                let lp = candle_nn::ops::log_softmax(&self.code_logits(&last)?, D::Minus1)?;
+                let lp = lp.flatten_all()?.to_vec1::<f32>()?;
+                for (r, &u) in batch.iter().enumerate() {
+                    let row = &lp[r * m * kc..(r + 1) * m * kc];
+                    for (s, c) in scores.iter_mut().zip(self.codes.chunks_exact(m)) {
+                        *s = c
+                            .iter()
+                            .enumerate()
+                            .map(|(j, &c)| row[j * kc + c as usize])
+                            .sum();
+                    }
+                    lists[u] = top_k(&scores, k);
+                }
+            }
+        }
+        Ok(lists)
+    }
+}
