@@ -23,22 +23,31 @@ use crate::train::{
 use crate::weights::{Weights, read_json, save, write_json};
 
 /// The model description file of every saved model.
-const META: &str = "semid-gen.json";
+pub(crate) const META: &str = "semid-gen.json";
 /// Its format version; a change of layout bumps it.
 const FORMAT_VERSION: u32 = 1;
 
 #[derive(Serialize, Deserialize)]
-struct Meta {
+pub(crate) struct Meta {
     format: String,
     version: u32,
     kind: String,
-    config: ModelConfig,
-    n_items: usize,
+    pub(crate) config: ModelConfig,
+    pub(crate) n_items: usize,
     content_dim: Option<usize>,
+    /// [`crate::ParallelModel`] only: codebooks per item and codes per
+    /// codebook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) code_shape: Option<(usize, usize)>,
 }
 
 impl Meta {
-    fn new(kind: &str, cfg: &ModelConfig, n_items: usize, content_dim: Option<usize>) -> Meta {
+    pub(crate) fn new(
+        kind: &str,
+        cfg: &ModelConfig,
+        n_items: usize,
+        content_dim: Option<usize>,
+    ) -> Meta {
         Meta {
             format: "semid-gen".into(),
             version: FORMAT_VERSION,
@@ -46,10 +55,11 @@ impl Meta {
             config: cfg.clone(),
             n_items,
             content_dim,
+            code_shape: None,
         }
     }
 
-    fn read(dir: &Path, kind: &str) -> Result<Meta> {
+    pub(crate) fn read(dir: &Path, kind: &str) -> Result<Meta> {
         let path = dir.join(META);
         let m: Meta = read_json(&path)?;
         let bad = |reason: String| Error::File {
@@ -76,7 +86,7 @@ impl Meta {
     }
 }
 
-fn mkdir(dir: &Path) -> Result<()> {
+pub(crate) fn mkdir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|source| Error::Io {
         path: dir.to_path_buf(),
         source,
@@ -96,7 +106,7 @@ fn check_content_dim(dir: &Path, saved: Option<usize>, given: Option<Content<'_>
     Ok(())
 }
 
-fn load_named(d: &Decoder, dir: &Path) -> Result<()> {
+pub(crate) fn load_named(d: &Decoder, dir: &Path) -> Result<()> {
     let path = dir.join("model.safetensors");
     let w = Weights::read(&path)?;
     d.set_named(w.tensors())

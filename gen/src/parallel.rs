@@ -12,13 +12,21 @@
 //! decodes large catalogs with a graph over IDs; an exact scan is cheaper
 //! up to a few hundred thousand items).
 
+use std::path::Path;
+
 use candle_core::{D, Tensor};
 
 use crate::decoder::{Decoder, masked_nll};
-use crate::error::{Result, config};
-use crate::model::{ModelConfig, USERS_PER_SEARCH, check_items, top_k};
+use crate::error::{Error, Result, config};
+use crate::model::{
+    META, Meta, ModelConfig, USERS_PER_SEARCH, check_items, load_named, mkdir, top_k,
+};
 use crate::train::{EpochReport, Example, TrainConfig, TrainReport, fit, window_examples};
+use crate::weights::{save, write_json};
 use semid::seq::LeaveOneOut;
+
+/// The codes file beside a saved model.
+const CODES: &str = "codes.safetensors";
 
 /// RPG-style recommender over items with `m`-code IDs (see the module
 /// docs).
@@ -86,6 +94,61 @@ impl ParallelModel {
             k,
             n_items: codes.len() / m,
         })
+    }
+
+    /// Writes `semid-gen.json` (with the code shape), `codes.safetensors`
+    /// (`n_items × m`, u32) and `model.safetensors` into `dir`.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        mkdir(dir)?;
+        let mut meta = Meta::new("parallel", &self.cfg, self.n_items, None);
+        meta.code_shape = Some((self.m, self.k));
+        write_json(&meta, &dir.join(META))?;
+        let codes: Vec<u32> = self.codes.iter().map(|&c| c as u32).collect();
+        let codes = Tensor::from_vec(codes, (self.n_items, self.m), &candle_core::Device::Cpu)?;
+        save(&[("codes".into(), codes)], &dir.join(CODES))?;
+        save(&self.decoder.named(), &dir.join("model.safetensors"))
+    }
+
+    /// Reads a model [`ParallelModel::save`] wrote. The codes are checked
+    /// as [`ParallelModel::new`] checks them; errors name the file.
+    pub fn load(dir: impl AsRef<Path>) -> Result<ParallelModel> {
+        let dir = dir.as_ref();
+        let meta = Meta::read(dir, "parallel")?;
+        let bad = |path: &Path, reason: String| Error::File {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let (m, k) = meta
+            .code_shape
+            .ok_or_else(|| bad(&dir.join(META), "has no code_shape".into()))?;
+        let path = dir.join(CODES);
+        let tensors = candle_core::safetensors::load(&path, &candle_core::Device::Cpu)
+            .map_err(|e| bad(&path, format!("not a readable safetensors file ({e})")))?;
+        let t = tensors
+            .get("codes")
+            .ok_or_else(|| bad(&path, "has no tensor \"codes\"".into()))?;
+        if t.dims() != [meta.n_items, m] || t.dtype() != candle_core::DType::U32 {
+            return Err(bad(
+                &path,
+                format!(
+                    "codes are {:?} {:?}; semid-gen.json asks for u32 [{}, {m}]",
+                    t.dtype(),
+                    t.dims(),
+                    meta.n_items
+                ),
+            ));
+        }
+        let codes: Vec<u16> = t
+            .flatten_all()?
+            .to_vec1::<u32>()?
+            .into_iter()
+            .map(|c| u16::try_from(c).unwrap_or(u16::MAX))
+            .collect();
+        let model = ParallelModel::new(&meta.config, &codes, m, k, 0)
+            .map_err(|e| bad(&path, e.to_string()))?;
+        load_named(&model.decoder, dir)?;
+        Ok(model)
     }
 
     /// Items in the catalog.

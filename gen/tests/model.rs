@@ -310,6 +310,42 @@ fn parallel_code_model_beats_popularity_and_is_deterministic() {
 }
 
 #[test]
+fn parallel_code_model_saves_and_loads_with_the_same_lists() {
+    let f = fixture(6);
+    let codes = pq(&f, 4, 8);
+    let m = ParallelModel::new(&small(), &codes, 4, 8, 3).unwrap();
+    m.train(&f.split, &quick(2), |_| Ok(0.0), |_| {}).unwrap();
+    let hs: Vec<&[u32]> = f.split.test().map(|e| e.history).collect();
+    let dir = std::env::temp_dir().join(format!("semid-gen-parallel-{}", std::process::id()));
+    m.save(&dir).unwrap();
+    let back = ParallelModel::load(&dir).unwrap();
+    assert_eq!(back.code_shape(), (4, 8));
+    assert_eq!(
+        m.recommend(&hs, 10).unwrap(),
+        back.recommend(&hs, 10).unwrap()
+    );
+    // Another kind of model file, and a codes file that disagrees.
+    assert!(ItemModel::load(&dir, None).is_err());
+    let other = ParallelModel::new(&small(), &codes[..60 * 4], 4, 8, 3).unwrap();
+    let dir2 = dir.with_extension("short");
+    other.save(&dir2).unwrap();
+    std::fs::copy(
+        dir2.join("codes.safetensors"),
+        dir.join("codes.safetensors"),
+    )
+    .unwrap();
+    let e = ParallelModel::load(&dir).err().unwrap();
+    assert!(
+        matches!(&e, Error::File { path, .. } if path.ends_with("codes.safetensors")),
+        "{e}"
+    );
+    std::fs::remove_file(dir.join("codes.safetensors")).unwrap();
+    assert!(matches!(ParallelModel::load(&dir), Err(Error::File { .. })));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(&dir2).ok();
+}
+
+#[test]
 fn parallel_code_model_refuses_bad_codes_and_items() {
     let f = fixture(6);
     let codes = pq(&f, 4, 8);

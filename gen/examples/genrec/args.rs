@@ -47,7 +47,7 @@ pub const FLAGS: &[(&str, bool, &str, &str)] = &[
     (
         "--model",
         true,
-        "decoder,sasrec",
+        "decoder,rpg,sasrec",
         "models to train, comma-separated: decoder (generative, decoder-only), tiger (generative, encoder-decoder), rpg (RPG-style parallel PQ codes), sasrec; or all",
     ),
     (
