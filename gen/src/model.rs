@@ -16,6 +16,7 @@ use semid::sid::{TokenMap, Trie};
 
 use crate::decoder::{Cache, Decoder, Shape, SharedHistory, masked_nll};
 use crate::error::{Error, Result, config};
+use crate::parallel::last_positions;
 use crate::t5::{Encoded, T5, T5Cache, T5Config};
 use crate::train::{
     EpochReport, Example, TrainConfig, TrainReport, batch_parts, fit, window_examples,
@@ -1053,9 +1054,11 @@ impl ItemModel {
                 let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
                 let items: Vec<&[u32]> = batch.iter().map(|&i| cut[i]).collect();
                 let len = refs[0].len();
-                let inputs = self.decoder.inputs(&refs, &items, 0, len)?;
+                let mut inputs = self.decoder.inputs(&refs, &items, 0, len)?;
+                // The output layer at each row's last position only.
+                inputs.rows_out = Some(last_positions(refs.len(), len)?);
                 let logits = self.decoder.forward(&inputs, 0, &mut Vec::new())?;
-                let last: Tensor = logits.narrow(1, len - 1, 1)?.narrow(2, 0, n)?;
+                let last: Tensor = logits.narrow(1, 0, n)?;
                 let scores = last.flatten_all()?.to_vec1::<f32>()?;
                 for (r, &i) in batch.iter().enumerate() {
                     lists[i] = top_k(&scores[r * n..(r + 1) * n], k);

@@ -280,9 +280,10 @@ impl ParallelModel {
                 let rows: Vec<&[u32]> = batch.iter().map(|&i| cut[i]).collect();
                 let t = rows[0].len() + 1;
                 let (ids, present) = self.positions(&rows, t);
-                let x = self.decoder.inputs_of(ids, present, (rows.len(), t, m))?;
-                let logits = self.decoder.forward(&x, 0, &mut Vec::new())?;
-                let last = logits.narrow(1, t - 1, 1)?.squeeze(1)?;
+                let mut x = self.decoder.inputs_of(ids, present, (rows.len(), t, m))?;
+                x.rows_out = Some(last_positions(rows.len(), t)?);
+                // The output layer at each row's last position only.
+                let last = self.decoder.forward(&x, 0, &mut Vec::new())?;
                 let lp = candle_nn::ops::log_softmax(&self.code_logits(&last)?, D::Minus1)?;
                 let lp = lp.flatten_all()?.to_vec1::<f32>()?;
                 for (r, &u) in batch.iter().enumerate() {
@@ -300,4 +301,11 @@ impl ParallelModel {
         }
         Ok(lists)
     }
+}
+
+/// The flat positions `r · t + t − 1` of `rows` rows of `t` positions: the
+/// last of each row, where the next item is predicted.
+pub(crate) fn last_positions(rows: usize, t: usize) -> Result<Tensor> {
+    let at: Vec<u32> = (0..rows).map(|r| (r * t + t - 1) as u32).collect();
+    Ok(Tensor::from_vec(at, rows, &candle_core::Device::Cpu)?)
 }
