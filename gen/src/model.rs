@@ -866,12 +866,14 @@ impl SidScorer<'_> {
             (Net::Decoder(model), 0) => {
                 self.cache.clear();
                 let refs: Vec<&[u32]> = self.histories.iter().map(Vec::as_slice).collect();
-                let inputs = model.inputs(&refs, &self.items, 0, n)?;
-                let all = model.forward(&inputs, 0, &mut self.cache)?;
+                let mut inputs = model.inputs(&refs, &self.items, 0, n)?;
+                // The output layer at the last history position only.
+                inputs.rows_out = Some(last_positions(refs.len(), n)?);
+                let last = model.forward(&inputs, 0, &mut self.cache)?;
                 // The histories' keys and values stay one row per user; the
                 // cache from here on holds each beam's generated tokens.
                 self.history = std::mem::take(&mut self.cache);
-                all.narrow(1, n - 1, 1)?
+                last.unsqueeze(1)?
             }
             (Net::Decoder(model), _) => {
                 Decoder::reorder(&mut self.cache, beams.parents)?;
