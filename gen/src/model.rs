@@ -1037,38 +1037,50 @@ impl ItemModel {
     /// `max_history` items), best first, ties by item id; users with
     /// equally long histories scored together.
     pub fn recommend(&self, histories: &[&[u32]], k: usize) -> Result<Vec<Vec<u32>>> {
-        let h = self.cfg.max_history;
         let n = self.n_items;
         let k = k.min(n);
-        let cut: Vec<&[u32]> = histories
-            .iter()
-            .map(|s| &s[s.len().saturating_sub(h)..])
-            .collect();
+        let (cut, batches) = length_batches(histories, self.cfg.max_history);
         let mut lists = vec![Vec::new(); histories.len()];
-        let mut order: Vec<usize> = (0..cut.len()).collect();
-        order.sort_by_key(|&i| (cut[i].len(), i));
-        for group in order.chunk_by(|&a, &b| cut[a].len() == cut[b].len()) {
-            for batch in group.chunks(USERS_PER_SEARCH * 2) {
-                let seqs: Vec<Vec<u32>> = batch
-                    .iter()
-                    .map(|&i| self.sequence(cut[i]))
-                    .collect::<Result<_>>()?;
-                let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
-                let items: Vec<&[u32]> = batch.iter().map(|&i| cut[i]).collect();
-                let len = refs[0].len();
-                let mut inputs = self.decoder.inputs(&refs, &items, 0, len)?;
-                // The output layer at each row's last position only.
-                inputs.rows_out = Some(last_positions(refs.len(), len)?);
-                let logits = self.decoder.forward(&inputs, 0, &mut Vec::new())?;
-                let last: Tensor = logits.narrow(1, 0, n)?;
-                let scores = last.flatten_all()?.to_vec1::<f32>()?;
-                for (r, &i) in batch.iter().enumerate() {
-                    lists[i] = top_k(&scores[r * n..(r + 1) * n], k);
-                }
+        for batch in &batches {
+            let seqs: Vec<Vec<u32>> = batch
+                .iter()
+                .map(|&i| self.sequence(cut[i]))
+                .collect::<Result<_>>()?;
+            let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+            let items: Vec<&[u32]> = batch.iter().map(|&i| cut[i]).collect();
+            let len = refs[0].len();
+            let mut inputs = self.decoder.inputs(&refs, &items, 0, len)?;
+            // The output layer at each row's last position only.
+            inputs.rows_out = Some(last_positions(refs.len(), len)?);
+            let logits = self.decoder.forward(&inputs, 0, &mut Vec::new())?;
+            let last: Tensor = logits.narrow(1, 0, n)?;
+            let scores = last.flatten_all()?.to_vec1::<f32>()?;
+            for (r, &i) in batch.iter().enumerate() {
+                lists[i] = top_k(&scores[r * n..(r + 1) * n], k);
             }
         }
         Ok(lists)
     }
+}
+
+/// Each history's last `max_history` items, and the users in batches of
+/// equally long cut histories (shortest first, at most
+/// `2 · USERS_PER_SEARCH` users each), for one forward pass per batch.
+pub(crate) fn length_batches<'a>(
+    histories: &[&'a [u32]],
+    max_history: usize,
+) -> (Vec<&'a [u32]>, Vec<Vec<usize>>) {
+    let cut: Vec<&[u32]> = histories
+        .iter()
+        .map(|s| &s[s.len().saturating_sub(max_history)..])
+        .collect();
+    let mut order: Vec<usize> = (0..cut.len()).collect();
+    order.sort_by_key(|&i| (cut[i].len(), i));
+    let batches = order
+        .chunk_by(|&a, &b| cut[a].len() == cut[b].len())
+        .flat_map(|g| g.chunks(USERS_PER_SEARCH * 2).map(<[usize]>::to_vec))
+        .collect();
+    (cut, batches)
 }
 
 /// Indices of the `k` largest scores, best first, ties by index.

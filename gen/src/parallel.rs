@@ -19,7 +19,7 @@ use candle_core::{D, Tensor};
 use crate::decoder::{Decoder, masked_nll};
 use crate::error::{Error, Result, config};
 use crate::model::{
-    META, Meta, ModelConfig, USERS_PER_SEARCH, check_items, load_named, mkdir, top_k,
+    META, Meta, ModelConfig, check_items, length_batches, load_named, mkdir, top_k,
 };
 use crate::train::{EpochReport, Example, TrainConfig, TrainReport, fit, window_examples};
 use crate::weights::{save, write_json};
@@ -261,42 +261,34 @@ impl ParallelModel {
     /// `max_history` items), best first, ties by item id. Every item of
     /// the catalog is scored: the sum of its codes' log-probabilities.
     pub fn recommend(&self, histories: &[&[u32]], k: usize) -> Result<Vec<Vec<u32>>> {
-        let h = self.cfg.max_history;
         let (n, m, kc) = (self.n_items, self.m, self.k);
         let k = k.min(n);
-        let cut: Vec<&[u32]> = histories
-            .iter()
-            .map(|s| &s[s.len().saturating_sub(h)..])
-            .collect();
+        let (cut, batches) = length_batches(histories, self.cfg.max_history);
         for c in &cut {
             check_items(c, n)?;
         }
         let mut lists = vec![Vec::new(); histories.len()];
-        let mut order: Vec<usize> = (0..cut.len()).collect();
-        order.sort_by_key(|&i| (cut[i].len(), i));
         let mut scores = vec![0f32; n];
-        for group in order.chunk_by(|&a, &b| cut[a].len() == cut[b].len()) {
-            for batch in group.chunks(USERS_PER_SEARCH * 2) {
-                let rows: Vec<&[u32]> = batch.iter().map(|&i| cut[i]).collect();
-                let t = rows[0].len() + 1;
-                let (ids, present) = self.positions(&rows, t);
-                let mut x = self.decoder.inputs_of(ids, present, (rows.len(), t, m))?;
-                x.rows_out = Some(last_positions(rows.len(), t)?);
-                // The output layer at each row's last position only.
-                let last = self.decoder.forward(&x, 0, &mut Vec::new())?;
-                let lp = candle_nn::ops::log_softmax(&self.code_logits(&last)?, D::Minus1)?;
-                let lp = lp.flatten_all()?.to_vec1::<f32>()?;
-                for (r, &u) in batch.iter().enumerate() {
-                    let row = &lp[r * m * kc..(r + 1) * m * kc];
-                    for (s, c) in scores.iter_mut().zip(self.codes.chunks_exact(m)) {
-                        *s = c
-                            .iter()
-                            .enumerate()
-                            .map(|(j, &c)| row[j * kc + c as usize])
-                            .sum();
-                    }
-                    lists[u] = top_k(&scores, k);
+        for batch in &batches {
+            let rows: Vec<&[u32]> = batch.iter().map(|&i| cut[i]).collect();
+            let t = rows[0].len() + 1;
+            let (ids, present) = self.positions(&rows, t);
+            let mut x = self.decoder.inputs_of(ids, present, (rows.len(), t, m))?;
+            x.rows_out = Some(last_positions(rows.len(), t)?);
+            // The output layer at each row's last position only.
+            let last = self.decoder.forward(&x, 0, &mut Vec::new())?;
+            let lp = candle_nn::ops::log_softmax(&self.code_logits(&last)?, D::Minus1)?;
+            let lp = lp.flatten_all()?.to_vec1::<f32>()?;
+            for (r, &u) in batch.iter().enumerate() {
+                let row = &lp[r * m * kc..(r + 1) * m * kc];
+                for (s, c) in scores.iter_mut().zip(self.codes.chunks_exact(m)) {
+                    *s = c
+                        .iter()
+                        .enumerate()
+                        .map(|(j, &c)| row[j * kc + c as usize])
+                        .sum();
                 }
+                lists[u] = top_k(&scores, k);
             }
         }
         Ok(lists)
