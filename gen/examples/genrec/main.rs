@@ -198,6 +198,13 @@ fn run(args: &Args) -> Res<()> {
         note: String::new(),
     });
 
+    // Validation NDCG@10 of a model's top-10 lists (early stopping).
+    let valid_ndcg = |lists: &[Vec<u32>]| -> semid_gen::Result<f64> {
+        Ok(score(lists, &valid).map_err(|e| semid_gen::Error::Config {
+            field: "validation",
+            reason: e.to_string(),
+        })?[3])
+    };
     let progress = |name: &'static str| {
         move |e: &EpochReport| {
             if !quiet {
@@ -253,10 +260,7 @@ fn run(args: &Args) -> Res<()> {
             &train_cfg,
             |m| {
                 let (lists, _) = m.recommend(&index, &valid_h, &mut search.clone())?;
-                Ok(score(&lists, &valid).map_err(|e| semid_gen::Error::Config {
-                    field: "validation",
-                    reason: e.to_string(),
-                })?[3])
+                valid_ndcg(&lists)
             },
             progress(name),
         )?;
@@ -318,13 +322,7 @@ fn run(args: &Args) -> Res<()> {
         let report = rpg.train(
             &split,
             &train_cfg,
-            |m| {
-                let lists = m.recommend(&valid_h, 10)?;
-                Ok(score(&lists, &valid).map_err(|e| semid_gen::Error::Config {
-                    field: "validation",
-                    reason: e.to_string(),
-                })?[3])
-            },
+            |m| valid_ndcg(&m.recommend(&valid_h, 10)?),
             progress("rpg"),
         )?;
         let t0 = Instant::now();
@@ -346,13 +344,7 @@ fn run(args: &Args) -> Res<()> {
         let report = sas.train(
             &split,
             &train_cfg,
-            |m| {
-                let lists = m.recommend(&valid_h, 10)?;
-                Ok(score(&lists, &valid).map_err(|e| semid_gen::Error::Config {
-                    field: "validation",
-                    reason: e.to_string(),
-                })?[3])
-            },
+            |m| valid_ndcg(&m.recommend(&valid_h, 10)?),
             progress("sasrec"),
         )?;
         let t0 = Instant::now();
