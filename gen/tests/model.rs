@@ -173,6 +173,21 @@ fn training_keeps_the_best_epoch_and_stops_on_patience() {
     assert!(r.epochs.iter().filter(|e| e.best).count() == 2);
 }
 
+/// The 10 items most frequent in the training parts (ties by id).
+fn popular_top10(f: &Fixture) -> Vec<u32> {
+    let mut counts = vec![0usize; 120];
+    for u in 0..f.split.sequences().len() {
+        let s = f.split.sequences().items(u);
+        for &i in &s[..s.len() - 2] {
+            counts[i as usize] += 1;
+        }
+    }
+    let mut pop: Vec<u32> = (0..120).collect();
+    pop.sort_by_key(|&i| (std::cmp::Reverse(counts[i as usize]), i));
+    pop.truncate(10);
+    pop
+}
+
 #[test]
 fn trained_models_beat_popularity_on_built_in_sequences() {
     let f = fixture(6);
@@ -185,18 +200,7 @@ fn trained_models_beat_popularity_on_built_in_sequences() {
             .filter(|(l, e)| l.contains(&e.target))
             .count()
     };
-    // Popularity over the training parts.
-    let mut counts = vec![0usize; 120];
-    for u in 0..f.split.sequences().len() {
-        let s = f.split.sequences().items(u);
-        for &i in &s[..s.len() - 2] {
-            counts[i as usize] += 1;
-        }
-    }
-    let mut pop: Vec<u32> = (0..120).collect();
-    pop.sort_by_key(|&i| (std::cmp::Reverse(counts[i as usize]), i));
-    pop.truncate(10);
-    let popular = hit(&vec![pop; test.len()]);
+    let popular = hit(&vec![popular_top10(&f); test.len()]);
     let m = SidModel::new(&small(), &f.index, 120, 0, None, 1).unwrap();
     m.train(&f.split, f.index.trie(), &quick(8), |_| Ok(0.0), |_| {})
         .unwrap();
@@ -279,17 +283,7 @@ fn parallel_code_model_beats_popularity_and_is_deterministic() {
             .filter(|(l, e)| l.contains(&e.target))
             .count()
     };
-    let mut counts = vec![0usize; 120];
-    for u in 0..f.split.sequences().len() {
-        let s = f.split.sequences().items(u);
-        for &i in &s[..s.len() - 2] {
-            counts[i as usize] += 1;
-        }
-    }
-    let mut pop: Vec<u32> = (0..120).collect();
-    pop.sort_by_key(|&i| (std::cmp::Reverse(counts[i as usize]), i));
-    pop.truncate(10);
-    let popular = hits(&vec![pop; test.len()]);
+    let popular = hits(&vec![popular_top10(&f); test.len()]);
     let codes = pq(&f, 4, 8);
     let run = || {
         let m = ParallelModel::new(&small(), &codes, 4, 8, 1).unwrap();
