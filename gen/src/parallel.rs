@@ -52,10 +52,12 @@ impl ParallelModel {
         seed: u64,
     ) -> Result<ParallelModel> {
         cfg.validate()?;
-        if m == 0 || k == 0 {
+        if m == 0 || k == 0 || k > 1 << 16 {
             return Err(config(
                 "codes",
-                format!("m = {m} codebooks of k = {k} codes; both must be at least 1"),
+                format!(
+                    "m = {m} codebooks of k = {k} codes; m ≥ 1 and 1 ≤ k ≤ 65536 (codes are u16)"
+                ),
             ));
         }
         if codes.is_empty() || !codes.len().is_multiple_of(m) {
@@ -143,8 +145,8 @@ impl ParallelModel {
             .flatten_all()?
             .to_vec1::<u32>()?
             .into_iter()
-            .map(|c| u16::try_from(c).unwrap_or(u16::MAX))
-            .collect();
+            .map(|c| u16::try_from(c).map_err(|_| bad(&path, format!("holds code {c} ≥ 65536"))))
+            .collect::<Result<_>>()?;
         let model = ParallelModel::new(&meta.config, &codes, m, k, 0)
             .map_err(|e| bad(&path, e.to_string()))?;
         load_named(&model.decoder, dir)?;

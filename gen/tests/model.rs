@@ -349,6 +349,7 @@ fn parallel_code_model_refuses_bad_codes_and_items() {
         (&codes[..7], 4, 8),
         (&[][..], 4, 8),
         (&codes[..], 4, 4),
+        (&codes[..], 4, 70_000),
     ] {
         assert!(
             matches!(
