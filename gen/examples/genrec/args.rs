@@ -87,6 +87,12 @@ pub const FLAGS: &[(&str, bool, &str, &str)] = &[
     ("--d-ff", true, "512", "feed-forward width"),
     ("--max-history", true, "20", "history items read"),
     (
+        "--eval-history",
+        true,
+        "",
+        "history items at validation and test (default: --max-history)",
+    ),
+    (
         "--tied",
         false,
         "",

@@ -126,7 +126,13 @@ fn run(args: &Args) -> Res<()> {
     // Held-out items take the last ids; the rest is the catalog.
     let (emb, seqs, cold) = data::hold_out(emb, dim, seqs, n_new, seed)?;
     let n_items = n_all - n_new;
-    let split = LeaveOneOut::new(seqs, model_cfg.max_history)?;
+    // Validation and test read at most this many items (the anchors' 20),
+    // whatever the model was trained to read.
+    let eval_history = match args.get("--eval-history") {
+        Some(_) => args.num("--eval-history")?,
+        None => model_cfg.max_history,
+    };
+    let split = LeaveOneOut::new(seqs, eval_history)?;
     let users = split.sequences().len();
     println!(
         "data  {users} users, {} interactions, {n_items} items x {dim} ({source})",
