@@ -53,10 +53,8 @@ impl Shape {
 /// A batch of model inputs for positions `start..start + t` of `rows`
 /// sequences (see [`Decoder::inputs`]).
 pub struct Inputs {
-    /// `(rows, t, L)`: the tokens of each position's item up to its own.
-    ids: Tensor,
-    /// `(rows, t, L, 1)`: 1 where `ids` holds a real token.
-    present: Tensor,
+    /// What each position reads (see [`Tokens`]).
+    tokens: Tokens,
     /// `(rows · t)`: the item whose content a position reads (0 if none).
     items: Tensor,
     /// `(rows, t, 1)`: 1 where a position reads its item's content.
@@ -70,6 +68,17 @@ pub struct Inputs {
     /// shared by their beams instead of copied per beam (the cache then
     /// holds only the generated tokens).
     pub(crate) shared: Option<SharedHistory>,
+}
+
+/// The token part of [`Inputs`].
+enum Tokens {
+    /// `ids` `(rows, t, L)`: the tokens of each position's item up to its
+    /// own; `present` `(rows, t, L, 1)`: 1 where `ids` holds a real token.
+    /// A position reads the sum of its present tokens' embeddings.
+    Ids { ids: Tensor, present: Tensor },
+    /// `(rows, t, d)`: those sums, already made (see
+    /// [`Decoder::token_sums`]).
+    Summed(Tensor),
 }
 
 /// The history part of a beam search's KV cache, one row per user, and
@@ -369,8 +378,10 @@ impl Decoder {
         }
         let (dev, rows) = (Device::Cpu, seqs.len());
         Ok(Inputs {
-            ids: Tensor::from_vec(ids, (rows, t, l), &dev)?,
-            present: Tensor::from_vec(present, (rows, t, l, 1), &dev)?,
+            tokens: Tokens::Ids {
+                ids: Tensor::from_vec(ids, (rows, t, l), &dev)?,
+                present: Tensor::from_vec(present, (rows, t, l, 1), &dev)?,
+            },
             items: Tensor::from_vec(which, rows * t, &dev)?,
             complete: Tensor::from_vec(complete, (rows, t, 1), &dev)?,
             dropout: None,
@@ -391,9 +402,60 @@ impl Decoder {
         (rows, t, width): (usize, usize, usize),
     ) -> Result<Inputs> {
         let dev = Device::Cpu;
-        Ok(Inputs {
+        Self::inputs_from(Tokens::Ids {
             ids: Tensor::from_vec(ids, (rows, t, width), &dev)?,
             present: Tensor::from_vec(present, (rows, t, width, 1), &dev)?,
+        })
+    }
+
+    /// Each row's summed token embeddings, `(n, d)`, for `ids` and
+    /// `present` of `n × width` (row-major) as in [`Decoder::inputs_of`]:
+    /// made once per item, then read by [`Decoder::inputs_summed`]
+    /// instead of summing every position's tokens again.
+    pub(crate) fn token_sums(&self, ids: &[u32], present: &[f32], width: usize) -> Result<Tensor> {
+        // A plain loop: candle's gather, multiply and sum over `(n, width,
+        // d)` takes ~15× longer here.
+        let d = self.shape.d;
+        let table = self.tok.embeddings().flatten_all()?.to_vec1::<f32>()?;
+        let vocab = table.len() / d;
+        let n = ids.len() / width.max(1);
+        let mut out = vec![0f32; n * d];
+        for ((o, ids), present) in out
+            .chunks_exact_mut(d)
+            .zip(ids.chunks_exact(width))
+            .zip(present.chunks_exact(width))
+        {
+            for (&id, &w) in ids.iter().zip(present) {
+                let id = id as usize;
+                if id >= vocab {
+                    return Err(candle_core::Error::Msg(format!(
+                        "token {id} ≥ vocabulary {vocab}"
+                    )));
+                }
+                let row = &table[id * d..(id + 1) * d];
+                for (o, &e) in o.iter_mut().zip(row) {
+                    *o += w * e;
+                }
+            }
+        }
+        Tensor::from_vec(out, (n, d), &Device::Cpu)
+    }
+
+    /// Inputs whose positions read `sums` `(rows, t, d)`, rows of
+    /// [`Decoder::token_sums`]. No content embeddings.
+    pub(crate) fn inputs_summed(&self, sums: Tensor) -> Result<Inputs> {
+        Self::inputs_from(Tokens::Summed(sums))
+    }
+
+    /// Inputs of `tokens`, without content embeddings.
+    fn inputs_from(tokens: Tokens) -> Result<Inputs> {
+        let dev = Device::Cpu;
+        let (rows, t) = match &tokens {
+            Tokens::Ids { ids, .. } => ids.dims3().map(|(r, t, _)| (r, t))?,
+            Tokens::Summed(x) => x.dims3().map(|(r, t, _)| (r, t))?,
+        };
+        Ok(Inputs {
+            tokens,
             items: Tensor::zeros(rows * t, candle_core::DType::U32, &dev)?,
             complete: Tensor::zeros((rows, t, 1), candle_core::DType::F32, &dev)?,
             dropout: None,
@@ -406,8 +468,11 @@ impl Decoder {
     /// `start..start + t`, after the positions held in `cache` (which grows
     /// by `t`). Attention is causal.
     pub fn forward(&self, inputs: &Inputs, start: usize, cache: &mut Cache) -> Result<Tensor> {
-        let ids = &inputs.ids;
-        let (rows, t, _) = ids.dims3()?;
+        let (rows, t) = match &inputs.tokens {
+            Tokens::Ids { ids, .. } => ids.dims3().map(|(r, t, _)| (r, t))?,
+            Tokens::Summed(x) => x.dims3().map(|(r, t, _)| (r, t))?,
+        };
+        let dev = Device::Cpu;
         let (d, h) = (self.shape.d, self.shape.heads);
         let dh = d / h;
         let l = self.shape.per_item;
@@ -426,8 +491,8 @@ impl Decoder {
                 ((p - 1) % l) as u32
             });
         }
-        let item = Tensor::from_vec(item, t, ids.device())?;
-        let lev = Tensor::from_vec(lev, t, ids.device())?;
+        let item = Tensor::from_vec(item, t, &dev)?;
+        let lev = Tensor::from_vec(lev, t, &dev)?;
         let where_ = if self.shape.plain {
             self.pos.forward(&item)?
         } else {
@@ -436,18 +501,27 @@ impl Decoder {
                 None => self.pos.forward(&item)?,
             }
         };
-        let mut tok = self
-            .tok
-            .forward(ids)?
-            .broadcast_mul(&inputs.present)?
-            .sum(2)?;
+        let drop = inputs.dropout;
+        let train = drop.is_some();
+        let mut tok = match &inputs.tokens {
+            Tokens::Ids { ids, present } if train => {
+                self.tok.forward(ids)?.broadcast_mul(present)?.sum(2)?
+            }
+            // Inference: the same sums without a graph, much faster.
+            Tokens::Ids { ids, present } => {
+                let w = ids.dim(2)?;
+                let ids = ids.flatten_all()?.to_vec1::<u32>()?;
+                let present = present.flatten_all()?.to_vec1::<f32>()?;
+                self.token_sums(&ids, &present, w)?
+                    .reshape((rows, t, self.shape.d))?
+            }
+            Tokens::Summed(x) => x.clone(),
+        };
         if let Some((table, proj)) = &self.content {
             let rowsc = table.index_select(&inputs.items, 0)?;
             let c = proj.forward(&rowsc)?.reshape((rows, t, d))?;
             tok = (tok + c.broadcast_mul(&inputs.complete)?)?;
         }
-        let drop = inputs.dropout;
-        let train = drop.is_some();
         let mut x = dropout(&tok.broadcast_add(&where_)?, drop, 0)?;
         // Token i (absolute start + i) sees keys 0..=start + i, with a
         // learned per-head bias by how many items back the key is
@@ -467,8 +541,8 @@ impl Decoder {
                 causal.push(if j <= q { 0f32 } else { f32::NEG_INFINITY });
             }
         }
-        let dist = Tensor::from_vec(dist, t * keys, ids.device())?;
-        let causal = Tensor::from_vec(causal, (t, keys), ids.device())?;
+        let dist = Tensor::from_vec(dist, t * keys, &dev)?;
+        let causal = Tensor::from_vec(causal, (t, keys), &dev)?;
         let bias = match &self.recency {
             Some(r) => r
                 .forward(&dist)?
@@ -720,6 +794,57 @@ pub(crate) mod tests {
             assert_eq!(n, 6 + 2);
             assert_every_var_learns(m.vars(), &loss, &format!("plain {plain}"));
         }
+    }
+
+    /// Inference reads the token sums without a graph and uses the fused
+    /// norm and softmax; training builds them with differentiable ops. Both
+    /// give the same logits.
+    #[test]
+    fn inference_path_equals_the_training_graph() {
+        let shape = Shape {
+            vocab: 12,
+            max_len: 9,
+            per_item: 2,
+            d: 8,
+            heads: 2,
+            layers: 2,
+            d_ff: 16,
+            tied: false,
+            plain: false,
+        };
+        let m = Decoder::new(shape, None, 5).unwrap();
+        let seqs: Vec<&[u32]> = vec![&[11, 0, 5, 1, 6, 2, 7], &[11, 3, 8, 4, 9, 0, 5]];
+        let items: Vec<&[u32]> = vec![&[0, 1, 2], &[3, 4, 0]];
+        let mut x = m.inputs(&seqs, &items, 0, 7).unwrap();
+        let served = m.forward(&x, 0, &mut Vec::new()).unwrap();
+        x.dropout = Some((0.0, 1));
+        let trained = m.forward(&x, 0, &mut Vec::new()).unwrap();
+        let diff = (served - trained)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-5, "largest difference {diff}");
+        // Sums made once (what ParallelModel does) read the same.
+        let sums = m
+            .token_sums(&[11, 0, 0, 5, 7, 8], &[1.0, 0.0, 1.0, 1.0, 1.0, 0.5], 2)
+            .unwrap();
+        let e = m.tok.embeddings();
+        let want = Tensor::stack(
+            &[
+                e.get(11).unwrap(),
+                (e.get(0).unwrap() + e.get(5).unwrap()).unwrap(),
+                (e.get(7).unwrap() + (e.get(8).unwrap() * 0.5).unwrap()).unwrap(),
+            ],
+            0,
+        )
+        .unwrap();
+        let diff = (sums - want).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
+        assert!(m.token_sums(&[12, 0], &[1.0, 1.0], 2).is_err());
     }
 
     /// Panics naming the first of `vars` that gets no gradient, or a zero

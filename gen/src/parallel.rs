@@ -14,7 +14,8 @@
 
 use std::path::Path;
 
-use candle_core::{D, Tensor};
+use candle_core::Tensor;
+use rayon::prelude::*;
 
 use crate::decoder::{Decoder, masked_nll};
 use crate::error::{Error, Result, config};
@@ -35,6 +36,8 @@ pub struct ParallelModel {
     cfg: ModelConfig,
     /// `n_items × m` codes, each below `k`.
     codes: Vec<u16>,
+    /// The same, codebook-major (`m × n_items`), for scoring.
+    codes_t: Vec<u16>,
     m: usize,
     k: usize,
     n_items: usize,
@@ -92,6 +95,9 @@ impl ParallelModel {
             decoder: Decoder::new(shape, None, seed)?,
             cfg: cfg.clone(),
             codes: codes.to_vec(),
+            codes_t: (0..m)
+                .flat_map(|j| codes.iter().skip(j).step_by(m).copied())
+                .collect(),
             m,
             k,
             n_items: codes.len() / m,
@@ -259,6 +265,18 @@ impl ParallelModel {
         )
     }
 
+    /// `scores[i]` ← item `i`'s score from one user's `m × k` code
+    /// log-probabilities `lp`: the sum over codebooks, in codebook order.
+    fn score_items(&self, lp: &[f32], scores: &mut [f32]) {
+        scores.fill(0.0);
+        let n = self.n_items;
+        for (lp, codes) in lp.chunks_exact(self.k).zip(self.codes_t.chunks_exact(n)) {
+            for (s, &c) in scores.iter_mut().zip(codes) {
+                *s += lp[c as usize];
+            }
+        }
+    }
+
     /// The `k` highest-scored items after each history (its last
     /// `max_history` items), best first, ties by item id. Every item of
     /// the catalog is scored: the sum of its codes' log-probabilities.
@@ -269,32 +287,53 @@ impl ParallelModel {
         for c in &cut {
             check_items(c, n)?;
         }
+        // Each item's input vector (the sum of its m code embeddings) once,
+        // after BOS's: row 0 is BOS, row i + 1 item i.
+        let all: Vec<u32> = (0..n as u32).collect();
+        let (ids, present) = self.positions(&[&all], n + 1);
+        let sums = self.decoder.token_sums(&ids, &present, m)?;
+        let dev = candle_core::Device::Cpu;
         let mut lists = vec![Vec::new(); histories.len()];
-        let mut scores = vec![0f32; n];
         for batch in &batches {
             let rows: Vec<&[u32]> = batch.iter().map(|&i| cut[i]).collect();
             let t = rows[0].len() + 1;
-            let (ids, present) = self.positions(&rows, t);
-            let mut x = self.decoder.inputs_of(ids, present, (rows.len(), t, m))?;
+            let at: Vec<u32> = rows
+                .iter()
+                .flat_map(|r| std::iter::once(0).chain(r.iter().map(|&i| i + 1)))
+                .collect();
+            let x = sums
+                .index_select(&Tensor::from_vec(at, rows.len() * t, &dev)?, 0)?
+                .reshape((rows.len(), t, self.cfg.d))?;
+            let mut x = self.decoder.inputs_summed(x)?;
             x.rows_out = Some(last_positions(rows.len(), t)?);
             // The output layer at each row's last position only.
             let last = self.decoder.forward(&x, 0, &mut Vec::new())?;
-            let lp = candle_nn::ops::log_softmax(&self.code_logits(&last)?, D::Minus1)?;
-            let lp = lp.flatten_all()?.to_vec1::<f32>()?;
-            for (r, &u) in batch.iter().enumerate() {
-                let row = &lp[r * m * kc..(r + 1) * m * kc];
-                for (s, c) in scores.iter_mut().zip(self.codes.chunks_exact(m)) {
-                    *s = c
-                        .iter()
-                        .enumerate()
-                        .map(|(j, &c)| row[j * kc + c as usize])
-                        .sum();
-                }
-                lists[u] = top_k(&scores, k);
+            let mut lp = self.code_logits(&last)?.flatten_all()?.to_vec1::<f32>()?;
+            // Users in parallel; each list depends on its own row only.
+            let out: Vec<Vec<u32>> = lp
+                .par_chunks_exact_mut(m * kc)
+                .map_init(
+                    || vec![0f32; n],
+                    |scores, row| {
+                        row.chunks_exact_mut(kc).for_each(log_softmax);
+                        self.score_items(row, scores);
+                        top_k(scores, k)
+                    },
+                )
+                .collect();
+            for (&u, list) in batch.iter().zip(out) {
+                lists[u] = list;
             }
         }
         Ok(lists)
     }
+}
+
+/// `x ← log_softmax(x)`, in place.
+fn log_softmax(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let lse = max + x.iter().map(|&v| (v - max).exp()).sum::<f32>().ln();
+    x.iter_mut().for_each(|v| *v -= lse);
 }
 
 /// The flat positions `r · t + t − 1` of `rows` rows of `t` positions: the
