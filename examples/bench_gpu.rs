@@ -6,7 +6,7 @@
 //! CPU figures alone.
 //!
 //! `cargo run --release --features cuda --example bench_gpu -- [--rows N]
-//! [--k K] [--dim D] [--fit-rows N] [--fit-k K] [--skip-cpu-fit 1]`
+//! [--k K] [--dim D] [--fit-rows N] [--fit-k K] [--skip-cpu-fit]`
 
 use std::time::Instant;
 
@@ -16,14 +16,26 @@ use semid::quantize::Fsq;
 use semid::sid::Trie;
 use semid::{Embeddings, KMeans, KMeansConfig, Par, Quantizer, RqKMeans, RqKMeansConfig, kernels};
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
+use common::{Args, Flag};
+
+const ABOUT: &str = "GPU against CPU on the same data (feature cuda), one JSON line per workload";
+
+const FLAGS: &[Flag] = &[
+    ("--rows", true, "200000", "rows assigned and encoded"),
+    ("--k", true, "256", "centroids"),
+    ("--dim", true, "256", "dimension"),
+    (
+        "--fit-rows",
+        true,
+        "",
+        "rows of the k-means fit (default: --rows)",
+    ),
+    ("--fit-k", true, "1024", "centroids of the k-means fit"),
+    ("--skip-cpu-fit", false, "", "leave out the CPU k-means fit"),
+    ("--items", true, "100000", "beam search: catalog items"),
+    ("--queries", true, "1024", "beam search: queries"),
+];
 
 /// Seeded values in [-1, 1).
 fn values(n: usize, seed: u64) -> Vec<f32> {
@@ -50,9 +62,14 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, T) {
     (best, out.expect("runs >= 1"))
 }
 
-fn main() -> semid::Result<()> {
-    let rows = arg("--rows", 200_000);
-    let (k, d) = (arg("--k", 256), arg("--dim", 256));
+fn main() -> std::process::ExitCode {
+    common::run("bench_gpu", body)
+}
+
+fn body() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse_or_exit("bench_gpu", ABOUT, FLAGS);
+    let rows: usize = args.num("--rows")?;
+    let (k, d): (usize, usize) = (args.num("--k")?, args.num("--dim")?);
     let dev = match Device::open(0) {
         Ok(d) => Some(d),
         Err(e) => {
@@ -84,13 +101,16 @@ fn main() -> semid::Result<()> {
 
     // k-means fit (default initialisation, default iterations) on
     // `--fit-rows` rows with `--fit-k` centroids.
-    let (fit_rows, fit_k) = (arg("--fit-rows", rows).min(rows), arg("--fit-k", 1024));
+    let (fit_rows, fit_k) = (
+        args.opt("--fit-rows")?.unwrap_or(rows).min(rows),
+        args.num::<usize>("--fit-k")?,
+    );
     let fe = Embeddings::new(&x[..fit_rows * d], d)?;
     let cfg = KMeansConfig::new(fit_k).seed(0);
     let mut line =
         format!("{{\"workload\":\"kmeans_fit\",\"rows\":{fit_rows},\"k\":{fit_k},\"d\":{d}");
     let mut cpu_inertia = None;
-    if arg("--skip-cpu-fit", 0) == 0 {
+    if !args.on("--skip-cpu-fit") {
         let (cpu_s, (_, r)) = best_of(1, || KMeans::fit(&cfg, fe).unwrap());
         line += &format!(
             ",\"cpu_seconds\":{cpu_s:.3},\"cpu_inertia\":{:.6e}",
@@ -176,7 +196,11 @@ fn main() -> semid::Result<()> {
     }
     println!("{line}}}");
 
-    let (items, nq, beam) = (arg("--items", 100_000), arg("--queries", 1024), 20);
+    let (items, nq, beam) = (
+        args.num::<usize>("--items")?,
+        args.num::<usize>("--queries")?,
+        20,
+    );
     let ids: Vec<u16> = values(items * 3, 4)
         .iter()
         .map(|&v| ((v + 1.0) * 128.0) as u16 % 256)

@@ -14,26 +14,63 @@ use semid::{
 };
 
 mod common;
-use common::arg;
+use common::{Args, Flag};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    let input = arg(&args, "--input").ok_or("--input FILE.npy is required")?;
-    let levels: usize = arg(&args, "--levels").map_or(Ok(3), |s| s.parse())?;
-    let k: usize = arg(&args, "--k").map_or(Ok(256), |s| s.parse())?;
-    let beam: usize = arg(&args, "--beam").map_or(Ok(1), |s| s.parse())?;
-    let iters: usize = arg(&args, "--iters").map_or(Ok(20), |s| s.parse())?;
-    let threads: usize = arg(&args, "--threads").map_or(Ok(0), |s| s.parse())?;
-    let seed: u64 = arg(&args, "--seed").map_or(Ok(1234), |s| s.parse())?;
-    let mppc = match arg(&args, "--mppc").as_deref() {
+const ABOUT: &str = "RQ-KMeans fit + encode figures as one JSON line (side by side with ../shared/peers/faiss_rq.py)";
+
+const FLAGS: &[Flag] = &[
+    ("--input", true, "", "embeddings .npy (required)"),
+    ("--levels", true, "3", "codes per ID"),
+    ("--k", true, "256", "codes per level"),
+    ("--beam", true, "1", "encoding beam"),
+    ("--iters", true, "20", "Lloyd iterations per level"),
+    (
+        "--mppc",
+        true,
+        "256",
+        "most points per centroid: a number or all",
+    ),
+    ("--threads", true, "0", "threads (0: all)"),
+    ("--seed", true, "1234", "seed"),
+    ("--init", true, "progressive", "progressive|pp|random"),
+    ("--pd-steps", true, "10", "progressive init: steps"),
+    (
+        "--pd-iters",
+        true,
+        "10",
+        "progressive init: iterations per step",
+    ),
+    (
+        "--tol",
+        true,
+        "0",
+        "relative inertia change that stops Lloyd",
+    ),
+    ("--refine", true, "1", "refinement rounds"),
+];
+
+fn main() -> std::process::ExitCode {
+    common::run("bench_rq", body)
+}
+
+fn body() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse_or_exit("bench_rq", ABOUT, FLAGS);
+    let input = args.get("--input").ok_or("--input FILE.npy is required")?;
+    let levels: usize = args.num("--levels")?;
+    let k: usize = args.num("--k")?;
+    let beam: usize = args.num("--beam")?;
+    let iters: usize = args.num("--iters")?;
+    let threads: usize = args.num("--threads")?;
+    let seed: u64 = args.num("--seed")?;
+    let mppc = match args.get("--mppc") {
         None => Some(256),
         Some("all") => None,
         Some(v) => Some(v.parse()?),
     };
-    let init = match arg(&args, "--init").as_deref() {
+    let init = match args.get("--init") {
         None | Some("progressive") => Init::ProgressiveDim {
-            steps: arg(&args, "--pd-steps").map_or(Ok(10), |s| s.parse())?,
-            iters: arg(&args, "--pd-iters").map_or(Ok(10), |s| s.parse())?,
+            steps: args.num("--pd-steps")?,
+            iters: args.num("--pd-iters")?,
         },
         Some("pp") => Init::KMeansPlusPlus,
         Some("random") => Init::Random,
@@ -41,19 +78,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let par = Par::Rayon(threads);
 
-    let (data, dim) = semid::npy::read_npy(&input)?;
+    let (data, dim) = semid::npy::read_npy(input)?;
     let x = Embeddings::new(&data, dim)?;
     let n = x.rows();
     let km = KMeansConfig::new(k)
         .max_iter(iters)
-        .tol(arg(&args, "--tol").map_or(Ok(0.0), |s| s.parse())?)
+        .tol(args.num("--tol")?)
         .init(init)
         .max_points_per_centroid(mppc)
         .seed(seed)
         .par(par);
     let cfg = RqKMeansConfig::new(levels, k)
         .kmeans(km)
-        .refine_rounds(arg(&args, "--refine").map_or(Ok(1), |s| s.parse())?);
+        .refine_rounds(args.num("--refine")?);
 
     let t = Instant::now();
     let (rq, report) = RqKMeans::fit(&cfg, x)?;

@@ -18,15 +18,29 @@ use semid::quantize::{RqVae, RqVaeConfig};
 use semid::{Embeddings, Par};
 
 mod common;
-use common::{arg, load_data};
+use common::{Args, Flag, INPUT, load_data};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
+const ABOUT: &str = "RQ-VAE training-step throughput on TIGER's shape, one JSON line";
+
+const FLAGS: &[Flag] = &[
+    INPUT,
+    ("--threads", true, "2", "threads"),
+    ("--steps", true, "20", "measured steps"),
+    ("--batch", true, "1024", "batch size"),
+    ("--reps", true, "3", "repetitions (best kept)"),
+];
+
+fn main() -> std::process::ExitCode {
+    common::run("bench_rqvae", body)
+}
+
+fn body() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse_or_exit("bench_rqvae", ABOUT, FLAGS);
     let (data, d, source) = load_data(&args)?;
-    let threads: usize = arg(&args, "--threads").map_or(Ok(2), |s| s.parse())?;
-    let steps: usize = arg(&args, "--steps").map_or(Ok(20), |s| s.parse())?;
-    let batch: usize = arg(&args, "--batch").map_or(Ok(1024), |s| s.parse())?;
-    let reps: usize = arg(&args, "--reps").map_or(Ok(3), |s| s.parse())?;
+    let threads: usize = args.num("--threads")?;
+    let steps: usize = args.num("--steps")?;
+    let batch: usize = args.num("--batch")?;
+    let reps: usize = args.num("--reps")?;
     // `steps` batches make one epoch.
     let n = steps * batch;
     let rows = data.len() / d;

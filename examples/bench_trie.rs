@@ -15,15 +15,40 @@ use std::time::Instant;
 use semid::sid::Trie;
 
 mod common;
-use common::arg;
+use common::{Args, Flag};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    let n: usize = arg(&args, "--n-sids").map_or(Ok(1_000_000), |s| s.parse())?;
-    let depth: usize = arg(&args, "--depth").map_or(Ok(4), |s| s.parse())?;
-    let k: u64 = arg(&args, "--codebook").map_or(Ok(256), |s| s.parse())?;
-    let m: usize = arg(&args, "--n-prefixes").map_or(Ok(100_000), |s| s.parse())?;
-    let seed: u64 = arg(&args, "--seed").map_or(Ok(0), |s| s.parse())?;
+const ABOUT: &str = "trie build and next-token lookups on random SIDs, one JSON line";
+
+const FLAGS: &[Flag] = &[
+    (
+        "--n-sids",
+        true,
+        "1000000",
+        "random SIDs (duplicates removed)",
+    ),
+    ("--depth", true, "4", "tokens per SID"),
+    ("--codebook", true, "256", "codes per level"),
+    ("--n-prefixes", true, "100000", "lookups"),
+    ("--seed", true, "0", "seed"),
+    (
+        "--write-keys",
+        true,
+        "",
+        "save the deduplicated keys to this .npy",
+    ),
+];
+
+fn main() -> std::process::ExitCode {
+    common::run("bench_trie", body)
+}
+
+fn body() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse_or_exit("bench_trie", ABOUT, FLAGS);
+    let n: usize = args.num("--n-sids")?;
+    let depth: usize = args.num("--depth")?;
+    let k: u64 = args.num("--codebook")?;
+    let m: usize = args.num("--n-prefixes")?;
+    let seed: u64 = args.num("--seed")?;
     // Random keys, deduplicated (as the peer does).
     let tokens = semid::synthetic::integers(n * depth, k as u32, seed);
     let mut keys: Vec<Vec<u16>> = tokens
@@ -33,9 +58,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     keys.sort_unstable();
     keys.dedup();
     let flat: Vec<u16> = keys.concat();
-    if let Some(p) = arg(&args, "--write-keys") {
+    if let Some(p) = args.get("--write-keys") {
         let f: Vec<f32> = flat.iter().map(|&t| t as f32).collect();
-        semid::npy::write_npy(&p, &f, depth)?;
+        semid::npy::write_npy(p, &f, depth)?;
     }
     // An endless seeded stream for the shuffle and the queries.
     let (mut buf, mut at, mut round) = (Vec::new(), 0usize, 1u64);

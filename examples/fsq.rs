@@ -13,21 +13,34 @@ use semid::quantize::{FsqAutoencoder, FsqAutoencoderConfig, FsqMode};
 use semid::{Embeddings, KMeans, KMeansConfig, Quantizer, stats};
 
 mod common;
-use common::{arg, load_data};
+use common::{Args, Flag, INPUT, load_data};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
+const ABOUT: &str = "train an FSQ autoencoder and compare it with k-means of as many codes";
+
+const FLAGS: &[Flag] = &[
+    INPUT,
+    ("--epochs", true, "20", "epochs"),
+    ("--levels", true, "", "per-dimension levels, e.g. 8,5,5,5"),
+    ("--symmetric", false, "", "symmetric FSQ levels"),
+];
+
+fn main() -> std::process::ExitCode {
+    common::run("fsq", body)
+}
+
+fn body() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse_or_exit("fsq", ABOUT, FLAGS);
     let (data, d, source) = load_data(&args)?;
     let x = Embeddings::new(&data, d)?;
     let mut cfg = FsqAutoencoderConfig::default().seed(42);
-    cfg.epochs = arg(&args, "--epochs").map_or(Ok(20), |s| s.parse())?;
-    if let Some(l) = arg(&args, "--levels") {
+    cfg.epochs = args.num("--epochs")?;
+    if let Some(l) = args.get("--levels") {
         cfg.levels = l
             .split(',')
             .map(str::parse)
             .collect::<Result<Vec<u32>, _>>()?;
     }
-    if args.iter().any(|a| a == "--symmetric") {
+    if args.on("--symmetric") {
         cfg.mode = FsqMode::Symmetric;
     }
     println!("data     {} x {d} from {source}", x.rows());

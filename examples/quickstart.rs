@@ -9,13 +9,26 @@ use std::time::Instant;
 use semid::{Embeddings, EncodeSearch, Par, Quantizer, RqKMeans, RqKMeansConfig, stats};
 
 mod common;
-use common::{arg, load_data};
+use common::{Args, Flag, INPUT, load_data};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    let levels: usize = arg(&args, "--levels").map_or(Ok(3), |s| s.parse())?;
-    let k: usize = arg(&args, "--k").map_or(Ok(256), |s| s.parse())?;
-    let seed: u64 = arg(&args, "--seed").map_or(Ok(42), |s| s.parse())?;
+const ABOUT: &str = "fit RQ-KMeans on embeddings, encode them, report quality and timings";
+
+const FLAGS: &[Flag] = &[
+    INPUT,
+    ("--levels", true, "3", "codes per ID"),
+    ("--k", true, "256", "codes per level"),
+    ("--seed", true, "42", "seed"),
+];
+
+fn main() -> std::process::ExitCode {
+    common::run("quickstart", body)
+}
+
+fn body() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse_or_exit("quickstart", ABOUT, FLAGS);
+    let levels: usize = args.num("--levels")?;
+    let k: usize = args.num("--k")?;
+    let seed: u64 = args.num("--seed")?;
 
     let t = Instant::now();
     let (data, dim, source) = load_data(&args)?;

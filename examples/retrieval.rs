@@ -20,7 +20,7 @@ use semid::sid::{CollisionPolicy, SidMap, Trie};
 use semid::{Embeddings, Par, Quantizer, RqKMeans, RqKMeansConfig};
 
 mod common;
-use common::{arg, load_data};
+use common::{Args, Flag, INPUT, load_data};
 
 const BATCH: usize = 32;
 const K: usize = 10;
@@ -117,10 +117,27 @@ fn sid_search(
     Ok(lists)
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    let n_q: usize = arg(&args, "--queries").map_or(Ok(1000), |s| s.parse())?;
-    let noise: f32 = arg(&args, "--noise").map_or(Ok(0.2), |s| s.parse())?;
+const ABOUT: &str = "generative retrieval by codebook distances vs exact kNN and HNSW";
+
+const FLAGS: &[Flag] = &[
+    INPUT,
+    ("--queries", true, "1000", "held-out queries"),
+    (
+        "--noise",
+        true,
+        "0.2",
+        "query noise, times the mean item norm",
+    ),
+];
+
+fn main() -> std::process::ExitCode {
+    common::run("retrieval", body)
+}
+
+fn body() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse_or_exit("retrieval", ABOUT, FLAGS);
+    let n_q: usize = args.num("--queries")?;
+    let noise: f32 = args.num("--noise")?;
     let (data, d, source) = load_data(&args)?;
     let x = Embeddings::new(&data, d)?;
     println!("data     {} x {d} from {source}", x.rows());

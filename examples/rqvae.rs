@@ -13,21 +13,35 @@ use semid::quantize::{RqVae, RqVaeConfig};
 use semid::{Embeddings, Quantizer, RqKMeans, RqKMeansConfig, stats};
 
 mod common;
-use common::{arg, load_data};
+use common::{Args, Flag, INPUT, load_data};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
+const ABOUT: &str = "train an RQ-VAE and compare it with RQ-KMeans 3 x 256";
+
+const FLAGS: &[Flag] = &[
+    INPUT,
+    ("--epochs", true, "20", "epochs"),
+    ("--adam", true, "", "Adam learning rate (default 1e-3)"),
+    ("--adagrad", true, "", "Adagrad learning rate (TIGER: 0.4)"),
+    ("--rotation", false, "", "rotation trick"),
+];
+
+fn main() -> std::process::ExitCode {
+    common::run("rqvae", body)
+}
+
+fn body() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse_or_exit("rqvae", ABOUT, FLAGS);
     let (data, d, source) = load_data(&args)?;
     let x = Embeddings::new(&data, d)?;
     let mut cfg = RqVaeConfig::default().seed(42);
-    cfg.epochs = arg(&args, "--epochs").map_or(Ok(20), |s| s.parse())?;
-    if let Some(lr) = arg(&args, "--adam") {
+    cfg.epochs = args.num("--epochs")?;
+    if let Some(lr) = args.get("--adam") {
         cfg.optimizer = OptimizerConfig::adam(lr.parse()?);
     }
-    if let Some(lr) = arg(&args, "--adagrad") {
+    if let Some(lr) = args.get("--adagrad") {
         cfg.optimizer = OptimizerConfig::adagrad(lr.parse()?);
     }
-    cfg.rotation_trick = args.iter().any(|a| a == "--rotation");
+    cfg.rotation_trick = args.on("--rotation");
     println!("data     {} x {d} from {source}", x.rows());
     println!(
         "RQ-VAE   {d} -> {:?} -> {} , {} x {}, {:?}, batch {}, {}",

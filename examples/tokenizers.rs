@@ -27,7 +27,7 @@ use semid::{
 };
 
 mod common;
-use common::{arg, load_data};
+use common::{Args, Flag, INPUT, load_data};
 
 /// One table line.
 struct Line {
@@ -39,11 +39,24 @@ struct Line {
     encode_vps: f64,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
+const ABOUT: &str = "every tokenizer on the same embeddings: quality, collisions, neighbours";
+
+const FLAGS: &[Flag] = &[
+    INPUT,
+    ("--seed", true, "42", "seed"),
+    ("--sample", true, "", "use this many rows"),
+    ("--skip-nn", false, "", "skip the neighbour figures"),
+];
+
+fn main() -> std::process::ExitCode {
+    common::run("tokenizers", body)
+}
+
+fn body() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse_or_exit("tokenizers", ABOUT, FLAGS);
     let (mut data, d, source) = load_data(&args)?;
-    let seed: u64 = arg(&args, "--seed").map_or(Ok(42), |s| s.parse())?;
-    if let Some(m) = arg(&args, "--sample") {
+    let seed: u64 = args.num("--seed")?;
+    if let Some(m) = args.get("--sample") {
         data = sample_rows(&data, d, m.parse()?, seed);
     }
     let x = Embeddings::new(&data, d)?;
@@ -54,7 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .sum::<f64>()
         / n as f64;
     println!("data  {n} x {d} from {source}; mean ||x||^2 = {mean_sq:.4}");
-    let skip_nn = args.iter().any(|a| a == "--skip-nn");
+    let skip_nn = args.on("--skip-nn");
     let mut lines = Vec::new();
 
     // k-means with the FSQ autoencoder's code count.

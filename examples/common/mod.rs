@@ -1,20 +1,24 @@
-//! Argument helpers shared by the examples.
+//! Helpers shared by the examples: the flag parser and the input data.
 #![allow(dead_code)]
 
-/// The value after `--name` on the command line, if any.
-pub fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
+mod args;
+pub use args::{Args, Flag, run};
+
+/// The `--input` flag of the examples that read embeddings.
+pub const INPUT: Flag = (
+    "--input",
+    true,
+    "",
+    "embeddings .npy (default: the built-in mixture)",
+);
 
 /// The embeddings named by `--input FILE.npy`, or the built-in
 /// hierarchical mixture (50k × 128); returns `(data, dim, description)`.
-pub fn load_data(args: &[String]) -> Result<(Vec<f32>, usize, String), semid::Error> {
-    match arg(args, "--input") {
+pub fn load_data(args: &Args) -> Result<(Vec<f32>, usize, String), semid::Error> {
+    match args.get("--input") {
         Some(path) => {
-            let (data, dim) = semid::npy::read_npy(&path)?;
-            Ok((data, dim, path))
+            let (data, dim) = semid::npy::read_npy(path)?;
+            Ok((data, dim, path.to_string()))
         }
         None => {
             let cfg = semid::synthetic::MixtureConfig::default();

@@ -1,10 +1,18 @@
-//! genrec's flags: each known flag with its default and help line;
-//! unknown flags are an error, `--help` prints the list.
+//! genrec's flags, read by the examples' shared parser: each known flag
+//! with its default and help line; unknown flags are an error, `--help`
+//! prints the list.
 
-use std::collections::BTreeMap;
+#[path = "../../../examples/common/args.rs"]
+mod parser;
+pub use parser::{Args, Flag, run};
 
-/// (flag, takes a value, default, help).
-pub const FLAGS: &[(&str, bool, &str, &str)] = &[
+/// What genrec does, for `--help`.
+pub const ABOUT: &str = "semantic IDs -> a transformer trained on users' SID sequences -> trie-constrained\n\
+     beam search, beside popularity, last-item kNN and SASRec (leave-one-out, full ranking).\n\n\
+     usage: cargo run --release -p semid-gen --example genrec -- [FLAGS]";
+
+/// Every flag: name, takes a value, default, help.
+pub const FLAGS: &[Flag] = &[
     (
         "--inter",
         true,
@@ -155,77 +163,4 @@ pub const FLAGS: &[(&str, bool, &str, &str)] = &[
         "one JSON line per method after the table",
     ),
     ("--quiet", false, "", "no per-epoch lines"),
-    ("--help", false, "", "print this help"),
 ];
-
-/// Parsed flags.
-pub struct Args {
-    values: BTreeMap<&'static str, String>,
-    switches: Vec<&'static str>,
-}
-
-impl Args {
-    /// Parses `std::env::args()`; errors name the bad flag.
-    pub fn parse() -> Result<Args, String> {
-        let raw: Vec<String> = std::env::args().skip(1).collect();
-        let mut a = Args {
-            values: BTreeMap::new(),
-            switches: Vec::new(),
-        };
-        let mut i = 0;
-        while i < raw.len() {
-            let f = FLAGS
-                .iter()
-                .find(|f| f.0 == raw[i])
-                .ok_or_else(|| format!("unknown flag {:?}; see --help", raw[i]))?;
-            if f.1 {
-                let v = raw
-                    .get(i + 1)
-                    .ok_or_else(|| format!("{} needs a value", f.0))?;
-                a.values.insert(f.0, v.clone());
-                i += 2;
-            } else {
-                a.switches.push(f.0);
-                i += 1;
-            }
-        }
-        Ok(a)
-    }
-
-    /// The help text.
-    pub fn help() -> String {
-        let mut s = String::from(
-            "genrec: semantic IDs -> a transformer trained on users' SID sequences -> trie-constrained\n\
-             beam search, beside popularity, last-item kNN and SASRec (leave-one-out, full ranking).\n\n\
-             usage: cargo run --release -p semid-gen --example genrec -- [FLAGS]\n\n",
-        );
-        for (name, val, def, help) in FLAGS {
-            let v = if *val { " V" } else { "" };
-            let d = if def.is_empty() {
-                String::new()
-            } else {
-                format!(" [{def}]")
-            };
-            s += &format!("  {:<18} {help}{d}\n", format!("{name}{v}"));
-        }
-        s
-    }
-
-    /// Whether a switch is on.
-    pub fn on(&self, name: &str) -> bool {
-        self.switches.contains(&name)
-    }
-
-    /// The raw value of a flag, if given.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str)
-    }
-
-    /// A flag's value parsed, or its default.
-    pub fn num<T: std::str::FromStr>(&self, name: &str) -> Result<T, String> {
-        let def = FLAGS.iter().find(|f| f.0 == name).map_or("", |f| f.2);
-        let v = self.get(name).unwrap_or(def);
-        v.parse()
-            .map_err(|_| format!("{name} {v:?}: not a valid number"))
-    }
-}

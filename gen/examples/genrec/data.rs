@@ -43,12 +43,9 @@ pub fn load(args: &Args) -> Res<(Vec<f32>, usize, Sequences, String)> {
     };
     let cfg = SequenceConfig {
         users: args.num("--users")?,
-        switch: match args.get("--switch") {
-            Some(v) => v
-                .parse()
-                .map_err(|_| format!("--switch {v:?}: not a number"))?,
-            None => SequenceConfig::default().switch,
-        },
+        switch: args
+            .opt("--switch")?
+            .unwrap_or(SequenceConfig::default().switch),
         content_order: args.on("--content-order"),
         ..SequenceConfig::default()
     };

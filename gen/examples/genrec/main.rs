@@ -44,23 +44,10 @@ struct Row {
     note: String,
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
     keep_freed_memory();
-    let args = match Args::parse() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("genrec: {e}");
-            std::process::exit(2);
-        }
-    };
-    if args.on("--help") {
-        print!("{}", Args::help());
-        return;
-    }
-    if let Err(e) = run(&args) {
-        eprintln!("genrec: {e}");
-        std::process::exit(1);
-    }
+    let args = Args::parse_or_exit("genrec", args::ABOUT, args::FLAGS);
+    args::run("genrec", || run(&args))
 }
 
 fn run(args: &Args) -> Res<()> {
@@ -128,10 +115,7 @@ fn run(args: &Args) -> Res<()> {
     let n_items = n_all - n_new;
     // Validation and test read at most this many items (the anchors' 20),
     // whatever the model was trained to read.
-    let eval_history = match args.get("--eval-history") {
-        Some(_) => args.num("--eval-history")?,
-        None => model_cfg.max_history,
-    };
+    let eval_history = args.opt("--eval-history")?.unwrap_or(model_cfg.max_history);
     let split = LeaveOneOut::new(seqs, eval_history)?;
     let users = split.sequences().len();
     println!(
