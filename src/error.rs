@@ -80,8 +80,13 @@ pub enum Error {
     },
     /// A model file (or byte buffer) is not a valid semid model.
     Format(FormatError),
-    /// An I/O error while reading or writing a file.
-    Io(std::io::Error),
+    /// A file could not be read or written.
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
     /// A `.npy` file could not be read or written.
     Npy(String),
     /// An item is already present (or listed twice) where items must be
@@ -188,7 +193,15 @@ impl fmt::Display for Error {
             ),
             Error::Layout { reason } => write!(f, "unsupported memory layout: {reason}"),
             Error::Format(e) => write!(f, "invalid model file: {e}"),
-            Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::Io { path, source } => {
+                let fix = match source.kind() {
+                    std::io::ErrorKind::NotFound => "; check the path",
+                    std::io::ErrorKind::PermissionDenied => "; check its permissions",
+                    std::io::ErrorKind::IsADirectory => "; name a file, not a directory",
+                    _ => "",
+                };
+                write!(f, "{}: {source}{fix}", path.display())
+            }
             Error::Npy(e) => write!(f, ".npy error: {e}"),
             Error::Gpu { reason } => write!(f, "GPU: {reason}"),
             Error::Scorer { reason } => write!(f, "the scorer failed: {reason}"),
@@ -235,15 +248,17 @@ impl fmt::Display for FormatError {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io(e) => Some(e),
+            Error::Io { source, .. } => Some(source),
             _ => None,
         }
     }
 }
 
-impl From<std::io::Error> for Error {
-    fn from(e: std::io::Error) -> Self {
-        Error::Io(e)
+/// A closure turning an I/O error on `path` into [`Error::Io`].
+pub(crate) fn io_at(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
     }
 }
 

@@ -23,7 +23,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{Error, FormatError, Result};
+use crate::error::{Error, FormatError, Result, io_at};
 
 /// Magic bytes at the start of every semid model file.
 pub const MAGIC: [u8; 8] = *b"SEMIDMF\0";
@@ -338,14 +338,14 @@ pub trait ModelFile: sealed::Codec {
     /// are refused before they are read.
     fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let len = std::fs::metadata(path)?.len();
+        let len = std::fs::metadata(path).map_err(io_at(path))?.len();
         if len > MAX_PAYLOAD + HEADER_LEN as u64 {
             return Err(FormatError::Payload(format!(
                 "file of {len} bytes exceeds the {MAX_PAYLOAD}-byte payload limit"
             ))
             .into());
         }
-        Self::from_bytes(&std::fs::read(path)?)
+        Self::from_bytes(&std::fs::read(path).map_err(io_at(path))?)
     }
 }
 
@@ -371,7 +371,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result.map_err(Error::Io)
+    result.map_err(io_at(path))
 }
 
 /// A [`FormatError::Invalid`] with `msg`.

@@ -228,7 +228,7 @@ pub fn read_npy_bf16(path: impl AsRef<Path>) -> Result<(Vec<f32>, usize)> {
 }
 
 fn read_npy_as(path: &Path, void2: Void2) -> Result<(Vec<f32>, usize)> {
-    let bytes = std::fs::read(path).map_err(Error::Io)?;
+    let bytes = std::fs::read(path).map_err(crate::error::io_at(path))?;
     parse(&bytes, void2).map_err(|e| match e {
         Error::Npy(m) => Error::Npy(format!("{}: {m}", path.display())),
         other => other,

@@ -66,7 +66,8 @@ impl ItemIds {
     /// trimmed; blank lines at the end are ignored, a blank line inside is
     /// an error).
     pub fn read(path: impl AsRef<Path>) -> Result<ItemIds> {
-        let text = std::fs::read_to_string(path)?;
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(crate::error::io_at(path))?;
         let mut ids: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
         while ids.last().is_some_and(String::is_empty) {
             ids.pop();
@@ -199,7 +200,11 @@ pub fn read_interactions(
     path: impl AsRef<Path>,
     items: &ItemIds,
 ) -> Result<(Sequences, LoadReport)> {
-    parse_interactions(&std::fs::read_to_string(path)?, items)
+    let path = path.as_ref();
+    parse_interactions(
+        &std::fs::read_to_string(path).map_err(crate::error::io_at(path))?,
+        items,
+    )
 }
 
 /// [`read_interactions`] on a file's text.

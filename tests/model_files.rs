@@ -82,10 +82,22 @@ fn fitted_models_round_trip_through_files() {
             found: 2
         }))
     ));
-    assert!(matches!(
-        KMeans::load(dir.join("missing.semid")),
-        Err(Error::Io(_))
-    ));
+    let missing = dir.join("missing.semid");
+    let e = KMeans::load(&missing).err().unwrap();
+    assert!(matches!(&e, Error::Io { path, .. } if *path == missing));
+    // The message names the file and what to do.
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&*missing.to_string_lossy()) && msg.ends_with("check the path"),
+        "{msg}"
+    );
+    let e = semid::npy::read_npy(&dir).err().unwrap();
+    assert!(matches!(&e, Error::Io { path, .. } if *path == dir), "{e}");
+    let e = km
+        .save(dir.join("no-such-dir").join("m.semid"))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("no-such-dir"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

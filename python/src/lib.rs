@@ -29,7 +29,7 @@ pub(crate) fn to_py(e: semid::Error) -> PyErr {
     let msg = e.to_string();
     match e {
         semid::Error::Format(_) => FormatError::new_err(msg),
-        semid::Error::Io(_) => PyOSError::new_err(msg),
+        semid::Error::Io { .. } => PyOSError::new_err(msg),
         _ => PyValueError::new_err(msg),
     }
 }

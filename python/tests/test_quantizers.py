@@ -113,7 +113,8 @@ def test_damaged_model_files_raise_format_error(mixture, tmp_path):
         with pytest.raises(semid.FormatError):
             semid.Quantizer.from_bytes(bad)
     assert issubclass(semid.FormatError, ValueError)
-    with pytest.raises(OSError):
+    # The message names the file and what to check.
+    with pytest.raises(OSError, match=r"missing\.semid: .*check the path"):
         semid.Quantizer.load(tmp_path / "missing.semid")
 
 
