@@ -29,6 +29,8 @@ fn append_suffix_numbers_collisions_in_catalog_order() {
     assert_eq!(r.max_items_per_id, 1);
     assert_eq!(r.unique_ids, 5);
     assert_eq!(r.collision_rate, 0.0);
+    // 5 items, 3 distinct codes: 2 items share an earlier item's code.
+    assert_eq!(r.code_collision_rate, Some(1.0 - 3.0 / 5.0));
     assert_eq!(m.items_of(&[1, 2, 2]), vec![3]);
 }
 
@@ -41,6 +43,7 @@ fn allow_shared_keeps_collisions() {
     assert_eq!(r.max_items_per_id, 2);
     assert_eq!(r.unique_ids, 2);
     assert!((r.collision_rate - 1.0 / 3.0).abs() < 1e-12);
+    assert_eq!(r.code_collision_rate, Some(r.collision_rate));
     let t = Trie::build(&m).unwrap();
     assert_eq!(t.items(t.walk(&[1, 2]).unwrap()), &[0, 2]);
 }
@@ -95,6 +98,8 @@ fn reassign_makes_ids_unique_and_moves_to_next_nearest() {
     let (m, r) = SidMap::build_with_distances(&c, &rq, x, policy).unwrap();
     assert!(r.max_bucket > 16, "test needs collisions: {r:?}");
     assert!(r.moved > 0);
+    // The IDs no longer hold the original codes.
+    assert_eq!(r.code_collision_rate, None);
     assert!(r.max_items_per_id <= 16);
     assert_eq!(m.id_len(), 2);
     // Moved items keep their first token and go no closer than their own

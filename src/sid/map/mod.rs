@@ -34,8 +34,14 @@ pub struct SidReport {
     /// Distinct final IDs.
     pub unique_ids: usize,
     /// `1 − unique_ids / items`: the share of items whose ID is shared with
-    /// an earlier item (0 when IDs are unique).
+    /// an earlier item (0 when IDs are unique, as after the suffix).
     pub collision_rate: f64,
+    /// The same share for the quantizer codes, before the policy made IDs
+    /// unique: how often the quantizer itself collides (what the
+    /// quickstart's "collisions" column shows). `None` under
+    /// [`CollisionPolicy::ReassignLastLevel`], whose IDs no longer hold the
+    /// original codes; see `moved` there.
+    pub code_collision_rate: Option<f64>,
 }
 
 /// Item ⇄ semantic ID map.
@@ -54,6 +60,9 @@ pub struct SidReport {
 /// assert_eq!(map.id_of(1), Some(&[1, 2, 1][..]));
 /// assert_eq!(map.id_of(2), Some(&[3, 0, 0][..]));
 /// assert_eq!(report.max_bucket, 2);
+/// // Unique IDs after the suffix; one item in three shared its code.
+/// assert_eq!(report.collision_rate, 0.0);
+/// assert_eq!(report.code_collision_rate, Some(1.0 - 2.0 / 3.0));
 /// # Ok::<(), semid::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
@@ -318,16 +327,30 @@ impl SidMap {
         let mut unique = 0;
         let mut max_per = 0;
         let mut run = 0;
+        // IDs sort by code first, so items of one code are adjacent.
+        let levels = self.code_sizes.len();
+        let mut codes = 0;
         for (i, &r) in self.sorted.iter().enumerate() {
-            if i > 0 && self.id(self.sorted[i - 1]) == self.id(r) {
+            let prev = (i > 0).then(|| self.id(self.sorted[i - 1]));
+            if prev.is_some_and(|p| p == self.id(r)) {
                 run += 1;
             } else {
                 unique += 1;
                 run = 1;
             }
+            if prev.is_none_or(|p| p[..levels] != self.id(r)[..levels]) {
+                codes += 1;
+            }
             max_per = max_per.max(run);
         }
         let n = self.items.len();
+        let share = |distinct: usize| {
+            if n == 0 {
+                0.0
+            } else {
+                1.0 - distinct as f64 / n as f64
+            }
+        };
         SidReport {
             added: 0,
             items: n,
@@ -335,10 +358,10 @@ impl SidMap {
             max_bucket: self.max_bucket,
             max_items_per_id: max_per,
             unique_ids: unique,
-            collision_rate: if n == 0 {
-                0.0
-            } else {
-                1.0 - unique as f64 / n as f64
+            collision_rate: share(unique),
+            code_collision_rate: match self.policy {
+                CollisionPolicy::ReassignLastLevel { .. } => None,
+                _ => Some(share(codes)),
             },
         }
     }
