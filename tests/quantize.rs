@@ -632,3 +632,23 @@ fn cpu_steps_called_directly_return_typed_errors() {
         })
     ));
 }
+
+/// RqKMeans keeps its codebooks packed after first use; refinement changes
+/// the codebooks during the fit, so the fitted model must encode exactly as
+/// a fresh model built from its codebooks does (a stale pack would not).
+#[test]
+fn packed_codebooks_follow_refinement() {
+    let data = mixture(3000, 16, 9);
+    let x = Embeddings::new(&data, 16).unwrap();
+    let cfg = RqKMeansConfig::new(3, 32).refine_rounds(3);
+    let (rq, report) = RqKMeans::fit(&cfg, x).unwrap();
+    assert!(
+        report.refine_rounds > 0,
+        "test needs a kept refinement round"
+    );
+    let fresh = RqKMeans::from_codebooks(rq.codebooks().to_vec(), 3, 16).unwrap();
+    assert_eq!(rq.encode(x).unwrap(), fresh.encode(x).unwrap());
+    assert_eq!(rq, fresh);
+    // A clone encodes the same, before and after the original packed.
+    assert_eq!(rq.clone().encode(x).unwrap(), rq.encode(x).unwrap());
+}

@@ -1,8 +1,10 @@
 //! Retrieval with no trained model: score prefixes by how well their
 //! partial reconstruction matches a query embedding.
 
+use std::borrow::Cow;
+
 use super::{Beams, Scorer};
-use crate::data::Embeddings;
+use crate::data::{Embeddings, check_finite};
 use crate::error::{Error, Result};
 use crate::kernels::CentroidSet;
 use crate::quantize::{Quantizer, RqKMeans};
@@ -31,37 +33,45 @@ pub enum ScoreMetric {
 pub struct CodebookScorer<'a> {
     rq: &'a RqKMeans,
     metric: ScoreMetric,
-    queries: Vec<f32>,
-    /// One set per level: norms and the packed copy the kernel reads.
-    sets: Vec<CentroidSet<'a>>,
+    /// Row-major queries: borrowed when they are f32 already.
+    queries: Cow<'a, [f32]>,
+    /// One set per level: norms and the packed copy the kernel reads
+    /// (the quantizer's own, packed once).
+    sets: &'a [CentroidSet<'static>],
     resid: Vec<f32>,
 }
 
 impl<'a> CodebookScorer<'a> {
     /// A scorer for `queries` (one row per query, the quantizer's
-    /// dimension).
+    /// dimension). f32 queries are read in place, half-precision ones
+    /// converted once.
     ///
     /// Errors: wrong dimension, no query, NaN/Inf in a query.
     pub fn new(
         rq: &'a RqKMeans,
-        queries: Embeddings<'_>,
+        queries: Embeddings<'a>,
         metric: ScoreMetric,
     ) -> Result<CodebookScorer<'a>> {
         queries.expect_dim(rq.dim())?;
         if queries.rows() == 0 {
             return Err(Error::Empty { what: "queries" });
         }
-        let mut buf = Vec::new();
-        let q = queries.block(0, queries.rows(), &mut buf)?.to_vec();
-        let d = rq.dim();
-        let sets = (0..rq.levels())
-            .map(|l| CentroidSet::new(rq.codebook(l), d))
-            .collect();
+        let q = match queries.as_f32() {
+            Some(s) => {
+                check_finite("queries", s, rq.dim(), 0)?;
+                Cow::Borrowed(s)
+            }
+            None => {
+                let mut buf = Vec::new();
+                queries.block(0, queries.rows(), &mut buf)?;
+                Cow::Owned(buf)
+            }
+        };
         Ok(CodebookScorer {
             rq,
             metric,
             queries: q,
-            sets,
+            sets: rq.sets(),
             resid: Vec::new(),
         })
     }

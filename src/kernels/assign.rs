@@ -1,5 +1,7 @@
 //! Batched nearest-centroid assignment.
 
+use std::borrow::Cow;
+
 use super::gemm::{ArgminScratch, NR, argmin_packed, dots_packed, pack_panels};
 use super::{Simd, row_norms_into, scalar};
 use crate::data::check_finite;
@@ -26,9 +28,9 @@ pub enum AssignPath {
 /// Centroids (`k × d`, row-major) with their squared norms and a packed
 /// copy for the matrix-product kernel (`⌈k/16⌉·16 × d` floats: the only
 /// memory assignment needs beyond each block's `rows × k` products).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct CentroidSet<'a> {
-    pub(crate) data: &'a [f32],
+    pub(crate) data: Cow<'a, [f32]>,
     pub(crate) k: usize,
     pub(crate) d: usize,
     pub(crate) norms: Vec<f32>,
@@ -43,10 +45,19 @@ pub(crate) type AssignScratch = ArgminScratch;
 
 impl<'a> CentroidSet<'a> {
     pub(crate) fn new(data: &'a [f32], d: usize) -> Self {
+        Self::of(Cow::Borrowed(data), d)
+    }
+
+    /// A set that owns its centroids, for a model to keep.
+    pub(crate) fn owned(data: Vec<f32>, d: usize) -> CentroidSet<'static> {
+        CentroidSet::of(Cow::Owned(data), d)
+    }
+
+    fn of(data: Cow<'a, [f32]>, d: usize) -> Self {
         let k = data.len() / d;
         let mut norms = vec![0.0; k];
-        row_norms_into(data, d, &mut norms);
-        let packed = pack_panels(data, d);
+        row_norms_into(&data, d, &mut norms);
+        let packed = pack_panels(&data, d);
         let mut norms_padded = norms.clone();
         norms_padded.resize(k.div_ceil(NR) * NR, f32::INFINITY);
         CentroidSet {
@@ -115,7 +126,7 @@ pub(crate) fn assign_block(
 ) {
     let d = c.d;
     match path {
-        AssignPath::Scalar => scalar::nearest(x, c.data, d, labels, dists),
+        AssignPath::Scalar => scalar::nearest(x, &c.data, d, labels, dists),
         AssignPath::Simd => {
             let simd = Simd::detect();
             for ((row, l), dist) in x

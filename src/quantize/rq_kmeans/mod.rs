@@ -9,6 +9,8 @@ use super::kmeans::{
     CpuSteps, LloydSteps, assign_checked, fit_rows, training_rows, validate_codebook,
 };
 use super::{Quantizer, expect_len};
+use std::sync::OnceLock;
+
 use crate::data::{Codes, Embeddings};
 use crate::error::{Error, Result, invalid};
 use crate::format::{ModelKind, invalid_payload, sealed::Payload, to_invalid};
@@ -42,6 +44,31 @@ pub struct RqKMeans {
     levels: usize,
     /// `levels × k × dim`, row-major.
     codebooks: Vec<f32>,
+    /// The codebooks packed for the kernels, made on first use and kept,
+    /// so encoding a few rows or searching a few queries does not repack
+    /// them. Reset whenever `codebooks` changes.
+    packed: Packed,
+}
+
+/// [`RqKMeans`]'s packed codebooks: a cache, not part of the model's value
+/// (equal whether filled or not).
+#[derive(Clone, Default)]
+struct Packed(OnceLock<Vec<CentroidSet<'static>>>);
+
+impl PartialEq for Packed {
+    fn eq(&self, _: &Packed) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Packed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "packed"
+        } else {
+            "not packed yet"
+        })
+    }
 }
 
 impl RqKMeans {
@@ -103,6 +130,7 @@ impl RqKMeans {
             k,
             levels: config.levels,
             codebooks,
+            packed: Packed::default(),
         };
         let (mse, refine_rounds) = model.refine(&train, config.refine_rounds, km.par)?;
         Ok((
@@ -184,9 +212,11 @@ impl RqKMeans {
                     }
                 }
             }
+            self.packed = Packed::default();
             let (mse, new_codes) = self.greedy_mse(train, par)?;
             if mse >= best {
                 self.codebooks = before;
+                self.packed = Packed::default();
                 break;
             }
             best = mse;
@@ -217,6 +247,17 @@ impl RqKMeans {
             k,
             levels,
             codebooks,
+            packed: Packed::default(),
+        })
+    }
+
+    /// Every level's codebook packed for the kernels (made once, then
+    /// kept).
+    pub(crate) fn sets(&self) -> &[CentroidSet<'static>] {
+        self.packed.0.get_or_init(|| {
+            (0..self.levels)
+                .map(|l| CentroidSet::owned(self.codebook(l).to_vec(), self.dim))
+                .collect()
         })
     }
 
@@ -263,9 +304,7 @@ impl RqKMeans {
             }
             EncodeSearch::Beam(b) => b.min(self.k.saturating_pow(self.levels.min(8) as u32)),
         };
-        let sets: Vec<CentroidSet<'_>> = (0..self.levels)
-            .map(|l| CentroidSet::new(self.codebook(l), self.dim))
-            .collect();
+        let sets = self.sets();
         let block = if beam == 1 {
             BLOCK_ROWS
         } else {
