@@ -323,9 +323,9 @@ impl RqKMeans {
                 s.resid.clear();
                 s.resid.extend_from_slice(xb);
                 if beam == 1 {
-                    self.encode_greedy_block(&sets, s, codes);
+                    self.encode_greedy_block(sets, s, codes);
                 } else {
-                    self.encode_beam_block(&sets, beam, s, codes);
+                    self.encode_beam_block(sets, beam, s, codes);
                 }
                 Ok(())
             },
