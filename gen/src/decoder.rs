@@ -72,13 +72,45 @@ pub struct Inputs {
 
 /// The token part of [`Inputs`].
 enum Tokens {
-    /// `ids` `(rows, t, L)`: the tokens of each position's item up to its
-    /// own; `present` `(rows, t, L, 1)`: 1 where `ids` holds a real token.
-    /// A position reads the sum of its present tokens' embeddings.
-    Ids { ids: Tensor, present: Tensor },
+    /// `ids` (`rows × t × L`, row-major): the tokens of each position's
+    /// item up to its own; `present`: 1 where `ids` holds a real token. A
+    /// position reads the sum of its present tokens' embeddings. Kept as
+    /// plain vectors: inference sums them directly, training makes tensors.
+    Ids {
+        ids: Vec<u32>,
+        present: Vec<f32>,
+        shape: (usize, usize, usize),
+    },
     /// `(rows, t, d)`: those sums, already made (see
     /// [`Decoder::token_sums`]).
     Summed(Tensor),
+}
+
+impl Tokens {
+    /// Token ids with their presence, `shape` = `(rows, t, L)`.
+    fn ids(ids: Vec<u32>, present: Vec<f32>, shape: (usize, usize, usize)) -> Result<Tokens> {
+        let n = shape.0 * shape.1 * shape.2;
+        if ids.len() != n || present.len() != n {
+            return Err(candle_core::Error::Msg(format!(
+                "{} ids and {} presence flags for {shape:?} positions × tokens",
+                ids.len(),
+                present.len()
+            )));
+        }
+        Ok(Tokens::Ids {
+            ids,
+            present,
+            shape,
+        })
+    }
+
+    /// Rows and positions per row.
+    fn rows_t(&self) -> Result<(usize, usize)> {
+        match self {
+            Tokens::Ids { shape, .. } => Ok((shape.0, shape.1)),
+            Tokens::Summed(x) => x.dims3().map(|(r, t, _)| (r, t)),
+        }
+    }
 }
 
 /// The history part of a beam search's KV cache, one row per user, and
@@ -378,10 +410,7 @@ impl Decoder {
         }
         let (dev, rows) = (Device::Cpu, seqs.len());
         Ok(Inputs {
-            tokens: Tokens::Ids {
-                ids: Tensor::from_vec(ids, (rows, t, l), &dev)?,
-                present: Tensor::from_vec(present, (rows, t, l, 1), &dev)?,
-            },
+            tokens: Tokens::ids(ids, present, (rows, t, l))?,
             items: Tensor::from_vec(which, rows * t, &dev)?,
             complete: Tensor::from_vec(complete, (rows, t, 1), &dev)?,
             dropout: None,
@@ -399,13 +428,9 @@ impl Decoder {
         &self,
         ids: Vec<u32>,
         present: Vec<f32>,
-        (rows, t, width): (usize, usize, usize),
+        shape: (usize, usize, usize),
     ) -> Result<Inputs> {
-        let dev = Device::Cpu;
-        Self::inputs_from(Tokens::Ids {
-            ids: Tensor::from_vec(ids, (rows, t, width), &dev)?,
-            present: Tensor::from_vec(present, (rows, t, width, 1), &dev)?,
-        })
+        Self::inputs_from(Tokens::ids(ids, present, shape)?)
     }
 
     /// Each row's summed token embeddings, `(n, d)`, for `ids` and
@@ -450,10 +475,7 @@ impl Decoder {
     /// Inputs of `tokens`, without content embeddings.
     fn inputs_from(tokens: Tokens) -> Result<Inputs> {
         let dev = Device::Cpu;
-        let (rows, t) = match &tokens {
-            Tokens::Ids { ids, .. } => ids.dims3().map(|(r, t, _)| (r, t))?,
-            Tokens::Summed(x) => x.dims3().map(|(r, t, _)| (r, t))?,
-        };
+        let (rows, t) = tokens.rows_t()?;
         Ok(Inputs {
             tokens,
             items: Tensor::zeros(rows * t, candle_core::DType::U32, &dev)?,
@@ -468,10 +490,7 @@ impl Decoder {
     /// `start..start + t`, after the positions held in `cache` (which grows
     /// by `t`). Attention is causal.
     pub fn forward(&self, inputs: &Inputs, start: usize, cache: &mut Cache) -> Result<Tensor> {
-        let (rows, t) = match &inputs.tokens {
-            Tokens::Ids { ids, .. } => ids.dims3().map(|(r, t, _)| (r, t))?,
-            Tokens::Summed(x) => x.dims3().map(|(r, t, _)| (r, t))?,
-        };
+        let (rows, t) = inputs.tokens.rows_t()?;
         let dev = Device::Cpu;
         let (d, h) = (self.shape.d, self.shape.heads);
         let dh = d / h;
@@ -504,17 +523,24 @@ impl Decoder {
         let drop = inputs.dropout;
         let train = drop.is_some();
         let mut tok = match &inputs.tokens {
-            Tokens::Ids { ids, present } if train => {
-                self.tok.forward(ids)?.broadcast_mul(present)?.sum(2)?
+            Tokens::Ids {
+                ids,
+                present,
+                shape,
+            } if train => {
+                let (r, t, w) = *shape;
+                let ids = Tensor::from_slice(ids, *shape, &dev)?;
+                let present = Tensor::from_slice(present, (r, t, w, 1), &dev)?;
+                self.tok.forward(&ids)?.broadcast_mul(&present)?.sum(2)?
             }
             // Inference: the same sums without a graph, much faster.
-            Tokens::Ids { ids, present } => {
-                let w = ids.dim(2)?;
-                let ids = ids.flatten_all()?.to_vec1::<u32>()?;
-                let present = present.flatten_all()?.to_vec1::<f32>()?;
-                self.token_sums(&ids, &present, w)?
-                    .reshape((rows, t, self.shape.d))?
-            }
+            Tokens::Ids {
+                ids,
+                present,
+                shape,
+            } => self
+                .token_sums(ids, present, shape.2)?
+                .reshape((rows, t, self.shape.d))?,
             Tokens::Summed(x) => x.clone(),
         };
         if let Some((table, proj)) = &self.content {
@@ -767,23 +793,28 @@ impl Trainer {
 pub(crate) mod tests {
     use super::*;
 
+    /// A 12-token, 2-tokens-per-item, width-8 decoder's shape.
+    fn tiny(plain: bool) -> Shape {
+        Shape {
+            vocab: 12,
+            max_len: 9,
+            per_item: 2,
+            d: 8,
+            heads: 2,
+            layers: 2,
+            d_ff: 16,
+            tied: false,
+            plain,
+        }
+    }
+
     /// Every weight gets a non-zero gradient (candle's fused layer norm
     /// and softmax have no backward pass; training once ran through them
     /// and only the output layer learned).
     #[test]
     fn every_weight_gets_a_gradient() {
         for plain in [false, true] {
-            let shape = Shape {
-                vocab: 12,
-                max_len: 9,
-                per_item: 2,
-                d: 8,
-                heads: 2,
-                layers: 2,
-                d_ff: 16,
-                tied: false,
-                plain,
-            };
+            let shape = tiny(plain);
             let content: Vec<f32> = (0..5 * 3).map(|i| (i as f32 * 0.37).sin()).collect();
             let m = Decoder::new(shape, Some((&content, 3)), 3).unwrap();
             let seqs: Vec<&[u32]> = vec![&[11, 0, 5, 1, 6, 2, 7], &[11, 3, 8, 4, 9]];
@@ -801,18 +832,7 @@ pub(crate) mod tests {
     /// give the same logits.
     #[test]
     fn inference_path_equals_the_training_graph() {
-        let shape = Shape {
-            vocab: 12,
-            max_len: 9,
-            per_item: 2,
-            d: 8,
-            heads: 2,
-            layers: 2,
-            d_ff: 16,
-            tied: false,
-            plain: false,
-        };
-        let m = Decoder::new(shape, None, 5).unwrap();
+        let m = Decoder::new(tiny(false), None, 5).unwrap();
         let seqs: Vec<&[u32]> = vec![&[11, 0, 5, 1, 6, 2, 7], &[11, 3, 8, 4, 9, 0, 5]];
         let items: Vec<&[u32]> = vec![&[0, 1, 2], &[3, 4, 0]];
         let mut x = m.inputs(&seqs, &items, 0, 7).unwrap();
