@@ -120,7 +120,7 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(dev) = &dev {
         let mut steps = DeviceSteps::new(dev)?;
-        let (gpu_s, (_, r)) = best_of(2, || KMeans::fit_with(&cfg, fe, &mut steps).unwrap());
+        let (gpu_s, (_, r)) = best_of(2, || KMeans::fit_with_steps(&cfg, fe, &mut steps).unwrap());
         line += &format!(
             ",\"gpu_seconds\":{gpu_s:.3},\"gpu_inertia\":{:.6e},\"iterations\":{}",
             r.inertia, r.iterations

@@ -35,7 +35,7 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
     let mut cfg = FsqAutoencoderConfig::default().seed(42);
     cfg.epochs = args.num("--epochs")?;
     if let Some(l) = args.get("--levels") {
-        cfg.levels = l
+        cfg.levels_per_dim = l
             .split(',')
             .map(str::parse)
             .collect::<Result<Vec<u32>, _>>()?;
@@ -46,7 +46,7 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
     println!("data     {} x {d} from {source}", x.rows());
     println!(
         "FSQ AE   {d} -> {:?} -> FSQ {:?} ({:?}), Adam, batch {}",
-        cfg.hidden, cfg.levels, cfg.mode, cfg.batch_size
+        cfg.hidden, cfg.levels_per_dim, cfg.mode, cfg.batch_size
     );
     println!("epoch  recon MSE   utilization  perplexity  collisions");
     let t = Instant::now();

@@ -220,7 +220,7 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
         )?;
         let build_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let hits = h.search(q, K)?;
+        let hits = h.search(q, K, Par::default())?;
         let qps = n_q as f64 / t.elapsed().as_secs_f64();
         row(
             "HNSW (hnsw_rs, M 16, ef 64)",

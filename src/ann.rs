@@ -167,6 +167,7 @@ mod hnsw {
     use crate::data::Embeddings;
     use crate::error::{Error, Result, invalid};
     use crate::hits::Hits;
+    use crate::par::Par;
 
     /// HNSW parameters.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -290,20 +291,35 @@ mod hnsw {
         /// scores are `−‖q − x‖²`. A query may get fewer than `k` hits
         /// when the graph search finds fewer.
         ///
+        /// Queries run on up to `par.threads()` threads; the hits do not
+        /// depend on the thread count.
+        ///
         /// Errors: as [`super::ExactKnn::search`].
-        pub fn search(&self, queries: Embeddings<'_>, k: usize) -> Result<Hits> {
+        pub fn search(&self, queries: Embeddings<'_>, k: usize, par: Par) -> Result<Hits> {
             check_search(queries, self.dim, k, self.n)?;
             let nq = queries.rows();
             let mut buf = Vec::new();
             let q = queries.block(0, nq, &mut buf)?;
             let ef = self.ef_search.max(k);
+            // Each query's neighbours, searched in parallel (the graph is
+            // read-only, so a query's result does not depend on the thread).
+            let mut found: Vec<Option<Vec<(u32, f32)>>> = vec![None; nq];
+            crate::par::for_each_item(par, &mut found, |i, out| {
+                let qv = &q[i * self.dim..(i + 1) * self.dim];
+                *out = catch_unwind(AssertUnwindSafe(|| self.inner.search(qv, k, ef)))
+                    .ok()
+                    .map(|res| {
+                        res.iter()
+                            .take(k)
+                            .map(|nb| (nb.d_id as u32, -(nb.distance * nb.distance)))
+                            .collect()
+                    });
+            });
             let mut h = Hits::new();
             h.clear(0);
-            for qv in q.chunks_exact(self.dim) {
-                let res = catch_unwind(AssertUnwindSafe(|| self.inner.search(qv, k, ef)))
-                    .map_err(|_| caught("search"))?;
-                for nb in res.iter().take(k) {
-                    h.push(nb.d_id as u32, -(nb.distance * nb.distance), &[]);
+            for res in found {
+                for (item, score) in res.ok_or_else(|| caught("search"))? {
+                    h.push(item, score, &[]);
                 }
                 h.end_query();
             }

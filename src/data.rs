@@ -252,6 +252,87 @@ impl<'a> Embeddings<'a> {
     }
 }
 
+/// Rows known to be finite: checked once where they entered the crate (or
+/// built from rows that were), so inner layers read them without checking
+/// again. Only [`FiniteRows::check`] makes one from user data.
+#[derive(Clone, Debug)]
+pub(crate) struct FiniteRows<'a> {
+    data: std::borrow::Cow<'a, [f32]>,
+    dim: usize,
+}
+
+impl<'a> FiniteRows<'a> {
+    /// `x`'s rows listed in `idx` (every row when `idx` is `None`: then f32
+    /// data is borrowed, not copied), after checking every row of `x` (so
+    /// the error does not depend on which rows are kept).
+    pub(crate) fn check(x: Embeddings<'a>, idx: Option<&[usize]>) -> Result<FiniteRows<'a>> {
+        x.check_all_finite()?;
+        let data = match (idx, x.as_f32()) {
+            (None, Some(s)) => std::borrow::Cow::Borrowed(s),
+            (None, None) => {
+                let all: Vec<usize> = (0..x.rows()).collect();
+                std::borrow::Cow::Owned(x.gather(&all))
+            }
+            (Some(idx), _) => std::borrow::Cow::Owned(x.gather(idx)),
+        };
+        Ok(FiniteRows { data, dim: x.dim() })
+    }
+
+    /// The rows, row-major.
+    pub(crate) fn as_slice(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// A view to read blocks from.
+    pub(crate) fn view(&self) -> Finite<'_> {
+        Finite {
+            data: &self.data,
+            dim: self.dim,
+        }
+    }
+}
+
+/// A borrowed view of [`FiniteRows`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Finite<'a> {
+    data: &'a [f32],
+    dim: usize,
+}
+
+/// Where an encoder reads blocks of rows: [`Embeddings`] (f16/bf16
+/// converted, every block checked finite) or [`Finite`] rows (checked
+/// already: read as they are).
+pub(crate) trait RowBlocks: Copy + Sync {
+    /// Number of rows.
+    fn n_rows(&self) -> usize;
+    /// Rows `start..end` as f32 (converted into `buf` if needed).
+    fn rows_f32<'b>(&'b self, start: usize, end: usize, buf: &'b mut Vec<f32>)
+    -> Result<&'b [f32]>;
+}
+
+impl RowBlocks for Embeddings<'_> {
+    fn n_rows(&self) -> usize {
+        self.rows()
+    }
+    fn rows_f32<'b>(
+        &'b self,
+        start: usize,
+        end: usize,
+        buf: &'b mut Vec<f32>,
+    ) -> Result<&'b [f32]> {
+        self.block(start, end, buf)
+    }
+}
+
+impl RowBlocks for Finite<'_> {
+    fn n_rows(&self) -> usize {
+        self.data.len() / self.dim.max(1)
+    }
+    fn rows_f32<'b>(&'b self, start: usize, end: usize, _: &'b mut Vec<f32>) -> Result<&'b [f32]> {
+        Ok(&self.data[start * self.dim..end * self.dim])
+    }
+}
+
 /// Errors with the first non-finite value of `x` (rows of `dim`, the first
 /// one being row `first_row`).
 pub(crate) fn check_finite(

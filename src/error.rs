@@ -89,6 +89,15 @@ pub enum Error {
     },
     /// A `.npy` file could not be read or written.
     Npy(String),
+    /// What was wrong inside a named file: a model file that is not valid
+    /// (`source` is [`Error::Format`]), a line of a text file that cannot
+    /// be read ([`Error::Parse`]). [`Error::root`] gives `source`.
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        source: Box<Error>,
+    },
     /// An item is already present (or listed twice) where items must be
     /// unique.
     DuplicateItem {
@@ -204,6 +213,7 @@ impl fmt::Display for Error {
             }
             Error::Npy(e) => write!(f, ".npy error: {e}"),
             Error::Gpu { reason } => write!(f, "GPU: {reason}"),
+            Error::File { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Scorer { reason } => write!(f, "the scorer failed: {reason}"),
             Error::DuplicateItem { item } => write!(
                 f,
@@ -249,13 +259,38 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::File { source, .. } => Some(source.as_ref()),
             _ => None,
         }
     }
 }
 
+impl Error {
+    /// The error itself, or for [`Error::File`] the error inside the file
+    /// (what to match on whether or not a path was attached).
+    #[must_use]
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::File { source, .. } => source.root(),
+            e => e,
+        }
+    }
+}
+
+/// A closure naming `path` in what went wrong inside it ([`Error::File`]);
+/// I/O errors already name their file and pass through.
+pub(crate) fn in_file(path: &std::path::Path) -> impl Fn(Error) -> Error + '_ {
+    move |e| match e {
+        e @ (Error::Io { .. } | Error::File { .. }) => e,
+        e => Error::File {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        },
+    }
+}
+
 /// A closure turning an I/O error on `path` into [`Error::Io`].
-pub(crate) fn io_at(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+pub(crate) fn io_at(path: &std::path::Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |source| Error::Io {
         path: path.to_path_buf(),
         source,

@@ -23,7 +23,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{Error, FormatError, Result, io_at};
+use crate::error::{Error, FormatError, Result, in_file, io_at};
 
 /// Magic bytes at the start of every semid model file.
 pub const MAGIC: [u8; 8] = *b"SEMIDMF\0";
@@ -54,7 +54,7 @@ pub enum ModelKind {
     Fsq,
     /// [`crate::quantize::ResidualFsq`].
     ResidualFsq,
-    /// [`crate::index::SemanticIndex`].
+    /// [`crate::SemanticIndex`].
     SemanticIndex,
 }
 
@@ -310,7 +310,7 @@ pub(crate) fn decode_file<V: DeserializeOwned>(kind: ModelKind, bytes: &[u8]) ->
 /// A model stored as one versioned, checksummed file: every quantizer (and
 /// [`AnyQuantizer`](crate::quantize::AnyQuantizer)),
 /// [`SidMap`](crate::sid::SidMap), [`Trie`](crate::sid::Trie) and
-/// [`SemanticIndex`](crate::index::SemanticIndex). Sealed: the payloads are
+/// [`SemanticIndex`](crate::SemanticIndex). Sealed: the payloads are
 /// semid's to define (`docs/FORMAT.md`).
 ///
 /// Loading checks the header, the exact length, the checksum, decodes with a
@@ -335,17 +335,21 @@ pub trait ModelFile: sealed::Codec {
     }
 
     /// Reads a model file from `path`. Files larger than the payload limit
-    /// are refused before they are read.
+    /// are refused before they are read. A file that is not a valid model
+    /// gives [`Error::File`] naming it, around the [`Error::Format`] that
+    /// [`ModelFile::from_bytes`] gives ([`Error::root`] reaches it).
     fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let len = std::fs::metadata(path).map_err(io_at(path))?.len();
         if len > MAX_PAYLOAD + HEADER_LEN as u64 {
-            return Err(FormatError::Payload(format!(
-                "file of {len} bytes exceeds the {MAX_PAYLOAD}-byte payload limit"
-            ))
-            .into());
+            return Err(in_file(path)(
+                FormatError::Payload(format!(
+                    "file of {len} bytes exceeds the {MAX_PAYLOAD}-byte payload limit"
+                ))
+                .into(),
+            ));
         }
-        Self::from_bytes(&std::fs::read(path).map_err(io_at(path))?)
+        Self::from_bytes(&std::fs::read(path).map_err(io_at(path))?).map_err(in_file(path))
     }
 }
 

@@ -58,7 +58,7 @@ pub fn model_file(data: &[u8]) {
 }
 
 /// The `index_file` fuzz target: the first byte picks one of the kinds
-/// added with the [`SemanticIndex`](crate::index::SemanticIndex) (`Fsq`,
+/// added with the [`SemanticIndex`](crate::SemanticIndex) (`Fsq`,
 /// `ResidualFsq`, `SemanticIndex`), the rest is framed as its payload; the
 /// raw bytes are read as every quantizer kind ([`AnyQuantizer`]) and as an
 /// index. A `SemanticIndex` payload is two inner files; with the second
@@ -68,7 +68,7 @@ pub fn model_file(data: &[u8]) {
 /// [`AnyQuantizer`]: crate::quantize::AnyQuantizer
 pub fn index_file(data: &[u8]) {
     use crate::Quantizer;
-    use crate::index::SemanticIndex;
+    use crate::SemanticIndex;
     use crate::quantize::{AnyQuantizer, Fsq, ResidualFsq};
     let Some((&sel, rest)) = data.split_first() else {
         return;
@@ -126,7 +126,7 @@ pub fn npy(data: &[u8]) {
 
 /// Walks every leaf of a valid trie and pokes states around it.
 fn walk_all(t: &crate::sid::Trie) {
-    let mut id = vec![0u16; t.depth()];
+    let mut id = vec![0u16; t.id_len()];
     for leaf in 0..t.len().min(4096) {
         t.id_of_leaf(leaf, &mut id).expect("leaf in range");
         let s = t.walk(&id).expect("every leaf's ID walks");

@@ -29,7 +29,7 @@ use crate::sid::{CollisionPolicy, SidMap, SidReport, Trie};
 ///   load (one pass over the sorted IDs), so it always matches the map.
 ///
 /// ```
-/// use semid::index::SemanticIndex;
+/// use semid::SemanticIndex;
 /// use semid::decode::BeamSearch;
 /// use semid::sid::CollisionPolicy;
 /// use semid::{Embeddings, ModelFile, Par, RqKMeans, RqKMeansConfig, synthetic};
@@ -151,9 +151,9 @@ impl SemanticIndex {
     /// See [`BeamSearch::search`].
     pub fn search<S: Scorer + ?Sized>(
         &self,
-        search: &mut BeamSearch,
         scorer: &mut S,
         n_queries: usize,
+        search: &mut BeamSearch,
     ) -> Result<Hits> {
         search.search(&self.trie, scorer, n_queries)
     }
@@ -161,9 +161,9 @@ impl SemanticIndex {
     /// [`SemanticIndex::search`] into `out`, reusing its buffers.
     pub fn search_into<S: Scorer + ?Sized>(
         &self,
-        search: &mut BeamSearch,
         scorer: &mut S,
         n_queries: usize,
+        search: &mut BeamSearch,
         out: &mut Hits,
     ) -> Result<()> {
         search.search_into(&self.trie, scorer, n_queries, out)
@@ -266,7 +266,7 @@ fn reassigning(q: &AnyQuantizer) -> Result<&RqKMeans> {
 
 /// [`SemanticIndex`]'s model-file payload: two whole model files.
 #[derive(serde::Serialize, serde::Deserialize)]
-pub struct SemanticIndexV1 {
+pub(crate) struct SemanticIndexV1 {
     /// The quantizer's model file (any quantizer kind).
     quantizer: Vec<u8>,
     /// The [`SidMap`]'s model file.
@@ -287,10 +287,10 @@ impl Codec for SemanticIndex {
         let quantizer = AnyQuantizer::from_bytes(&p.quantizer)?;
         let map = SidMap::from_bytes(&p.map)?;
         let sizes = quantizer.codebook_sizes();
-        if map.vocab().get(..sizes.len()) != Some(&sizes[..]) {
+        if map.codebook_sizes().get(..sizes.len()) != Some(&sizes[..]) {
             return Err(invalid_payload(format!(
                 "the map's vocabulary {:?} does not start with the quantizer's codebook sizes {sizes:?}",
-                map.vocab()
+                map.codebook_sizes()
             )));
         }
         let trie = Trie::build(&map).map_err(to_invalid)?;

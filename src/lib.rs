@@ -26,10 +26,16 @@
 //! - retrieval metrics matching pytrec_eval ([`metrics`]) and SID quality
 //!   figures ([`stats`]); exact kNN and HNSW baselines ([`ann`]);
 //! - versioned, checksummed model files ([`ModelFile`], [`format`](mod@format),
-//!   `docs/FORMAT.md`); `.npy` input ([`npy`]).
+//!   `docs/FORMAT.md`); `.npy` input, whole or a block of rows at a time
+//!   ([`npy`]).
+//!
+//! The `semid` command (workspace crate `semid-cli`, `docs/CLI.md`) drives
+//! the same pipeline from a shell on `.npy` and Parquet files: `fit`,
+//! `encode`, `index build | insert | info`, `search`, `eval`, `inspect`.
 //!
 //! ```
-//! use semid::{Embeddings, ModelFile, Quantizer, RqKMeans, RqKMeansConfig, stats, synthetic};
+//! use semid::prelude::*;
+//! use semid::{stats, synthetic};
 //!
 //! // 5 000 synthetic item embeddings of dimension 32.
 //! let cfg = synthetic::MixtureConfig { n: 5_000, dim: 32, ..Default::default() };
@@ -75,20 +81,27 @@
 //!
 //! ## Vocabulary
 //!
+//! One word per idea, across the crate, the Python package and the CLI:
+//!
 //! | word | means | e.g. |
 //! |---|---|---|
-//! | `levels` | tokens per code (`Quantizer::levels`) | RQ-KMeans 3 × 256 has 3 |
-//! | `codebook_size(l)` | codes at level `l` | 256; `Π levels_per_dim` for [`Fsq`] |
-//! | `levels_per_dim` | FSQ levels of each latent dimension | `[8, 5, 5, 5]` |
-//! | `k` | a k-means config's codebook size (`KMeansConfig::k`) | |
+//! | `levels` | tokens per code: `Quantizer::levels`, `Codes::levels`, the `levels` of every config and constructor | RQ-KMeans 3 × 256 has 3 |
+//! | `id_len` | tokens per semantic ID: `levels`, plus one with [`CollisionPolicy::AppendSuffix`] ([`sid::SidMap::id_len`], [`sid::Trie::id_len`], [`decode::Constraint::id_len`]) | 4 |
+//! | `codebook_size(l)` / `codebook_sizes()` | tokens possible at position `l` of a code or an ID (the suffix position counts as one more codebook) | 256; `Π levels_per_dim` for [`Fsq`] |
+//! | `k` | codes per level in a config: [`KMeansConfig::k`], [`RqKMeansConfig::k`], [`RqVaeConfig::k`] | |
+//! | `levels_per_dim` | FSQ's values in each latent dimension | `[8, 5, 5, 5]` |
+//! | `vocab_size` | a sequence model's whole token vocabulary ([`sid::TokenMap::vocab_size`]) | 773 |
+//! | `allowed(s)`, `child(s, i)` | the tokens after a state, and the state after one: [`decode::Constraint`], and [`sid::Trie`]'s typed forms (a slice, an `Option`) | |
+//! | `par` | threads a call may use ([`Par`]): a field of every fit's config, the last argument of every call that encodes, searches or builds from a fitted model; the allocating shorthands (`Quantizer::encode`, `decode`) use `Par::default()` | |
 //! | `…Config` | `new(required)`, a setter per field, `validate()`; `fit` validates | [`RqKMeansConfig`] |
 //! | `…Report` | what a fit or an insertion measured | [`RqKMeansReport`], [`EpochReport`] |
 //! | `x_into(…, out)` | writes into a caller buffer; `x(…)` allocates it | `encode_into` / `encode`, `search_into` / `search` |
-//! | `x_with_…` | `x` with one more explicit input | `fit_with_callback`, `build_with_distances` |
+//! | `x_with_…` | `x` with one more explicit input | `fit_with_steps`, `fit_with_callback`, `build_with_distances` |
 //! | `with_…` | a constructor with an option | `Fsq::with_mode` |
-//! | `search` | decoding IDs with [`decode::BeamSearch`] | [`SemanticIndex::search`] |
+//! | `search` | decoding IDs with [`BeamSearch`]; the inputs come first, the search settings last | `index.search(scorer, n, &mut beam)`, `index.search_embeddings(queries, &mut beam)` |
 //! | [`EncodeSearch`] | how RQ-KMeans picks codes when encoding (greedy or beam) | |
-//! | `Constraint::{vocab_size, allowed_tokens, child_state}` | the constraint automaton; [`sid::Trie`] has its own `vocab`, `allowed`, `child` | |
+//!
+//! [`prelude`] imports what most programs use: `use semid::prelude::*;`.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
@@ -110,7 +123,7 @@ pub mod fuzz;
 #[cfg(feature = "cuda")]
 pub mod gpu;
 pub mod hits;
-pub mod index;
+mod index;
 pub mod kernels;
 pub mod metrics;
 pub mod nn;
@@ -124,8 +137,10 @@ pub mod stats;
 pub mod synthetic;
 
 pub use data::{Codes, DType, Embeddings};
+pub use decode::BeamSearch;
 pub use error::{Error, FormatError, Result};
 pub use format::ModelFile;
+pub use hits::Hits;
 pub use index::SemanticIndex;
 pub use par::Par;
 pub use quantize::{
@@ -133,3 +148,30 @@ pub use quantize::{
     FsqAutoencoderConfig, FsqMode, Init, KMeans, KMeansConfig, KMeansReport, LevelReport,
     Quantizer, ResidualFsq, RqKMeans, RqKMeansConfig, RqKMeansReport, RqVae, RqVaeConfig,
 };
+pub use sid::CollisionPolicy;
+
+/// What most programs import: `use semid::prelude::*;`.
+///
+/// The data views, the quantizers with their configs, the two traits a
+/// quantizer is used through ([`Quantizer`], [`Fit`]) and the one a model
+/// file is saved and loaded through ([`ModelFile`]), the index and its
+/// search. [`Result`] is left out so that it does not shadow
+/// `std`'s: write `semid::Result`.
+///
+/// ```
+/// use semid::prelude::*;
+///
+/// let cfg = semid::synthetic::MixtureConfig { n: 2_000, dim: 16, ..Default::default() };
+/// let data = semid::synthetic::hierarchical_mixture(&cfg);
+/// let x = Embeddings::new(&data, 16)?;
+/// let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(2, 16), x)?;
+/// assert_eq!(rq.encode(x)?.levels(), 2);
+/// # Ok::<(), semid::Error>(())
+/// ```
+pub mod prelude {
+    pub use crate::{
+        BeamSearch, Codes, CollisionPolicy, Embeddings, Error, Fit, Fsq, FsqAutoencoder,
+        FsqAutoencoderConfig, Hits, KMeans, KMeansConfig, ModelFile, Par, Quantizer, ResidualFsq,
+        RqKMeans, RqKMeansConfig, RqVae, RqVaeConfig, SemanticIndex,
+    };
+}

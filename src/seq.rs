@@ -72,7 +72,7 @@ impl ItemIds {
         while ids.last().is_some_and(String::is_empty) {
             ids.pop();
         }
-        ItemIds::new(ids)
+        ItemIds::new(ids).map_err(crate::error::in_file(path))
     }
 
     /// Number of items.
@@ -205,6 +205,7 @@ pub fn read_interactions(
         &std::fs::read_to_string(path).map_err(crate::error::io_at(path))?,
         items,
     )
+    .map_err(crate::error::in_file(path))
 }
 
 /// [`read_interactions`] on a file's text.
@@ -617,10 +618,13 @@ mod tests {
         std::fs::write(&dir, "a\nb\n\n\n").unwrap();
         assert_eq!(ItemIds::read(&dir).unwrap().len(), 2);
         std::fs::write(&dir, "a\n\nb\n").unwrap();
-        assert!(matches!(
-            ItemIds::read(&dir),
-            Err(Error::Parse { line: 2, .. })
-        ));
+        // The error names the file, and inside it the line.
+        let e = ItemIds::read(&dir).err().unwrap();
+        assert!(
+            matches!(&e, Error::File { path, .. } if *path == dir),
+            "{e}"
+        );
+        assert!(matches!(e.root(), Error::Parse { line: 2, .. }), "{e}");
         std::fs::remove_file(&dir).unwrap();
     }
 

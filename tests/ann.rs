@@ -83,7 +83,7 @@ fn hnsw_recall_and_input_checks() {
     let q = Embeddings::new(&queries, d).unwrap();
     let exact = ExactKnn::new(x).unwrap().search(q, 10, Par::Seq).unwrap();
     let h = Hnsw::build(x, &HnswConfig::default()).unwrap();
-    let got = h.search(q, 10).unwrap();
+    let got = h.search(q, 10, Par::default()).unwrap();
     let mut hit = 0;
     for i in 0..200 {
         hit += got
@@ -100,7 +100,7 @@ fn hnsw_recall_and_input_checks() {
     );
     // Sequential build is reproducible.
     let h2 = Hnsw::build(x, &HnswConfig::default()).unwrap();
-    assert_eq!(h2.search(q, 10).unwrap(), got);
+    assert_eq!(h2.search(q, 10, Par::Seq).unwrap(), got);
     // Inputs that would panic or exit inside hnsw_rs are refused first.
     for m in [0, 1, 257, 1000] {
         let c = HnswConfig {
@@ -120,7 +120,10 @@ fn hnsw_recall_and_input_checks() {
     ));
     let mut badq = queries[..d].to_vec();
     badq[0] = f32::NAN;
-    assert!(h.search(Embeddings::new(&badq, d).unwrap(), 5).is_err());
-    assert!(h.search(q, 0).is_err());
-    assert!(h.search(q, 5001).is_err());
+    assert!(
+        h.search(Embeddings::new(&badq, d).unwrap(), 5, Par::Seq)
+            .is_err()
+    );
+    assert!(h.search(q, 0, Par::Seq).is_err());
+    assert!(h.search(q, 5001, Par::Seq).is_err());
 }

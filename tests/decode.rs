@@ -77,7 +77,9 @@ impl Scorer for CachedScorer {
         };
         (self.states, self.seen) = (states, seen);
         for &h in &self.states {
-            out.extend((0..beams.vocab).map(|t| score_value(self.seed, hash_step(h, t as u16))));
+            out.extend(
+                (0..beams.codebook_size).map(|t| score_value(self.seed, hash_step(h, t as u16))),
+            );
         }
         Ok(())
     }
@@ -348,7 +350,7 @@ fn bad_input_is_a_typed_error() {
     struct Wrong(usize);
     impl Scorer for Wrong {
         fn score(&mut self, b: &Beams<'_>, out: &mut Vec<f32>) -> Result<()> {
-            out.resize(b.len() * b.vocab + self.0 - 1, 0.0);
+            out.resize(b.len() * b.codebook_size + self.0 - 1, 0.0);
             Ok(())
         }
     }
@@ -365,7 +367,7 @@ fn bad_input_is_a_typed_error() {
     let mut out = Vec::new();
     let bad_query = Beams {
         level: 1,
-        vocab: 3,
+        codebook_size: 3,
         n_queries: 1,
         prefixes: &[0],
         queries: &[5],
@@ -377,7 +379,7 @@ fn bad_input_is_a_typed_error() {
     ));
     let short_prefix = Beams {
         level: 1,
-        vocab: 3,
+        codebook_size: 3,
         n_queries: 1,
         prefixes: &[],
         queries: &[0],
@@ -389,7 +391,7 @@ fn bad_input_is_a_typed_error() {
     ));
     let no_parents = Beams {
         level: 1,
-        vocab: 3,
+        codebook_size: 3,
         n_queries: 1,
         prefixes: &[0],
         queries: &[0],

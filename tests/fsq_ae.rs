@@ -10,7 +10,7 @@ use semid::{Codes, Embeddings, Error, Par, Quantizer};
 
 fn small() -> FsqAutoencoderConfig {
     FsqAutoencoderConfig {
-        levels: vec![5, 5, 4],
+        levels_per_dim: vec![5, 5, 4],
         hidden: vec![32],
         optimizer: OptimizerConfig::adam(3e-3),
         epochs: 12,
@@ -133,17 +133,20 @@ fn bad_input_is_a_typed_error() {
         f(&mut c);
         FsqAutoencoder::fit(&c, x).unwrap_err()
     };
-    assert!(matches!(bad(|c| c.levels = vec![]), Error::Empty { .. }));
     assert!(matches!(
-        bad(|c| c.levels = vec![1, 5]),
+        bad(|c| c.levels_per_dim = vec![]),
+        Error::Empty { .. }
+    ));
+    assert!(matches!(
+        bad(|c| c.levels_per_dim = vec![1, 5]),
         Error::InvalidConfig { .. }
     ));
     assert!(matches!(
-        bad(|c| c.levels = vec![2, 5]),
+        bad(|c| c.levels_per_dim = vec![2, 5]),
         Error::InvalidConfig { .. }
     ));
     assert!(matches!(
-        bad(|c| c.levels = vec![256, 256, 3]),
+        bad(|c| c.levels_per_dim = vec![256, 256, 3]),
         Error::InvalidConfig { .. }
     ));
     assert!(matches!(

@@ -195,7 +195,7 @@ fn kmeans_and_rq_kmeans_fit_on_the_device_match_the_cpu() {
     let cfg = KMeansConfig::new(100).seed(2);
     let (cpu, cpu_r) = KMeans::fit(&cfg, e).unwrap();
     let mut steps = DeviceSteps::new(&dev).unwrap();
-    let (gpu, gpu_r) = KMeans::fit_with(&cfg, e, &mut steps).unwrap();
+    let (gpu, gpu_r) = KMeans::fit_with_steps(&cfg, e, &mut steps).unwrap();
     // SGEMM may break near ties differently; the fits end at the same
     // inertia within 1% (usually bit-identical).
     let rel = (gpu_r.inertia - cpu_r.inertia).abs() / cpu_r.inertia.max(1e-12);
@@ -203,7 +203,7 @@ fn kmeans_and_rq_kmeans_fit_on_the_device_match_the_cpu() {
     assert_eq!(gpu.k(), cpu.k());
     let rcfg = RqKMeansConfig::new(2, 32).seed(4);
     let (_, cpu_rq) = RqKMeans::fit(&rcfg, e).unwrap();
-    let (_, gpu_rq) = RqKMeans::fit_with(&rcfg, e, &mut steps).unwrap();
+    let (_, gpu_rq) = RqKMeans::fit_with_steps(&rcfg, e, &mut steps).unwrap();
     let rel = (gpu_rq.mse - cpu_rq.mse).abs() / cpu_rq.mse.max(1e-12);
     assert!(rel < 0.01, "mse {} vs {}", gpu_rq.mse, cpu_rq.mse);
 }

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use semid::Error;
 use semid::Par;
 use semid::gpu::{self, BLOCK, FsqTables};
-use semid::quantize::{Fsq, FsqMode};
+use semid::quantize::{Fsq, FsqMode, Labels};
 use semid_gpu_emu::{self as emu, Launch};
 
 /// splitmix64: the tests' own seeded numbers.
@@ -455,11 +455,11 @@ impl semid::quantize::LloydSteps for EmuSteps {
         &mut self,
         x: &[f32],
         d: usize,
-        labels: &[u32],
+        labels: Labels<'_>,
         centroids: &mut [f32],
     ) -> semid::Result<()> {
         let k = centroids.len() / d;
-        let plan = gpu::CentroidPlan::new(labels, k, d)?;
+        let plan = gpu::CentroidPlan::new(labels, d)?;
         emu::centroid_means(
             launch(k * d),
             x,
@@ -516,7 +516,7 @@ fn kmeans_with_the_means_kernel_equals_the_cpu_fit_bit_for_bit() {
             let e = Embeddings::new(&x, d).unwrap();
             let want = KMeans::fit(&cfg, e).unwrap();
             let mut steps = emu_steps();
-            let got = KMeans::fit_with(&cfg, e, &mut steps).unwrap();
+            let got = KMeans::fit_with_steps(&cfg, e, &mut steps).unwrap();
             assert!(
                 steps.updates >= 1,
                 "{init:?} k={k}: the steps were not used"
@@ -541,7 +541,7 @@ fn rq_kmeans_with_the_means_kernel_equals_the_cpu_fit_bit_for_bit() {
     let cfg = RqKMeansConfig::new(3, 16).seed(3);
     let e = Embeddings::new(&x, d).unwrap();
     let want = RqKMeans::fit(&cfg, e).unwrap();
-    let got = RqKMeans::fit_with(&cfg, e, &mut emu_steps()).unwrap();
+    let got = RqKMeans::fit_with_steps(&cfg, e, &mut emu_steps()).unwrap();
     assert_eq!(got.0, want.0);
     assert_eq!(got.1, want.1);
 }
@@ -553,7 +553,7 @@ fn means_kernel_edge_cases() {
     // block; one launch grid larger than the work.
     let d = 3;
     let old: Vec<f32> = (0..5 * d).map(|i| i as f32 + 0.25).collect();
-    let plan = gpu::CentroidPlan::new(&[], 5, d).unwrap();
+    let plan = gpu::CentroidPlan::new(Labels::new(&[], 5).unwrap(), d).unwrap();
     assert_eq!(plan.start, vec![0; 6]);
     let mut c = old.clone();
     emu::centroid_means(
@@ -569,7 +569,7 @@ fn means_kernel_edge_cases() {
     assert_eq!(c, old);
 
     let x = [1.0f32, 2.0, 3.0];
-    let plan = gpu::CentroidPlan::new(&[4], 5, d).unwrap();
+    let plan = gpu::CentroidPlan::new(Labels::new(&[4], 5).unwrap(), d).unwrap();
     let mut c = old.clone();
     emu::centroid_means(launch(5 * d), &x, d, &plan.perm, &plan.start, 5, 1, &mut c);
     assert_eq!(&c[..4 * d], &old[..4 * d]);
@@ -579,7 +579,7 @@ fn means_kernel_edge_cases() {
     // summed as (x0) + (x2) + (x5) over chunks 0, 1, 2.
     let x: Vec<f32> = (0..6 * d).map(|i| (i as f32).sqrt()).collect();
     let labels = [2u32, 0, 2, 0, 4, 2];
-    let plan = gpu::CentroidPlan::new(&labels, 5, d).unwrap();
+    let plan = gpu::CentroidPlan::new(Labels::new(&labels, 5).unwrap(), d).unwrap();
     assert_eq!(plan.perm, vec![1, 3, 0, 2, 5, 4]);
     assert_eq!(plan.start, vec![0, 2, 2, 5, 5, 6]);
     let mut c = old.clone();
@@ -597,8 +597,9 @@ fn means_kernel_edge_cases() {
 }
 
 #[test]
-fn centroid_plan_rejects_bad_labels() {
-    match gpu::CentroidPlan::new(&[0, 3, 1], 3, 2) {
+fn bad_labels_never_reach_the_centroid_plan() {
+    // Labels are checked once, where they are made; a plan takes only them.
+    match Labels::new(&[0, 3, 1], 3) {
         Err(Error::InvalidConfig { reason, .. }) => assert!(reason.contains("row 1"), "{reason}"),
         other => panic!("{other:?}"),
     }

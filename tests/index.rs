@@ -4,10 +4,10 @@
 mod common;
 
 use common::{check_model_file, frame, mixture, with_threads};
+use semid::SemanticIndex;
 use semid::decode::{BeamSearch, TableScorer};
 use semid::format::ModelKind;
 use semid::hits::Hits;
-use semid::index::SemanticIndex;
 use semid::quantize::{AnyQuantizer, Fsq, ResidualFsq};
 use semid::sid::{CollisionPolicy, SidMap};
 use semid::{
@@ -76,7 +76,7 @@ fn codebook_search_finds_the_query_item() {
 #[test]
 fn search_takes_any_scorer_and_emits_only_valid_ids() {
     let (_, index) = rq_index(800, CollisionPolicy::AppendSuffix);
-    let vocab = index.trie().vocab().to_vec();
+    let vocab = index.trie().codebook_sizes().to_vec();
     // Two queries, scores favouring token 0 everywhere for query 0 and the
     // last token for query 1.
     let mut table = Vec::new();
@@ -91,9 +91,9 @@ fn search_takes_any_scorer_and_emits_only_valid_ids() {
     let mut hits = Hits::new();
     index
         .search_into(
-            &mut BeamSearch::new(8, 5).unwrap(),
             &mut scorer,
             2,
+            &mut BeamSearch::new(8, 5).unwrap(),
             &mut hits,
         )
         .unwrap();
@@ -378,13 +378,13 @@ fn inserted_items_are_recommended_without_retraining() {
         .filter(|&i| index.id_of(i).unwrap()[..2] == code[..])
         .count();
     let mut search = BeamSearch::new(mates + 1, mates + 1).unwrap();
-    let before = index.search(&mut search, &mut scorer, 1).unwrap();
+    let before = index.search(&mut scorer, 1, &mut search).unwrap();
     assert!(!before.query(0).items.contains(&held));
     let report = index.insert(&[held], row, Par::Seq).unwrap();
     assert_eq!((report.added, report.items), (1, 1401));
     let id = index.id_of(held).unwrap().to_vec();
     assert_eq!(&id[..2], &code[..]);
-    let after = index.search(&mut search, &mut scorer, 1).unwrap();
+    let after = index.search(&mut scorer, 1, &mut search).unwrap();
     let hits = after.query(0);
     let at = hits.items.iter().position(|&i| i == held);
     let at = at.expect("the inserted item is recommended");

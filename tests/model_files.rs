@@ -74,14 +74,25 @@ fn fitted_models_round_trip_through_files() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
-    // Wrong kind.
+    // Wrong kind: the error names the file, and its root says what is
+    // wrong inside.
+    let rq_path = dir.join("rq.semid");
+    let e = KMeans::load(&rq_path).err().unwrap();
+    assert!(
+        matches!(&e, Error::File { path, .. } if *path == rq_path),
+        "{e}"
+    );
     assert!(matches!(
-        KMeans::load(dir.join("rq.semid")),
-        Err(Error::Format(FormatError::WrongKind {
+        e.root(),
+        Error::Format(FormatError::WrongKind {
             expected: "KMeans",
             found: 2
-        }))
+        })
     ));
+    assert!(
+        e.to_string().starts_with(&*rq_path.to_string_lossy()),
+        "{e}"
+    );
     let missing = dir.join("missing.semid");
     let e = KMeans::load(&missing).err().unwrap();
     assert!(matches!(&e, Error::Io { path, .. } if *path == missing));

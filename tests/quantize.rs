@@ -559,7 +559,7 @@ impl semid::quantize::LloydSteps for FaultySteps {
         &mut self,
         _x: &[f32],
         _d: usize,
-        _labels: &[u32],
+        _labels: semid::quantize::Labels<'_>,
         _centroids: &mut [f32],
     ) -> semid::Result<()> {
         Ok(())
@@ -573,7 +573,7 @@ fn faulty_lloyd_steps_are_typed_errors_not_panics() {
     let x = Embeddings::new(&data, 4).unwrap();
     for init in [Init::Random, Init::PROGRESSIVE_DIM] {
         let cfg = KMeansConfig::new(5).seed(1).init(init);
-        match KMeans::fit_with(&cfg, x, &mut FaultySteps { fail: false }) {
+        match KMeans::fit_with_steps(&cfg, x, &mut FaultySteps { fail: false }) {
             Err(Error::InvalidConfig { field, reason }) => {
                 assert_eq!(field, "steps");
                 assert!(reason.contains("not below k = 5"), "{reason}");
@@ -581,20 +581,20 @@ fn faulty_lloyd_steps_are_typed_errors_not_panics() {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            KMeans::fit_with(&cfg, x, &mut FaultySteps { fail: true }),
+            KMeans::fit_with_steps(&cfg, x, &mut FaultySteps { fail: true }),
             Err(Error::Empty { what: "test steps" })
         ));
     }
     let rq = RqKMeansConfig::new(2, 4).seed(0);
     assert!(matches!(
-        RqKMeans::fit_with(&rq, x, &mut FaultySteps { fail: false }),
+        RqKMeans::fit_with_steps(&rq, x, &mut FaultySteps { fail: false }),
         Err(Error::InvalidConfig { field: "steps", .. })
     ));
 }
 
 #[test]
 fn cpu_steps_called_directly_return_typed_errors() {
-    use semid::quantize::{CpuSteps, LloydSteps};
+    use semid::quantize::{CpuSteps, Labels, LloydSteps};
     let mut s = CpuSteps::new(Par::Seq);
     let x = [0f32, 1.0, 2.0, 3.0, 4.0, 5.0];
     let c = [0f32, 1.0, 4.0, 5.0];
@@ -602,7 +602,8 @@ fn cpu_steps_called_directly_return_typed_errors() {
     s.assign(&x, 2, &c, &mut l, &mut dd).unwrap();
     assert_eq!(l, vec![0, 0, 1]);
     let mut cc = c;
-    s.update(&x, 2, &l, &mut cc).unwrap();
+    s.update(&x, 2, Labels::new(&l, 2).unwrap(), &mut cc)
+        .unwrap();
     assert_eq!(cc, [1.0, 2.0, 4.0, 5.0]);
     assert!(matches!(
         s.assign(&x, 0, &c, &mut l, &mut dd),
@@ -621,15 +622,21 @@ fn cpu_steps_called_directly_return_typed_errors() {
         Err(Error::Shape { .. })
     ));
     assert!(matches!(
-        s.update(&x, 2, &[0, 1], &mut cc),
+        s.update(&x, 2, Labels::new(&[0, 1], 2).unwrap(), &mut cc),
         Err(Error::Shape { .. })
     ));
+    // Labels are checked once, where they are made ...
     assert!(matches!(
-        s.update(&x, 2, &[0, 2, 1], &mut cc),
+        Labels::new(&[0, 2, 1], 2),
         Err(Error::InvalidConfig {
             field: "labels",
             ..
         })
+    ));
+    // ... and must be for as many clusters as there are centroids.
+    assert!(matches!(
+        s.update(&x, 2, Labels::new(&[0, 2, 1], 3).unwrap(), &mut cc),
+        Err(Error::Shape { .. })
     ));
 }
 

@@ -24,13 +24,15 @@ fn append_suffix_numbers_collisions_in_catalog_order() {
     assert_eq!(m.id_of(2), Some(&[1, 2, 1][..]));
     assert_eq!(m.id_of(3), Some(&[1, 2, 2][..]));
     assert_eq!(m.id_of(1), Some(&[3, 0, 0][..]));
-    assert_eq!(m.vocab(), vec![4, 4, 3]);
+    assert_eq!(m.codebook_sizes(), vec![4, 4, 3]);
     assert_eq!(r.max_bucket, 3);
     assert_eq!(r.max_items_per_id, 1);
     assert_eq!(r.unique_ids, 5);
     assert_eq!(r.collision_rate, 0.0);
-    // 5 items, 3 distinct codes: 2 items share an earlier item's code.
-    assert_eq!(r.code_collision_rate, Some(1.0 - 3.0 / 5.0));
+    // 5 items: the 3 of code (1, 2) share it (stats::code_quality's rate).
+    assert_eq!(r.code_collision_rate, Some(3.0 / 5.0));
+    let q = semid::stats::code_quality(&c, &[4, 4]).unwrap();
+    assert_eq!(r.code_collision_rate, Some(q.collision_rate));
     assert_eq!(m.items_of(&[1, 2, 2]), vec![3]);
 }
 
@@ -42,7 +44,7 @@ fn allow_shared_keeps_collisions() {
     assert_eq!(m.items_of(&[1, 2]), vec![0, 2]);
     assert_eq!(r.max_items_per_id, 2);
     assert_eq!(r.unique_ids, 2);
-    assert!((r.collision_rate - 1.0 / 3.0).abs() < 1e-12);
+    assert!((r.collision_rate - 2.0 / 3.0).abs() < 1e-12);
     assert_eq!(r.code_collision_rate, Some(r.collision_rate));
     let t = Trie::build(&m).unwrap();
     assert_eq!(t.items(t.walk(&[1, 2]).unwrap()), &[0, 2]);

@@ -71,10 +71,10 @@ def main():
         ids = np.unique(rng.integers(0, a.codebook, (n, a.levels)), axis=0)
         trie = semid.Trie.from_ids(ids, vocab=[a.codebook] * a.levels)
         label = f"random_{n}_sids"
-    depth = trie.depth
-    offsets = NSPECIAL + np.concatenate([[0], np.cumsum(trie.vocab)[:-1]])
+    depth = trie.id_len
+    offsets = NSPECIAL + np.concatenate([[0], np.cumsum(trie.codebook_sizes)[:-1]])
     tok = ids.astype(np.int64) + offsets
-    vocab = int(NSPECIAL + sum(trie.vocab))
+    vocab = int(NSPECIAL + sum(trie.codebook_sizes))
     valid = {tuple(r) for r in tok.tolist()}
     t0 = time.perf_counter()
     root = {}

@@ -321,7 +321,7 @@ impl SidModel {
         seed: u64,
     ) -> Result<SidModel> {
         cfg.validate()?;
-        let mut sizes = index.trie().vocab().to_vec();
+        let mut sizes = index.trie().codebook_sizes().to_vec();
         *sizes.last_mut().ok_or(config("index", "has no levels"))? += room;
         let tokens = TokenMap::contiguous(&sizes, true, false)?;
         SidModel::with_tokens(cfg, tokens, index, n_items, content, seed)
@@ -677,7 +677,7 @@ impl SidModel {
             let mut total = 0f32;
             for (j, &code) in id.iter().enumerate() {
                 let off = self.level_tokens(j)?[0] as usize;
-                let v = trie.vocab()[j];
+                let v = trie.codebook_sizes()[j];
                 let row: Vec<f32> = logits.get(0)?.get(j)?.narrow(0, off, v)?.to_vec1()?;
                 let allowed: Vec<usize> = if renormalize {
                     let s = trie.walk(&id[..j]).ok_or_else(|| {
@@ -783,7 +783,7 @@ impl SidModel {
                 let hs: Vec<&[u32]> = batch.iter().map(|&i| histories[i]).collect();
                 let mut scorer = self.scorer(&hs)?;
                 let hits = match filter {
-                    None => index.search(search, &mut scorer, batch.len())?,
+                    None => index.search(&mut scorer, batch.len(), search)?,
                     Some(f) => {
                         // Query q of this batch is history batch[q].
                         let mapped = |q: usize, item: u32| f.allows(batch[q], item);
@@ -940,7 +940,7 @@ impl Scorer for SidScorer<'_> {
         let r = beams
             .check()
             .map_err(Error::from)
-            .and_then(|()| self.step(beams, beams.vocab, out));
+            .and_then(|()| self.step(beams, beams.codebook_size, out));
         self.model_time += t0.elapsed();
         r.map_err(|e| semid::Error::Scorer {
             reason: e.to_string(),

@@ -158,16 +158,16 @@ impl HfScorer<'_> {
     fn step(&mut self, beams: &Beams<'_>, out: &mut Vec<f32>) -> Result<()> {
         let level = beams.level;
         let map = &self.model.tokens;
-        // Codes the map holds at this level; the search reads `beams.vocab`.
+        // Codes the map holds at this level; the search reads `beams.codebook_size`.
         let per = match map.level_tokens(level) {
-            Some(t) if beams.vocab <= t.len() => t.len(),
+            Some(t) if beams.codebook_size <= t.len() => t.len(),
             _ => {
                 return Err(config(
                     "tokens",
                     format!(
                         "tokens.json maps {:?} codes per level; the search asks for {} codes at level {level}: build the trie and the map from the same IDs",
                         map.codebook_sizes(),
-                        beams.vocab
+                        beams.codebook_size
                     ),
                 ));
             }
@@ -231,10 +231,10 @@ impl HfScorer<'_> {
         for r in 0..beams.len() {
             map.gather_level(level, &rows[r * v..(r + 1) * v], out)?;
         }
-        if per != beams.vocab {
+        if per != beams.codebook_size {
             let kept: Vec<f32> = out[start..]
                 .chunks(per)
-                .flat_map(|c| c[..beams.vocab].to_vec())
+                .flat_map(|c| c[..beams.codebook_size].to_vec())
                 .collect();
             out.truncate(start);
             out.extend(kept);

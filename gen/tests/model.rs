@@ -124,7 +124,7 @@ fn check_cached_scorer(f: &Fixture, m: &SidModel) {
         let (lists, st) = m.recommend(&f.index, &same, &mut bs).unwrap();
         assert_eq!(st.invalid, 0);
         let mut scorer = m.scorer(&same).unwrap();
-        let hits = f.index.search(&mut bs, &mut scorer, same.len()).unwrap();
+        let hits = f.index.search(&mut scorer, same.len(), &mut bs).unwrap();
         for (q, h) in same.iter().enumerate() {
             assert_eq!(hits.query(q).items, lists[q].as_slice());
             let want = m.log_prob(f.index.trie(), h, &lists[q], renorm).unwrap();
@@ -396,7 +396,7 @@ fn bad_inputs_are_typed_errors() {
     ));
     // A scorer failure inside a search is semid's Scorer error.
     let mut scorer = m.scorer(&[a]).unwrap();
-    let r = f.index.search(&mut bs, &mut scorer, 2);
+    let r = f.index.search(&mut scorer, 2, &mut bs);
     assert!(r.is_err());
     // Content of the wrong size, NaN content, bad shapes.
     let short = Content {

@@ -64,8 +64,8 @@ impl VocabConstraint {
         eos_token_id: Option<i64>,
     ) -> PyResult<VocabConstraint> {
         let trie = trie.get().inner.clone();
-        let vocab = trie.vocab().to_vec();
-        let depth = trie.depth();
+        let vocab = trie.codebook_sizes().to_vec();
+        let depth = trie.id_len();
         if vocab_size == 0 || vocab_size > u32::MAX as usize {
             return Err(PyValueError::new_err(format!(
                 "vocab_size is {vocab_size}; it must be in 1..2^32"
@@ -142,8 +142,8 @@ impl VocabConstraint {
 
     /// Tokens per ID.
     #[getter]
-    fn depth(&self) -> usize {
-        self.trie.depth()
+    fn id_len(&self) -> usize {
+        self.trie.id_len()
     }
 
     /// Model vocabulary size.

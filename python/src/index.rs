@@ -35,16 +35,16 @@ fn policy(name: &str, capacity: Option<u32>) -> PyResult<CollisionPolicy> {
 
 /// The live beams of one decoding step, as handed to a scorer callback.
 ///
-/// A scorer returns a float32 array `len(beams.queries) × beams.vocab` of
+/// A scorer returns a float32 array `len(beams.queries) × beams.codebook_size` of
 /// log-scores (higher is better; -inf or NaN = never).
 #[pyclass(module = "semid._semid", frozen)]
 pub struct Beams {
     /// Position being decoded (0 = first token).
     #[pyo3(get)]
     level: usize,
-    /// Scores to return per beam (the vocabulary at `level`).
+    /// Scores to return per beam: the codebook size at `level`.
     #[pyo3(get)]
-    vocab: usize,
+    codebook_size: usize,
     /// Number of queries in the batch.
     #[pyo3(get)]
     n_queries: usize,
@@ -68,9 +68,9 @@ impl Beams {
 
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
-            "<semid Beams level={} vocab={} beams={} queries={}>",
+            "<semid Beams level={} codebook_size={} beams={} queries={}>",
             self.level,
-            self.vocab,
+            self.codebook_size,
             self.queries.bind(py).len(),
             self.n_queries
         )
@@ -90,7 +90,7 @@ impl PyScorer {
         let prefixes = array2(py, b.prefixes.to_vec(), n, b.level)?;
         let beams = Beams {
             level: b.level,
-            vocab: b.vocab,
+            codebook_size: b.codebook_size,
             n_queries: b.n_queries,
             prefixes: prefixes.unbind(),
             queries: PyArray1::from_slice(py, b.queries).unbind(),
@@ -102,17 +102,17 @@ impl PyScorer {
         let a = np.call_method1("ascontiguousarray", (r, "float32"))?;
         let a = a.cast::<PyArray2<f32>>().map_err(|_| {
             PyValueError::new_err(format!(
-                "the scorer must return a 2-D array of beams × vocab = {n} × {}",
-                b.vocab
+                "the scorer must return a 2-D array of beams × codebook_size = {n} × {}",
+                b.codebook_size
             ))
         })?;
         let a = a.readonly();
-        if a.shape() != [n, b.vocab] {
+        if a.shape() != [n, b.codebook_size] {
             return Err(PyValueError::new_err(format!(
-                "the scorer returned shape {:?} at level {}; expected beams × vocab = ({n}, {})",
+                "the scorer returned shape {:?} at level {}; expected beams × codebook_size = ({n}, {})",
                 a.shape(),
                 b.level,
-                b.vocab
+                b.codebook_size
             )));
         }
         let s = a
@@ -215,38 +215,38 @@ pub struct Trie {
 #[pymethods]
 impl Trie {
     /// The trie of `ids` (rows × id_len integers; row i is item i; repeats
-    /// allowed). `vocab` is the vocabulary per position (default: the
-    /// largest token of each column + 1).
+    /// allowed). `codebook_sizes` gives the tokens possible per position
+    /// (default: the largest token of each column + 1).
     #[staticmethod]
-    #[pyo3(signature = (ids, vocab=None))]
-    fn from_ids(ids: &Bound<'_, PyAny>, vocab: Option<Vec<usize>>) -> PyResult<Trie> {
+    #[pyo3(signature = (ids, codebook_sizes=None))]
+    fn from_ids(ids: &Bound<'_, PyAny>, codebook_sizes: Option<Vec<usize>>) -> PyResult<Trie> {
         let (v, n, l) = tokens(ids, "ids")?;
         if n == 0 || l == 0 {
             return Err(PyValueError::new_err(
                 "ids are empty; give at least one ID of at least one token",
             ));
         }
-        let vocab = match vocab {
+        let sizes = match codebook_sizes {
             Some(v) => v,
             None => (0..l)
                 .map(|j| (0..n).map(|i| v[i * l + j] as usize).max().unwrap_or(0) + 1)
                 .collect(),
         };
         Ok(Trie {
-            inner: RsTrie::from_ids(&v, l, &vocab).or_py()?,
+            inner: RsTrie::from_ids(&v, l, &sizes).or_py()?,
         })
     }
 
     /// Tokens per ID.
     #[getter]
-    fn depth(&self) -> usize {
-        self.inner.depth()
+    fn id_len(&self) -> usize {
+        self.inner.id_len()
     }
 
-    /// Vocabulary per position.
+    /// Codebook size of every ID position (the suffix counts as one).
     #[getter]
-    fn vocab(&self) -> Vec<usize> {
-        self.inner.vocab().to_vec()
+    fn codebook_sizes(&self) -> Vec<usize> {
+        self.inner.codebook_sizes().to_vec()
     }
 
     /// Number of distinct IDs.
@@ -271,7 +271,7 @@ impl Trie {
     fn allowed<'py>(&self, py: Python<'py>, prefix: Vec<i64>) -> Bound<'py, PyArray1<u16>> {
         let s = self.walk(&prefix);
         let v: &[u16] = match s {
-            Some(s) if (s.depth as usize) < self.inner.depth() => self.inner.allowed(s),
+            Some(s) if (s.depth as usize) < self.inner.id_len() => self.inner.allowed(s),
             _ => &[],
         };
         PyArray1::from_slice(py, v)
@@ -299,9 +299,9 @@ impl Trie {
 
     fn __repr__(&self) -> String {
         format!(
-            "<semid Trie ids={} vocab={:?}>",
+            "<semid Trie ids={} codebook_sizes={:?}>",
             self.inner.len(),
-            self.inner.vocab()
+            self.inner.codebook_sizes()
         )
     }
 }
@@ -312,7 +312,7 @@ impl Trie {
             .iter()
             .map(|&t| u16::try_from(t).ok())
             .collect::<Option<_>>()?;
-        if p.len() > self.inner.depth() {
+        if p.len() > self.inner.id_len() {
             return None;
         }
         self.inner.walk(&p)
@@ -388,7 +388,7 @@ impl SemanticIndex {
 
     /// Trie-constrained beam search over a Python scorer: `scorer(beams)`
     /// is called once per level with a `Beams` and returns log-scores
-    /// (float32, beams × vocab). Returns the top `k` items of each of
+    /// (float32, beams × codebook_size). Returns the top `k` items of each of
     /// `n_queries` queries. `renormalize=True` conditions each step's scores
     /// on emitting a valid ID.
     #[pyo3(signature = (scorer, n_queries, *, beam=20, k=10, renormalize=false))]
@@ -407,7 +407,7 @@ impl SemanticIndex {
             err: None,
         };
         let inner = &self.inner;
-        let r = py.detach(|| inner.search(&mut bs, &mut s, n_queries));
+        let r = py.detach(|| inner.search(&mut s, n_queries, &mut bs));
         match (r, s.err) {
             (_, Some(e)) => Err(e),
             (r, None) => Hits::new(py, &r.or_py()?, k),

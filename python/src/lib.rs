@@ -27,7 +27,8 @@ pyo3::create_exception!(
 /// invalid options, out-of-range tokens).
 pub(crate) fn to_py(e: semid::Error) -> PyErr {
     let msg = e.to_string();
-    match e {
+    // The message names the file; the class follows what is wrong in it.
+    match e.root() {
         semid::Error::Format(_) => FormatError::new_err(msg),
         semid::Error::Io { .. } => PyOSError::new_err(msg),
         _ => PyValueError::new_err(msg),

@@ -308,8 +308,8 @@ fn fsq_mode(mode: &str) -> PyResult<FsqMode> {
     }
 }
 
-/// FSQ: each of the d = len(levels) input dimensions is bounded and rounded
-/// to `levels[j]` values; one token per vector (at most 65 536 codes).
+/// FSQ: each of the d = len(levels_per_dim) input dimensions is bounded and
+/// rounded to `levels_per_dim[j]` values; one token per vector (at most 65 536 codes).
 #[pyclass(module = "semid._semid", extends = Quantizer, frozen)]
 pub struct Fsq;
 
@@ -319,14 +319,14 @@ impl Fsq {
     /// `mode` is `"default"` or `"symmetric"` (vector-quantize-pytorch's
     /// `preserve_symmetry=True`).
     #[new]
-    #[pyo3(signature = (levels, mode="default"))]
-    fn new(levels: Vec<u32>, mode: &str) -> PyResult<PyClassInitializer<Self>> {
-        let q = RsFsq::with_mode(&levels, fsq_mode(mode)?).or_py()?;
+    #[pyo3(signature = (levels_per_dim, mode="default"))]
+    fn new(levels_per_dim: Vec<u32>, mode: &str) -> PyResult<PyClassInitializer<Self>> {
+        let q = RsFsq::with_mode(&levels_per_dim, fsq_mode(mode)?).or_py()?;
         Ok(PyClassInitializer::from(Quantizer { inner: q.into() }).add_subclass(Fsq))
     }
 }
 
-/// Residual FSQ: `quantizers` FSQ layers, each on the residual of the ones
+/// Residual FSQ: `levels` FSQ layers, each on the residual of the ones
 /// before, at shrinking scales; one token per layer.
 #[pyclass(module = "semid._semid", extends = Quantizer, frozen)]
 pub struct ResidualFsq;
@@ -335,8 +335,8 @@ pub struct ResidualFsq;
 impl ResidualFsq {
     /// A residual FSQ quantizer, e.g. `ResidualFsq([8, 5, 5, 5], 3)`.
     #[new]
-    fn new(levels: Vec<u32>, quantizers: usize) -> PyResult<PyClassInitializer<Self>> {
-        let q = RsResidualFsq::new(&levels, quantizers).or_py()?;
+    fn new(levels_per_dim: Vec<u32>, levels: usize) -> PyResult<PyClassInitializer<Self>> {
+        let q = RsResidualFsq::new(&levels_per_dim, levels).or_py()?;
         Ok(PyClassInitializer::from(Quantizer { inner: q.into() }).add_subclass(ResidualFsq))
     }
 }
@@ -351,16 +351,16 @@ impl FsqAutoencoder {
     /// Trains on `x` (n × d) and returns `(model, reports)`, one dict per
     /// epoch. `config` overrides fields of semid's `FsqAutoencoderConfig`.
     #[staticmethod]
-    #[pyo3(signature = (x, levels=vec![8, 5, 5, 5], *, seed=0, epochs=None, config=None))]
+    #[pyo3(signature = (x, levels_per_dim=vec![8, 5, 5, 5], *, seed=0, epochs=None, config=None))]
     fn fit(
         py: Python<'_>,
         x: &Bound<'_, PyAny>,
-        levels: Vec<u32>,
+        levels_per_dim: Vec<u32>,
         seed: u64,
         epochs: Option<usize>,
         config: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
-        let mut c = FsqAutoencoderConfig::new(&levels);
+        let mut c = FsqAutoencoderConfig::new(&levels_per_dim);
         c.seed = seed;
         if let Some(e) = epochs {
             c.epochs = e;

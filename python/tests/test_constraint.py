@@ -35,7 +35,7 @@ def reference_allowed(root, generated, depth, eos):
 def case():
     rng = np.random.default_rng(0)
     ids = np.unique(rng.integers(0, 6, (80, 3)), axis=0)
-    return ids, semid.Trie.from_ids(ids, vocab=[6, 6, 6])
+    return ids, semid.Trie.from_ids(ids, codebook_sizes=[6, 6, 6])
 
 
 @pytest.mark.parametrize("eos", [None, EOS])

@@ -27,8 +27,8 @@ def setup(seed=0, n_items=300, k=8):
     q, _ = semid.RqKMeans.fit(x, levels=2, k=k, seed=seed)
     index, _ = semid.SemanticIndex.build(q, x)  # depth 3: 2 levels + suffix
     trie = index.trie
-    offsets = list(NSPECIAL + np.concatenate([[0], np.cumsum(trie.vocab)[:-1]]))
-    vocab = NSPECIAL + sum(trie.vocab)
+    offsets = list(NSPECIAL + np.concatenate([[0], np.cumsum(trie.codebook_sizes)[:-1]]))
+    vocab = NSPECIAL + sum(trie.codebook_sizes)
     _, ids = index.ids()
     tokens = ids.astype(np.int64) + np.array(offsets)
     torch.manual_seed(seed)
@@ -71,7 +71,7 @@ def test_same_sequences_as_a_dict_trie_and_only_valid_ids(beams):
             node = node[t]
         return list(node)
 
-    depth = trie.depth
+    depth = trie.id_len
     a = generate(model, prompts, depth, beams, prefix_allowed_tokens_fn=allowed)
     proc = SidLogitsProcessor(index, vocab, offsets=offsets, prompt_length=p)
     b = generate(model, prompts, depth, beams,

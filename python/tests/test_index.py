@@ -21,7 +21,7 @@ def test_ids_are_unique_and_in_the_trie(index):
     assert list(items) == list(range(2000))
     assert len({tuple(r) for r in ids}) == 2000
     trie = index.trie
-    assert len(trie) == 2000 and trie.depth == ids.shape[1]
+    assert len(trie) == 2000 and trie.id_len == ids.shape[1]
     for i in (0, 17, 1999):
         assert np.array_equal(index.id_of(i), ids[i])
         assert list(ids[i]) in trie
@@ -39,7 +39,7 @@ def test_one_level_scorer_equals_sorting():
     z = np.arctanh(vals[grid] * 0.99).astype(np.float32)
     idx, _ = semid.SemanticIndex.build(q, z, policy="allow_shared")
     tr = idx.trie
-    assert tr.depth == 1 and len(tr) == 125
+    assert tr.id_len == 1 and len(tr) == 125
     nq = 4
     table = np.random.default_rng(0).standard_normal((nq, 125)).astype(np.float32)
     hits = idx.search(lambda beams: table[beams.queries], nq, beam=125, k=7)
@@ -52,7 +52,7 @@ def test_one_level_scorer_equals_sorting():
 def test_multi_level_scorer_equals_exhaustive_ranking(index):
     trie = index.trie
     items, ids = index.ids()
-    vocab = trie.vocab
+    vocab = trie.codebook_sizes
     nq = 3
     rng = np.random.default_rng(1)
     table = [rng.standard_normal((nq, v)).astype(np.float32) for v in vocab]
@@ -80,7 +80,7 @@ def test_scorer_errors_reach_python(index):
         index.search(raises, 2)
 
     def wrong_shape(beams):
-        return np.zeros((len(beams), beams.vocab + 1), np.float32)
+        return np.zeros((len(beams), beams.codebook_size + 1), np.float32)
 
     with pytest.raises(ValueError, match="expected beams"):
         index.search(wrong_shape, 2)
@@ -92,7 +92,7 @@ def test_scorer_errors_reach_python(index):
 
 def test_search_embeddings_finds_the_item_itself(index, mixture):
     hits = index.search_embeddings(mixture[:50], beam=20, k=10)
-    assert hits.items.shape == (50, 10) and hits.ids.shape == (50, 10, index.trie.depth)
+    assert hits.items.shape == (50, 10) and hits.ids.shape == (50, 10, index.trie.id_len)
     found = np.mean([i in hits.items[i] for i in range(50)])
     assert found > 0.5, found
 
@@ -120,7 +120,7 @@ def test_insert_save_load(index, mixture, tmp_path):
 def test_policies(mixture):
     q, _ = semid.RqKMeans.fit(mixture[:1000], levels=2, k=8, seed=0)
     idx, r = semid.SemanticIndex.build(q, mixture[:1000], "reassign_last_level", capacity=32)
-    assert r["max_items_per_id"] <= 32 and idx.trie.depth == 2
+    assert r["max_items_per_id"] <= 32 and idx.trie.id_len == 2
     with pytest.raises(ValueError):
         semid.SemanticIndex.build(q, mixture[:1000], "nope")
     with pytest.raises(ValueError):
@@ -130,7 +130,7 @@ def test_policies(mixture):
 def test_trie_walk():
     ids = np.array([[1, 2], [1, 3], [4, 0], [1, 2]])
     t = semid.Trie.from_ids(ids)
-    assert t.vocab == [5, 4] and len(t) == 3
+    assert t.codebook_sizes == [5, 4] and len(t) == 3
     assert list(t.allowed([])) == [1, 4]
     assert list(t.allowed([1])) == [2, 3]
     assert list(t.allowed([1, 2])) == [] and list(t.allowed([9])) == []
@@ -139,6 +139,6 @@ def test_trie_walk():
     with pytest.raises(ValueError):
         semid.Trie.from_ids(np.array([[1, -2]]))
     with pytest.raises(ValueError):
-        semid.Trie.from_ids(np.array([[1, 7]]), vocab=[5, 5])
+        semid.Trie.from_ids(np.array([[1, 7]]), codebook_sizes=[5, 5])
     with pytest.raises(ValueError):
         semid.Trie.from_ids(np.zeros((0, 2), np.int64))

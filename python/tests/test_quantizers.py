@@ -16,7 +16,7 @@ def fitted(x):
                         config={"hidden": [32], "latent": 8, "min_steps": 20})[0],
         semid.Fsq([8, 5, 5, 5]),
         semid.ResidualFsq([8, 5, 5, 5], 2),
-        semid.FsqAutoencoder.fit(x, levels=[4, 4], seed=1, epochs=1,
+        semid.FsqAutoencoder.fit(x, levels_per_dim=[4, 4], seed=1, epochs=1,
                                  config={"hidden": [16], "min_steps": 20})[0],
     ]
 

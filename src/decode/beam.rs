@@ -57,6 +57,8 @@ pub struct BeamSearch {
     next_query: Vec<u32>,
     next_parent: Vec<u32>,
     scores: Vec<f32>,
+    // (first, end) beams of each query at the current level.
+    runs: Vec<(usize, usize)>,
     lex: Vec<u32>,
     // −score of the kept candidates of one query (ascending; candidates
     // arrive in lexicographic order, so an equal key keeps the earlier one),
@@ -166,6 +168,7 @@ impl BeamSearch {
             next_query: Vec::new(),
             next_parent: Vec::new(),
             scores: Vec::new(),
+            runs: Vec::new(),
             lex: Vec::new(),
             top: Vec::new(),
             top_src: Vec::new(),
@@ -348,7 +351,7 @@ impl BeamSearch {
                 got: n_queries,
             });
         }
-        let depth = constraint.depth();
+        let depth = constraint.id_len();
         if depth == 0 {
             return Err(Error::Empty {
                 what: "constraint depth",
@@ -366,13 +369,13 @@ impl BeamSearch {
             self.query.push(q as u32);
         }
         for level in 0..depth {
-            let vocab = constraint.vocab_size(level);
+            let vocab = constraint.codebook_size(level);
             crate::data::check_vocab("constraint vocabulary", &[vocab], 1)?;
             self.scores.clear();
             if !self.query.is_empty() {
                 let beams = Beams {
                     level,
-                    vocab,
+                    codebook_size: vocab,
                     n_queries,
                     prefixes: &self.prefix,
                     queries: &self.query,
@@ -432,21 +435,16 @@ impl BeamSearch {
         filter: Option<&dyn ItemFilter>,
     ) {
         self.begin_level();
-        let nb = self.query.len();
-        let mut b0 = 0;
-        while b0 < nb {
+        for run in 0..self.runs.len() {
+            let (b0, b1) = self.runs[run];
             let q = self.query[b0];
-            let mut b1 = b0 + 1;
-            while b1 < nb && self.query[b1] == q {
-                b1 += 1;
-            }
             self.lex_order(b0, b1, level);
             self.cands.clear();
             let mut visit = 0u32;
             for &parent in &self.lex {
                 let parent = parent as usize;
                 let row = &self.scores[parent * vocab..(parent + 1) * vocab];
-                let allowed = c.allowed_tokens(self.state[parent]);
+                let allowed = c.allowed(self.state[parent]);
                 let base = self.base_score(parent, row, &allowed);
                 let state = self.state[parent];
                 let consider = |i: usize, t: u16, s: f32| {
@@ -456,7 +454,7 @@ impl BeamSearch {
                         return;
                     }
                     if let Some(f) = filter {
-                        let items = c.items(c.child_state(state, i));
+                        let items = c.items(c.child(state, i));
                         if !items.is_empty() && !items.iter().any(|&it| f.allows(q as usize, it)) {
                             return;
                         }
@@ -498,7 +496,6 @@ impl BeamSearch {
                 kept += 1;
                 self.push_beam(c, level, (parent, i, t), -key);
             }
-            b0 = b1;
         }
         self.end_level();
     }
@@ -506,14 +503,8 @@ impl BeamSearch {
     /// One level: select the next beams of every query from the scores.
     fn expand<C: Constraint + ?Sized>(&mut self, c: &C, level: usize, vocab: usize) {
         self.begin_level();
-        let nb = self.query.len();
-        let mut b0 = 0;
-        while b0 < nb {
-            let q = self.query[b0];
-            let mut b1 = b0 + 1;
-            while b1 < nb && self.query[b1] == q {
-                b1 += 1;
-            }
+        for run in 0..self.runs.len() {
+            let (b0, b1) = self.runs[run];
             self.lex_order(b0, b1, level);
             self.top.clear();
             self.top_src.clear();
@@ -522,7 +513,7 @@ impl BeamSearch {
             for &parent in &self.lex {
                 let parent = parent as usize;
                 let row = &self.scores[parent * vocab..(parent + 1) * vocab];
-                let allowed = c.allowed_tokens(self.state[parent]);
+                let allowed = c.allowed(self.state[parent]);
                 let base = self.base_score(parent, row, &allowed);
                 let consider = |i: usize, t: u16, s: f32| {
                     let total = base + s;
@@ -552,13 +543,21 @@ impl BeamSearch {
                 let (parent, i, t) = self.top_src[j];
                 self.push_beam(c, level, (parent as usize, i, t), -self.top[j]);
             }
-            b0 = b1;
         }
         self.end_level();
     }
 
-    /// Empties the next level's buffers.
+    /// Empties the next level's buffers and finds each query's run of
+    /// beams (`runs`; beams of one query are contiguous).
     fn begin_level(&mut self) {
+        self.runs.clear();
+        let mut b0 = 0;
+        while b0 < self.query.len() {
+            let q = self.query[b0];
+            let b1 = b0 + self.query[b0..].iter().take_while(|&&x| x == q).count();
+            self.runs.push((b0, b1));
+            b0 = b1;
+        }
         self.next_prefix.clear();
         self.next_state.clear();
         self.next_score.clear();
@@ -614,7 +613,7 @@ impl BeamSearch {
             .extend_from_slice(&self.prefix[parent * level..(parent + 1) * level]);
         self.next_prefix.push(t);
         self.next_state
-            .push(c.child_state(self.state[parent], i as usize));
+            .push(c.child(self.state[parent], i as usize));
         self.next_score.push(score);
         self.next_query.push(q);
         self.next_parent.push(parent as u32);

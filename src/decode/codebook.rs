@@ -96,15 +96,15 @@ impl Scorer for CodebookScorer<'_> {
         }
         let l = beams.level;
         if l >= self.rq.levels() {
-            out.resize(beams.len() * beams.vocab, 0.0);
+            out.resize(beams.len() * beams.codebook_size, 0.0);
             return Ok(());
         }
         let (d, k) = (self.rq.dim(), self.rq.k());
-        if beams.vocab != k {
+        if beams.codebook_size != k {
             return Err(Error::Shape {
                 what: "vocabulary at this level (codebook size vs. constraint)",
                 expected: k,
-                got: beams.vocab,
+                got: beams.codebook_size,
             });
         }
         self.resid.clear();

@@ -15,41 +15,43 @@ pub enum Allowed<'a> {
 /// The set of sequences a search may emit, as an automaton over tokens.
 ///
 /// Implemented by [`Trie`] (valid semantic IDs) and [`Unconstrained`].
+/// [`Trie`]'s inherent methods of the same names give the typed forms:
+/// `allowed` as a slice, `child` as an `Option`.
 /// States are [`State`] values (`depth`, `node`); a custom constraint may
 /// use `node` as it likes.
 pub trait Constraint {
-    /// Tokens per complete sequence.
-    fn depth(&self) -> usize;
-    /// Vocabulary size at position `level`.
-    fn vocab_size(&self, level: usize) -> usize;
+    /// Tokens per complete sequence (the ID length).
+    fn id_len(&self) -> usize;
+    /// Tokens possible at position `level` (its codebook size).
+    fn codebook_size(&self, level: usize) -> usize;
     /// The state before any token.
     fn start(&self) -> State;
     /// Tokens allowed after `s`.
-    fn allowed_tokens(&self, s: State) -> Allowed<'_>;
+    fn allowed(&self, s: State) -> Allowed<'_>;
     /// The state after the `i`-th allowed token of `s` (for
     /// [`Allowed::All`], token `i`).
-    fn child_state(&self, s: State, i: usize) -> State;
+    fn child(&self, s: State, i: usize) -> State;
     /// Items of a complete sequence (empty: the sequence is a hit with no
     /// item, [`NO_ITEM`](crate::hits::NO_ITEM)).
     fn items(&self, s: State) -> &[u32];
 }
 
 impl Constraint for Trie {
-    fn depth(&self) -> usize {
-        Trie::depth(self)
+    fn id_len(&self) -> usize {
+        Trie::id_len(self)
     }
-    fn vocab_size(&self, level: usize) -> usize {
-        Trie::vocab(self)[level]
+    fn codebook_size(&self, level: usize) -> usize {
+        Trie::codebook_sizes(self)[level]
     }
     fn start(&self) -> State {
         Trie::start(self)
     }
     #[inline]
-    fn allowed_tokens(&self, s: State) -> Allowed<'_> {
+    fn allowed(&self, s: State) -> Allowed<'_> {
         Allowed::Tokens(Trie::allowed(self, s))
     }
     #[inline]
-    fn child_state(&self, s: State, i: usize) -> State {
+    fn child(&self, s: State, i: usize) -> State {
         Trie::child(self, s, i).unwrap_or(s)
     }
     fn items(&self, s: State) -> &[u32] {
@@ -81,19 +83,19 @@ impl Unconstrained {
 }
 
 impl Constraint for Unconstrained {
-    fn depth(&self) -> usize {
+    fn id_len(&self) -> usize {
         self.vocab.len()
     }
-    fn vocab_size(&self, level: usize) -> usize {
+    fn codebook_size(&self, level: usize) -> usize {
         self.vocab[level]
     }
     fn start(&self) -> State {
         State::default()
     }
-    fn allowed_tokens(&self, _: State) -> Allowed<'_> {
+    fn allowed(&self, _: State) -> Allowed<'_> {
         Allowed::All
     }
-    fn child_state(&self, s: State, _: usize) -> State {
+    fn child(&self, s: State, _: usize) -> State {
         State {
             depth: s.depth + 1,
             node: 0,

@@ -11,8 +11,8 @@ use crate::error::{Error, Result};
 pub struct Beams<'a> {
     /// Position being decoded (0 = first token).
     pub level: usize,
-    /// Scores to write per beam (the vocabulary at `level`).
-    pub vocab: usize,
+    /// Scores to write per beam: the codebook size at `level`.
+    pub codebook_size: usize,
     /// Number of queries in the batch.
     pub n_queries: usize,
     /// Prefix of every beam, row-major `n_beams × level` (empty at level 0).
@@ -84,7 +84,7 @@ impl Beams<'_> {
 
 /// Next-token log-scores for a batch of beams.
 pub trait Scorer {
-    /// Appends `beams.len() × beams.vocab` log-scores to `out` (empty on
+    /// Appends `beams.len() × beams.codebook_size` log-scores to `out` (empty on
     /// entry; the decoder owns it and keeps its capacity): row `b` holds the
     /// score of every token after beam `b`'s prefix. Higher is better; NaN
     /// and −∞ mean "never".

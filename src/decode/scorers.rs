@@ -60,11 +60,11 @@ impl Scorer for TableScorer {
             });
         }
         let l = beams.level;
-        if l >= self.vocab.len() || self.vocab[l] != beams.vocab {
+        if l >= self.vocab.len() || self.vocab[l] != beams.codebook_size {
             return Err(Error::Shape {
                 what: "vocabulary at this level (table vs. constraint)",
                 expected: self.vocab.get(l).copied().unwrap_or(0),
-                got: beams.vocab,
+                got: beams.codebook_size,
             });
         }
         let (v, off) = (self.vocab[l], self.level_off[l]);
@@ -84,7 +84,7 @@ pub struct FnScorer<F>(pub F);
 impl<F: FnMut(usize, &[u16], &mut [f32]) -> Result<()>> Scorer for FnScorer<F> {
     fn score(&mut self, beams: &Beams<'_>, out: &mut Vec<f32>) -> Result<()> {
         beams.check()?;
-        let v = beams.vocab;
+        let v = beams.codebook_size;
         if v == 0 {
             return Ok(());
         }

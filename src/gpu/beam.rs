@@ -59,9 +59,9 @@ impl TrieTables {
     pub fn with_dense_budget(trie: &Trie, budget: usize) -> TrieTables {
         let nodes = trie.stats().nodes_per_depth;
         let mut dense_on = true;
-        let mut levels = Vec::with_capacity(trie.depth());
-        for (depth, &count) in nodes.iter().enumerate().take(trie.depth()) {
-            let vocab = trie.vocab()[depth];
+        let mut levels = Vec::with_capacity(trie.id_len());
+        for (depth, &count) in nodes.iter().enumerate().take(trie.id_len()) {
+            let vocab = trie.codebook_sizes()[depth];
             dense_on = dense_on && count.saturating_mul(vocab) <= budget;
             let mut t = LevelTable {
                 offsets: Vec::with_capacity(count + 1),
@@ -188,7 +188,7 @@ pub fn search_with_step<S: Scorer + ?Sized>(
         });
     }
     let nq = u32::try_from(n_queries).map_err(|_| invalid("n_queries", "above u32::MAX"))?;
-    let depth = trie.depth();
+    let depth = trie.id_len();
     let nodes = trie.stats().nodes_per_depth;
     let fits = tables.levels.len() == depth
         && tables.levels.iter().enumerate().all(|(l, t)| {
@@ -198,7 +198,7 @@ pub fn search_with_step<S: Scorer + ?Sized>(
                 && t.offsets
                     .last()
                     .is_some_and(|&e| e as usize == t.tokens.len())
-                && (t.dense.is_empty() || t.dense.len() == count * trie.vocab()[l])
+                && (t.dense.is_empty() || t.dense.len() == count * trie.codebook_sizes()[l])
         });
     if !fits {
         return Err(invalid("tables", "were built from another trie"));
@@ -212,12 +212,12 @@ pub fn search_with_step<S: Scorer + ?Sized>(
     let mut out = StepOutput::default();
     let (mut qbeg, mut order) = (Vec::new(), Vec::new());
     for level in 0..depth {
-        let vocab = trie.vocab()[level];
+        let vocab = trie.codebook_sizes()[level];
         scores.clear();
         if !query.is_empty() {
             let beams = Beams {
                 level,
-                vocab,
+                codebook_size: vocab,
                 n_queries,
                 prefixes: &prefix,
                 queries: &query,

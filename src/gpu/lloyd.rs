@@ -1,7 +1,7 @@
 //! Lloyd's algorithm on the device: [`DeviceSteps`] runs the assignment
 //! (cuBLAS SGEMM and `assign.cu`) and the centroid means (`means.cu`) of
-//! [`KMeans::fit_with`](crate::KMeans::fit_with) and
-//! [`RqKMeans::fit_with`](crate::RqKMeans::fit_with).
+//! [`KMeans::fit_with_steps`](crate::KMeans::fit_with_steps) and
+//! [`RqKMeans::fit_with_steps`](crate::RqKMeans::fit_with_steps).
 //!
 //! The centroid sums use no atomics: after each assignment the host orders
 //! the rows by cluster ([`CentroidPlan`], a counting sort of the labels),
@@ -16,7 +16,8 @@ use cudarc::driver::{CudaSlice, CudaStream, DriverError, PushKernelArg};
 
 use super::{Device, blas, gpu, products, sq_norms, threads};
 use crate::error::{Error, Result};
-use crate::quantize::{LloydSteps, centroid_sum_chunk};
+use crate::quantize::kmeans::shapes;
+use crate::quantize::{Labels, LloydSteps, centroid_sum_chunk};
 
 /// Rows ordered by cluster, as `means.cu` reads them: cluster `j`'s rows
 /// are `perm[start[j]..start[j + 1]]`, in ascending order; `chunk` is
@@ -32,28 +33,21 @@ pub struct CentroidPlan {
 }
 
 impl CentroidPlan {
-    /// The plan for `labels` (one per row) of `k` clusters in dimension
-    /// `d`, by a counting sort (stable, so rows stay ascending).
+    /// The plan for `labels` (one per row, checked below `labels.k()`) in
+    /// dimension `d`, by a counting sort (stable, so rows stay ascending).
     ///
-    /// Errors: [`Error::InvalidConfig`] when a label is `≥ k` or there are
-    /// `2³²` rows or more.
-    pub fn new(labels: &[u32], k: usize, d: usize) -> Result<CentroidPlan> {
+    /// Errors: [`Error::InvalidConfig`] when there are `2³²` rows or more.
+    pub fn new(labels: Labels<'_>, d: usize) -> Result<CentroidPlan> {
+        let (k, labels) = (labels.k(), labels.as_slice());
         let m = labels.len();
-        let too_many = |what: &str| Error::InvalidConfig {
-            field: "labels",
-            reason: format!("{what}: the device sums index rows with 32 bits"),
-        };
         if u32::try_from(m).is_err() {
-            return Err(too_many(&format!("{m} rows")));
+            return Err(Error::InvalidConfig {
+                field: "labels",
+                reason: format!("{m} rows: the device sums index rows with 32 bits"),
+            });
         }
         let mut start = vec![0u32; k + 1];
-        for (i, &l) in labels.iter().enumerate() {
-            if l as usize >= k {
-                return Err(Error::InvalidConfig {
-                    field: "labels",
-                    reason: format!("row {i} has label {l}, not below k = {k}"),
-                });
-            }
+        for &l in labels {
             start[l as usize + 1] += 1;
         }
         for j in 0..k {
@@ -91,7 +85,7 @@ struct Resident {
 /// let dev = Device::open(0)?;
 /// let data = vec![0f32; 10_000 * 64];
 /// let x = Embeddings::new(&data, 64)?;
-/// let (km, report) = KMeans::fit_with(&KMeansConfig::new(256), x, &mut DeviceSteps::new(&dev)?)?;
+/// let (km, report) = KMeans::fit_with_steps(&KMeansConfig::new(256), x, &mut DeviceSteps::new(&dev)?)?;
 /// # Ok(()) }
 /// ```
 ///
@@ -172,17 +166,7 @@ impl LloydSteps for DeviceSteps<'_> {
         dists: &mut [f32],
     ) -> Result<()> {
         let r = self.resident(x, d)?;
-        let k = super::check_rows(centroids, d)?;
-        if k == 0 {
-            return Err(Error::Empty { what: "centroids" });
-        }
-        if labels.len() != r.m || dists.len() != r.m {
-            return Err(Error::Shape {
-                what: "labels and distances",
-                expected: r.m,
-                got: labels.len().min(dists.len()),
-            });
-        }
+        let (_, k) = shapes(x, d, centroids, &[labels.len(), dists.len()])?;
         let s = &self.stream;
         let f = self.dev.function("semid_assign")?;
         let dc = s.clone_htod(centroids).map_err(drv)?;
@@ -217,17 +201,17 @@ impl LloydSteps for DeviceSteps<'_> {
         Ok(())
     }
 
-    fn update(&mut self, x: &[f32], d: usize, labels: &[u32], centroids: &mut [f32]) -> Result<()> {
+    fn update(
+        &mut self,
+        x: &[f32],
+        d: usize,
+        labels: Labels<'_>,
+        centroids: &mut [f32],
+    ) -> Result<()> {
         let r = self.resident(x, d)?;
-        let k = centroids.len() / d.max(1);
-        if labels.len() != r.m || k * d != centroids.len() || k == 0 {
-            return Err(Error::Shape {
-                what: "labels",
-                expected: r.m,
-                got: labels.len(),
-            });
-        }
-        let plan = CentroidPlan::new(labels, k, d)?;
+        let (_, k) = shapes(x, d, centroids, &[labels.as_slice().len()])?;
+        labels.expect_k(k)?;
+        let plan = CentroidPlan::new(labels, d)?;
         let s = &self.stream;
         let f = self.dev.function("semid_centroid_means")?;
         let perm = super::upload(s, &plan.perm)?;

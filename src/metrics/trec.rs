@@ -115,6 +115,13 @@ impl TextRun {
     pub fn n_queries(&self) -> usize {
         self.queries.len()
     }
+
+    /// Items in the longest query's list: the cut-off at which MRR@K is
+    /// trec_eval's `recip_rank` (the reciprocal rank over the whole list).
+    #[must_use]
+    pub fn longest_list(&self) -> usize {
+        self.queries.values().map(Vec::len).max().unwrap_or(0)
+    }
 }
 
 impl TextQrels {

@@ -1,6 +1,6 @@
 //! [`AnyQuantizer`]: one type for every quantizer, so a quantizer chosen at
 //! run time can be stored, loaded and held by a
-//! [`SemanticIndex`](crate::index::SemanticIndex).
+//! [`SemanticIndex`](crate::SemanticIndex).
 
 use super::{Fsq, FsqAutoencoder, KMeans, Quantizer, ResidualFsq, RqKMeans, RqVae};
 use crate::data::{Codes, Embeddings};

@@ -217,53 +217,58 @@ pub struct Fsq {
 }
 
 impl Fsq {
-    /// FSQ with the given levels per dimension.
+    /// FSQ with `levels_per_dim[j]` values in latent dimension `j`.
     ///
-    /// Errors: no levels, a level below 2 or above 65 536, or a product of
-    /// levels above 65 536 (indices are `u16` tokens).
-    pub fn new(levels: &[u32]) -> Result<Fsq> {
-        Fsq::with_mode(levels, FsqMode::Default)
+    /// Errors: no dimension, a level below 2 or above 65 536, or a product
+    /// of the levels above 65 536 (indices are `u16` tokens).
+    pub fn new(levels_per_dim: &[u32]) -> Result<Fsq> {
+        Fsq::with_mode(levels_per_dim, FsqMode::Default)
     }
 
-    /// FSQ with the given levels and bounding mode.
+    /// FSQ with the given levels per dimension and bounding mode.
     ///
-    /// Errors: no levels, a level below 2 (below 3 in the default mode) or
-    /// above 65 536, or a product of levels above 65 536.
-    pub fn with_mode(levels: &[u32], mode: FsqMode) -> Result<Fsq> {
-        if levels.is_empty() {
-            return Err(Error::Empty { what: "FSQ levels" });
+    /// Errors: no dimension, a level below 2 (below 3 in the default mode)
+    /// or above 65 536, or a product of the levels above 65 536.
+    pub fn with_mode(levels_per_dim: &[u32], mode: FsqMode) -> Result<Fsq> {
+        if levels_per_dim.is_empty() {
+            return Err(Error::Empty {
+                what: "FSQ levels_per_dim",
+            });
         }
-        if let Some(&l) = levels.iter().find(|&&l| !(2..=1 << 16).contains(&l)) {
+        if let Some(&l) = levels_per_dim
+            .iter()
+            .find(|&&l| !(2..=1 << 16).contains(&l))
+        {
             return Err(invalid(
-                "levels",
+                "levels_per_dim",
                 format!("holds {l}; every level needs 2..=65536 values"),
             ));
         }
-        if mode == FsqMode::Default && levels.contains(&2) {
+        if mode == FsqMode::Default && levels_per_dim.contains(&2) {
             return Err(invalid(
-                "levels",
+                "levels_per_dim",
                 format!(
-                    "{levels:?} holds 2; the default FSQ bound gives the values −1 and 0 there (vector-quantize-pytorch refuses it): use FsqMode::Symmetric or a level ≥ 3"
+                    "{levels_per_dim:?} holds 2; the default FSQ bound gives the values −1 and 0 there (vector-quantize-pytorch refuses it): use FsqMode::Symmetric or a level ≥ 3"
                 ),
             ));
         }
-        let mut basis = Vec::with_capacity(levels.len());
+        let mut basis = Vec::with_capacity(levels_per_dim.len());
         let mut size: u64 = 1;
-        for &l in levels {
+        for &l in levels_per_dim {
             basis.push(size as u32);
             size = size.saturating_mul(l as u64);
             if size > 1 << 16 {
                 return Err(invalid(
-                    "levels",
+                    "levels_per_dim",
                     format!(
-                        "{levels:?}: the product of levels exceeds 65536, the u16 index range; use fewer or smaller levels, or residual FSQ"
+                        "{levels_per_dim:?}: the product of the levels exceeds 65536, the u16 index range; use fewer or smaller levels, or residual FSQ"
                     ),
                 ));
             }
         }
         Ok(Fsq {
             mode,
-            dims: levels.iter().map(|&l| Dim::new(l, mode)).collect(),
+            dims: levels_per_dim.iter().map(|&l| Dim::new(l, mode)).collect(),
             basis,
             size: size as usize,
         })

@@ -17,10 +17,10 @@ use crate::par::Par;
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct FsqAutoencoderConfig {
-    /// FSQ levels (the latent width is their count). Default `[8, 5, 5,
+    /// Values per latent dimension, FSQ's levels (the latent width is their count). Default `[8, 5, 5,
     /// 5]` (1000 codes); the FSQ paper suggests `[8, 8, 8, 5, 5, 5]` for
     /// 64 000.
-    pub levels: Vec<u32>,
+    pub levels_per_dim: Vec<u32>,
     /// FSQ bounding mode.
     pub mode: FsqMode,
     /// Encoder hidden widths (the decoder mirrors them). Default `[256]`.
@@ -44,7 +44,7 @@ pub struct FsqAutoencoderConfig {
 impl Default for FsqAutoencoderConfig {
     fn default() -> Self {
         FsqAutoencoderConfig {
-            levels: vec![8, 5, 5, 5],
+            levels_per_dim: vec![8, 5, 5, 5],
             mode: FsqMode::Default,
             hidden: vec![256],
             activation: Activation::Relu,
@@ -58,19 +58,19 @@ impl Default for FsqAutoencoderConfig {
 }
 
 impl FsqAutoencoderConfig {
-    /// [`FsqAutoencoderConfig::default`] with the given FSQ levels (the
+    /// [`FsqAutoencoderConfig::default`] with the given FSQ levels per dimension (the
     /// latent width is their count).
     #[must_use]
-    pub fn new(levels: &[u32]) -> Self {
+    pub fn new(levels_per_dim: &[u32]) -> Self {
         FsqAutoencoderConfig {
-            levels: levels.to_vec(),
+            levels_per_dim: levels_per_dim.to_vec(),
             ..FsqAutoencoderConfig::default()
         }
     }
 
     crate::config::setters! {
-        /// Sets the FSQ levels.
-        levels: Vec<u32>;
+        /// Sets the FSQ levels per dimension.
+        levels_per_dim: Vec<u32>;
         /// Sets the FSQ bounding mode.
         mode: FsqMode;
         /// Sets the encoder hidden widths (the decoder mirrors them).
@@ -90,10 +90,10 @@ impl FsqAutoencoderConfig {
         seed: u64;
     }
 
-    /// Errors naming the field: invalid levels (see [`Fsq::with_mode`]),
+    /// Errors naming the field: invalid levels per dimension (see [`Fsq::with_mode`]),
     /// hidden sizes of 0, no epochs, batch size 0, invalid optimizer.
     pub fn validate(&self) -> Result<()> {
-        Fsq::with_mode(&self.levels, self.mode)?;
+        Fsq::with_mode(&self.levels_per_dim, self.mode)?;
         if self.hidden.contains(&0) {
             return Err(invalid(
                 "hidden",
@@ -110,7 +110,7 @@ impl FsqAutoencoderConfig {
     }
 }
 
-/// An FSQ autoencoder: encoder MLP `d → … → levels.len()`, [`Fsq`], decoder
+/// An FSQ autoencoder: encoder MLP `d → … → levels_per_dim.len()`, [`Fsq`], decoder
 /// MLP back to `d`, trained end to end on reconstruction MSE with the
 /// straight-through estimator (the gradient of the rounding is the
 /// identity, so the encoder learns through the FSQ bound's derivative).
@@ -151,8 +151,8 @@ impl FsqAutoencoder {
                 what: "training rows",
             });
         }
-        let fsq = Fsq::with_mode(&config.levels, config.mode)?;
-        let lat = config.levels.len();
+        let fsq = Fsq::with_mode(&config.levels_per_dim, config.mode)?;
+        let lat = config.levels_per_dim.len();
         let st = start(x, &config.hidden, lat, config.activation, config.seed)?;
         let (stdz, encoder, decoder) = (st.stdz, st.encoder, st.decoder);
         let mut m = FsqAutoencoder {

@@ -8,7 +8,7 @@ mod any;
 mod autoencoder;
 mod fsq;
 mod fsq_ae;
-mod kmeans;
+pub(crate) mod kmeans;
 mod residual_fsq;
 mod rq_kmeans;
 mod rqvae;
@@ -19,7 +19,8 @@ pub use autoencoder::{EpochReport, rotation_trick_backward};
 pub use fsq::{Fsq, FsqMode};
 pub use fsq_ae::{FsqAutoencoder, FsqAutoencoderConfig};
 pub use kmeans::{
-    Assignment, CpuSteps, Init, KMeans, KMeansConfig, KMeansReport, LloydSteps, centroid_sum_chunk,
+    Assignment, CpuSteps, Init, KMeans, KMeansConfig, KMeansReport, Labels, LloydSteps,
+    centroid_sum_chunk,
 };
 pub use residual_fsq::ResidualFsq;
 pub use rq_kmeans::{EncodeSearch, LevelReport, RqKMeans, RqKMeansConfig, RqKMeansReport};

@@ -44,46 +44,47 @@ const BLOCK: usize = 2048;
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResidualFsq {
     layer: Fsq,
-    quantizers: usize,
+    levels: usize,
     /// Soft-clamp bound per dimension, `1 + 1/(L − 1)`.
     clamp: Vec<f32>,
-    /// `quantizers × d` layer scales `L^(−q)`.
+    /// `levels × d` layer scales `L^(−q)`.
     scales: Vec<f32>,
 }
 
 impl ResidualFsq {
-    /// `quantizers` layers of FSQ with the given levels.
+    /// `levels` layers (tokens per code) of FSQ with `levels_per_dim[j]`
+    /// values in dimension `j`.
     ///
-    /// Errors: no levels, a level below 2 or a product above 65 536 (as
-    /// [`Fsq::with_mode`]), or 0 quantizers.
-    pub fn new(levels: &[u32], quantizers: usize) -> Result<ResidualFsq> {
-        if quantizers == 0 {
-            return Err(invalid("quantizers", "is 0; use at least 1 layer"));
+    /// Errors: no dimension, a level below 2 or a product above 65 536 (as
+    /// [`Fsq::with_mode`]), or 0 layers.
+    pub fn new(levels_per_dim: &[u32], levels: usize) -> Result<ResidualFsq> {
+        if levels == 0 {
+            return Err(invalid("levels", "is 0; use at least 1 layer"));
         }
-        if quantizers > 64 {
+        if levels > 64 {
             return Err(invalid(
-                "quantizers",
-                format!("is {quantizers}; at most 64 layers (scales underflow long before)"),
+                "levels",
+                format!("is {levels}; at most 64 layers (scales underflow long before)"),
             ));
         }
-        let layer = Fsq::with_mode(levels, FsqMode::SymmetricHardClamp)?;
-        let clamp = levels
+        let layer = Fsq::with_mode(levels_per_dim, FsqMode::SymmetricHardClamp)?;
+        let clamp = levels_per_dim
             .iter()
             .map(|&l| 1.0f32 + 1.0f32 / (l - 1) as f32)
             .collect();
-        let mut scales = Vec::with_capacity(quantizers * levels.len());
-        for q in 0..quantizers {
+        let mut scales = Vec::with_capacity(levels * levels_per_dim.len());
+        for q in 0..levels {
             // `L ** -q` in f32, as the reference's pow (1/L, 1/(L·L), …;
             // exact powers rounded once).
             scales.extend(
-                levels
+                levels_per_dim
                     .iter()
                     .map(|&l| (1.0f64 / (l as f64).powi(q as i32)) as f32),
             );
         }
         Ok(ResidualFsq {
             layer,
-            quantizers,
+            levels,
             clamp,
             scales,
         })
@@ -105,7 +106,7 @@ impl ResidualFsq {
     fn encode_block(&self, z: &[f32], out: &mut [u16]) {
         let d = self.clamp.len();
         let mut r = vec![0f32; d];
-        for (row, o) in z.chunks_exact(d).zip(out.chunks_exact_mut(self.quantizers)) {
+        for (row, o) in z.chunks_exact(d).zip(out.chunks_exact_mut(self.levels)) {
             for ((rv, &x), &c) in r.iter_mut().zip(row).zip(&self.clamp) {
                 *rv = (((x / c) as f64).tanh() as f32) * c;
             }
@@ -128,10 +129,10 @@ impl Quantizer for ResidualFsq {
         self.clamp.len()
     }
     fn levels(&self) -> usize {
-        self.quantizers
+        self.levels
     }
     fn codebook_size(&self, level: usize) -> usize {
-        if level < self.quantizers {
+        if level < self.levels {
             self.layer.n_codes()
         } else {
             0
@@ -141,8 +142,8 @@ impl Quantizer for ResidualFsq {
         let d = self.dim();
         x.expect_dim(d)?;
         expect_len(
-            "code buffer length (n × quantizers)",
-            x.rows() * self.quantizers,
+            "code buffer length (n × levels)",
+            x.rows() * self.levels,
             out.len(),
         )?;
         let mut buf = Vec::new();
@@ -150,8 +151,8 @@ impl Quantizer for ResidualFsq {
             let end = (start + (1 << 16)).min(x.rows());
             let zb = x.block(start, end, &mut buf)?;
             crate::data::check_finite("residual FSQ input", zb, d, start)?;
-            let o = &mut out[start * self.quantizers..end * self.quantizers];
-            let q = self.quantizers;
+            let o = &mut out[start * self.levels..end * self.levels];
+            let q = self.levels;
             for_each_block(
                 par,
                 end - start,
@@ -199,7 +200,7 @@ impl Payload for ResidualFsq {
     fn to_payload(&self) -> ResidualFsqV1 {
         ResidualFsqV1 {
             levels: self.levels_per_dim(),
-            quantizers: self.quantizers as u64,
+            quantizers: self.levels as u64,
         }
     }
     fn from_payload(p: ResidualFsqV1) -> Result<Self> {

@@ -331,7 +331,7 @@ impl TokenMap {
     /// Checks that every code of `trie` has a token: the map has the
     /// trie's levels, each with at least the trie's codes.
     pub fn check_covers(&self, trie: &Trie) -> Result<()> {
-        let (ours, theirs) = (self.codebook_sizes(), trie.vocab());
+        let (ours, theirs) = (self.codebook_sizes(), trie.codebook_sizes());
         if ours.len() != theirs.len() || ours.iter().zip(theirs).any(|(o, t)| o < t) {
             return Err(Error::InvalidConfig {
                 field: "token map",
@@ -354,7 +354,7 @@ impl TokenMap {
     /// map lacks are skipped.
     pub fn allowed_next(&self, trie: &Trie, generated: &[u32], out: &mut Vec<u32>) -> Next {
         out.clear();
-        let depth = trie.depth();
+        let depth = trie.id_len();
         let mut s = trie.start();
         for (l, &t) in generated.iter().take(depth).enumerate() {
             match self.code(l, t).and_then(|c| trie.step(s, c)) {
@@ -393,10 +393,10 @@ impl TokenMap {
                 got: row.len(),
             });
         }
-        if prefix.len() >= self.levels().min(trie.depth()) {
+        if prefix.len() >= self.levels().min(trie.id_len()) {
             return Err(Error::Shape {
                 what: "ID prefix length (below the levels)",
-                expected: self.levels().min(trie.depth()).saturating_sub(1),
+                expected: self.levels().min(trie.id_len()).saturating_sub(1),
                 got: prefix.len(),
             });
         }

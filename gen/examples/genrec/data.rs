@@ -15,8 +15,8 @@ pub fn load(args: &Args) -> Res<(Vec<f32>, usize, Sequences, String)> {
             (Some(e), Some(i)) => (e, i),
             _ => return Err("--inter needs --item-emb FILE.npy and --item-ids FILE".into()),
         };
-        let ids = ItemIds::read(ids_path).map_err(|e| format!("{ids_path}: {e}"))?;
-        let (emb, dim) = semid::npy::read_npy(emb_path).map_err(|e| format!("{emb_path}: {e}"))?;
+        let ids = ItemIds::read(ids_path).map_err(|e| e.to_string())?;
+        let (emb, dim) = semid::npy::read_npy(emb_path).map_err(|e| e.to_string())?;
         if emb.len() / dim != ids.len() {
             return Err(format!(
                 "{emb_path} has {} rows but {ids_path} lists {} ids",
@@ -25,7 +25,7 @@ pub fn load(args: &Args) -> Res<(Vec<f32>, usize, Sequences, String)> {
             )
             .into());
         }
-        let (seqs, r) = read_interactions(inter, &ids).map_err(|e| format!("{inter}: {e}"))?;
+        let (seqs, r) = read_interactions(inter, &ids).map_err(|e| e.to_string())?;
         println!(
             "read  {inter}: {} lines, {} users kept, {} interactions",
             r.lines,

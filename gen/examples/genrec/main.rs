@@ -147,7 +147,7 @@ fn run(args: &Args) -> Res<()> {
     };
     println!(
         "SIDs  {ids} 3x{k} + suffix: vocab {:?}, at most {} items per code, {:.1} s",
-        index.trie().vocab(),
+        index.trie().codebook_sizes(),
         sids.max_bucket,
         t0.elapsed().as_secs_f64()
     );

@@ -2,7 +2,7 @@
 
 use super::balanced::balanced_assign;
 use super::config::{Assignment, KMeansConfig, KMeansReport};
-use super::steps::{LloydSteps, assign_checked};
+use super::steps::{Labels, LloydSteps, assign_checked};
 use crate::error::Result;
 use crate::kernels::{CentroidSet, Simd};
 use crate::par::{Par, for_each_block};
@@ -50,15 +50,16 @@ pub(crate) fn lloyd(
     steps.begin(x, d)?;
     for it in 0..max_iter {
         iterations = it + 1;
-        match cfg.assignment {
+        let checked = match cfg.assignment {
             Assignment::Nearest => {
-                assign_checked(steps, x, d, &centroids, &mut labels, &mut dists)?;
+                assign_checked(steps, x, d, &centroids, &mut labels, &mut dists)?
             }
             Assignment::Balanced => {
                 let c = CentroidSet::new(&centroids, d);
                 balanced_assign(x, &c, &mut labels, &mut dists, cfg.par);
+                Labels::trusted(&labels, k)
             }
-        }
+        };
         let inertia: f64 = dists.iter().map(|&v| v as f64).sum();
         if let Some(&prev) = history.last() {
             let prev: f64 = prev;
@@ -67,9 +68,9 @@ pub(crate) fn lloyd(
             }
         }
         history.push(inertia);
-        steps.update(x, d, &labels, &mut centroids)?;
+        steps.update(x, d, checked, &mut centroids)?;
         let mut sizes = vec![0usize; k];
-        for &l in &labels {
+        for &l in checked.as_slice() {
             sizes[l as usize] += 1;
         }
         repairs += repair_empty(&mut centroids, &mut sizes, d, rng);

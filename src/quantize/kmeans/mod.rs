@@ -17,15 +17,15 @@ mod lloyd;
 mod progressive;
 mod steps;
 
-use std::borrow::Cow;
-
 pub use config::{Assignment, Init, KMeansConfig, KMeansReport};
 use lloyd::{gather_rows, seed_pp};
 pub(crate) use steps::assign_checked;
-pub use steps::{CpuSteps, LloydSteps, centroid_sum_chunk};
+#[cfg(feature = "cuda")]
+pub(crate) use steps::shapes;
+pub use steps::{CpuSteps, Labels, LloydSteps, centroid_sum_chunk};
 
 use super::{Quantizer, expect_len};
-use crate::data::{Codes, Embeddings, check_vocab};
+use crate::data::{Codes, Embeddings, FiniteRows, check_vocab};
 use crate::error::{Error, Result};
 use crate::format::{ModelKind, sealed::Payload, stored_usize, to_invalid};
 use crate::kernels::{AssignPath, AssignScratch, BLOCK_ROWS, CentroidSet, assign_block};
@@ -59,7 +59,7 @@ impl KMeans {
     /// Fits k-means to `x` (`n × d`). Errors on an invalid config, `k > n`,
     /// or non-finite data.
     pub fn fit(config: &KMeansConfig, x: Embeddings<'_>) -> Result<(KMeans, KMeansReport)> {
-        KMeans::fit_with(config, x, &mut CpuSteps::new(config.par))
+        KMeans::fit_with_steps(config, x, &mut CpuSteps::new(config.par))
     }
 
     /// [`KMeans::fit`] with the assignment and centroid means of every
@@ -69,7 +69,7 @@ impl KMeans {
     /// model bit for bit.
     ///
     /// Errors as [`KMeans::fit`], plus any error of `steps`.
-    pub fn fit_with(
+    pub fn fit_with_steps(
         config: &KMeansConfig,
         x: Embeddings<'_>,
         steps: &mut dyn LloydSteps,
@@ -78,7 +78,7 @@ impl KMeans {
         config.check_rows(x.rows())?;
         let mut rng = Rng::new(config.seed, 0);
         let train = training_rows(x, config.train_size(x.rows()), &mut rng)?;
-        let (centroids, report) = fit_rows(config, &train, x.dim(), &mut rng, steps)?;
+        let (centroids, report) = fit_rows(config, train.as_slice(), x.dim(), &mut rng, steps)?;
         Ok((
             KMeans {
                 dim: x.dim(),
@@ -221,25 +221,20 @@ pub(crate) fn assign_embeddings(
     )
 }
 
-/// The training rows as one f32 buffer: borrowed when all rows of f32 data
-/// are used, else sampled (sorted indices) and converted. Errors if any row
-/// of `x` is non-finite.
+/// The training rows, checked finite once: borrowed when all rows of f32
+/// data are used, else sampled (sorted indices) and converted. Errors if
+/// any row of `x` is non-finite, sampled or not.
 pub(crate) fn training_rows<'a>(
     x: Embeddings<'a>,
     m: usize,
     rng: &mut Rng,
-) -> Result<Cow<'a, [f32]>> {
-    // Every row is checked, sampled or not, so the error never depends on
-    // the sample.
-    x.check_all_finite()?;
+) -> Result<FiniteRows<'a>> {
     let n = x.rows();
-    if m >= n
-        && let Some(s) = x.as_f32()
-    {
-        return Ok(Cow::Borrowed(s));
+    if m >= n && x.as_f32().is_some() {
+        return FiniteRows::check(x, None);
     }
     let idx = rng.sample_indices(n, m);
-    Ok(Cow::Owned(x.gather(&idx)))
+    FiniteRows::check(x, Some(&idx))
 }
 
 /// Initialisation then Lloyd's algorithm on training rows `x` (`m × d`,

@@ -11,8 +11,8 @@ use crate::kernels::{AssignPath, CentroidSet, assign_rows};
 use crate::par::{Par, for_each_block, for_each_block2};
 
 /// Nearest-centroid assignment and centroid means, the data-parallel half
-/// of Lloyd's algorithm, as [`KMeans::fit_with`](crate::KMeans::fit_with)
-/// and [`RqKMeans::fit_with`](crate::RqKMeans::fit_with) call them.
+/// of Lloyd's algorithm, as [`KMeans::fit_with_steps`](crate::KMeans::fit_with_steps)
+/// and [`RqKMeans::fit_with_steps`](crate::RqKMeans::fit_with_steps) call them.
 ///
 /// A fit calls [`begin`](LloydSteps::begin) with the rows it is about to
 /// iterate over, then any number of `assign` / `update` calls with that same
@@ -37,38 +37,99 @@ pub trait LloydSteps {
     /// in the order of [`centroid_sum_chunk`] (rows in chunks of that many,
     /// each chunk summed in row order, the chunk sums added in chunk order)
     /// and divided by its size; clusters without members keep their
-    /// centroid.
-    fn update(&mut self, x: &[f32], d: usize, labels: &[u32], centroids: &mut [f32]) -> Result<()>;
+    /// centroid. The labels were checked once, when [`Labels`] was made;
+    /// `labels.k()` must be the number of centroids.
+    fn update(
+        &mut self,
+        x: &[f32],
+        d: usize,
+        labels: Labels<'_>,
+        centroids: &mut [f32],
+    ) -> Result<()>;
 }
 
-/// `steps.assign` followed by a check that every label is below `k`, so
-/// that a faulty [`LloydSteps`] is a typed error, not an index panic.
-pub(crate) fn assign_checked(
+/// Cluster labels checked once to be below `k`: what
+/// [`LloydSteps::update`] reads, so that no backend checks them again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Labels<'a> {
+    labels: &'a [u32],
+    k: usize,
+}
+
+impl<'a> Labels<'a> {
+    /// `labels` of `k` clusters.
+    ///
+    /// Errors: [`Error::InvalidConfig`] naming the first row whose label is
+    /// not below `k`.
+    pub fn new(labels: &'a [u32], k: usize) -> Result<Labels<'a>> {
+        match labels.iter().position(|&l| l as usize >= k) {
+            None => Ok(Labels { labels, k }),
+            Some(i) => Err(crate::error::invalid(
+                "labels",
+                format!("row {i} has label {}, not below k = {k}", labels[i]),
+            )),
+        }
+    }
+
+    /// Labels the crate's own CPU code made below `k` (balanced
+    /// assignment): no check.
+    pub(crate) fn trusted(labels: &'a [u32], k: usize) -> Labels<'a> {
+        debug_assert!(labels.iter().all(|&l| (l as usize) < k));
+        Labels { labels, k }
+    }
+
+    /// The labels, one per row.
+    #[must_use]
+    pub fn as_slice(&self) -> &'a [u32] {
+        self.labels
+    }
+
+    /// The number of clusters every label is below.
+    #[must_use]
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Checks that these labels are for `k` clusters (the centroids' count).
+    pub(crate) fn expect_k(&self, k: usize) -> Result<()> {
+        crate::error::expect_len("clusters of the labels (centroid rows)", self.k, k)
+    }
+}
+
+/// `steps.assign`, then the one check per iteration that every label is
+/// below `k` (a faulty [`LloydSteps`] is a typed error, not an index
+/// panic); the checked labels go on to [`LloydSteps::update`].
+pub(crate) fn assign_checked<'l>(
     steps: &mut dyn LloydSteps,
     x: &[f32],
     d: usize,
     centroids: &[f32],
-    labels: &mut [u32],
+    labels: &'l mut [u32],
     dists: &mut [f32],
-) -> Result<()> {
+) -> Result<Labels<'l>> {
     steps.assign(x, d, centroids, labels, dists)?;
     let k = centroids.len() / d.max(1);
-    match labels.iter().position(|&l| l as usize >= k) {
-        None => Ok(()),
-        Some(i) => Err(crate::error::invalid(
+    Labels::new(labels, k).map_err(|_| {
+        let i = labels.iter().position(|&l| l as usize >= k).unwrap_or(0);
+        crate::error::invalid(
             "steps",
             format!(
                 "LloydSteps::assign gave row {i} label {}, not below k = {k}",
                 labels[i]
             ),
-        )),
-    }
+        )
+    })
 }
 
 /// Rows `m` and clusters `k` of a steps call, after checking that `x` and
 /// `centroids` are whole rows of `d ≥ 1` values, `k ≥ 1`, and `per_row`
 /// (labels, distances) hold one entry per row.
-fn shapes(x: &[f32], d: usize, centroids: &[f32], per_row: &[usize]) -> Result<(usize, usize)> {
+pub(crate) fn shapes(
+    x: &[f32],
+    d: usize,
+    centroids: &[f32],
+    per_row: &[usize],
+) -> Result<(usize, usize)> {
     let rows = |len: usize, what: &'static str| {
         if d == 0 || !len.is_multiple_of(d) {
             Err(Error::Shape {
@@ -129,15 +190,16 @@ impl LloydSteps for CpuSteps {
         Ok(())
     }
 
-    fn update(&mut self, x: &[f32], d: usize, labels: &[u32], centroids: &mut [f32]) -> Result<()> {
-        let (_, k) = shapes(x, d, centroids, &[labels.len()])?;
-        if let Some(i) = labels.iter().position(|&l| l as usize >= k) {
-            return Err(crate::error::invalid(
-                "labels",
-                format!("row {i} has label {}, not below k = {k}", labels[i]),
-            ));
-        }
-        update_centroids(x, d, k, labels, centroids, self.par);
+    fn update(
+        &mut self,
+        x: &[f32],
+        d: usize,
+        labels: Labels<'_>,
+        centroids: &mut [f32],
+    ) -> Result<()> {
+        let (_, k) = shapes(x, d, centroids, &[labels.as_slice().len()])?;
+        labels.expect_k(k)?;
+        update_centroids(x, d, k, labels.as_slice(), centroids, self.par);
         Ok(())
     }
 }

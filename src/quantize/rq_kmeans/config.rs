@@ -22,7 +22,7 @@ pub enum EncodeSearch {
 /// ```
 /// use semid::{RqKMeansConfig, KMeansConfig};
 /// let cfg = RqKMeansConfig::new(3, 256).seed(42);
-/// assert_eq!(cfg.kmeans.k, 256);
+/// assert_eq!(cfg.k, 256);
 /// assert!(cfg.validate().is_ok());
 /// ```
 #[derive(Clone, Debug, PartialEq)]
@@ -30,8 +30,12 @@ pub enum EncodeSearch {
 pub struct RqKMeansConfig {
     /// Number of levels `L` (tokens per code), at least 1.
     pub levels: usize,
-    /// The k-means run at every level (`kmeans.k` is the codebook size of
-    /// every level; level `l` uses seed `kmeans.seed + l`).
+    /// Codes per level (the codebook size), 1..=65536 and at most the
+    /// number of training rows.
+    pub k: usize,
+    /// The k-means settings of every level (level `l` uses seed
+    /// `kmeans.seed + l`); its own `k` is not read: every level has
+    /// [`RqKMeansConfig::k`] codes.
     pub kmeans: KMeansConfig,
     /// Rounds of codebook refinement after the level-by-level fit (default
     /// 1; 0 keeps the level-wise codebooks). A round fixes the training
@@ -53,6 +57,7 @@ impl Default for RqKMeansConfig {
     fn default() -> Self {
         RqKMeansConfig {
             levels: 3,
+            k: 256,
             kmeans: KMeansConfig::default(),
             refine_rounds: 1,
         }
@@ -65,6 +70,7 @@ impl RqKMeansConfig {
     pub fn new(levels: usize, k: usize) -> Self {
         RqKMeansConfig {
             levels,
+            k,
             kmeans: KMeansConfig::new(k),
             refine_rounds: 1,
         }
@@ -74,6 +80,13 @@ impl RqKMeansConfig {
     #[must_use]
     pub fn levels(mut self, v: usize) -> Self {
         self.levels = v;
+        self
+    }
+
+    /// Codes per level.
+    #[must_use]
+    pub fn k(mut self, v: usize) -> Self {
+        self.k = v;
         self
     }
 
@@ -99,7 +112,8 @@ impl RqKMeansConfig {
         self
     }
 
-    /// The per-level k-means settings (default [`KMeansConfig::default`]).
+    /// The per-level k-means settings (default [`KMeansConfig::default`];
+    /// its `k` is not read).
     #[must_use]
     pub fn kmeans(mut self, v: KMeansConfig) -> Self {
         self.kmeans = v;
@@ -120,7 +134,15 @@ impl RqKMeansConfig {
                 format!("is {}; at most 1000", self.refine_rounds),
             ));
         }
-        self.kmeans.validate()
+        self.level_kmeans().validate()
+    }
+
+    /// The k-means config every level runs: `kmeans` with `k` codes.
+    pub(crate) fn level_kmeans(&self) -> KMeansConfig {
+        KMeansConfig {
+            k: self.k,
+            ..self.kmeans.clone()
+        }
     }
 }
 

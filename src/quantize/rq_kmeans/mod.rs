@@ -11,7 +11,7 @@ use super::kmeans::{
 use super::{Quantizer, expect_len};
 use std::sync::OnceLock;
 
-use crate::data::{Codes, Embeddings};
+use crate::data::{Codes, Embeddings, FiniteRows, RowBlocks};
 use crate::error::{Error, Result, invalid};
 use crate::format::{ModelKind, invalid_payload, sealed::Payload, to_invalid};
 use crate::kernels::{
@@ -76,7 +76,7 @@ impl RqKMeans {
     ///
     /// Errors on an invalid config, `k > n`, or non-finite data.
     pub fn fit(config: &RqKMeansConfig, x: Embeddings<'_>) -> Result<(RqKMeans, RqKMeansReport)> {
-        RqKMeans::fit_with(config, x, &mut CpuSteps::new(config.kmeans.par))
+        RqKMeans::fit_with_steps(config, x, &mut CpuSteps::new(config.kmeans.par))
     }
 
     /// [`RqKMeans::fit`] with every level's Lloyd steps and its final
@@ -86,19 +86,19 @@ impl RqKMeans {
     /// labels and means give the CPU's model bit for bit.
     ///
     /// Errors as [`RqKMeans::fit`], plus any error of `steps`.
-    pub fn fit_with(
+    pub fn fit_with_steps(
         config: &RqKMeansConfig,
         x: Embeddings<'_>,
         steps: &mut dyn LloydSteps,
     ) -> Result<(RqKMeans, RqKMeansReport)> {
         config.validate()?;
-        let km = &config.kmeans;
+        let km = &config.level_kmeans();
         km.check_rows(x.rows())?;
         let d = x.dim();
         let k = km.k;
         let mut rng = Rng::new(km.seed, 0);
         let train = training_rows(x, km.train_size(x.rows()), &mut rng)?;
-        let mut resid = train.to_vec();
+        let mut resid = train.as_slice().to_vec();
         let m = resid.len() / d;
         let mean_sq_norm = mean_sq_rows(&resid, d);
         let mut codebooks = Vec::with_capacity(config.levels * k * d);
@@ -147,11 +147,12 @@ impl RqKMeans {
 
     /// Training MSE of greedy codes of `train` with the current codebooks,
     /// and those codes.
-    fn greedy_mse(&self, train: &[f32], par: Par) -> Result<(f64, Vec<u16>)> {
+    fn greedy_mse(&self, train: &FiniteRows<'_>, par: Par) -> Result<(f64, Vec<u16>)> {
         let d = self.dim;
-        let x = Embeddings::new(train, d)?;
-        let mut codes = vec![0u16; x.rows() * self.levels];
-        self.encode_search_into(x, EncodeSearch::Greedy, &mut codes, par)?;
+        let x = train.view();
+        let mut codes = vec![0u16; x.n_rows() * self.levels];
+        self.encode_rows(x, 1, &mut codes, par)?;
+        let train = train.as_slice();
         let mut err = 0f64;
         let mut rec = vec![0f32; d];
         for (row, c) in train.chunks_exact(d).zip(codes.chunks_exact(self.levels)) {
@@ -172,9 +173,10 @@ impl RqKMeans {
     /// rows (levels in order, each using the ones already updated); then the
     /// rows are re-encoded. Stops when the training MSE no longer falls.
     /// Returns the final training MSE and the rounds kept.
-    fn refine(&mut self, train: &[f32], rounds: usize, par: Par) -> Result<(f64, usize)> {
+    fn refine(&mut self, rows: &FiniteRows<'_>, rounds: usize, par: Par) -> Result<(f64, usize)> {
         let (d, k, lv) = (self.dim, self.k, self.levels);
-        let (mut best, mut codes) = self.greedy_mse(train, par)?;
+        let (mut best, mut codes) = self.greedy_mse(rows, par)?;
+        let train = rows.as_slice();
         let mut kept = 0;
         for _ in 0..rounds {
             let before = self.codebooks.clone();
@@ -213,7 +215,7 @@ impl RqKMeans {
                 }
             }
             self.packed = Packed::default();
-            let (mse, new_codes) = self.greedy_mse(train, par)?;
+            let (mse, new_codes) = self.greedy_mse(rows, par)?;
             if mse >= best {
                 self.codebooks = before;
                 self.packed = Packed::default();
@@ -304,6 +306,19 @@ impl RqKMeans {
             }
             EncodeSearch::Beam(b) => b.min(self.k.saturating_pow(self.levels.min(8) as u32)),
         };
+        self.encode_rows(x, beam, out, par)
+    }
+
+    /// Codes of `x`'s rows with a beam of `beam` (1: greedy) into `out`;
+    /// `x` and `out` have the right shapes. [`Finite`](crate::data::Finite)
+    /// rows are read as they are, [`Embeddings`] checked block by block.
+    fn encode_rows<R: RowBlocks>(
+        &self,
+        x: R,
+        beam: usize,
+        out: &mut [u16],
+        par: Par,
+    ) -> Result<()> {
         let sets = self.sets();
         let block = if beam == 1 {
             BLOCK_ROWS
@@ -312,14 +327,14 @@ impl RqKMeans {
         };
         for_each_block(
             par,
-            x.rows(),
+            x.n_rows(),
             block,
             out,
             self.levels,
             EncodeScratch::default,
             |s, row0, codes| {
                 let rows = codes.len() / self.levels;
-                let xb = x.block(row0, row0 + rows, &mut s.buf)?;
+                let xb = x.rows_f32(row0, row0 + rows, &mut s.buf)?;
                 s.resid.clear();
                 s.resid.extend_from_slice(xb);
                 if beam == 1 {

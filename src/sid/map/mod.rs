@@ -33,12 +33,13 @@ pub struct SidReport {
     pub max_items_per_id: usize,
     /// Distinct final IDs.
     pub unique_ids: usize,
-    /// `1 − unique_ids / items`: the share of items whose ID is shared with
-    /// an earlier item (0 when IDs are unique, as after the suffix).
+    /// The share of items whose ID is shared with at least one other item
+    /// (0 when IDs are unique, as after the suffix); the definition of
+    /// [`CodeQuality::collision_rate`](crate::stats::CodeQuality::collision_rate).
     pub collision_rate: f64,
     /// The same share for the quantizer codes, before the policy made IDs
     /// unique: how often the quantizer itself collides (what the
-    /// quickstart's "collisions" column shows). `None` under
+    /// quickstart's "collisions" column and `stats::code_quality` show). `None` under
     /// [`CollisionPolicy::ReassignLastLevel`], whose IDs no longer hold the
     /// original codes; see `moved` there.
     pub code_collision_rate: Option<f64>,
@@ -60,9 +61,9 @@ pub struct SidReport {
 /// assert_eq!(map.id_of(1), Some(&[1, 2, 1][..]));
 /// assert_eq!(map.id_of(2), Some(&[3, 0, 0][..]));
 /// assert_eq!(report.max_bucket, 2);
-/// // Unique IDs after the suffix; one item in three shared its code.
+/// // Unique IDs after the suffix; two items in three shared their code.
 /// assert_eq!(report.collision_rate, 0.0);
-/// assert_eq!(report.code_collision_rate, Some(1.0 - 2.0 / 3.0));
+/// assert_eq!(report.code_collision_rate, Some(2.0 / 3.0));
 /// # Ok::<(), semid::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
@@ -326,31 +327,33 @@ impl SidMap {
     pub fn stats(&self) -> SidReport {
         let mut unique = 0;
         let mut max_per = 0;
-        let mut run = 0;
+        // Items in runs of equal IDs (and of equal codes) of two or more.
+        let (mut id_run, mut id_shared) = (0usize, 0usize);
+        let (mut code_run, mut code_shared) = (0usize, 0usize);
+        let shared = |run: usize| if run > 1 { run } else { 0 };
         // IDs sort by code first, so items of one code are adjacent.
         let levels = self.code_sizes.len();
-        let mut codes = 0;
         for (i, &r) in self.sorted.iter().enumerate() {
             let prev = (i > 0).then(|| self.id(self.sorted[i - 1]));
             if prev.is_some_and(|p| p == self.id(r)) {
-                run += 1;
+                id_run += 1;
             } else {
+                id_shared += shared(id_run);
                 unique += 1;
-                run = 1;
+                id_run = 1;
             }
-            if prev.is_none_or(|p| p[..levels] != self.id(r)[..levels]) {
-                codes += 1;
-            }
-            max_per = max_per.max(run);
-        }
-        let n = self.items.len();
-        let share = |distinct: usize| {
-            if n == 0 {
-                0.0
+            if prev.is_some_and(|p| p[..levels] == self.id(r)[..levels]) {
+                code_run += 1;
             } else {
-                1.0 - distinct as f64 / n as f64
+                code_shared += shared(code_run);
+                code_run = 1;
             }
-        };
+            max_per = max_per.max(id_run);
+        }
+        id_shared += shared(id_run);
+        code_shared += shared(code_run);
+        let n = self.items.len();
+        let share = |k: usize| if n == 0 { 0.0 } else { k as f64 / n as f64 };
         SidReport {
             added: 0,
             items: n,
@@ -358,10 +361,10 @@ impl SidMap {
             max_bucket: self.max_bucket,
             max_items_per_id: max_per,
             unique_ids: unique,
-            collision_rate: share(unique),
+            collision_rate: share(id_shared),
             code_collision_rate: match self.policy {
                 CollisionPolicy::ReassignLastLevel { .. } => None,
-                _ => Some(share(codes)),
+                _ => Some(share(code_shared)),
             },
         }
     }
@@ -394,11 +397,11 @@ impl SidMap {
         self.id_len
     }
 
-    /// Vocabulary of every ID position; with
-    /// [`CollisionPolicy::AppendSuffix`] the last one is the largest bucket
-    /// (at least 1).
+    /// Codebook size of every ID position; with
+    /// [`CollisionPolicy::AppendSuffix`] the last one, the suffix, is the
+    /// largest bucket (at least 1).
     #[must_use]
-    pub fn vocab(&self) -> Vec<usize> {
+    pub fn codebook_sizes(&self) -> Vec<usize> {
         let mut v = self.code_sizes.clone();
         if self.id_len > v.len() {
             v.push(self.suffix_size.max(1));
@@ -467,7 +470,7 @@ impl SidMap {
             return Err(invalid("suffix_size", "must be 1..=65536"));
         }
         m.suffix_size = suffix_size;
-        let vocab = m.vocab();
+        let vocab = m.codebook_sizes();
         check_tokens(&ids, m.id_len, &vocab)?;
         m.row_of.reserve(n);
         for (r, &it) in items.iter().enumerate() {

@@ -14,7 +14,7 @@ use crate::format::{ModelKind, sealed::Payload, to_invalid};
 /// A position in the trie: the node reached after `depth` tokens.
 ///
 /// `node` numbers the nodes of one depth in lexicographic order of their
-/// prefixes, so at depth [`Trie::depth`] it is the leaf (ID) index.
+/// prefixes, so at depth [`Trie::id_len`] it is the leaf (ID) index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct State {
     /// Tokens consumed.
@@ -84,7 +84,7 @@ impl Trie {
         if map.is_empty() {
             return Err(Error::Empty { what: "SidMap" });
         }
-        let mut b = Builder::new(map.vocab());
+        let mut b = Builder::new(map.codebook_sizes());
         for (item, id) in map.iter_sorted() {
             b.push(id, item);
         }
@@ -150,13 +150,14 @@ impl Trie {
 
     /// ID length (the depth of every leaf).
     #[must_use]
-    pub fn depth(&self) -> usize {
+    pub fn id_len(&self) -> usize {
         self.vocab.len()
     }
 
-    /// Vocabulary size at every position.
+    /// Codebook size of every ID position (the suffix position counts as
+    /// one more codebook).
     #[must_use]
-    pub fn vocab(&self) -> &[usize] {
+    pub fn codebook_sizes(&self) -> &[usize] {
         &self.vocab
     }
 
@@ -189,7 +190,7 @@ impl Trie {
     #[inline]
     #[must_use]
     pub fn allowed(&self, s: State) -> &[u16] {
-        if !self.is_valid(s) || s.depth as usize == self.depth() {
+        if !self.is_valid(s) || s.depth as usize == self.id_len() {
             return &[];
         }
         let (lo, hi) = self.range(s);
@@ -200,7 +201,7 @@ impl Trie {
     #[inline]
     #[must_use]
     pub fn step(&self, s: State, token: u16) -> Option<State> {
-        if !self.is_valid(s) || s.depth as usize == self.depth() {
+        if !self.is_valid(s) || s.depth as usize == self.id_len() {
             return None;
         }
         let d = s.depth as usize;
@@ -250,12 +251,12 @@ impl Trie {
     /// True if `id` is a complete ID of the trie.
     #[must_use]
     pub fn contains(&self, id: &[u16]) -> bool {
-        id.len() == self.depth() && self.walk(id).is_some()
+        id.len() == self.id_len() && self.walk(id).is_some()
     }
 
     fn is_valid(&self, s: State) -> bool {
         let d = s.depth as usize;
-        d <= self.depth() && (s.node as usize) < self.nodes_at(d)
+        d <= self.id_len() && (s.node as usize) < self.nodes_at(d)
     }
 
     fn nodes_at(&self, d: usize) -> usize {
@@ -269,7 +270,7 @@ impl Trie {
             return 0..0;
         }
         let (mut lo, mut hi) = (s.node as usize, s.node as usize + 1);
-        for d in s.depth as usize..self.depth() {
+        for d in s.depth as usize..self.id_len() {
             lo = self.offsets[d].get(lo);
             hi = self.offsets[d].get(hi);
         }
@@ -291,10 +292,10 @@ impl Trie {
     /// written into `out` (`depth()` tokens). Cost: a binary search per
     /// level.
     pub fn id_of_leaf(&self, leaf: usize, out: &mut [u16]) -> Result<()> {
-        if out.len() != self.depth() {
+        if out.len() != self.id_len() {
             return Err(Error::Shape {
                 what: "ID buffer length",
-                expected: self.depth(),
+                expected: self.id_len(),
                 got: out.len(),
             });
         }
@@ -306,7 +307,7 @@ impl Trie {
             });
         }
         let mut node = leaf;
-        for d in (0..self.depth()).rev() {
+        for d in (0..self.id_len()).rev() {
             out[d] = self.tokens[d][node];
             // Parent: the last node whose range starts at or before `node`.
             let o = &self.offsets[d];
@@ -337,7 +338,7 @@ impl Trie {
         TrieStats {
             ids: self.len(),
             items: self.items.len(),
-            nodes_per_depth: (0..=self.depth()).map(|d| self.nodes_at(d)).collect(),
+            nodes_per_depth: (0..=self.id_len()).map(|d| self.nodes_at(d)).collect(),
             structure_bytes: structure,
             item_bytes: self.items.len() * 4 + self.leaf_items.as_ref().map_or(0, Offsets::bytes),
         }
@@ -466,7 +467,7 @@ impl Trie {
     fn build_direct(&mut self) {
         let ids = self.len();
         let budget = (1usize << 16).max(ids / 4);
-        for d in 0..self.depth() {
+        for d in 0..self.id_len() {
             let n = self.nodes_at(d);
             let v = self.vocab[d];
             if n.saturating_mul(v) > budget {
