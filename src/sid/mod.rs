@@ -4,10 +4,12 @@
 //! ([`TokenMap`]) that sequence models read and write.
 
 mod map;
+pub mod sinkhorn;
 mod sort;
 mod tokens;
 mod trie;
 
 pub use map::{CollisionPolicy, SidMap, SidReport};
+pub use sinkhorn::{Sinkhorn, resolve_collisions};
 pub use tokens::{Next, SpecialTokens, TokenMap};
 pub use trie::{State, Trie, TrieStats};
