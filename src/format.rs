@@ -5,7 +5,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `b"SEMIDMF\0"` |
-//! | 8 | 4 | format version, u32 LE (this build writes and reads 1) |
+//! | 8 | 4 | format version, u32 LE (this build reads 1 and 2; it writes 1 unless the model needs 2) |
 //! | 12 | 4 | model kind, u32 LE (see [`ModelKind`]) |
 //! | 16 | 8 | payload length in bytes, u64 LE |
 //! | 24 | 8 | FNV-1a 64 checksum of the payload, u64 LE |
@@ -27,8 +27,13 @@ use crate::error::{Error, FormatError, Result, in_file, io_at};
 
 /// Magic bytes at the start of every semid model file.
 pub const MAGIC: [u8; 8] = *b"SEMIDMF\0";
-/// The newest format version this build reads (and the one it writes).
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest format version this build reads. Files are written in the
+/// oldest version that holds the model: version 1 for everything but a
+/// [`SidMap`](crate::sid::SidMap) (or an index holding one) under
+/// [`CollisionPolicy::Sinkhorn`](crate::sid::CollisionPolicy::Sinkhorn),
+/// which needs version 2; so files an older semid could read stay
+/// byte-identical.
+pub const FORMAT_VERSION: u32 = 2;
 /// Header size in bytes.
 pub const HEADER_LEN: usize = 32;
 /// Largest payload accepted (1 GiB).
@@ -212,11 +217,16 @@ pub(crate) fn split(bytes: &[u8]) -> Result<(Header, &[u8])> {
     ))
 }
 
-/// Frames `payload` with a valid header of `kind`.
+/// Frames `payload` with a valid version-1 header of `kind`.
 pub(crate) fn frame(kind: ModelKind, payload: &[u8]) -> Vec<u8> {
+    frame_version(kind, 1, payload)
+}
+
+/// Frames `payload` with a valid header of `kind` and format `version`.
+pub(crate) fn frame_version(kind: ModelKind, version: u32, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&kind.tag().to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&fnv1a64(payload).to_le_bytes());
@@ -233,12 +243,12 @@ fn bincode_config() -> impl bincode::config::Config {
         .with_limit::<{ MAX_PAYLOAD as usize }>()
 }
 
-fn encode_payload<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+pub(crate) fn encode_payload<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     bincode::serde::encode_to_vec(v, bincode_config())
         .map_err(|e| FormatError::Payload(e.to_string()).into())
 }
 
-fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T> {
+pub(crate) fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T> {
     let (v, used) = bincode::serde::decode_from_slice(payload, bincode_config())
         .map_err(|e| Error::Format(FormatError::Payload(e.to_string())))?;
     if used != payload.len() {

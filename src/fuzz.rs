@@ -14,7 +14,9 @@ pub fn model_file(data: &[u8]) {
     let Some((&sel, payload)) = data.split_first() else {
         return;
     };
-    let kind = match sel % 6 {
+    // The high bit frames the payload as format version 2 (Sinkhorn maps).
+    let version = if sel & 0x80 != 0 { 2 } else { 1 };
+    let kind = match (sel & 0x7f) % 6 {
         0 => ModelKind::KMeans,
         1 => ModelKind::RqKMeans,
         2 => ModelKind::SidMap,
@@ -22,7 +24,7 @@ pub fn model_file(data: &[u8]) {
         4 => ModelKind::RqVae,
         _ => ModelKind::FsqAutoencoder,
     };
-    let framed = frame(kind, payload);
+    let framed = crate::format::frame_version(kind, version, payload);
     if let Ok(m) = crate::KMeans::from_bytes(&framed) {
         let _ = m.codebook_sizes();
     }

@@ -83,8 +83,9 @@ impl SemanticIndex {
     /// gives each item an ID under `policy`, and builds the trie.
     ///
     /// Errors: as [`Quantizer::encode_into`] and [`SidMap::build`];
-    /// [`CollisionPolicy::ReassignLastLevel`] with a quantizer other than
-    /// [`RqKMeans`] (it needs last-level distances).
+    /// [`CollisionPolicy::ReassignLastLevel`] or
+    /// [`CollisionPolicy::Sinkhorn`] with a quantizer other than
+    /// [`RqKMeans`] (they need last-level distances).
     pub fn build(
         quantizer: impl Into<AnyQuantizer>,
         x: Embeddings<'_>,
@@ -93,12 +94,11 @@ impl SemanticIndex {
     ) -> Result<(SemanticIndex, SidReport)> {
         let quantizer = quantizer.into();
         let codes = encode(&quantizer, x, par)?;
-        let (map, report) = match (&quantizer, policy) {
-            (q, CollisionPolicy::ReassignLastLevel { .. }) => {
-                let rq = reassigning(q)?;
-                SidMap::build_with_distances(&codes, rq, x, policy)?
-            }
-            (q, _) => SidMap::build(&codes, &q.codebook_sizes(), policy)?,
+        let (map, report) = if policy.needs_distances() {
+            let rq = reassigning(&quantizer, policy)?;
+            SidMap::build_with_distances(&codes, rq, x, policy)?
+        } else {
+            SidMap::build(&codes, &quantizer.codebook_sizes(), policy)?
         };
         let trie = Trie::build(&map)?;
         Ok((
@@ -128,12 +128,12 @@ impl SemanticIndex {
         }
         let codes = encode(&self.quantizer, x, par)?;
         // `SidMap` leaves itself unchanged on error, so no copy is needed.
-        let report = match self.map.policy() {
-            CollisionPolicy::ReassignLastLevel { .. } => {
-                self.map
-                    .insert_with_distances(items, &codes, reassigning(&self.quantizer)?, x)?
-            }
-            _ => self.map.insert(items, &codes)?,
+        let policy = self.map.policy();
+        let report = if policy.needs_distances() {
+            let q = reassigning(&self.quantizer, policy)?;
+            self.map.insert_with_distances(items, &codes, q, x)?
+        } else {
+            self.map.insert(items, &codes)?
         };
         // A non-empty map always builds (the map checked every ID).
         self.trie = Trie::build(&self.map)?;
@@ -249,13 +249,14 @@ fn encode(q: &AnyQuantizer, x: Embeddings<'_>, par: Par) -> Result<Codes> {
     Codes::new(out, q.levels())
 }
 
-/// The quantizer as last-level distances for `ReassignLastLevel`.
-fn reassigning(q: &AnyQuantizer) -> Result<&RqKMeans> {
+/// The quantizer as last-level distances for `policy`
+/// (`ReassignLastLevel`, `Sinkhorn`).
+fn reassigning(q: &AnyQuantizer, policy: CollisionPolicy) -> Result<&RqKMeans> {
     q.as_rq_kmeans().ok_or_else(|| {
         invalid(
             "policy",
             format!(
-                "ReassignLastLevel needs last-level distances, which {} does not give; use RqKMeans or another policy",
+                "{policy:?} needs last-level distances, which {} does not give; use RqKMeans or another policy",
                 q.kind().name()
             ),
         )

@@ -160,8 +160,8 @@ fn future_versions_and_huge_lengths_are_rejected() {
     assert_eq!(
         fmt_err(RqKMeans::from_bytes(&future)),
         FormatError::UnsupportedVersion {
-            found: 2,
-            supported: 1
+            found: FORMAT_VERSION + 1,
+            supported: FORMAT_VERSION
         }
     );
     let mut huge = bytes.clone();

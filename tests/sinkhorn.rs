@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+mod common;
+
 use semid::Error;
 use semid::sid::{Sinkhorn, resolve_collisions};
 
@@ -120,4 +122,138 @@ fn bad_settings_and_inputs_are_typed_errors() {
         resolve_collisions(&mut codes, 2, &[0.0; 3], 2, &sk, 3),
         Err(Error::Shape { .. })
     ));
+}
+
+/// The policy: a map built under `CollisionPolicy::Sinkhorn` holds the
+/// codes `resolve_collisions` gives, then the suffix; it is saved as a
+/// version-2 file and read back; other maps stay version 1.
+#[test]
+fn sinkhorn_policy_builds_saves_and_inserts() {
+    use semid::quantize::LastLevelDistances;
+    use semid::sid::{CollisionPolicy, SidMap, Trie};
+    use semid::{
+        Codes, Embeddings, ModelFile, Par, Quantizer, RqKMeans, RqKMeansConfig, SemanticIndex,
+    };
+    let cfg = semid::synthetic::MixtureConfig {
+        n: 1_500,
+        dim: 16,
+        topics: 20,
+        ..Default::default()
+    };
+    let data = semid::synthetic::hierarchical_mixture(&cfg);
+    let x = Embeddings::new(&data, 16).unwrap();
+    let (q, _) = RqKMeans::fit(&RqKMeansConfig::new(2, 32).seed(3), x).unwrap();
+    let greedy = q.encode(x).unwrap();
+    assert!(SidMap::build(&greedy, &[32, 32], CollisionPolicy::SINKHORN).is_err());
+    let (map, r) = SidMap::build_with_distances(&greedy, &q, x, CollisionPolicy::SINKHORN).unwrap();
+    assert_eq!(map.id_len(), 3);
+    assert_eq!(r.unique_ids, 1_500);
+    // The same codes as the loop run by hand on the whole catalog (rows
+    // outside collisions never move, so distances of every row do).
+    let mut dist = vec![0f32; 1_500 * 32];
+    q.last_level_distances(x, greedy.as_slice(), &mut dist)
+        .unwrap();
+    let mut want = greedy.as_slice().to_vec();
+    resolve_collisions(&mut want, 2, &dist, 32, &Sinkhorn::LC_REC, 20).unwrap();
+    for item in 0..1_500u32 {
+        assert_eq!(
+            &map.id_of(item).unwrap()[..2],
+            &want[item as usize * 2..item as usize * 2 + 2]
+        );
+    }
+    let moved = want
+        .iter()
+        .zip(greedy.as_slice())
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(r.moved, moved);
+    assert!(moved > 0);
+    // Version 2 on disk; reads back equal; the suffix map stays version 1.
+    let bytes = map.to_bytes().unwrap();
+    assert_eq!(semid::format::inspect(&bytes).unwrap().version, 2);
+    assert_eq!(SidMap::from_bytes(&bytes).unwrap(), map);
+    let (plain, _) = SidMap::build(&greedy, &[32, 32], CollisionPolicy::AppendSuffix).unwrap();
+    assert_eq!(
+        semid::format::inspect(&plain.to_bytes().unwrap())
+            .unwrap()
+            .version,
+        1
+    );
+    // The trie holds every ID; an index builds, inserts and round-trips.
+    assert_eq!(Trie::build(&map).unwrap().len(), 1_500);
+    let (mut index, _) = SemanticIndex::build(
+        q.clone(),
+        x.slice(0, 1_000).unwrap(),
+        CollisionPolicy::SINKHORN,
+        Par::Seq,
+    )
+    .unwrap();
+    let before: Vec<Vec<u16>> = (0..1_000)
+        .map(|i| index.id_of(i).unwrap().to_vec())
+        .collect();
+    let items: Vec<u32> = (1_000..1_500).collect();
+    let r = index
+        .insert(&items, x.slice(1_000, 1_500).unwrap(), Par::Seq)
+        .unwrap();
+    assert_eq!((r.items, r.unique_ids), (1_500, 1_500));
+    for (i, id) in before.iter().enumerate() {
+        assert_eq!(index.id_of(i as u32).unwrap(), &id[..]);
+    }
+    assert_eq!(
+        SemanticIndex::from_bytes(&index.to_bytes().unwrap()).unwrap(),
+        index
+    );
+    // Settings that cannot work are refused.
+    let zero = CollisionPolicy::Sinkhorn {
+        sinkhorn: Sinkhorn::LC_REC,
+        rounds: 0,
+    };
+    assert!(matches!(
+        SidMap::new(&[32, 32], zero),
+        Err(Error::InvalidConfig {
+            field: "rounds",
+            ..
+        })
+    ));
+    let _ = Codes::new(vec![0, 0], 2).unwrap();
+}
+
+/// The golden version-2 file: a Sinkhorn map of 60 items (the loop's
+/// codes and distances, through a map built from them). It must load
+/// unchanged forever, pass the model-file contract, and this build must
+/// write the same bytes. Written once with `SEMID_WRITE_GOLDEN=1`.
+#[test]
+fn golden_v2_sinkhorn_map_loads_forever() {
+    use semid::ModelFile;
+    use semid::sid::{CollisionPolicy, SidMap};
+    let path = data("../sid_map_sinkhorn_v2.semid");
+    if std::env::var_os("SEMID_WRITE_GOLDEN").is_some() {
+        // Any Sinkhorn map will do; this one comes from a small fit.
+        let cfg = semid::synthetic::MixtureConfig {
+            n: 200,
+            dim: 8,
+            topics: 6,
+            ..Default::default()
+        };
+        let v = semid::synthetic::hierarchical_mixture(&cfg);
+        let x = semid::Embeddings::new(&v, 8).unwrap();
+        let (q, _) = semid::RqKMeans::fit(&semid::RqKMeansConfig::new(2, 8).seed(1), x).unwrap();
+        let codes = semid::Quantizer::encode(&q, x).unwrap();
+        let (m, _) =
+            SidMap::build_with_distances(&codes, &q, x, CollisionPolicy::SINKHORN).unwrap();
+        m.save(&path).unwrap();
+    }
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(semid::format::inspect(&bytes).unwrap().version, 2);
+    let m = SidMap::from_bytes(&bytes).unwrap();
+    assert_eq!(m.policy(), CollisionPolicy::SINKHORN);
+    assert_eq!((m.len(), m.id_len()), (200, 3));
+    assert_eq!(m.stats().unique_ids, 200);
+    assert_eq!(m.to_bytes().unwrap(), bytes);
+    let other = std::fs::read(data("../kmeans_v1.semid")).unwrap();
+    common::check_model_file(&m, 7, &other);
+    // The same payload framed as version 1 is refused: tag 3 needs 2.
+    let mut v1 = bytes.clone();
+    v1[8] = 1;
+    assert!(SidMap::from_bytes(&v1).is_err());
 }

@@ -31,6 +31,10 @@ pub enum Policy {
     /// At most `--capacity` items per ID; the others move to their next
     /// nearest last-level code (RQ-KMeans only).
     Reassign,
+    /// LC-Rec's: colliding items get new last-level codes by Sinkhorn-Knopp
+    /// (ε 0.003, 50 iterations, 20 rounds), then a suffix numbers what
+    /// still collides (RQ-KMeans only).
+    Sinkhorn,
     /// Keep collisions: one ID, several items.
     Shared,
 }
@@ -140,7 +144,7 @@ fn print_report(
     );
     println!(
         "{verb} {} items ({} in the index), IDs of {} tokens: {} unique, \
-         code collisions before the policy {before}, largest bucket {}, most items per ID {}",
+         items sharing a code {before}, largest bucket {}, most items per ID {}",
         r.added,
         r.items,
         index.map().id_len(),
@@ -158,6 +162,7 @@ fn build(a: &BuildArgs) -> Result<()> {
     let policy = match (a.policy, a.capacity) {
         (Policy::Suffix, None) => CollisionPolicy::AppendSuffix,
         (Policy::Shared, None) => CollisionPolicy::AllowShared,
+        (Policy::Sinkhorn, None) => CollisionPolicy::SINKHORN,
         (Policy::Reassign, c) => CollisionPolicy::ReassignLastLevel {
             capacity: c.unwrap_or(1),
         },

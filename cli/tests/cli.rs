@@ -289,6 +289,27 @@ fn fit_encode_index_search_eval_inspect_round_trip() {
     .unwrap();
     assert_eq!(info["items"], 600);
     assert_eq!(info["id_len"], 3);
+    // LC-Rec's Sinkhorn policy: unique IDs too, after moving last tokens.
+    let sk = dir.p("sinkhorn.semid");
+    let v: serde_json::Value = serde_json::from_str(&ok(semid(&[
+        "index",
+        "build",
+        "--model",
+        s(&model),
+        "--input",
+        s(&input),
+        "--out",
+        s(&sk),
+        "--policy",
+        "sinkhorn",
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(
+        (v["items"].as_u64(), v["unique_ids"].as_u64()),
+        (Some(600), Some(600))
+    );
+    assert!(v["moved"].as_u64().unwrap() > 0, "{v}");
     let more = dir.p("more.npy");
     semid::npy::write_npy(&more, &x[..10 * d], d).unwrap();
     let grown = dir.p("grown.semid");

@@ -16,12 +16,13 @@ fn policy(name: &str, capacity: Option<u32>) -> PyResult<CollisionPolicy> {
     let p = match name {
         "append_suffix" => CollisionPolicy::AppendSuffix,
         "allow_shared" => CollisionPolicy::AllowShared,
+        "sinkhorn" => CollisionPolicy::SINKHORN,
         "reassign_last_level" => CollisionPolicy::ReassignLastLevel {
             capacity: capacity.unwrap_or(1),
         },
         other => {
             return Err(PyValueError::new_err(format!(
-                "policy is {other:?}; use \"append_suffix\", \"reassign_last_level\" or \"allow_shared\""
+                "policy is {other:?}; use \"append_suffix\", \"sinkhorn\", \"reassign_last_level\" or \"allow_shared\""
             )));
         }
     };
@@ -333,7 +334,9 @@ pub struct SemanticIndex {
 impl SemanticIndex {
     /// Encodes `x` (n × d; row i is item i) with a fitted `quantizer`,
     /// gives every item a semantic ID under the collision `policy`
-    /// (`"append_suffix"`, TIGER's extra token; `"reassign_last_level"` with
+    /// (`"append_suffix"`, TIGER's extra token; `"sinkhorn"`, LC-Rec's
+    /// last-level Sinkhorn then the suffix, RQ-KMeans only;
+    /// `"reassign_last_level"` with
     /// `capacity` items per ID, RQ-KMeans only; `"allow_shared"`), builds
     /// the trie, and returns `(index, report)`.
     #[staticmethod]

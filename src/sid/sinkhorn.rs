@@ -197,8 +197,8 @@ impl Default for Sinkhorn {
 /// place): up to `rounds` times, while two rows share a code, every group
 /// of rows sharing one gets new last-level tokens from `sinkhorn` over the
 /// group's rows of `last_dist` (`n × k`: each row's distances to the `k`
-/// last-level codewords). Earlier tokens never change. Groups are taken in
-/// the order of their first row. Returns the rounds run.
+/// last-level codewords). Earlier tokens never change. Returns the rounds
+/// run.
 ///
 /// Errors: shapes that do not match, `levels` of 0, and the errors of
 /// [`Sinkhorn::assign`].
@@ -210,6 +210,27 @@ pub fn resolve_collisions(
     sinkhorn: &Sinkhorn,
     rounds: usize,
 ) -> Result<usize> {
+    let n = codes.len() / levels.max(1);
+    crate::error::expect_len("last-level distances (n × k)", n * k, last_dist.len())?;
+    resolve_with(codes, levels, k, sinkhorn, rounds, |rows, out| {
+        for &r in rows {
+            out.extend_from_slice(&last_dist[r * k..(r + 1) * k]);
+        }
+        Ok(())
+    })
+}
+
+/// [`resolve_collisions`] with the distances of a group's rows appended to
+/// `out` by `dist_of(rows, out)` when the group is met, so that a caller
+/// computes them only for the rows that ever collide.
+pub(crate) fn resolve_with(
+    codes: &mut [u16],
+    levels: usize,
+    k: usize,
+    sinkhorn: &Sinkhorn,
+    rounds: usize,
+    mut dist_of: impl FnMut(&[usize], &mut Vec<f32>) -> Result<()>,
+) -> Result<usize> {
     if levels == 0 || !codes.len().is_multiple_of(levels) {
         return Err(Error::Shape {
             what: "codes (rows of `levels` tokens)",
@@ -218,7 +239,6 @@ pub fn resolve_collisions(
         });
     }
     let n = codes.len() / levels;
-    crate::error::expect_len("last-level distances (n × k)", n * k, last_dist.len())?;
     let mut order: Vec<usize> = (0..n).collect();
     let (mut group_dist, mut tokens) = (Vec::new(), Vec::new());
     for round in 0..rounds {
@@ -246,14 +266,10 @@ pub fn resolve_collisions(
         if groups.is_empty() {
             return Ok(round);
         }
-        // LC-Rec walks its groups in the order their codes were first seen.
-        groups.sort_by_key(|&(s, _)| order[s]);
         for (s, e) in groups {
             let members = &order[s..e];
             group_dist.clear();
-            for &r in members {
-                group_dist.extend_from_slice(&last_dist[r * k..(r + 1) * k]);
-            }
+            dist_of(members, &mut group_dist)?;
             tokens.resize(members.len(), 0);
             sinkhorn.assign(&group_dist, k, &mut tokens)?;
             for (&r, &t) in members.iter().zip(&tokens) {

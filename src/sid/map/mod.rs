@@ -12,7 +12,10 @@ pub use policy::CollisionPolicy;
 use super::sort::{for_groups, merge_sorted, radix_order};
 use crate::data::{Codes, Embeddings, check_tokens, check_vocab};
 use crate::error::{Error, Result, invalid};
-use crate::format::{ModelKind, invalid_payload, sealed::Payload, to_invalid};
+use crate::format::{
+    ModelKind, decode_payload, encode_file, encode_payload, frame_version, invalid_payload,
+    sealed::Codec, split, to_invalid,
+};
 use crate::quantize::LastLevelDistances;
 
 /// What a build or an insertion did.
@@ -27,7 +30,8 @@ pub struct SidReport {
     /// [`CollisionPolicy::ReassignLastLevel`].
     pub moved: usize,
     /// Most items sharing one quantizer code, in the whole map, before the
-    /// policy (the largest collision bucket).
+    /// policy (the largest collision bucket); under
+    /// [`CollisionPolicy::Sinkhorn`], after its loop (before the suffix).
     pub max_bucket: usize,
     /// Most items sharing one final ID (1 when IDs are unique).
     pub max_items_per_id: usize,
@@ -39,7 +43,9 @@ pub struct SidReport {
     pub collision_rate: f64,
     /// The same share for the quantizer codes, before the policy made IDs
     /// unique: how often the quantizer itself collides (what the
-    /// quickstart's "collisions" column and `stats::code_quality` show). `None` under
+    /// quickstart's "collisions" column and `stats::code_quality` show);
+    /// under [`CollisionPolicy::Sinkhorn`], what its loop left for the
+    /// suffix. `None` under
     /// [`CollisionPolicy::ReassignLastLevel`], whose IDs no longer hold the
     /// original codes; see `moved` there.
     pub code_collision_rate: Option<f64>,
@@ -102,7 +108,10 @@ impl SidMap {
         if let CollisionPolicy::ReassignLastLevel { capacity: 0 } = policy {
             return Err(invalid("capacity", "is 0; at least 1 item per ID"));
         }
-        let extra = usize::from(policy == CollisionPolicy::AppendSuffix);
+        if let CollisionPolicy::Sinkhorn { rounds: 0, .. } = policy {
+            return Err(invalid("rounds", "is 0; at least 1 (LC-Rec uses 20)"));
+        }
+        let extra = usize::from(policy.has_suffix());
         Ok(SidMap {
             policy,
             code_sizes: codebook_sizes.to_vec(),
@@ -155,10 +164,13 @@ impl SidMap {
     /// beyond 65 536, or [`CollisionPolicy::ReassignLastLevel`] (use
     /// [`SidMap::insert_with_distances`]).
     pub fn insert(&mut self, items: &[u32], codes: &Codes) -> Result<SidReport> {
-        if let CollisionPolicy::ReassignLastLevel { .. } = self.policy {
+        if self.policy.needs_distances() {
             return Err(invalid(
                 "policy",
-                "ReassignLastLevel needs last-level distances; call build_with_distances / insert_with_distances with the quantizer and the embeddings",
+                format!(
+                    "{:?} needs last-level distances; call build_with_distances / insert_with_distances with the quantizer and the embeddings",
+                    self.policy
+                ),
             ));
         }
         self.insert_impl(items, codes, None)
@@ -235,11 +247,24 @@ impl SidMap {
                 return Err(Error::DuplicateItem { item: it });
             }
         }
+        // Sinkhorn first moves last tokens of colliding new items; the
+        // suffix then numbers what still collides.
+        let mut moved = 0;
+        let resolved;
+        let codes = match self.policy {
+            CollisionPolicy::Sinkhorn { sinkhorn, rounds } => {
+                let (q, x) = dist.ok_or_else(|| invalid("policy", "needs distances"))?;
+                let (c, mv) = self.sinkhorn_codes(codes, q, x, &sinkhorn, rounds as usize)?;
+                resolved = c;
+                moved = mv;
+                &resolved
+            }
+            _ => codes,
+        };
         // Batch rows sorted by code (stable: catalog order within a code).
         let order = radix_order(codes.as_slice(), levels, &self.code_sizes, m);
         let mut new_ids: Vec<u16> = Vec::with_capacity(m * self.id_len);
         let mut max_bucket = self.max_bucket;
-        let mut moved = 0;
         let mut suffix_size = self.suffix_size;
         match self.policy {
             CollisionPolicy::AllowShared => {
@@ -249,7 +274,7 @@ impl SidMap {
                     max_bucket = max_bucket.max(n);
                 });
             }
-            CollisionPolicy::AppendSuffix => {
+            CollisionPolicy::AppendSuffix | CollisionPolicy::Sinkhorn { .. } => {
                 let mut suffix = vec![0u32; m];
                 let mut err = None;
                 for_groups(&order, codes, |s, e| {
@@ -261,7 +286,8 @@ impl SidMap {
                         err.get_or_insert(invalid(
                             "policy",
                             format!(
-                                "AppendSuffix: {n} items share code {:?}, more than the 65536 suffixes a u16 token holds",
+                                "{:?}: {n} items share code {:?}, more than the 65536 suffixes a u16 token holds",
+                                self.policy,
                                 codes.row(g[0] as usize)
                             ),
                         ));
@@ -320,6 +346,60 @@ impl SidMap {
         r.added = m;
         r.moved = moved;
         Ok(r)
+    }
+
+    /// The batch's codes after [`resolve_collisions`](crate::sid::resolve_collisions),
+    /// and how many rows changed their last token. Last-level distances are
+    /// computed only for rows that join a colliding group, once each.
+    fn sinkhorn_codes(
+        &self,
+        codes: &Codes,
+        q: &dyn LastLevelDistances,
+        x: Embeddings<'_>,
+        sinkhorn: &crate::sid::Sinkhorn,
+        rounds: usize,
+    ) -> Result<(Codes, usize)> {
+        let (levels, n) = (codes.levels(), codes.rows());
+        let k = self.code_sizes[levels - 1];
+        let mut out = codes.as_slice().to_vec();
+        // Row r's distances are cache[slot[r] * k..], once computed.
+        let mut slot = vec![u32::MAX; n];
+        let mut cache: Vec<f32> = Vec::new();
+        let (mut missing, mut sub_codes, mut sub_dist) = (Vec::new(), Vec::new(), Vec::new());
+        crate::sid::sinkhorn::resolve_with(&mut out, levels, k, sinkhorn, rounds, |rows, dist| {
+            missing.clear();
+            missing.extend(rows.iter().copied().filter(|&r| slot[r] == u32::MAX));
+            if !missing.is_empty() {
+                // The first L − 1 tokens never change: the original codes
+                // give the residual before the last level.
+                sub_codes.clear();
+                for &r in &missing {
+                    sub_codes.extend_from_slice(codes.row(r));
+                }
+                let sub_x = x.gather(&missing);
+                sub_dist.resize(missing.len() * k, 0.0);
+                q.last_level_distances(
+                    Embeddings::new(&sub_x, x.dim())?,
+                    &sub_codes,
+                    &mut sub_dist,
+                )?;
+                for (i, &r) in missing.iter().enumerate() {
+                    slot[r] = (cache.len() / k) as u32;
+                    cache.extend_from_slice(&sub_dist[i * k..(i + 1) * k]);
+                }
+            }
+            for &r in rows {
+                let s = slot[r] as usize * k;
+                dist.extend_from_slice(&cache[s..s + k]);
+            }
+            Ok(())
+        })?;
+        let moved = out
+            .chunks_exact(levels)
+            .zip(codes.iter())
+            .filter(|(a, b)| a[levels - 1] != b[levels - 1])
+            .count();
+        Ok((Codes::new(out, levels)?, moved))
     }
 
     /// Figures for the whole map.
@@ -484,8 +564,10 @@ impl SidMap {
         m.max_bucket = max_bucket;
         let s = m.stats();
         match policy {
-            CollisionPolicy::AppendSuffix if s.max_items_per_id > 1 => {
-                return Err(invalid("ids", "AppendSuffix map holds a repeated ID"));
+            CollisionPolicy::AppendSuffix | CollisionPolicy::Sinkhorn { .. }
+                if s.max_items_per_id > 1 =>
+            {
+                return Err(invalid("ids", "a map with suffixes holds a repeated ID"));
             }
             CollisionPolicy::ReassignLastLevel { capacity }
                 if s.max_items_per_id > capacity as usize =>
@@ -524,10 +606,12 @@ fn default_items(n: usize) -> Result<Vec<u32>> {
 
 // ---- model file (format version 1; docs/FORMAT.md) ----
 
-/// [`SidMap`]'s model-file payload.
+/// [`SidMap`]'s model-file payload (format version 1; version 2 adds the
+/// Sinkhorn settings, [`SidMapV2`]).
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct SidMapV1 {
-    /// 0 = AppendSuffix, 1 = ReassignLastLevel, 2 = AllowShared.
+    /// 0 = AppendSuffix, 1 = ReassignLastLevel, 2 = AllowShared,
+    /// 3 = Sinkhorn (version 2 only).
     policy: u8,
     capacity: u32,
     code_sizes: Vec<u64>,
@@ -537,17 +621,26 @@ pub struct SidMapV1 {
     ids: Vec<u16>,
 }
 
-impl Payload for SidMap {
-    const KIND: ModelKind = ModelKind::SidMap;
-    type V = SidMapV1;
-    fn to_payload(&self) -> SidMapV1 {
+/// Version 2 of [`SidMap`]'s payload: version 1's fields, then the
+/// settings of [`CollisionPolicy::Sinkhorn`] (policy tag 3).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct SidMapV2 {
+    v1: SidMapV1,
+    epsilon: f64,
+    iterations: u64,
+    rounds: u32,
+}
+
+impl Codec for SidMap {
+    fn encode_file(&self) -> Result<Vec<u8>> {
         use CollisionPolicy as P;
         let (policy, capacity) = match self.policy() {
             P::AppendSuffix => (0, 0),
             P::ReassignLastLevel { capacity } => (1, capacity),
             P::AllowShared => (2, 0),
+            P::Sinkhorn { .. } => (3, 0),
         };
-        SidMapV1 {
+        let v1 = SidMapV1 {
             policy,
             capacity,
             code_sizes: self.code_sizes().iter().map(|&v| v as u64).collect(),
@@ -555,39 +648,87 @@ impl Payload for SidMap {
             max_bucket: self.max_bucket() as u64,
             items: self.items().to_vec(),
             ids: self.ids().to_vec(),
+        };
+        match self.policy() {
+            P::Sinkhorn { sinkhorn, rounds } => {
+                let v2 = SidMapV2 {
+                    v1,
+                    epsilon: sinkhorn.epsilon(),
+                    iterations: sinkhorn.iterations() as u64,
+                    rounds,
+                };
+                Ok(frame_version(ModelKind::SidMap, 2, &encode_payload(&v2)?))
+            }
+            _ => encode_file(ModelKind::SidMap, &v1),
         }
     }
-    fn from_payload(p: SidMapV1) -> Result<Self> {
-        use CollisionPolicy as P;
-        let policy = match p.policy {
-            0 => P::AppendSuffix,
-            1 => P::ReassignLastLevel {
-                capacity: p.capacity,
-            },
-            2 => P::AllowShared,
-            t => return Err(invalid_payload(format!("unknown collision policy tag {t}"))),
-        };
-        let fit = |v: u64, what: &str| {
-            usize::try_from(v)
-                .ok()
-                .filter(|&v| v <= 1 << 32)
-                .ok_or_else(|| invalid_payload(format!("{what} {v} is out of range")))
-        };
-        let code_sizes = p
-            .code_sizes
-            .iter()
-            .map(|&v| fit(v, "codebook size"))
-            .collect::<Result<Vec<_>>>()?;
-        SidMap::from_parts(
-            policy,
-            code_sizes,
-            fit(p.suffix_size, "suffix size")?,
-            fit(p.max_bucket, "max bucket")?,
-            p.items,
-            p.ids,
-        )
-        .map_err(to_invalid)
+
+    fn decode_file(bytes: &[u8]) -> Result<Self> {
+        let (h, payload) = split(bytes)?;
+        if h.kind != ModelKind::SidMap {
+            return Err(crate::error::FormatError::WrongKind {
+                expected: ModelKind::SidMap.name(),
+                found: h.kind.tag(),
+            }
+            .into());
+        }
+        match h.version {
+            1 => from_payload(decode_payload(payload)?, None),
+            _ => {
+                let p: SidMapV2 = decode_payload(payload)?;
+                let sk = crate::sid::Sinkhorn::new(
+                    p.epsilon,
+                    usize::try_from(p.iterations).unwrap_or(usize::MAX),
+                )
+                .map_err(to_invalid)?;
+                from_payload(p.v1, Some((sk, p.rounds)))
+            }
+        }
     }
+}
+
+/// The map of a payload; `sinkhorn` holds version 2's settings.
+fn from_payload(p: SidMapV1, sinkhorn: Option<(crate::sid::Sinkhorn, u32)>) -> Result<SidMap> {
+    use CollisionPolicy as P;
+    let policy = match (p.policy, sinkhorn) {
+        (0, None) => P::AppendSuffix,
+        (1, None) => P::ReassignLastLevel {
+            capacity: p.capacity,
+        },
+        (2, None) => P::AllowShared,
+        (3, Some((sinkhorn, rounds))) => P::Sinkhorn { sinkhorn, rounds },
+        (3, None) => {
+            return Err(invalid_payload(
+                "collision policy tag 3 (Sinkhorn) in a version-1 file; it needs version 2",
+            ));
+        }
+        (t, Some(_)) => {
+            return Err(invalid_payload(format!(
+                "a version-2 map with policy tag {t}; version 2 holds Sinkhorn maps only"
+            )));
+        }
+        (t, None) => return Err(invalid_payload(format!("unknown collision policy tag {t}"))),
+    };
+    let fit = |v: u64, what: &str| {
+        usize::try_from(v)
+            .ok()
+            .filter(|&v| v <= 1 << 32)
+            .ok_or_else(|| invalid_payload(format!("{what} {v} is out of range")))
+    };
+    let code_sizes = p
+        .code_sizes
+        .iter()
+        .map(|&v| fit(v, "codebook size"))
+        .collect::<Result<Vec<_>>>()?;
+    SidMap::from_parts(
+        policy,
+        code_sizes,
+        fit(p.suffix_size, "suffix size")?,
+        fit(p.max_bucket, "max bucket")?,
+        p.items,
+        p.ids,
+    )
+    .map_err(to_invalid)
 }
 
 #[cfg(test)]

@@ -15,13 +15,13 @@ use crate::quantize::LastLevelDistances;
 /// - **TIGER** appends one token to every code: 0, 1, 2, … over the items
 ///   sharing the code. That is [`CollisionPolicy::AppendSuffix`].
 /// - **GRID** (Snap) also de-duplicates with an appended token, like TIGER.
-/// - **MiniOneRec**, following LC-Rec, keeps IDs at `L` tokens and instead
-///   re-assigns colliding items at the last level (Sinkhorn–Knopp on the last
-///   codebook's distances). [`CollisionPolicy::ReassignLastLevel`] is the
-///   greedy, capacity-bounded form of that idea (as in FORGE).
+/// - **MiniOneRec**, following LC-Rec, re-assigns colliding items at the
+///   last level by Sinkhorn–Knopp on the last codebook's distances:
+///   [`CollisionPolicy::Sinkhorn`]. [`CollisionPolicy::ReassignLastLevel`]
+///   is the greedy, capacity-bounded form of that idea (as in FORGE).
 /// - Systems that tolerate shared IDs and rank the items under one ID by
 ///   another signal use [`CollisionPolicy::AllowShared`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum CollisionPolicy {
     /// IDs get one extra token: the items sharing a code are numbered 0, 1,
@@ -40,6 +40,49 @@ pub enum CollisionPolicy {
     },
     /// Keep collisions: one ID maps to every item that has that code.
     AllowShared,
+    /// LC-Rec's and MiniOneRec's: up to `rounds` times, every group of the
+    /// new items that share a code gets new last-level tokens from
+    /// Sinkhorn-Knopp over its last-level distances
+    /// ([`resolve_collisions`](crate::sid::resolve_collisions)); then, as
+    /// [`CollisionPolicy::AppendSuffix`], a suffix token numbers what still
+    /// collides (identical embeddings always do), so IDs are `L + 1` tokens
+    /// and unique. Needs last-level distances, as `ReassignLastLevel`.
+    /// Items already in the map keep their IDs; new items collide with them
+    /// only through the suffix. LC-Rec's settings:
+    /// [`CollisionPolicy::SINKHORN`].
+    Sinkhorn {
+        /// ε and iterations.
+        sinkhorn: crate::sid::Sinkhorn,
+        /// Most rounds of the loop (LC-Rec: 20).
+        rounds: u32,
+    },
+}
+
+impl CollisionPolicy {
+    /// [`CollisionPolicy::Sinkhorn`] with LC-Rec's settings: ε = 0.003, 50
+    /// iterations, 20 rounds.
+    pub const SINKHORN: CollisionPolicy = CollisionPolicy::Sinkhorn {
+        sinkhorn: crate::sid::Sinkhorn::LC_REC,
+        rounds: 20,
+    };
+
+    /// Whether the policy reads last-level distances
+    /// ([`SidMap::build_with_distances`]).
+    #[must_use]
+    pub fn needs_distances(&self) -> bool {
+        matches!(
+            self,
+            CollisionPolicy::ReassignLastLevel { .. } | CollisionPolicy::Sinkhorn { .. }
+        )
+    }
+
+    /// Whether IDs carry a suffix token (`L + 1` tokens).
+    pub(crate) fn has_suffix(&self) -> bool {
+        matches!(
+            self,
+            CollisionPolicy::AppendSuffix | CollisionPolicy::Sinkhorn { .. }
+        )
+    }
 }
 
 /// [`CollisionPolicy::ReassignLastLevel`]'s work on a [`SidMap`].
