@@ -1,5 +1,5 @@
 //! How three ways of making IDs unique change the codes of one RQ-KMeans
-//! fit, before any suffix token: greedy codes as encoded, LC-Rec's
+//! (or RQ-VAE, `--quantizer rq-vae`) fit, before any suffix token: greedy codes as encoded, LC-Rec's
 //! Sinkhorn loop on the colliding groups (`sid::resolve_collisions`), and
 //! capacity-1 reassignment to the next-nearest last-level codeword
 //! (`CollisionPolicy::ReassignLastLevel`). One line each: collision rate,
@@ -7,9 +7,9 @@
 //!
 //! ```text
 //! cargo run --release --example collisions                       # built-in data
-//! cargo run --release --example collisions -- --input emb.npy [--epsilon 0.003] [--rounds 20]
+//! cargo run --release --example collisions -- --input emb.npy [--quantizer rq-vae] [--epsilon 0.003] [--rounds 20]
 //! ```
-use semid::quantize::LastLevelDistances;
+use semid::quantize::{AnyQuantizer, LastLevelDistances, RqVae, RqVaeConfig};
 use semid::sid::{CollisionPolicy, SidMap, Sinkhorn, resolve_collisions};
 use semid::{Codes, Embeddings, Quantizer, RqKMeans, RqKMeansConfig, stats};
 
@@ -20,7 +20,13 @@ const ABOUT: &str = "greedy, Sinkhorn and capacity reassignment: collisions befo
 
 const FLAGS: &[Flag] = &[
     INPUT,
-    ("--levels", true, "3", "RQ-KMeans levels"),
+    (
+        "--quantizer",
+        true,
+        "rq-kmeans",
+        "rq-kmeans or rq-vae (TIGER's settings)",
+    ),
+    ("--levels", true, "3", "levels"),
     ("--k", true, "256", "codes per level"),
     ("--seed", true, "0", "fit seed"),
     (
@@ -42,7 +48,7 @@ fn main() -> std::process::ExitCode {
     common::run("collisions", body)
 }
 
-fn line(name: &str, q: &RqKMeans, x: Embeddings<'_>, codes: &Codes) -> semid::Result<()> {
+fn line(name: &str, q: &AnyQuantizer, x: Embeddings<'_>, codes: &Codes) -> semid::Result<()> {
     let qual = stats::code_quality(codes, &q.codebook_sizes())?;
     let rec = q.decode(codes)?;
     let mse = stats::mse(x, &rec)?;
@@ -65,13 +71,21 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse_or_exit("collisions", ABOUT, FLAGS);
     let (data, d, source) = load_data(&args)?;
     let x = Embeddings::new(&data, d)?;
-    let cfg =
-        RqKMeansConfig::new(args.num("--levels")?, args.num("--k")?).seed(args.num("--seed")?);
-    let (q, _) = RqKMeans::fit(&cfg, x)?;
+    let (levels, k, seed) = (args.num("--levels")?, args.num("--k")?, args.num("--seed")?);
+    let q: AnyQuantizer = match args.get("--quantizer").unwrap_or("rq-kmeans") {
+        "rq-kmeans" => RqKMeans::fit(&RqKMeansConfig::new(levels, k).seed(seed), x)?
+            .0
+            .into(),
+        "rq-vae" => RqVae::fit(&RqVaeConfig::new(levels, k).seed(seed), x)?
+            .0
+            .into(),
+        other => return Err(format!("--quantizer {other}: use rq-kmeans or rq-vae").into()),
+    };
+    let last: &dyn LastLevelDistances = q.last_level().expect("both have last-level distances");
     let (n, lv, k) = (x.rows(), q.levels(), q.codebook_size(q.levels() - 1));
     println!(
-        "{source}: {n} × {d}, RQ-KMeans {lv} × {k}, seed {}",
-        cfg.kmeans.seed
+        "{source}: {n} × {d}, {} {lv} × {k}, seed {seed}",
+        q.kind().name()
     );
     println!(
         "{:<34} {:>9} {:>7} {:>9}  perplexity per level",
@@ -82,7 +96,7 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
 
     let sk = Sinkhorn::new(args.num("--epsilon")?, args.num("--iterations")?)?;
     let mut dist = vec![0f32; n * k];
-    q.last_level_distances(x, greedy.as_slice(), &mut dist)?;
+    last.last_level_distances(x, greedy.as_slice(), &mut dist)?;
     let mut codes = greedy.as_slice().to_vec();
     let t0 = std::time::Instant::now();
     let rounds = resolve_collisions(&mut codes, lv, &dist, k, &sk, args.num("--rounds")?)?;
@@ -92,7 +106,7 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
 
     let reassign = SidMap::build_with_distances(
         &greedy,
-        &q,
+        last,
         x,
         CollisionPolicy::ReassignLastLevel { capacity: 1 },
     );

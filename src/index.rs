@@ -10,7 +10,7 @@ use crate::format::{
 };
 use crate::hits::Hits;
 use crate::par::Par;
-use crate::quantize::{AnyQuantizer, Fit, Quantizer, RqKMeans};
+use crate::quantize::{AnyQuantizer, Fit, Quantizer};
 use crate::sid::{CollisionPolicy, SidMap, SidReport, Trie};
 
 /// A quantizer, the semantic IDs it gave a catalog ([`SidMap`]) and the trie
@@ -85,7 +85,8 @@ impl SemanticIndex {
     /// Errors: as [`Quantizer::encode_into`] and [`SidMap::build`];
     /// [`CollisionPolicy::ReassignLastLevel`] or
     /// [`CollisionPolicy::Sinkhorn`] with a quantizer other than
-    /// [`RqKMeans`] (they need last-level distances).
+    /// [`RqKMeans`](crate::RqKMeans) or [`RqVae`](crate::RqVae) (they need last-level
+    /// distances).
     pub fn build(
         quantizer: impl Into<AnyQuantizer>,
         x: Embeddings<'_>,
@@ -173,7 +174,7 @@ impl SemanticIndex {
     /// `queries` scores ID prefixes by negative squared distance to the
     /// codebooks ([`CodebookScorer`], [`ScoreMetric::L2`]).
     ///
-    /// Errors: a quantizer other than [`RqKMeans`]; a
+    /// Errors: a quantizer other than [`RqKMeans`](crate::RqKMeans); a
     /// query dimension other than the quantizer's.
     pub fn search_embeddings(
         &self,
@@ -251,12 +252,15 @@ fn encode(q: &AnyQuantizer, x: Embeddings<'_>, par: Par) -> Result<Codes> {
 
 /// The quantizer as last-level distances for `policy`
 /// (`ReassignLastLevel`, `Sinkhorn`).
-fn reassigning(q: &AnyQuantizer, policy: CollisionPolicy) -> Result<&RqKMeans> {
-    q.as_rq_kmeans().ok_or_else(|| {
+fn reassigning(
+    q: &AnyQuantizer,
+    policy: CollisionPolicy,
+) -> Result<&dyn crate::quantize::LastLevelDistances> {
+    q.last_level().ok_or_else(|| {
         invalid(
             "policy",
             format!(
-                "{policy:?} needs last-level distances, which {} does not give; use RqKMeans or another policy",
+                "{policy:?} needs last-level distances, which {} does not give; use RqKMeans, RqVae or another policy",
                 q.kind().name()
             ),
         )

@@ -257,3 +257,64 @@ fn golden_v2_sinkhorn_map_loads_forever() {
     v1[8] = 1;
     assert!(SidMap::from_bytes(&v1).is_err());
 }
+
+/// RQ-VAE gives last-level distances too: each row's last token is (up to
+/// rounding) its nearest last-level codeword, and both distance policies
+/// build unique IDs over it.
+#[test]
+fn rqvae_last_level_distances_serve_the_policies() {
+    use semid::quantize::{LastLevelDistances, RqVae, RqVaeConfig};
+    use semid::sid::CollisionPolicy;
+    use semid::{Embeddings, Par, Quantizer, SemanticIndex};
+    let cfg = semid::synthetic::MixtureConfig {
+        n: 800,
+        dim: 12,
+        topics: 10,
+        ..Default::default()
+    };
+    let data = semid::synthetic::hierarchical_mixture(&cfg);
+    let x = Embeddings::new(&data, 12).unwrap();
+    let mut c = RqVaeConfig::new(2, 16).seed(2);
+    c.hidden = vec![16];
+    c.latent = 4;
+    c.epochs = 2;
+    c.min_steps = 0;
+    c.batch_size = 200;
+    let (q, _) = RqVae::fit(&c, x).unwrap();
+    let codes = q.encode(x).unwrap();
+    let mut d = vec![0f32; 800 * 16];
+    q.last_level_distances(x, codes.as_slice(), &mut d).unwrap();
+    for (row, code) in d.chunks_exact(16).zip(codes.iter()) {
+        let min = row.iter().copied().fold(f32::INFINITY, f32::min);
+        assert!(
+            row[code[1] as usize] <= min * (1.0 + 1e-4) + 1e-6,
+            "{row:?} {code:?}"
+        );
+    }
+    assert!(matches!(
+        q.last_level_distances(x, &codes.as_slice()[..10], &mut d),
+        Err(Error::Shape { .. })
+    ));
+    for policy in [
+        CollisionPolicy::SINKHORN,
+        CollisionPolicy::ReassignLastLevel { capacity: 60 },
+    ] {
+        let (index, r) = SemanticIndex::build(q.clone(), x, policy, Par::Seq).unwrap();
+        assert_eq!(index.len(), 800);
+        if policy == CollisionPolicy::SINKHORN {
+            assert_eq!(r.unique_ids, 800);
+        } else {
+            assert!(r.max_items_per_id <= 60);
+        }
+    }
+    // A quantizer without last-level distances is refused, by name.
+    let fsq = semid::Fsq::new(&[5, 5, 5]).unwrap();
+    let x3 = Embeddings::new(&data[..300], 3).unwrap();
+    let e = SemanticIndex::build(fsq, x3, CollisionPolicy::SINKHORN, Par::Seq)
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string().contains("Fsq") && e.to_string().contains("RqVae"),
+        "{e}"
+    );
+}

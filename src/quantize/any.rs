@@ -71,6 +71,20 @@ impl AnyQuantizer {
         }
     }
 
+    /// The held quantizer's last-level distances, where it has them
+    /// ([`RqKMeans`], [`RqVae`]): what
+    /// [`CollisionPolicy::ReassignLastLevel`](crate::sid::CollisionPolicy::ReassignLastLevel)
+    /// and [`CollisionPolicy::Sinkhorn`](crate::sid::CollisionPolicy::Sinkhorn)
+    /// need.
+    #[must_use]
+    pub fn last_level(&self) -> Option<&dyn super::LastLevelDistances> {
+        match self {
+            AnyQuantizer::RqKMeans(q) => Some(q),
+            AnyQuantizer::RqVae(q) => Some(q),
+            _ => None,
+        }
+    }
+
     /// The held [`RqKMeans`], if it is one: codebook scoring and
     /// [`CollisionPolicy::ReassignLastLevel`](crate::sid::CollisionPolicy::ReassignLastLevel)
     /// need its codebooks.

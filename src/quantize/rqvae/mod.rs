@@ -521,6 +521,49 @@ impl Quantizer for RqVae {
 
 super::fit_by_inherent!(RqVae, RqVaeConfig, Vec<EpochReport>);
 
+/// In the latent space: each row's encoding minus the codewords of its
+/// first `L − 1` tokens, against every last-level codeword (squared L2,
+/// summed in f32 in dimension order). What
+/// [`CollisionPolicy::Sinkhorn`](crate::sid::CollisionPolicy::Sinkhorn) and
+/// [`CollisionPolicy::ReassignLastLevel`](crate::sid::CollisionPolicy::ReassignLastLevel)
+/// read.
+impl super::LastLevelDistances for RqVae {
+    fn last_level_distances(
+        &self,
+        x: Embeddings<'_>,
+        codes: &[u16],
+        out: &mut [f32],
+    ) -> Result<()> {
+        x.expect_dim(self.dim())?;
+        let (n, lv, k, lat) = (x.rows(), self.levels, self.k, self.latent());
+        super::expect_len("code length (n × L)", n * lv, codes.len())?;
+        crate::data::check_tokens(codes, lv, &self.codebook_sizes())?;
+        super::expect_len("distance buffer length (n × k)", n * k, out.len())?;
+        let last = self.codebook(lv - 1);
+        let (mut buf, mut z) = (Vec::new(), Vec::new());
+        for start in (0..n).step_by(crate::kernels::BLOCK_ROWS) {
+            let end = (start + crate::kernels::BLOCK_ROWS).min(n);
+            self.encoder.infer(x.block(start, end, &mut buf)?, &mut z)?;
+            for (r, row) in z.chunks_exact_mut(lat).enumerate() {
+                let i = start + r;
+                for (l, &t) in codes[i * lv..i * lv + lv - 1].iter().enumerate() {
+                    let e = &self.codebook(l)[t as usize * lat..(t as usize + 1) * lat];
+                    for (a, b) in row.iter_mut().zip(e) {
+                        *a -= b;
+                    }
+                }
+                for (o, e) in out[i * k..(i + 1) * k]
+                    .iter_mut()
+                    .zip(last.chunks_exact(lat))
+                {
+                    *o = row.iter().zip(e).map(|(a, b)| (a - b) * (a - b)).sum();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 // ---- model file (format version 1; docs/FORMAT.md) ----
 
 /// [`RqVae`]'s model-file payload.

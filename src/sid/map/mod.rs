@@ -143,9 +143,9 @@ impl SidMap {
     /// Builds a map for items `0..n` with any policy, taking last-level
     /// distances from `quantizer` on the embeddings `x` the codes were made
     /// from (row `i` of `x` is item `i`).
-    pub fn build_with_distances<Q: LastLevelDistances>(
+    pub fn build_with_distances(
         codes: &Codes,
-        quantizer: &Q,
+        quantizer: &dyn LastLevelDistances,
         x: Embeddings<'_>,
         policy: CollisionPolicy,
     ) -> Result<(SidMap, SidReport)> {
@@ -179,11 +179,11 @@ impl SidMap {
     /// [`SidMap::insert`] for any policy: `quantizer` and the new items'
     /// embeddings `x` (one row per item) give the last-level distances that
     /// [`CollisionPolicy::ReassignLastLevel`] needs.
-    pub fn insert_with_distances<Q: LastLevelDistances>(
+    pub fn insert_with_distances(
         &mut self,
         items: &[u32],
         codes: &Codes,
-        quantizer: &Q,
+        quantizer: &dyn LastLevelDistances,
         x: Embeddings<'_>,
     ) -> Result<SidReport> {
         let sizes = quantizer.codebook_sizes();
@@ -203,11 +203,7 @@ impl SidMap {
                 got: x.rows(),
             });
         }
-        self.insert_impl(
-            items,
-            codes,
-            Some((quantizer as &dyn LastLevelDistances, x)),
-        )
+        self.insert_impl(items, codes, Some((quantizer, x)))
     }
 
     fn insert_impl(
