@@ -89,6 +89,14 @@ pub enum Error {
     },
     /// A `.npy` file could not be read or written.
     Npy(String),
+    /// Semantic-ID text (`<a_12><b_34>…`, [`sid::TextFormat`](crate::sid::TextFormat))
+    /// that does not parse.
+    SidText {
+        /// The text (cut to 80 characters).
+        text: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// What was wrong inside a named file: a model file that is not valid
     /// (`source` is [`Error::Format`]), a line of a text file that cannot
     /// be read ([`Error::Parse`]). [`Error::root`] gives `source`.
@@ -214,6 +222,7 @@ impl fmt::Display for Error {
             Error::Npy(e) => write!(f, ".npy error: {e}"),
             Error::Gpu { reason } => write!(f, "GPU: {reason}"),
             Error::File { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::SidText { text, reason } => write!(f, "semantic-ID text {text:?}: {reason}"),
             Error::Scorer { reason } => write!(f, "the scorer failed: {reason}"),
             Error::DuplicateItem { item } => write!(
                 f,

@@ -6,10 +6,12 @@
 mod map;
 pub mod sinkhorn;
 mod sort;
+mod text;
 mod tokens;
 mod trie;
 
 pub use map::{CollisionPolicy, SidMap, SidReport};
 pub use sinkhorn::{Sinkhorn, resolve_collisions};
+pub use text::TextFormat;
 pub use tokens::{Next, SpecialTokens, TokenMap};
 pub use trie::{State, Trie, TrieStats};
