@@ -35,8 +35,11 @@ class SidLogitsProcessor(LogitsProcessor):
             each code to its model token.
         prompt_length: number of positions before the first SID token
             (``input_ids.shape[1]`` of the prompts passed to ``generate``).
-        eos_token_id: when given, the only token allowed after a whole ID;
-            otherwise scores after a whole ID are left as they are.
+        eos_token_id: when given, the only token allowed after a whole ID
+            and on a row that is no valid prefix. Without it such rows raise
+            ``ValueError``: the processor fails closed and never leaves a
+            row unconstrained (MiniOneRec #50), so generate exactly
+            ``id_len`` new tokens.
 
     Scores on the CPU in float32 are masked in place; others (GPU, half
     precision) through a boolean mask built in Rust and moved to their

@@ -13,9 +13,14 @@ use crate::index::Trie;
 ///
 /// Level `l` code `c` is model token `offsets[l] + c`, or
 /// `token_table[l][c]` when a table is given. The generated part of a
-/// sequence starts at `prompt_length`; its first `depth` tokens must spell a
-/// prefix of a valid ID. After a whole ID only `eos_token_id` is allowed
-/// (when given; otherwise the scores are left as they are).
+/// sequence starts at `prompt_length`; its first `id_len` tokens must spell
+/// a prefix of a valid ID. After a whole ID only `eos_token_id` is allowed.
+///
+/// It fails closed (MiniOneRec #50: a `prefix_allowed_tokens_fn` that
+/// returns `[]` lets the model emit anything): a row whose tokens are no
+/// valid prefix, or a row past a whole ID, is forced to `eos_token_id` when
+/// one is configured; without one the call raises `ValueError` naming the
+/// row. A row is never left unconstrained.
 #[pyclass(module = "semid._semid", frozen)]
 pub struct VocabConstraint {
     trie: RsTrie,
@@ -24,9 +29,16 @@ pub struct VocabConstraint {
 
 impl VocabConstraint {
     /// Writes into `buf` the model tokens allowed after `generated` (the
-    /// row's tokens after the prompt) and returns true, or returns false
-    /// when the row is to be left as it is.
-    fn allowed(&self, generated: &[i64], buf: &mut Vec<u32>, toks: &mut Vec<u32>) -> bool {
+    /// row's tokens after the prompt): the next codes, or EOS where nothing
+    /// else may follow and an EOS is configured. Errors where nothing may
+    /// follow and there is no EOS (fail closed).
+    fn allowed(
+        &self,
+        row: usize,
+        generated: &[i64],
+        buf: &mut Vec<u32>,
+        toks: &mut Vec<u32>,
+    ) -> Result<(), String> {
         toks.clear();
         // A negative or huge id is no code of any level.
         toks.extend(
@@ -34,7 +46,29 @@ impl VocabConstraint {
                 .iter()
                 .map(|&t| u32::try_from(t).unwrap_or(u32::MAX)),
         );
-        self.map.allowed_next(&self.trie, toks, buf) == Next::Tokens
+        let next = self.map.allowed_next(&self.trie, toks, buf);
+        if next == Next::Tokens && !buf.is_empty() {
+            return Ok(());
+        }
+        if let Some(e) = self.map.specials().eos {
+            buf.clear();
+            buf.push(e);
+            return Ok(());
+        }
+        Err(if next == Next::Free {
+            format!(
+                "row {row} has generated a whole ID ({} tokens) and the constraint has no \
+                 eos_token_id: give one, or generate exactly id_len = {} new tokens",
+                generated.len(),
+                self.trie.id_len()
+            )
+        } else {
+            format!(
+                "row {row}: the generated tokens {generated:?} are no prefix of a valid ID, so \
+                 no token is allowed; give eos_token_id to end such rows (the constraint never \
+                 leaves a row unconstrained)"
+            )
+        })
     }
 
     fn check_ids(&self, ids: &PyReadonlyArray2<'_, i64>, prompt_length: usize) -> PyResult<()> {
@@ -189,9 +223,7 @@ impl VocabConstraint {
             let (mut buf, mut toks, mut keep) = (Vec::new(), Vec::new(), Vec::new());
             for r in 0..rows {
                 let generated = &ids[r * cur + prompt_length..(r + 1) * cur];
-                if !self.allowed(generated, &mut buf, &mut toks) {
-                    continue;
-                }
+                self.allowed(r, generated, &mut buf, &mut toks)?;
                 let row = &mut s[r * v..(r + 1) * v];
                 keep.clear();
                 keep.extend(buf.iter().map(|&t| row[t as usize]));
@@ -200,8 +232,9 @@ impl VocabConstraint {
                     row[t as usize] = x;
                 }
             }
-        });
-        Ok(())
+            Ok::<(), String>(())
+        })
+        .map_err(PyValueError::new_err)
     }
 
     /// The allowed next tokens of every row as a boolean array rows ×
@@ -220,22 +253,21 @@ impl VocabConstraint {
         let ids = input_ids
             .as_slice()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let out = py.detach(|| {
-            let mut out = vec![false; rows * v];
-            let (mut buf, mut toks) = (Vec::new(), Vec::new());
-            for r in 0..rows {
-                let generated = &ids[r * cur + prompt_length..(r + 1) * cur];
-                let row = &mut out[r * v..(r + 1) * v];
-                if self.allowed(generated, &mut buf, &mut toks) {
+        let out = py
+            .detach(|| {
+                let mut out = vec![false; rows * v];
+                let (mut buf, mut toks) = (Vec::new(), Vec::new());
+                for r in 0..rows {
+                    let generated = &ids[r * cur + prompt_length..(r + 1) * cur];
+                    self.allowed(r, generated, &mut buf, &mut toks)?;
+                    let row = &mut out[r * v..(r + 1) * v];
                     for &t in &buf {
                         row[t as usize] = true;
                     }
-                } else {
-                    row.fill(true);
                 }
-            }
-            out
-        });
+                Ok::<_, String>(out)
+            })
+            .map_err(PyValueError::new_err)?;
         crate::array2(py, out, rows, v)
     }
 }

@@ -45,11 +45,12 @@ def test_apply_and_mask_equal_the_dict_trie(case, eos):
     root = dict_trie(ids)
     rng = np.random.default_rng(1)
     prompt = 4
-    for t in range(0, 5):
+    # Without an EOS only valid prefixes of at most 2 tokens can be masked
+    # (the others raise, below); with one, invalid and finished rows too.
+    for t in range(0, 5 if eos is not None else 3):
         rows = []
         for _ in range(64):
-            # Mostly valid prefixes, some random (invalid) ones.
-            if rng.random() < 0.8:
+            if eos is None or rng.random() < 0.8:
                 row = ids[rng.integers(len(ids))]
                 gen = [OFFSETS[l] + int(row[l]) for l in range(min(t, 3))] + [EOS] * max(0, t - 3)
             else:
@@ -63,15 +64,34 @@ def test_apply_and_mask_equal_the_dict_trie(case, eos):
         assert mask.shape == (64, VOCAB) and mask.dtype == np.bool_
         for r in range(64):
             want = reference_allowed(root, [int(x) for x in input_ids[r, prompt:]], 3, eos)
-            if want is None:
-                assert np.array_equal(scores[r], before[r])
-                assert mask[r].all()
-                continue
+            # Fail closed: where nothing is allowed, only EOS is.
+            if not want:
+                want = {eos}
             kept = set(np.flatnonzero(np.isfinite(scores[r])))
             assert kept == want, (t, r)
             assert set(np.flatnonzero(mask[r])) == want
             for tok in want:
                 assert scores[r, tok] == before[r, tok]
+
+
+def test_fails_closed_without_eos(case):
+    """MiniOneRec #50: an empty allowed set must not let a row go free."""
+    ids, trie = case
+    c = semid.VocabConstraint(trie, VOCAB, offsets=OFFSETS)
+    scores = np.zeros((2, VOCAB), np.float32)
+    valid = [OFFSETS[0] + int(ids[0, 0])]
+    invalid = np.array([valid, [0]], np.int64)  # row 1: token 0 is no code
+    with pytest.raises(ValueError, match="row 1.*no prefix of a valid ID"):
+        c.apply(invalid, 0, scores)
+    with pytest.raises(ValueError, match="row 1.*no prefix of a valid ID"):
+        c.mask(invalid, 0)
+    whole = np.array([[OFFSETS[l] + int(ids[0, l]) for l in range(3)]], np.int64)
+    with pytest.raises(ValueError, match="whole ID.*no eos_token_id"):
+        c.apply(whole, 0, scores[:1])
+    # With an EOS, the same rows are forced to it.
+    e = semid.VocabConstraint(trie, VOCAB, offsets=OFFSETS, eos_token_id=EOS)
+    m = e.mask(np.array([[0], [1]], np.int64), 0)
+    assert m.sum() == 2 and m[:, EOS].all()
 
 
 def test_token_table_equals_offsets(case):
