@@ -19,8 +19,9 @@ import torch
 from transformers import LogitsProcessor
 
 from ._semid import SemanticIndex, Trie, VocabConstraint
+from .tokens import add_sid_tokens
 
-__all__ = ["SidLogitsProcessor"]
+__all__ = ["SidLogitsProcessor", "add_sid_tokens"]
 
 
 class SidLogitsProcessor(LogitsProcessor):
@@ -36,9 +37,10 @@ class SidLogitsProcessor(LogitsProcessor):
         prompt_length: number of positions before the first SID token
             (``input_ids.shape[1]`` of the prompts passed to ``generate``).
         eos_token_id: when given, the only token allowed after a whole ID
-            and on a row that is no valid prefix. Without it such rows raise
-            ``ValueError``: the processor fails closed and never leaves a
-            row unconstrained (MiniOneRec #50), so generate exactly
+            and on a row that is no valid prefix. Without it a dead beam (no
+            valid prefix) gets every score -inf, and a row past a whole ID
+            raises ``ValueError``: the processor fails closed and never
+            leaves a row unconstrained (MiniOneRec #50), so generate exactly
             ``id_len`` new tokens.
 
     Scores on the CPU in float32 are masked in place; others (GPU, half

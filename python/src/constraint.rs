@@ -7,6 +7,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use semid::sid::{Next, SpecialTokens, TokenMap, Trie as RsTrie};
 
+use crate::OrPy;
 use crate::index::Trie;
 
 /// Valid semantic IDs as token sequences of a language model.
@@ -17,10 +18,11 @@ use crate::index::Trie;
 /// a prefix of a valid ID. After a whole ID only `eos_token_id` is allowed.
 ///
 /// It fails closed (MiniOneRec #50: a `prefix_allowed_tokens_fn` that
-/// returns `[]` lets the model emit anything): a row whose tokens are no
-/// valid prefix, or a row past a whole ID, is forced to `eos_token_id` when
-/// one is configured; without one the call raises `ValueError` naming the
-/// row. A row is never left unconstrained.
+/// returns `[]` lets the model emit anything). With `eos_token_id`, a row
+/// whose tokens are no valid prefix, or a row past a whole ID, may only
+/// emit it. Without one, a row that is no valid prefix (a dead beam) gets
+/// no allowed token at all (every score -inf), and a row past a whole ID
+/// raises `ValueError` naming the row. A row is never left unconstrained.
 #[pyclass(module = "semid._semid", frozen)]
 pub struct VocabConstraint {
     trie: RsTrie,
@@ -30,8 +32,8 @@ pub struct VocabConstraint {
 impl VocabConstraint {
     /// Writes into `buf` the model tokens allowed after `generated` (the
     /// row's tokens after the prompt): the next codes, or EOS where nothing
-    /// else may follow and an EOS is configured. Errors where nothing may
-    /// follow and there is no EOS (fail closed).
+    /// else may follow and an EOS is configured, or nothing for a dead
+    /// beam. Errors past a whole ID without an EOS (fail closed).
     fn allowed(
         &self,
         row: usize,
@@ -55,20 +57,18 @@ impl VocabConstraint {
             buf.push(e);
             return Ok(());
         }
-        Err(if next == Next::Free {
-            format!(
-                "row {row} has generated a whole ID ({} tokens) and the constraint has no \
-                 eos_token_id: give one, or generate exactly id_len = {} new tokens",
-                generated.len(),
-                self.trie.id_len()
-            )
-        } else {
-            format!(
-                "row {row}: the generated tokens {generated:?} are no prefix of a valid ID, so \
-                 no token is allowed; give eos_token_id to end such rows (the constraint never \
-                 leaves a row unconstrained)"
-            )
-        })
+        if next == Next::Tokens {
+            // No valid prefix (a dead beam): every token stays forbidden,
+            // so the row's score is -inf and it can never rank.
+            return Ok(());
+        }
+        Err(format!(
+            "row {row} has generated a whole ID ({} tokens) and the constraint has no \
+             eos_token_id, so no token may follow: give one, or generate exactly id_len = {} \
+             new tokens (the constraint never leaves a row unconstrained)",
+            generated.len(),
+            self.trie.id_len()
+        ))
     }
 
     fn check_ids(&self, ids: &PyReadonlyArray2<'_, i64>, prompt_length: usize) -> PyResult<()> {
@@ -273,5 +273,56 @@ impl VocabConstraint {
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<VocabConstraint>()
+    m.add_class::<VocabConstraint>()?;
+    m.add_class::<TextFormat>()
+}
+
+/// Semantic IDs as language-model text tokens, LC-Rec's
+/// `<a_12><b_34><c_5><d_0>`: one token per ID position, the position named
+/// by a letter.
+#[pyclass(module = "semid._semid", frozen)]
+pub struct TextFormat {
+    inner: semid::sid::TextFormat,
+}
+
+#[pymethods]
+impl TextFormat {
+    /// The format for IDs of `id_len` tokens (1 to 26 positions, `a`..`z`).
+    #[new]
+    fn new(id_len: usize) -> PyResult<TextFormat> {
+        Ok(TextFormat {
+            inner: semid::sid::TextFormat::new(id_len).or_py()?,
+        })
+    }
+
+    /// Tokens per ID.
+    #[getter]
+    fn id_len(&self) -> usize {
+        self.inner.id_len()
+    }
+
+    /// The text of one ID, e.g. `"<a_12><b_34><c_5><d_0>"`.
+    fn format(&self, id: Vec<u16>) -> PyResult<String> {
+        self.inner.format(&id).or_py()
+    }
+
+    /// The ID written in `text`; `ValueError` saying which token is wrong.
+    fn parse(&self, text: &str) -> PyResult<Vec<u16>> {
+        self.inner.parse(text).or_py()
+    }
+
+    /// The token of `code` at position `level`, e.g. `"<b_34>"`.
+    fn token(&self, level: usize, code: u16) -> PyResult<String> {
+        self.inner.token(level, code).or_py()
+    }
+
+    /// Every token of every position (`codebook_sizes[l]` at position `l`),
+    /// position after position: what a tokenizer gains.
+    fn vocabulary(&self, codebook_sizes: Vec<usize>) -> PyResult<Vec<String>> {
+        self.inner.vocabulary(&codebook_sizes).or_py()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<semid TextFormat id_len={}>", self.inner.id_len())
+    }
 }

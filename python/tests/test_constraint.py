@@ -45,12 +45,12 @@ def test_apply_and_mask_equal_the_dict_trie(case, eos):
     root = dict_trie(ids)
     rng = np.random.default_rng(1)
     prompt = 4
-    # Without an EOS only valid prefixes of at most 2 tokens can be masked
-    # (the others raise, below); with one, invalid and finished rows too.
+    # Without an EOS rows past a whole ID raise (below), so t stays under
+    # the ID length there.
     for t in range(0, 5 if eos is not None else 3):
         rows = []
         for _ in range(64):
-            if eos is None or rng.random() < 0.8:
+            if rng.random() < 0.8:
                 row = ids[rng.integers(len(ids))]
                 gen = [OFFSETS[l] + int(row[l]) for l in range(min(t, 3))] + [EOS] * max(0, t - 3)
             else:
@@ -64,9 +64,10 @@ def test_apply_and_mask_equal_the_dict_trie(case, eos):
         assert mask.shape == (64, VOCAB) and mask.dtype == np.bool_
         for r in range(64):
             want = reference_allowed(root, [int(x) for x in input_ids[r, prompt:]], 3, eos)
-            # Fail closed: where nothing is allowed, only EOS is.
+            # Fail closed: where nothing is allowed, only EOS is (or
+            # nothing at all without one: a dead beam).
             if not want:
-                want = {eos}
+                want = {eos} if eos is not None else set()
             kept = set(np.flatnonzero(np.isfinite(scores[r])))
             assert kept == want, (t, r)
             assert set(np.flatnonzero(mask[r])) == want
@@ -78,20 +79,23 @@ def test_fails_closed_without_eos(case):
     """MiniOneRec #50: an empty allowed set must not let a row go free."""
     ids, trie = case
     c = semid.VocabConstraint(trie, VOCAB, offsets=OFFSETS)
-    scores = np.zeros((2, VOCAB), np.float32)
     valid = [OFFSETS[0] + int(ids[0, 0])]
-    invalid = np.array([valid, [0]], np.int64)  # row 1: token 0 is no code
-    with pytest.raises(ValueError, match="row 1.*no prefix of a valid ID"):
-        c.apply(invalid, 0, scores)
-    with pytest.raises(ValueError, match="row 1.*no prefix of a valid ID"):
-        c.mask(invalid, 0)
+    dead = np.array([valid, [0]], np.int64)  # row 1: token 0 is no code
+    scores = np.zeros((2, VOCAB), np.float32)
+    c.apply(dead, 0, scores)
+    assert np.isneginf(scores[1]).all() and np.isfinite(scores[0]).any()
+    assert not c.mask(dead, 0)[1].any()
     whole = np.array([[OFFSETS[l] + int(ids[0, l]) for l in range(3)]], np.int64)
-    with pytest.raises(ValueError, match="whole ID.*no eos_token_id"):
+    with pytest.raises(ValueError, match="row 0 has generated a whole ID.*no eos_token_id"):
         c.apply(whole, 0, scores[:1])
-    # With an EOS, the same rows are forced to it.
+    with pytest.raises(ValueError, match="never leaves a row unconstrained"):
+        c.mask(whole, 0)
+    # With an EOS, dead and finished rows may only emit it.
     e = semid.VocabConstraint(trie, VOCAB, offsets=OFFSETS, eos_token_id=EOS)
-    m = e.mask(np.array([[0], [1]], np.int64), 0)
-    assert m.sum() == 2 and m[:, EOS].all()
+    m = e.mask(np.concatenate([dead[:, :1], whole[:, :1]]), 0)
+    assert m[1].sum() == 1 and m[1, EOS]
+    m = e.mask(whole, 0)
+    assert m.sum() == 1 and m[0, EOS]
 
 
 def test_token_table_equals_offsets(case):

@@ -96,3 +96,38 @@ def test_mask_path_equals_in_place_path():
     assert torch.equal(a[torch.isfinite(a)], b[torch.isfinite(b)])
     # Row 2 starts with a token that is no level-0 code: nothing allowed.
     assert torch.isinf(a[2]).all()
+
+
+def test_add_sid_tokens_then_generate_only_valid_ids():
+    """The LLM recipe end to end, with no download: a word-level tokenizer
+    and a tiny GPT-2 built here, SID tokens added by add_sid_tokens, and
+    constrained beam search; every generated text parses to a valid ID."""
+    tokenizers = pytest.importorskip("tokenizers", reason="tokenizers is not installed")
+    from semid.hf import add_sid_tokens
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((200, 16)).astype(np.float32)
+    q, _ = semid.RqKMeans.fit(x, levels=2, k=8, seed=0)
+    index, _ = semid.SemanticIndex.build(q, x)
+    base = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3}
+    tok = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tokenizers.Tokenizer(tokenizers.models.WordLevel(base, unk_token="<unk>")),
+        pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+    )
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(vocab_size=len(base), n_positions=32, n_embd=32, n_layer=1,
+                                  n_head=2, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    model = transformers.GPT2LMHeadModel(cfg).eval()
+    table = add_sid_tokens(tok, model, index)
+    assert model.get_input_embeddings().weight.shape[0] == len(tok)
+    fmt = semid.TextFormat(index.trie.id_len)
+    proc = SidLogitsProcessor(index, len(tok), token_table=table, prompt_length=1, eos_token_id=2)
+    out = model.generate(
+        torch.ones((4, 1), dtype=torch.long), max_new_tokens=index.trie.id_len,
+        min_new_tokens=index.trie.id_len, num_beams=8, num_return_sequences=8,
+        do_sample=False, logits_processor=transformers.LogitsProcessorList([proc]),
+    )
+    valid = {tuple(int(t) for t in row) for row in index.ids()[1]}
+    for row in out[:, 1:]:
+        text = "".join(tok.convert_ids_to_tokens(row.tolist()))
+        assert tuple(fmt.parse(text)) in valid, text
