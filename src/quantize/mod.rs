@@ -106,6 +106,24 @@ pub trait LastLevelDistances: Quantizer {
     -> Result<()>;
 }
 
+/// Checks the arguments of [`LastLevelDistances::last_level_distances`]
+/// for `q`: `x`'s dimension, `codes` (`n × L`, tokens in range) and `out`
+/// (`n × k_last`). Returns `(n, L, k_last)`.
+pub(crate) fn check_last_level(
+    q: &dyn Quantizer,
+    x: Embeddings<'_>,
+    codes: &[u16],
+    out: &[f32],
+) -> Result<(usize, usize, usize)> {
+    x.expect_dim(q.dim())?;
+    let (n, lv) = (x.rows(), q.levels());
+    let k = q.codebook_size(lv - 1);
+    expect_len("code length (n × L)", n * lv, codes.len())?;
+    crate::data::check_tokens(codes, lv, &q.codebook_sizes())?;
+    expect_len("distance buffer length (n × k)", n * k, out.len())?;
+    Ok((n, lv, k))
+}
+
 /// Training: a quantizer exists only after a successful fit.
 pub trait Fit: Quantizer + Sized {
     /// The configuration type (`Default` + `validate()`).

@@ -526,11 +526,8 @@ impl super::LastLevelDistances for RqKMeans {
         codes: &[u16],
         out: &mut [f32],
     ) -> Result<()> {
-        x.expect_dim(self.dim)?;
-        let (n, levels, k, d) = (x.rows(), self.levels, self.k, self.dim);
-        expect_len("code length (n × L)", n * levels, codes.len())?;
-        crate::data::check_tokens(codes, levels, &self.codebook_sizes())?;
-        expect_len("distance buffer length (n × k)", n * k, out.len())?;
+        let (n, levels, k) = super::check_last_level(self, x, codes, out)?;
+        let d = self.dim;
         let set = CentroidSet::new(self.codebook(levels - 1), d);
         let simd = Simd::detect();
         let (mut buf, mut resid, mut dots) = (Vec::new(), Vec::new(), Vec::new());

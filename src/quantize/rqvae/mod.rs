@@ -534,11 +534,8 @@ impl super::LastLevelDistances for RqVae {
         codes: &[u16],
         out: &mut [f32],
     ) -> Result<()> {
-        x.expect_dim(self.dim())?;
-        let (n, lv, k, lat) = (x.rows(), self.levels, self.k, self.latent());
-        super::expect_len("code length (n × L)", n * lv, codes.len())?;
-        crate::data::check_tokens(codes, lv, &self.codebook_sizes())?;
-        super::expect_len("distance buffer length (n × k)", n * k, out.len())?;
+        let (n, lv, k) = super::check_last_level(self, x, codes, out)?;
+        let lat = self.latent();
         let last = self.codebook(lv - 1);
         let (mut buf, mut z) = (Vec::new(), Vec::new());
         for start in (0..n).step_by(crate::kernels::BLOCK_ROWS) {
