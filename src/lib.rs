@@ -14,7 +14,10 @@
 //!   scalar oracle) and blocked matrix-product assignment (the crate's own
 //!   packed kernel; `faer` serves the RQ-VAE layers);
 //! - unique semantic IDs with a documented collision policy
-//!   ([`sid::SidMap`]) and a flat prefix trie of valid IDs ([`sid::Trie`]);
+//!   ([`sid::SidMap`]; TIGER's suffix, LC-Rec's Sinkhorn, capacity
+//!   reassignment) and a flat prefix trie of valid IDs ([`sid::Trie`]);
+//!   IDs as LLM text tokens ([`sid::TextFormat`]) and prefix n-grams for
+//!   ranking models ([`sid::prefix_ngrams`]);
 //! - batched, trie-constrained beam search over any [`decode::Scorer`]
 //!   (a model's logits, or [`decode::CodebookScorer`]'s codebook distances);
 //!   a stateful scorer follows each beam's parent ([`decode::Beams`]);

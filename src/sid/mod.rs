@@ -4,6 +4,7 @@
 //! ([`TokenMap`]) that sequence models read and write.
 
 mod map;
+mod ngram;
 pub mod sinkhorn;
 mod sort;
 mod text;
@@ -11,6 +12,7 @@ mod tokens;
 mod trie;
 
 pub use map::{CollisionPolicy, SidMap, SidReport};
+pub use ngram::prefix_ngrams;
 pub use sinkhorn::{Sinkhorn, resolve_collisions};
 pub use text::TextFormat;
 pub use tokens::{Next, SpecialTokens, TokenMap};
