@@ -97,8 +97,10 @@ pub enum CodesWriter {
         w: BufWriter<File>,
         /// Rows the header promised.
         rows: usize,
-        /// Rows written so far.
+        /// Tokens written so far.
         written: usize,
+        /// One block's little-endian bytes, reused.
+        bytes: Vec<u8>,
     },
     /// A `codes` column of fixed-size lists of `uint16` (and the input's id
     /// column before it, when one is carried).
@@ -134,6 +136,7 @@ impl CodesWriter {
             w,
             rows,
             written: 0,
+            bytes: Vec::new(),
         })
     }
 
@@ -165,9 +168,12 @@ impl CodesWriter {
     /// Appends a block of codes (row-major), with its ids for Parquet.
     pub fn write(&mut self, codes: &[u16], ids: Option<ArrayRef>) -> Result<()> {
         match self {
-            CodesWriter::Npy { w, written, .. } => {
-                let bytes: Vec<u8> = codes.iter().flat_map(|c| c.to_le_bytes()).collect();
-                w.write_all(&bytes).map_err(io)?;
+            CodesWriter::Npy {
+                w, written, bytes, ..
+            } => {
+                bytes.clear();
+                bytes.extend(codes.iter().flat_map(|c| c.to_le_bytes()));
+                w.write_all(bytes).map_err(io)?;
                 *written += codes.len();
                 Ok(())
             }
@@ -197,7 +203,9 @@ impl CodesWriter {
     /// Flushes, checks the row count, and syncs the file.
     pub fn finish(self, levels: usize) -> Result<()> {
         match self {
-            CodesWriter::Npy { w, rows, written } => {
+            CodesWriter::Npy {
+                w, rows, written, ..
+            } => {
                 if written != rows * levels {
                     return Err(data(format!(
                         "wrote {} rows where the input promised {rows}; the input changed while it was read",

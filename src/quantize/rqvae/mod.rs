@@ -523,7 +523,7 @@ super::fit_by_inherent!(RqVae, RqVaeConfig, Vec<EpochReport>);
 
 /// In the latent space: each row's encoding minus the codewords of its
 /// first `L − 1` tokens, against every last-level codeword (squared L2,
-/// summed in f32 in dimension order). What
+/// [`Simd::l2_sq`](crate::kernels::Simd::l2_sq)). What
 /// [`CollisionPolicy::Sinkhorn`](crate::sid::CollisionPolicy::Sinkhorn) and
 /// [`CollisionPolicy::ReassignLastLevel`](crate::sid::CollisionPolicy::ReassignLastLevel)
 /// read.
@@ -537,6 +537,7 @@ impl super::LastLevelDistances for RqVae {
         let (n, lv, k) = super::check_last_level(self, x, codes, out)?;
         let lat = self.latent();
         let last = self.codebook(lv - 1);
+        let simd = crate::kernels::Simd::detect();
         let (mut buf, mut z) = (Vec::new(), Vec::new());
         for start in (0..n).step_by(crate::kernels::BLOCK_ROWS) {
             let end = (start + crate::kernels::BLOCK_ROWS).min(n);
@@ -553,7 +554,7 @@ impl super::LastLevelDistances for RqVae {
                     .iter_mut()
                     .zip(last.chunks_exact(lat))
                 {
-                    *o = row.iter().zip(e).map(|(a, b)| (a - b) * (a - b)).sum();
+                    *o = simd.l2_sq(row, e);
                 }
             }
         }
