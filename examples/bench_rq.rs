@@ -4,13 +4,18 @@
 //! ```text
 //! cargo run --release --example bench_rq -- --input FILE.npy --levels 3 --k 256 \
 //!     [--beam 1] [--iters 20] [--mppc 256|all] [--threads 2] [--seed 1234] [--init progressive|pp|random]
-//!     [--pd-steps 10] [--pd-iters 10] [--tol 0] [--refine 1]
+//!     [--pd-steps 10] [--pd-iters 5] [--tol 1e-3] [--refine 1]
+//! ```
+//!
+//! Every flag left out keeps `RqKMeansConfig::new(levels, k)`'s default, so
+//! a run without flags measures the library's default fit.
+//!
+//! ```text
 //! ```
 use std::time::Instant;
 
 use semid::{
-    Codes, Embeddings, EncodeSearch, Init, KMeansConfig, Par, Quantizer, RqKMeans, RqKMeansConfig,
-    stats,
+    Codes, Embeddings, EncodeSearch, Init, Par, Quantizer, RqKMeans, RqKMeansConfig, stats,
 };
 
 mod common;
@@ -23,7 +28,12 @@ const FLAGS: &[Flag] = &[
     ("--levels", true, "3", "codes per ID"),
     ("--k", true, "256", "codes per level"),
     ("--beam", true, "1", "encoding beam"),
-    ("--iters", true, "20", "Lloyd iterations per level"),
+    (
+        "--iters",
+        true,
+        "",
+        "Lloyd iterations per level (library default: 20)",
+    ),
     (
         "--mppc",
         true,
@@ -33,20 +43,25 @@ const FLAGS: &[Flag] = &[
     ("--threads", true, "0", "threads (0: all)"),
     ("--seed", true, "1234", "seed"),
     ("--init", true, "progressive", "progressive|pp|random"),
-    ("--pd-steps", true, "10", "progressive init: steps"),
+    (
+        "--pd-steps",
+        true,
+        "",
+        "progressive init: steps (default 10)",
+    ),
     (
         "--pd-iters",
         true,
-        "10",
-        "progressive init: iterations per step",
+        "",
+        "progressive init: iterations per step (default 5)",
     ),
     (
         "--tol",
         true,
-        "0",
-        "relative inertia change that stops Lloyd",
+        "",
+        "relative inertia change that stops Lloyd (default 1e-3)",
     ),
-    ("--refine", true, "1", "refinement rounds"),
+    ("--refine", true, "", "refinement rounds (default 1)"),
 ];
 
 fn main() -> std::process::ExitCode {
@@ -59,38 +74,41 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
     let levels: usize = args.num("--levels")?;
     let k: usize = args.num("--k")?;
     let beam: usize = args.num("--beam")?;
-    let iters: usize = args.num("--iters")?;
     let threads: usize = args.num("--threads")?;
     let seed: u64 = args.num("--seed")?;
-    let mppc = match args.get("--mppc") {
-        None => Some(256),
+    let par = Par::Rayon(threads);
+    let mut cfg = RqKMeansConfig::new(levels, k).seed(seed).par(par);
+    let km = &mut cfg.kmeans;
+    if let Some(v) = args.opt("--iters")? {
+        km.max_iter = v;
+    }
+    if let Some(v) = args.opt("--tol")? {
+        km.tol = v;
+    }
+    km.max_points_per_centroid = match args.get("--mppc") {
+        None => km.max_points_per_centroid,
         Some("all") => None,
         Some(v) => Some(v.parse()?),
     };
-    let init = match args.get("--init") {
-        None | Some("progressive") => Init::ProgressiveDim {
-            steps: args.num("--pd-steps")?,
-            iters: args.num("--pd-iters")?,
-        },
-        Some("pp") => Init::KMeansPlusPlus,
-        Some("random") => Init::Random,
-        Some(o) => return Err(format!("--init {o}: use progressive, pp or random").into()),
+    km.init = match (args.get("--init"), km.init) {
+        (None | Some("progressive"), Init::ProgressiveDim { steps, iters }) => {
+            Init::ProgressiveDim {
+                steps: args.opt("--pd-steps")?.unwrap_or(steps),
+                iters: args.opt("--pd-iters")?.unwrap_or(iters),
+            }
+        }
+        (None | Some("progressive"), _) => Init::PROGRESSIVE_DIM,
+        (Some("pp"), _) => Init::KMeansPlusPlus,
+        (Some("random"), _) => Init::Random,
+        (Some(o), _) => return Err(format!("--init {o}: use progressive, pp or random").into()),
     };
-    let par = Par::Rayon(threads);
+    if let Some(v) = args.opt("--refine")? {
+        cfg.refine_rounds = v;
+    }
 
     let (data, dim) = semid::npy::read_npy(input)?;
     let x = Embeddings::new(&data, dim)?;
     let n = x.rows();
-    let km = KMeansConfig::new(k)
-        .max_iter(iters)
-        .tol(args.num("--tol")?)
-        .init(init)
-        .max_points_per_centroid(mppc)
-        .seed(seed)
-        .par(par);
-    let cfg = RqKMeansConfig::new(levels, k)
-        .kmeans(km)
-        .refine_rounds(args.num("--refine")?);
 
     let t = Instant::now();
     let (rq, report) = RqKMeans::fit(&cfg, x)?;

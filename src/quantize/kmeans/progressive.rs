@@ -24,6 +24,10 @@ const PCA_ROWS: usize = 8192;
 /// data and on `pypi_text_16k` stayed within seed noise.
 const STEP_POINTS_PER_CENTROID: usize = 64;
 
+/// Sample rows per covariance chunk: the chunk's packed rows (`d × 256`
+/// floats, 384 KiB at `d = 384`) stay in L2.
+const COV_CHUNK: usize = 256;
+
 /// Covariance rows per block (a multiple of the GEMM kernels' row tiles).
 const COV_BLOCK: usize = 48;
 
@@ -146,38 +150,44 @@ fn principal_axes(x: &[f32], d: usize, mean: &[f32], rng: &mut Rng, par: Par) ->
         (0..m).collect()
     };
     let s = idx.len();
-    // Centred sample, transposed: d rows of s.
-    let mut yt = vec![0f32; d * s];
-    for (j, &i) in idx.iter().enumerate() {
-        for (t, (&v, &mu)) in x[i * d..(i + 1) * d].iter().zip(mean).enumerate() {
-            yt[t * s + j] = v - mu;
+    // The covariance is summed over chunks of COV_CHUNK sample rows: each
+    // chunk's centred rows, transposed (d rows of at most COV_CHUNK) and
+    // packed, stay in cache while the d × d products of the chunk are taken
+    // (one long product over the whole sample streamed it from memory for
+    // every row block). Chunks are added in order in f64, and each product
+    // entry is one dot whatever the blocking, so the thread count changes
+    // nothing.
+    let mut acc = vec![0f64; d * d];
+    let mut yt = Vec::new();
+    let mut packed = Vec::new();
+    let mut cov = vec![0f32; d * d];
+    for chunk in idx.chunks(COV_CHUNK) {
+        let cs = chunk.len();
+        yt.clear();
+        yt.resize(d * cs, 0f32);
+        for (t, (dst, &mu)) in yt.chunks_exact_mut(cs).zip(mean).enumerate() {
+            for (o, &i) in dst.iter_mut().zip(chunk) {
+                *o = x[i * d + t] - mu;
+            }
+        }
+        pack_panels_into(&yt, cs, &mut packed);
+        for_each_block(
+            par,
+            d,
+            COV_BLOCK,
+            &mut cov,
+            d,
+            || (),
+            |_, r0, cb| {
+                let rows = cb.len() / d;
+                dots_packed(&yt[r0 * cs..(r0 + rows) * cs], cs, &packed, d, 1.0, cb);
+            },
+        );
+        for (a, &c) in acc.iter_mut().zip(&cov) {
+            *a += c as f64;
         }
     }
-    let mut packed = Vec::new();
-    pack_panels_into(&yt, s, &mut packed);
-    // Row blocks of the covariance in parallel; each entry is one dot
-    // product whatever the blocking, so the thread count changes nothing.
-    let mut cov = vec![0f32; d * d];
-    for_each_block(
-        par,
-        d,
-        COV_BLOCK,
-        &mut cov,
-        d,
-        || (),
-        |_, r0, cb| {
-            let rows = cb.len() / d;
-            dots_packed(
-                &yt[r0 * s..(r0 + rows) * s],
-                s,
-                &packed,
-                d,
-                1.0 / s as f32,
-                cb,
-            );
-        },
-    );
-    drop((yt, packed));
+    drop((yt, packed, cov));
 
     let identity = || {
         let mut b = vec![0f32; d * d];
@@ -188,9 +198,10 @@ fn principal_axes(x: &[f32], d: usize, mean: &[f32], rng: &mut Rng, par: Par) ->
     };
     // Symmetrise: the two triangles come from separate dot products.
     let mut v = vec![0f64; d * d];
+    let inv = 1.0 / s as f64;
     for i in 0..d {
         for j in 0..d {
-            v[i * d + j] = 0.5 * (cov[i * d + j] as f64 + cov[j * d + i] as f64);
+            v[i * d + j] = 0.5 * (acc[i * d + j] + acc[j * d + i]) * inv;
         }
     }
     let vals = match symmetric_eigen(&mut v, d) {

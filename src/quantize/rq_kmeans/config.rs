@@ -2,7 +2,7 @@
 
 use crate::error::{Result, invalid};
 use crate::par::Par;
-use crate::quantize::kmeans::{KMeansConfig, KMeansReport};
+use crate::quantize::kmeans::{Init, KMeansConfig, KMeansReport};
 
 /// How codes are searched at encode time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -53,14 +53,9 @@ pub struct RqKMeansConfig {
 }
 
 impl Default for RqKMeansConfig {
-    /// 3 levels × 256 codes, default k-means settings.
+    /// 3 levels × 256 codes, [`RqKMeansConfig::level_defaults`].
     fn default() -> Self {
-        RqKMeansConfig {
-            levels: 3,
-            k: 256,
-            kmeans: KMeansConfig::default(),
-            refine_rounds: 1,
-        }
+        RqKMeansConfig::new(3, 256)
     }
 }
 
@@ -71,9 +66,29 @@ impl RqKMeansConfig {
         RqKMeansConfig {
             levels,
             k,
-            kmeans: KMeansConfig::new(k),
+            kmeans: Self::level_defaults(k),
             refine_rounds: 1,
         }
+    }
+
+    /// The default k-means settings of each level: [`KMeansConfig::new`]
+    /// with `tol` 1e-3 and progressive-dimension steps of 5 iterations
+    /// (`Init::ProgressiveDim { steps: 10, iters: 5 }`) instead of 1e-4 and
+    /// FAISS's 10.
+    ///
+    /// Why: the progressive start leaves each level's centroids close to
+    /// converged, so more Lloyd iterations gain little. On `pypi_text_16k`
+    /// (3 × 256, seeds 11–22, 2-core AMD EPYC Zen 3) the fit takes 1.3 s
+    /// instead of 2.4 s (0.41× FAISS `ResidualQuantizer`'s, paired runs), MSE
+    /// 0.4847 instead of 0.4798 (FAISS: 0.4850), with 4.58 ± 0.20% of items
+    /// sharing a code against 4.61 ± 0.20% (FAISS: 4.45 ± 0.16%); see
+    /// `docs/quantizers.md`.
+    #[must_use]
+    pub fn level_defaults(k: usize) -> KMeansConfig {
+        KMeansConfig::new(k).tol(1e-3).init(Init::ProgressiveDim {
+            steps: 10,
+            iters: 5,
+        })
     }
 
     /// Number of levels.
@@ -112,8 +127,8 @@ impl RqKMeansConfig {
         self
     }
 
-    /// The per-level k-means settings (default [`KMeansConfig::default`];
-    /// its `k` is not read).
+    /// The per-level k-means settings (default
+    /// [`RqKMeansConfig::level_defaults`]; its `k` is not read).
     #[must_use]
     pub fn kmeans(mut self, v: KMeansConfig) -> Self {
         self.kmeans = v;

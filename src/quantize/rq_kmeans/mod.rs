@@ -6,7 +6,8 @@ mod config;
 pub use config::{EncodeSearch, LevelReport, RqKMeansConfig, RqKMeansReport};
 
 use super::kmeans::{
-    CpuSteps, LloydSteps, assign_checked, fit_rows, training_rows, validate_codebook,
+    CpuSteps, LloydSteps, assign_checked, centroid_sum_chunk, fit_rows, training_rows,
+    validate_codebook,
 };
 use super::{Quantizer, expect_len};
 use std::sync::OnceLock;
@@ -17,7 +18,7 @@ use crate::format::{ModelKind, invalid_payload, sealed::Payload, to_invalid};
 use crate::kernels::{
     AssignScratch, BLOCK_ROWS, CentroidSet, Simd, TopK, neg2_dots_pub as neg2_dots,
 };
-use crate::par::{Par, for_each_block};
+use crate::par::{Par, for_each_block, for_each_block2};
 use crate::rng::Rng;
 
 /// A fitted residual k-means quantizer: `L` codebooks of `k × d`.
@@ -105,6 +106,9 @@ impl RqKMeans {
         let mut levels = Vec::with_capacity(config.levels);
         let mut labels = vec![0u32; m];
         let mut dists = vec![0f32; m];
+        // The training rows' greedy codes: level l's labels are taken with
+        // its final codebook, so refinement starts from them.
+        let mut codes = vec![0u16; m * config.levels];
         for l in 0..config.levels {
             let mut lvl_rng = Rng::new(km.seed.wrapping_add(l as u64), 1);
             let (cents, report) = fit_rows(km, &resid, d, &mut lvl_rng, steps)?;
@@ -115,6 +119,10 @@ impl RqKMeans {
                 for (a, b) in r.iter_mut().zip(cw) {
                     *a -= b;
                 }
+            }
+            for (c, &lab) in codes.chunks_exact_mut(config.levels).zip(&labels) {
+                // A label is below k ≤ 65 536 (validated).
+                c[l] = lab as u16;
             }
             let (utilization, perplexity) = usage(&labels, k);
             levels.push(LevelReport {
@@ -132,7 +140,8 @@ impl RqKMeans {
             codebooks,
             packed: Packed::default(),
         };
-        let (mse, refine_rounds) = model.refine(&train, config.refine_rounds, km.par)?;
+        let start = (row_sq_err(&resid, d, km.par), codes);
+        let (mse, refine_rounds) = model.refine(&train, start, config.refine_rounds, km.par)?;
         Ok((
             model,
             RqKMeansReport {
@@ -152,20 +161,28 @@ impl RqKMeans {
         let x = train.view();
         let mut codes = vec![0u16; x.n_rows() * self.levels];
         self.encode_rows(x, 1, &mut codes, par)?;
-        let train = train.as_slice();
-        let mut err = 0f64;
-        let mut rec = vec![0f32; d];
-        for (row, c) in train.chunks_exact(d).zip(codes.chunks_exact(self.levels)) {
-            rec.copy_from_slice(row);
-            for (l, &t) in c.iter().enumerate() {
-                let cw = &self.codebook(l)[t as usize * d..(t as usize + 1) * d];
-                for (a, b) in rec.iter_mut().zip(cw) {
-                    *a -= b;
+        let mut resid = train.as_slice().to_vec();
+        for_each_block(
+            par,
+            codes.len() / self.levels,
+            BLOCK_ROWS,
+            &mut resid,
+            d,
+            || (),
+            |_, row0, rb| {
+                let rows = rb.len() / d;
+                let cb = &codes[row0 * self.levels..(row0 + rows) * self.levels];
+                for (rec, c) in rb.chunks_exact_mut(d).zip(cb.chunks_exact(self.levels)) {
+                    for (l, &t) in c.iter().enumerate() {
+                        let cw = &self.codebook(l)[t as usize * d..(t as usize + 1) * d];
+                        for (a, b) in rec.iter_mut().zip(cw) {
+                            *a -= b;
+                        }
+                    }
                 }
-            }
-            err += rec.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>();
-        }
-        Ok((err / (train.len() / d) as f64, codes))
+            },
+        );
+        Ok((row_sq_err(&resid, d, par), codes))
     }
 
     /// Codebook refinement: with the greedy codes fixed, each level's
@@ -173,43 +190,73 @@ impl RqKMeans {
     /// rows (levels in order, each using the ones already updated); then the
     /// rows are re-encoded. Stops when the training MSE no longer falls.
     /// Returns the final training MSE and the rounds kept.
-    fn refine(&mut self, rows: &FiniteRows<'_>, rounds: usize, par: Par) -> Result<(f64, usize)> {
+    fn refine(
+        &mut self,
+        rows: &FiniteRows<'_>,
+        start: (f64, Vec<u16>),
+        rounds: usize,
+        par: Par,
+    ) -> Result<(f64, usize)> {
         let (d, k, lv) = (self.dim, self.k, self.levels);
-        let (mut best, mut codes) = self.greedy_mse(rows, par)?;
+        let (mut best, mut codes) = start;
         let train = rows.as_slice();
+        let m = train.len() / d;
+        // Fixed row chunks (from the shape alone): the sums do not depend on
+        // the thread count.
+        let chunk = centroid_sum_chunk(m, k, d);
+        let n_chunks = m.div_ceil(chunk);
         let mut kept = 0;
         for _ in 0..rounds {
             let before = self.codebooks.clone();
-            let mut target = vec![0f32; d];
             for l in 0..lv {
-                let mut sums = vec![0f64; k * d];
-                let mut counts = vec![0usize; k];
-                for (row, c) in train.chunks_exact(d).zip(codes.chunks_exact(lv)) {
-                    target.copy_from_slice(row);
-                    for (j, &t) in c.iter().enumerate() {
-                        if j == l {
-                            continue;
+                let mut partial = vec![0f64; n_chunks * k * d];
+                let mut counts = vec![0usize; n_chunks * k];
+                let model = &*self;
+                for_each_block2(
+                    par,
+                    n_chunks,
+                    1,
+                    &mut partial,
+                    k * d,
+                    &mut counts,
+                    k,
+                    || vec![0f32; d],
+                    |target, c, sums, cnt| {
+                        let rows = c * chunk..((c + 1) * chunk).min(m);
+                        let chunk_codes = &codes[rows.start * lv..rows.end * lv];
+                        let chunk_rows = &train[rows.start * d..rows.end * d];
+                        for (row, cs) in
+                            chunk_rows.chunks_exact(d).zip(chunk_codes.chunks_exact(lv))
+                        {
+                            target.copy_from_slice(row);
+                            for (j, &t) in cs.iter().enumerate() {
+                                if j == l {
+                                    continue;
+                                }
+                                let cw = &model.codebook(j)[t as usize * d..(t as usize + 1) * d];
+                                for (a, b) in target.iter_mut().zip(cw) {
+                                    *a -= b;
+                                }
+                            }
+                            let t = cs[l] as usize;
+                            cnt[t] += 1;
+                            for (s, &v) in sums[t * d..(t + 1) * d].iter_mut().zip(target.iter()) {
+                                *s += v as f64;
+                            }
                         }
-                        let cw = &self.codebook(j)[t as usize * d..(t as usize + 1) * d];
-                        for (a, b) in target.iter_mut().zip(cw) {
-                            *a -= b;
-                        }
-                    }
-                    let t = c[l] as usize;
-                    counts[t] += 1;
-                    for (s, &v) in sums[t * d..(t + 1) * d].iter_mut().zip(&target) {
-                        *s += v as f64;
-                    }
-                }
+                    },
+                );
                 let off = l * k * d;
-                for (t, &n) in counts.iter().enumerate() {
+                for t in 0..k {
+                    let n: usize = (0..n_chunks).map(|c| counts[c * k + t]).sum();
                     if n == 0 {
                         continue;
                     }
-                    for (o, &s) in self.codebooks[off + t * d..off + (t + 1) * d]
+                    for (u, o) in self.codebooks[off + t * d..off + (t + 1) * d]
                         .iter_mut()
-                        .zip(&sums[t * d..(t + 1) * d])
+                        .enumerate()
                     {
+                        let s: f64 = (0..n_chunks).map(|c| partial[(c * k + t) * d + u]).sum();
                         *o = (s / n as f64) as f32;
                     }
                 }
@@ -499,6 +546,27 @@ impl Quantizer for RqKMeans {
 }
 
 super::fit_by_inherent!(RqKMeans, RqKMeansConfig, RqKMeansReport);
+
+/// Mean over rows of the squared norm of `resid` (`· × d`), each row summed
+/// in f64 and the rows added in order (the same for every thread count).
+fn row_sq_err(resid: &[f32], d: usize, par: Par) -> f64 {
+    let rows = resid.len() / d;
+    let mut per_row = vec![0f64; rows];
+    for_each_block(
+        par,
+        rows,
+        BLOCK_ROWS,
+        &mut per_row,
+        1,
+        || (),
+        |_, row0, out| {
+            for (o, r) in out.iter_mut().zip(resid[row0 * d..].chunks_exact(d)) {
+                *o = r.iter().map(|&v| (v as f64) * (v as f64)).sum();
+            }
+        },
+    );
+    per_row.iter().sum::<f64>() / rows.max(1) as f64
+}
 
 fn mean_sq_rows(x: &[f32], d: usize) -> f64 {
     let simd = Simd::detect();
