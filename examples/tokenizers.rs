@@ -10,6 +10,12 @@
 //! Rows:
 //! - `k-means k=1000`: one codebook with the FSQ autoencoder's code count;
 //! - `RQ-KMeans 3x256`, `RQ-VAE 3x256`: semantic IDs of 3 tokens;
+//! - `RQ-KMeans 3x256, Sinkhorn IDs` / `reassign cap 1`: the same
+//!   codebooks, with each item's last token chosen by
+//!   `CollisionPolicy::SINKHORN` (LC-Rec) or capacity-1 reassignment (its
+//!   fit time includes the policy's); the rows are the IDs' first 3 tokens,
+//!   before any suffix;
+//! - `RQ-KMeans [512,256,128]`: a codebook size per level;
 //! - `residual FSQ [8,5,5,5]x3 (PCA-4)`: vector-quantize-pytorch's
 //!   `ResidualFSQ` has no projection of its own; here the rows are centred
 //!   and projected on their 4 principal axes (each scaled so ±3σ maps to
@@ -22,6 +28,7 @@
 use std::time::Instant;
 
 use semid::quantize::{FsqAutoencoder, FsqAutoencoderConfig, ResidualFsq, RqVae, RqVaeConfig};
+use semid::sid::{CollisionPolicy, SidMap};
 use semid::{
     Codes, Embeddings, KMeans, KMeansConfig, Quantizer, RqKMeans, RqKMeansConfig, kernels, stats,
 };
@@ -83,9 +90,33 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
 
     let t = Instant::now();
     let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(3, 256).seed(seed), x)?;
+    let rq_fit_s = t.elapsed().as_secs_f64();
+    lines.push(measure("RQ-KMeans 3x256", &rq, x, rq_fit_s)?);
+    // The same codebooks, last level chosen by an ID policy: the first L
+    // tokens of each item's ID.
+    for (name, policy) in [
+        ("RQ-KMeans 3x256, Sinkhorn IDs", CollisionPolicy::SINKHORN),
+        (
+            "RQ-KMeans 3x256, reassign cap 1",
+            CollisionPolicy::ReassignLastLevel { capacity: 1 },
+        ),
+    ] {
+        match policy_line(name, &rq, x, policy, rq_fit_s) {
+            Ok(line) => lines.push(line),
+            // Reassignment needs room: a prefix holding more items than
+            // last-level codes is refused (the built-in mixture has some).
+            Err(e) => println!("{name}: skipped: {e}"),
+        }
+    }
+
+    let t = Instant::now();
+    let (rq_sized, _) = RqKMeans::fit(
+        &RqKMeansConfig::with_codebook_sizes(&[512, 256, 128]).seed(seed),
+        x,
+    )?;
     lines.push(measure(
-        "RQ-KMeans 3x256",
-        &rq,
+        "RQ-KMeans [512,256,128]",
+        &rq_sized,
         x,
         t.elapsed().as_secs_f64(),
     )?);
@@ -155,6 +186,40 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
         "\nutilization in %, perplexity = exp(entropy) of each level's tokens; relMSE = MSE / mean ||x||^2"
     );
     Ok(())
+}
+
+/// `rq`'s codebooks with IDs from `policy`: each item's first `L` ID
+/// tokens are its codes (the policy's time is added to the fit's).
+fn policy_line(
+    name: &str,
+    rq: &RqKMeans,
+    x: Embeddings<'_>,
+    policy: CollisionPolicy,
+    fit_s: f64,
+) -> semid::Result<Line> {
+    let t = Instant::now();
+    let codes = rq.encode(x)?;
+    let enc_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let (map, _) = SidMap::build_with_distances(&codes, rq, x, policy)?;
+    let policy_s = t.elapsed().as_secs_f64();
+    let lv = rq.levels();
+    let mut out = Vec::with_capacity(x.rows() * lv);
+    for i in 0..x.rows() as u32 {
+        let id = map
+            .id_of(i)
+            .ok_or(semid::Error::Empty { what: "item ID" })?;
+        out.extend_from_slice(&id[..lv]);
+    }
+    let codes = Codes::new(out, lv)?;
+    Ok(Line {
+        name: name.to_string(),
+        mse: stats::mse(x, &rq.decode(&codes)?)?,
+        sizes: rq.codebook_sizes(),
+        codes,
+        fit_s: fit_s + policy_s,
+        encode_vps: x.rows() as f64 / enc_s,
+    })
 }
 
 /// Encodes (timed), decodes and measures one fitted quantizer.

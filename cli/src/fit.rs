@@ -81,6 +81,10 @@ pub struct FitArgs {
     /// fsq-ae).
     #[arg(long, value_delimiter = ',')]
     levels_per_dim: Option<Vec<u32>>,
+    /// A codebook size per level, e.g. 512,256,128 (rq-kmeans, rq-vae);
+    /// sets --levels to the number of sizes.
+    #[arg(long, value_delimiter = ',')]
+    codebook_sizes: Option<Vec<usize>>,
     /// Seed (kmeans, rq-kmeans, rq-vae, fsq-ae).
     #[arg(long)]
     seed: Option<u64>,
@@ -129,6 +133,24 @@ impl FitArgs {
                 value: v(self.k.map(|x| json!(x))),
                 path: &["k"],
                 kinds: &[Kmeans, RqKmeans, RqVae],
+            },
+            Flag {
+                name: "--codebook-sizes",
+                value: v(self.codebook_sizes.as_ref().map(|x| json!(x))),
+                path: &["codebook_sizes"],
+                kinds: &[RqKmeans, RqVae],
+            },
+            Flag {
+                name: "--codebook-sizes",
+                // One level per size, unless --levels says otherwise (the
+                // config check then names the mismatch).
+                value: v(self
+                    .codebook_sizes
+                    .as_ref()
+                    .filter(|_| self.levels.is_none())
+                    .map(|x| json!(x.len()))),
+                path: &["levels"],
+                kinds: &[RqKmeans, RqVae],
             },
             Flag {
                 name: "--levels-per-dim",

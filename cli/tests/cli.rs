@@ -547,6 +547,21 @@ fn every_quantizer_fits_from_flags_and_a_config_file() {
     let cases: Vec<(&str, Vec<&str>, &Path, usize)> = vec![
         ("kmeans", vec!["--k", "16"], &input, 1),
         ("rq-kmeans", vec!["--levels", "2", "--k", "8"], &input, 2),
+        // A codebook size per level: --levels follows the list.
+        ("rq-kmeans", vec!["--codebook-sizes", "16,8,4"], &input, 3),
+        (
+            "rq-vae",
+            vec![
+                "--codebook-sizes",
+                "16,8",
+                "--latent",
+                "4",
+                "--config",
+                s(&quick),
+            ],
+            &input,
+            2,
+        ),
         (
             "rq-vae",
             vec![
@@ -576,8 +591,18 @@ fn every_quantizer_fits_from_flags_and_a_config_file() {
             2,
         ),
     ];
-    for (kind, flags, data, levels) in cases {
-        let out = dir.p(&format!("{kind}.semid"));
+    for (case, (kind, flags, data, levels)) in cases.into_iter().enumerate() {
+        let sizes: Option<Vec<usize>> =
+            flags
+                .iter()
+                .position(|&f| f == "--codebook-sizes")
+                .map(|i| {
+                    flags[i + 1]
+                        .split(',')
+                        .map(|v| v.parse().unwrap())
+                        .collect()
+                });
+        let out = dir.p(&format!("{kind}{case}.semid"));
         let mut args = vec![
             "fit",
             "--input",
@@ -593,8 +618,11 @@ fn every_quantizer_fits_from_flags_and_a_config_file() {
         assert_eq!(v["levels"], levels, "{kind}");
         let q = semid::quantize::AnyQuantizer::load(&out).unwrap();
         assert_eq!(q.levels(), levels, "{kind}");
+        if let Some(sizes) = sizes {
+            assert_eq!(q.codebook_sizes(), sizes, "{kind}");
+        }
         // Every model encodes through the CLI.
-        let codes = dir.p(&format!("{kind}.npy"));
+        let codes = dir.p(&format!("{kind}{case}.npy"));
         ok(semid(&[
             "encode",
             "--model",

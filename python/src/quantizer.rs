@@ -234,23 +234,32 @@ impl RqKMeans {
     /// Fits RQ-KMeans to `x` (n × d) and returns `(model, report)`.
     /// `config` overrides fields of semid's `RqKMeansConfig`, e.g.
     /// `{"refine_rounds": 0, "kmeans": {"max_iter": 10}}`.
+    /// `codebook_sizes=[512, 256, 128]` gives each level its own size (and
+    /// sets `levels` to its length).
     #[staticmethod]
-    #[pyo3(signature = (x, levels=3, k=256, *, seed=0, threads=None, config=None))]
+    #[pyo3(signature = (x, levels=3, k=256, *, codebook_sizes=None, seed=0, threads=None, config=None))]
+    #[allow(clippy::too_many_arguments)]
     fn fit(
         py: Python<'_>,
         x: &Bound<'_, PyAny>,
         levels: usize,
         k: usize,
+        codebook_sizes: Option<Vec<usize>>,
         seed: u64,
         threads: Option<usize>,
         config: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
-        let c = RqKMeansConfig::new(levels, k).seed(seed).par(par(threads));
+        let c = match codebook_sizes {
+            Some(sizes) => RqKMeansConfig::with_codebook_sizes(&sizes),
+            None => RqKMeansConfig::new(levels, k),
+        };
+        let c = c.seed(seed).par(par(threads));
         let c = configure(py, c, config)?;
         fit_any(py, x, c, RsRqKMeans::fit)
     }
 
-    /// Codebooks as a float32 array (levels × k × d).
+    /// Codebooks as a float32 array (levels × k × d); a list of one
+    /// (k_l × d) array per level when the levels' sizes differ.
     #[getter]
     fn codebooks<'py>(slf: PyRef<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
@@ -259,10 +268,20 @@ impl RqKMeans {
             .inner
             .as_rq_kmeans()
             .ok_or_else(|| PyValueError::new_err("not an RQ-KMeans model"))?;
-        let (l, k, d) = (q.levels(), q.codebook_size(0), q.dim());
-        let a = ndarray::Array3::from_shape_vec((l, k, d), q.codebooks().to_vec())
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok(a.into_pyarray(py).into_any())
+        let sizes = q.codebook_sizes();
+        let (l, d) = (q.levels(), q.dim());
+        if sizes.iter().all(|&k| k == sizes[0]) {
+            let a = ndarray::Array3::from_shape_vec((l, sizes[0], d), q.codebooks().to_vec())
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            return Ok(a.into_pyarray(py).into_any());
+        }
+        let mut out = Vec::with_capacity(l);
+        for (lv, &k) in sizes.iter().enumerate() {
+            let a = ndarray::Array2::from_shape_vec((k, d), q.codebook(lv).to_vec())
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            out.push(a.into_pyarray(py).into_any());
+        }
+        Ok(pyo3::types::PyList::new(py, out)?.into_any())
     }
 }
 
@@ -275,20 +294,25 @@ impl RqVae {
     /// Trains an RQ-VAE on `x` (n × d) and returns `(model, reports)`, one
     /// dict per epoch. `config` overrides fields of semid's `RqVaeConfig`
     /// (`hidden`, `latent`, `beta`, `optimizer`, `batch_size`, ...).
+    /// `codebook_sizes=[512, 256, 128]` gives each level its own size.
     #[staticmethod]
-    #[pyo3(signature = (x, levels=3, k=256, *, seed=0, epochs=None, threads=None, config=None))]
+    #[pyo3(signature = (x, levels=3, k=256, *, codebook_sizes=None, seed=0, epochs=None, threads=None, config=None))]
     #[allow(clippy::too_many_arguments)]
     fn fit(
         py: Python<'_>,
         x: &Bound<'_, PyAny>,
         levels: usize,
         k: usize,
+        codebook_sizes: Option<Vec<usize>>,
         seed: u64,
         epochs: Option<usize>,
         threads: Option<usize>,
         config: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
         let mut c = RqVaeConfig::new(levels, k).seed(seed).par(par(threads));
+        if let Some(sizes) = codebook_sizes {
+            c = c.codebook_sizes(sizes);
+        }
         if let Some(e) = epochs {
             c = c.epochs(e);
         }

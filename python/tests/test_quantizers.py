@@ -127,3 +127,21 @@ def test_streaming_chunks_equal_one_call(mixture, tmp_path):
     mm = np.load(path, mmap_mode="r")
     chunks = [q.encode(mm[i:i + 700]) for i in range(0, len(mm), 700)]
     assert np.array_equal(np.concatenate(chunks), q.encode(np.asarray(mm)))
+
+
+def test_a_codebook_size_per_level(mixture, tmp_path):
+    q, report = semid.RqKMeans.fit(mixture, codebook_sizes=[32, 16, 8], seed=1)
+    assert q.levels == 3 and list(q.codebook_sizes) == [32, 16, 8]
+    cbs = q.codebooks
+    assert [c.shape for c in cbs] == [(32, mixture.shape[1]), (16, mixture.shape[1]),
+                                      (8, mixture.shape[1])]
+    codes = q.encode(mixture)
+    assert all(int(codes[:, l].max()) < s for l, s in enumerate([32, 16, 8]))
+    path = tmp_path / "rq.semid"
+    q.save(str(path))
+    assert list(semid.Quantizer.load(str(path)).codebook_sizes) == [32, 16, 8]
+    vae, _ = semid.RqVae.fit(mixture, codebook_sizes=[16, 8], seed=1, epochs=1,
+                             config={"hidden": [32], "latent": 8, "min_steps": 20})
+    assert list(vae.codebook_sizes) == [16, 8]
+    with pytest.raises(ValueError, match="codebook_sizes"):
+        semid.RqKMeans.fit(mixture, codebook_sizes=[16, 0])

@@ -99,7 +99,7 @@ impl Scorer for CodebookScorer<'_> {
             out.resize(beams.len() * beams.codebook_size, 0.0);
             return Ok(());
         }
-        let (d, k) = (self.rq.dim(), self.rq.k());
+        let (d, k) = (self.rq.dim(), self.rq.codebook_size(l));
         if beams.codebook_size != k {
             return Err(Error::Shape {
                 what: "vocabulary at this level (codebook size vs. constraint)",
@@ -116,12 +116,13 @@ impl Scorer for CodebookScorer<'_> {
             if self.metric == ScoreMetric::L2 {
                 let r = &mut self.resid[start..];
                 for (i, &t) in beams.prefix(b).iter().enumerate() {
-                    if t as usize >= k {
+                    let ki = self.rq.codebook_size(i);
+                    if t as usize >= ki {
                         return Err(Error::TokenOutOfRange {
                             row: b,
                             level: i,
                             token: t,
-                            codebook_size: k,
+                            codebook_size: ki,
                         });
                     }
                     let cw = &self.rq.codebook(i)[t as usize * d..(t as usize + 1) * d];

@@ -14,7 +14,7 @@ use crate::par::{Par, for_each_block};
 /// the `encoder`'s latents of a block go to `quantize(z, codes)`, which
 /// writes the block's `rows × levels` codes.
 pub(crate) fn encode_blocks(
-    encoder: &Mlp,
+    (encoder, residual): (&Mlp, bool),
     x: Embeddings<'_>,
     (out, levels): (&mut [u16], usize),
     par: Par,
@@ -37,9 +37,19 @@ pub(crate) fn encode_blocks(
         |(buf, z), start, codes| {
             let xb = x.block(start, start + codes.len() / levels, buf)?;
             encoder.infer(xb, z)?;
+            if residual {
+                add_input(z, xb);
+            }
             quantize(z, codes)
         },
     )
+}
+
+/// `z += x` (a residual encoder's skip path; equal widths).
+pub(crate) fn add_input(z: &mut [f32], x: &[f32]) {
+    for (a, &b) in z.iter_mut().zip(x) {
+        *a += b;
+    }
 }
 
 /// Decodes `codes` in blocks of [`BLOCK_ROWS`] rows (in parallel with

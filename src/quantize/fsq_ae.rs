@@ -286,7 +286,7 @@ impl Quantizer for FsqAutoencoder {
         if level == 0 { self.fsq.n_codes() } else { 0 }
     }
     fn encode_into(&self, x: Embeddings<'_>, out: &mut [u16], par: Par) -> Result<()> {
-        encode_blocks(&self.encoder, x, (out, 1), par, |z, codes| {
+        encode_blocks((&self.encoder, false), x, (out, 1), par, |z, codes| {
             self.fsq.indices_into(z, codes, Par::Seq)
         })
     }

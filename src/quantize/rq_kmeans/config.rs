@@ -31,11 +31,21 @@ pub struct RqKMeansConfig {
     /// Number of levels `L` (tokens per code), at least 1.
     pub levels: usize,
     /// Codes per level (the codebook size), 1..=65536 and at most the
-    /// number of training rows.
+    /// number of training rows. With [`RqKMeansConfig::codebook_sizes`]
+    /// set, that list is read instead.
     pub k: usize,
+    /// A codebook size per level when they differ, e.g. `[512, 256, 128]`
+    /// (semantic-id's `codebook_size` list): `levels` entries, each
+    /// 1..=65536 and at most the number of rows. `None` (the default):
+    /// every level has `k` codes. The training sample is drawn for the
+    /// largest size. A model with unequal sizes is written as model-file
+    /// format version 2 (`docs/FORMAT.md`).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub codebook_sizes: Option<Vec<usize>>,
     /// The k-means settings of every level (level `l` uses seed
     /// `kmeans.seed + l`); its own `k` is not read: every level has
-    /// [`RqKMeansConfig::k`] codes.
+    /// [`RqKMeansConfig::k`] codes (or its entry of
+    /// [`RqKMeansConfig::codebook_sizes`]).
     pub kmeans: KMeansConfig,
     /// Rounds of codebook refinement after the level-by-level fit (default
     /// 1; 0 keeps the level-wise codebooks). A round fixes the training
@@ -66,8 +76,38 @@ impl RqKMeansConfig {
         RqKMeansConfig {
             levels,
             k,
+            codebook_sizes: None,
             kmeans: Self::level_defaults(k),
             refine_rounds: 1,
+        }
+    }
+
+    /// One level per entry of `sizes`, level `l` with `sizes[l]` codes
+    /// (`[512, 256, 128]`), other settings default. `k` is set to the
+    /// largest size (it is not read while `codebook_sizes` is set).
+    ///
+    /// ```
+    /// use semid::RqKMeansConfig;
+    /// let cfg = RqKMeansConfig::with_codebook_sizes(&[512, 256, 128]);
+    /// assert_eq!((cfg.levels, cfg.level_sizes()), (3, vec![512, 256, 128]));
+    /// assert!(RqKMeansConfig::with_codebook_sizes(&[256, 0]).validate().is_err());
+    /// ```
+    #[must_use]
+    pub fn with_codebook_sizes(sizes: &[usize]) -> Self {
+        let k = sizes.iter().copied().max().unwrap_or(0);
+        RqKMeansConfig {
+            codebook_sizes: Some(sizes.to_vec()),
+            ..RqKMeansConfig::new(sizes.len(), k)
+        }
+    }
+
+    /// Each level's codebook size: [`RqKMeansConfig::codebook_sizes`] if
+    /// set, else `levels` times `k`.
+    #[must_use]
+    pub fn level_sizes(&self) -> Vec<usize> {
+        match &self.codebook_sizes {
+            Some(v) => v.clone(),
+            None => vec![self.k; self.levels],
         }
     }
 
@@ -149,13 +189,30 @@ impl RqKMeansConfig {
                 format!("is {}; at most 1000", self.refine_rounds),
             ));
         }
-        self.level_kmeans().validate()
+        if let Some(sizes) = &self.codebook_sizes {
+            if sizes.len() != self.levels {
+                return Err(invalid(
+                    "codebook_sizes",
+                    format!(
+                        "has {} entries but levels is {}; give one size per level",
+                        sizes.len(),
+                        self.levels
+                    ),
+                ));
+            }
+            crate::data::check_vocab("codebook_sizes", sizes, 1)?;
+        }
+        for k in self.level_sizes() {
+            self.level_kmeans(k).validate()?;
+        }
+        Ok(())
     }
 
-    /// The k-means config every level runs: `kmeans` with `k` codes.
-    pub(crate) fn level_kmeans(&self) -> KMeansConfig {
+    /// The k-means config of a level with `k` codes: `kmeans` with that
+    /// `k`.
+    pub(crate) fn level_kmeans(&self, k: usize) -> KMeansConfig {
         KMeansConfig {
-            k: self.k,
+            k,
             ..self.kmeans.clone()
         }
     }

@@ -14,7 +14,10 @@ use std::sync::OnceLock;
 
 use crate::data::{Codes, Embeddings, FiniteRows, RowBlocks};
 use crate::error::{Error, Result, invalid};
-use crate::format::{ModelKind, invalid_payload, sealed::Payload, to_invalid};
+use crate::format::{
+    ModelKind, decode_payload, encode_file, encode_payload, frame_version, invalid_payload,
+    sealed::Codec, split, to_invalid,
+};
 use crate::kernels::{
     AssignScratch, BLOCK_ROWS, CentroidSet, Simd, TopK, neg2_dots_pub as neg2_dots,
 };
@@ -41,9 +44,10 @@ use crate::rng::Rng;
 #[derive(Clone, Debug, PartialEq)]
 pub struct RqKMeans {
     dim: usize,
-    k: usize,
+    /// Codes per level.
+    sizes: Vec<usize>,
     levels: usize,
-    /// `levels × k × dim`, row-major.
+    /// Level after level, each `sizes[l] × dim`, row-major.
     codebooks: Vec<f32>,
     /// The codebooks packed for the kernels, made on first use and kept,
     /// so encoding a few rows or searching a few queries does not repack
@@ -93,25 +97,28 @@ impl RqKMeans {
         steps: &mut dyn LloydSteps,
     ) -> Result<(RqKMeans, RqKMeansReport)> {
         config.validate()?;
-        let km = &config.level_kmeans();
+        let sizes = config.level_sizes();
+        let k_max = sizes.iter().copied().max().unwrap_or(1);
+        // The sample and row check are those of the largest level.
+        let km = &config.level_kmeans(k_max);
         km.check_rows(x.rows())?;
         let d = x.dim();
-        let k = km.k;
         let mut rng = Rng::new(km.seed, 0);
         let train = training_rows(x, km.train_size(x.rows()), &mut rng)?;
         let mut resid = train.as_slice().to_vec();
         let m = resid.len() / d;
         let mean_sq_norm = mean_sq_rows(&resid, d);
-        let mut codebooks = Vec::with_capacity(config.levels * k * d);
+        let mut codebooks = Vec::with_capacity(sizes.iter().sum::<usize>() * d);
         let mut levels = Vec::with_capacity(config.levels);
         let mut labels = vec![0u32; m];
         let mut dists = vec![0f32; m];
         // The training rows' greedy codes: level l's labels are taken with
         // its final codebook, so refinement starts from them.
         let mut codes = vec![0u16; m * config.levels];
-        for l in 0..config.levels {
+        for (l, &k) in sizes.iter().enumerate() {
             let mut lvl_rng = Rng::new(km.seed.wrapping_add(l as u64), 1);
-            let (cents, report) = fit_rows(km, &resid, d, &mut lvl_rng, steps)?;
+            let (cents, report) =
+                fit_rows(&config.level_kmeans(k), &resid, d, &mut lvl_rng, steps)?;
             steps.begin(&resid, d)?;
             assign_checked(steps, &resid, d, &cents, &mut labels, &mut dists)?;
             for (r, &lab) in resid.chunks_exact_mut(d).zip(&labels) {
@@ -135,7 +142,7 @@ impl RqKMeans {
         }
         let mut model = RqKMeans {
             dim: d,
-            k,
+            sizes,
             levels: config.levels,
             codebooks,
             packed: Packed::default(),
@@ -197,18 +204,20 @@ impl RqKMeans {
         rounds: usize,
         par: Par,
     ) -> Result<(f64, usize)> {
-        let (d, k, lv) = (self.dim, self.k, self.levels);
+        let (d, lv) = (self.dim, self.levels);
+        let k_max = self.sizes.iter().copied().max().unwrap_or(1);
         let (mut best, mut codes) = start;
         let train = rows.as_slice();
         let m = train.len() / d;
         // Fixed row chunks (from the shape alone): the sums do not depend on
         // the thread count.
-        let chunk = centroid_sum_chunk(m, k, d);
+        let chunk = centroid_sum_chunk(m, k_max, d);
         let n_chunks = m.div_ceil(chunk);
         let mut kept = 0;
         for _ in 0..rounds {
             let before = self.codebooks.clone();
             for l in 0..lv {
+                let k = self.sizes[l];
                 let mut partial = vec![0f64; n_chunks * k * d];
                 let mut counts = vec![0usize; n_chunks * k];
                 let model = &*self;
@@ -246,7 +255,7 @@ impl RqKMeans {
                         }
                     },
                 );
-                let off = l * k * d;
+                let off = self.offset(l);
                 for t in 0..k {
                     let n: usize = (0..n_chunks).map(|c| counts[c * k + t]).sum();
                     if n == 0 {
@@ -281,20 +290,74 @@ impl RqKMeans {
         if levels == 0 {
             return Err(invalid("levels", "is 0; it must be at least 1"));
         }
-        let total = validate_codebook("codebooks", &codebooks, dim)?;
-        if total % levels != 0 {
-            return Err(Error::Shape {
-                what: "codebook rows (must be levels × k)",
-                expected: total.div_ceil(levels) * levels,
-                got: total,
+        if dim == 0 {
+            return Err(Error::Empty {
+                what: "dimension d",
             });
         }
-        let k = total / levels;
-        crate::data::check_vocab("k", &[k], 1)?;
+        let total = codebooks.len() / dim;
+        if !codebooks.len().is_multiple_of(dim) || !total.is_multiple_of(levels) {
+            return Err(Error::Shape {
+                what: "codebook values (must be levels × k × dim)",
+                expected: codebooks.len().div_ceil(levels * dim) * levels * dim,
+                got: codebooks.len(),
+            });
+        }
+        RqKMeans::from_sized_codebooks(codebooks, &vec![total / levels; levels], dim)
+    }
+
+    /// Builds a model whose level `l` has `sizes[l]` codes from codebooks
+    /// stored level after level (`Σ sizes × dim` values, each level
+    /// `sizes[l] × dim` row-major), checking shapes and finiteness.
+    ///
+    /// ```
+    /// use semid::{Quantizer, RqKMeans};
+    /// let cb = vec![0.5f32; (4 + 2) * 3];
+    /// let rq = RqKMeans::from_sized_codebooks(cb, &[4, 2], 3)?;
+    /// assert_eq!(rq.codebook_sizes(), vec![4, 2]);
+    /// assert!(RqKMeans::from_sized_codebooks(vec![0.5; 9], &[4, 2], 3).is_err());
+    /// # Ok::<(), semid::Error>(())
+    /// ```
+    pub fn from_sized_codebooks(
+        codebooks: Vec<f32>,
+        sizes: &[usize],
+        dim: usize,
+    ) -> Result<RqKMeans> {
+        if sizes.is_empty() {
+            return Err(invalid(
+                "codebook_sizes",
+                "is empty; give at least one level",
+            ));
+        }
+        if sizes.len() > 64 {
+            return Err(invalid(
+                "codebook_sizes",
+                format!("has {} levels; at most 64", sizes.len()),
+            ));
+        }
+        crate::data::check_vocab("codebook_sizes", sizes, 1)?;
+        if dim == 0 {
+            return Err(Error::Empty {
+                what: "dimension d",
+            });
+        }
+        let rows: usize = sizes.iter().sum();
+        let values = rows
+            .checked_mul(dim)
+            .ok_or_else(|| invalid("dim", format!("is {dim}; Σ codebook sizes × dim overflows")))?;
+        expect_len(
+            "codebook values (Σ codebook sizes × dim)",
+            values,
+            codebooks.len(),
+        )?;
+        for (l, &k) in sizes.iter().enumerate() {
+            let off: usize = sizes[..l].iter().sum::<usize>() * dim;
+            validate_codebook("codebooks", &codebooks[off..off + k * dim], dim)?;
+        }
         Ok(RqKMeans {
             dim,
-            k,
-            levels,
+            sizes: sizes.to_vec(),
+            levels: sizes.len(),
             codebooks,
             packed: Packed::default(),
         })
@@ -310,23 +373,23 @@ impl RqKMeans {
         })
     }
 
-    /// Codebook size of every level.
-    #[must_use]
-    pub fn k(&self) -> usize {
-        self.k
+    /// Where level `l`'s codebook starts in [`RqKMeans::codebooks`].
+    fn offset(&self, l: usize) -> usize {
+        self.sizes[..l].iter().sum::<usize>() * self.dim
     }
 
-    /// Level `l`'s codebook (`k × d`, row-major).
+    /// Level `l`'s codebook (`codebook_size(l) × d`, row-major).
     ///
     /// # Panics
     /// If `l >= levels()`, like slice indexing.
     #[must_use]
     pub fn codebook(&self, l: usize) -> &[f32] {
-        let s = self.k * self.dim;
-        &self.codebooks[l * s..(l + 1) * s]
+        let off = self.offset(l);
+        &self.codebooks[off..off + self.sizes[l] * self.dim]
     }
 
-    /// All codebooks, `levels × k × d` row-major.
+    /// All codebooks, level after level, each `codebook_size(l) × d`
+    /// row-major.
     #[must_use]
     pub fn codebooks(&self) -> &[f32] {
         &self.codebooks
@@ -351,7 +414,11 @@ impl RqKMeans {
             EncodeSearch::Beam(0) => {
                 return Err(invalid("search", "Beam(0); the beam width must be >= 1"));
             }
-            EncodeSearch::Beam(b) => b.min(self.k.saturating_pow(self.levels.min(8) as u32)),
+            EncodeSearch::Beam(b) => {
+                // No more beams than distinct paths.
+                let paths = self.sizes.iter().fold(1usize, |p, &k| p.saturating_mul(k));
+                b.min(paths)
+            }
         };
         self.encode_rows(x, beam, out, par)
     }
@@ -424,7 +491,7 @@ impl RqKMeans {
         s: &mut EncodeScratch,
         codes: &mut [u16],
     ) {
-        let (d, k, lv) = (self.dim, self.k, self.levels);
+        let (d, lv) = (self.dim, self.levels);
         let rows = s.resid.len() / d;
         let simd = Simd::detect();
         // Beam state per row: `live` beams, residuals, squared error, paths.
@@ -436,6 +503,7 @@ impl RqKMeans {
         s.paths.resize(rows * lv, 0);
         let mut top = TopK::new(beam);
         for (l, c) in sets.iter().enumerate() {
+            let k = c.k;
             neg2_dots(&s.resid, c, &mut s.dots);
             let new_live = beam.min(live * k);
             s.next_resid.resize(rows * new_live * d, 0.0);
@@ -512,7 +580,7 @@ impl Quantizer for RqKMeans {
         self.levels
     }
     fn codebook_size(&self, level: usize) -> usize {
-        if level < self.levels { self.k } else { 0 }
+        self.sizes.get(level).copied().unwrap_or(0)
     }
     /// Greedy encoding; see [`RqKMeans::encode_search_into`] for beam search.
     fn encode_into(&self, x: Embeddings<'_>, out: &mut [u16], par: Par) -> Result<()> {
@@ -626,9 +694,10 @@ impl super::LastLevelDistances for RqKMeans {
     }
 }
 
-// ---- model file (format version 1; docs/FORMAT.md) ----
+// ---- model file (format versions 1 and 2; docs/FORMAT.md) ----
 
-/// [`RqKMeans`]'s model-file payload.
+/// [`RqKMeans`]'s model-file payload (format version 1: every level has
+/// `k` codes; version 2, [`RqKMeansV2`], holds a size per level).
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct RqKMeansV1 {
     dim: u64,
@@ -637,32 +706,72 @@ pub struct RqKMeansV1 {
     codebooks: Vec<f32>,
 }
 
-impl Payload for RqKMeans {
-    const KIND: ModelKind = ModelKind::RqKMeans;
-    type V = RqKMeansV1;
-    fn to_payload(&self) -> RqKMeansV1 {
-        RqKMeansV1 {
+/// Version 2 of [`RqKMeans`]'s payload, written only when the levels'
+/// codebook sizes differ: the dimension, one size per level, and the
+/// codebooks level after level.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct RqKMeansV2 {
+    dim: u64,
+    sizes: Vec<u64>,
+    codebooks: Vec<f32>,
+}
+
+impl Codec for RqKMeans {
+    fn encode_file(&self) -> Result<Vec<u8>> {
+        // The oldest version that holds the model: files of equal sizes
+        // stay byte-identical to version 1.
+        if self.sizes.iter().all(|&k| k == self.sizes[0]) {
+            let v1 = RqKMeansV1 {
+                dim: self.dim as u64,
+                levels: self.levels as u64,
+                k: self.sizes[0] as u64,
+                codebooks: self.codebooks.clone(),
+            };
+            return encode_file(ModelKind::RqKMeans, &v1);
+        }
+        let v2 = RqKMeansV2 {
             dim: self.dim as u64,
-            levels: self.levels as u64,
-            k: self.k as u64,
+            sizes: self.sizes.iter().map(|&k| k as u64).collect(),
             codebooks: self.codebooks.clone(),
-        }
+        };
+        Ok(frame_version(ModelKind::RqKMeans, 2, &encode_payload(&v2)?))
     }
-    fn from_payload(p: RqKMeansV1) -> Result<Self> {
-        let expect = p
-            .levels
-            .checked_mul(p.k)
-            .and_then(|v| v.checked_mul(p.dim))
-            .ok_or_else(|| invalid_payload("levels × k × dim overflows"))?;
-        if expect != p.codebooks.len() as u64 {
-            return Err(invalid_payload(format!(
-                "codebooks hold {} values, header fields say levels {} × k {} × dim {}",
-                p.codebooks.len(),
-                p.levels,
-                p.k,
-                p.dim
-            )));
+
+    fn decode_file(bytes: &[u8]) -> Result<Self> {
+        let (h, payload) = split(bytes)?;
+        if h.kind != ModelKind::RqKMeans {
+            return Err(crate::error::FormatError::WrongKind {
+                expected: ModelKind::RqKMeans.name(),
+                found: h.kind.tag(),
+            }
+            .into());
         }
-        RqKMeans::from_codebooks(p.codebooks, p.levels as usize, p.dim as usize).map_err(to_invalid)
+        if h.version == 1 {
+            let p: RqKMeansV1 = decode_payload(payload)?;
+            let expect = p
+                .levels
+                .checked_mul(p.k)
+                .and_then(|v| v.checked_mul(p.dim))
+                .ok_or_else(|| invalid_payload("levels × k × dim overflows"))?;
+            if expect != p.codebooks.len() as u64 {
+                return Err(invalid_payload(format!(
+                    "codebooks hold {} values, header fields say levels {} × k {} × dim {}",
+                    p.codebooks.len(),
+                    p.levels,
+                    p.k,
+                    p.dim
+                )));
+            }
+            return RqKMeans::from_codebooks(p.codebooks, p.levels as usize, p.dim as usize)
+                .map_err(to_invalid);
+        }
+        let p: RqKMeansV2 = decode_payload(payload)?;
+        let sizes: Vec<usize> = p
+            .sizes
+            .iter()
+            .map(|&k| usize::try_from(k).unwrap_or(usize::MAX))
+            .collect();
+        let dim = usize::try_from(p.dim).unwrap_or(usize::MAX);
+        RqKMeans::from_sized_codebooks(p.codebooks, &sizes, dim).map_err(to_invalid)
     }
 }

@@ -21,8 +21,15 @@ pub struct RqVaeConfig {
     pub latent: usize,
     /// Residual levels `L`. TIGER: 3.
     pub levels: usize,
-    /// Codes per level. TIGER: 256.
+    /// Codes per level. TIGER: 256. With
+    /// [`RqVaeConfig::codebook_sizes`] set, that list is read instead.
     pub k: usize,
+    /// A codebook size per level when they differ, e.g. `[512, 256, 128]`:
+    /// `levels` entries, each 2..=65536. `None` (the default): every level
+    /// has `k` codes. A model with unequal sizes is written as model-file
+    /// format version 2.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub codebook_sizes: Option<Vec<usize>>,
     /// Commitment weight β. 0.25.
     pub beta: f32,
     /// Hidden activation.
@@ -73,6 +80,7 @@ impl RqVaeConfig {
             latent: 32,
             levels: 3,
             k: 256,
+            codebook_sizes: None,
             beta: 0.25,
             activation: Activation::Relu,
             optimizer: OptimizerConfig::adagrad(0.4),
@@ -93,6 +101,31 @@ impl RqVaeConfig {
             levels,
             k,
             ..RqVaeConfig::default()
+        }
+    }
+
+    /// A codebook size per level (`[512, 256, 128]`): sets
+    /// [`RqVaeConfig::codebook_sizes`] and `levels` to its length.
+    ///
+    /// ```
+    /// use semid::RqVaeConfig;
+    /// let cfg = RqVaeConfig::default().codebook_sizes(vec![512, 256, 128]);
+    /// assert_eq!((cfg.levels, cfg.level_sizes()), (3, vec![512, 256, 128]));
+    /// ```
+    #[must_use]
+    pub fn codebook_sizes(mut self, sizes: Vec<usize>) -> Self {
+        self.levels = sizes.len();
+        self.codebook_sizes = Some(sizes);
+        self
+    }
+
+    /// Each level's codebook size: [`RqVaeConfig::codebook_sizes`] if set,
+    /// else `levels` times `k`.
+    #[must_use]
+    pub fn level_sizes(&self) -> Vec<usize> {
+        match &self.codebook_sizes {
+            Some(v) => v.clone(),
+            None => vec![self.k; self.levels],
         }
     }
 
@@ -141,7 +174,22 @@ impl RqVaeConfig {
         if self.levels == 0 {
             return Err(invalid("levels", "is 0; use at least 1"));
         }
-        crate::data::check_vocab("k", &[self.k], 2)?;
+        match &self.codebook_sizes {
+            None => crate::data::check_vocab("k", &[self.k], 2)?,
+            Some(sizes) => {
+                if sizes.len() != self.levels {
+                    return Err(invalid(
+                        "codebook_sizes",
+                        format!(
+                            "has {} entries but levels is {}; give one size per level",
+                            sizes.len(),
+                            self.levels
+                        ),
+                    ));
+                }
+                crate::data::check_vocab("codebook_sizes", sizes, 2)?;
+            }
+        }
         if !(self.beta.is_finite() && self.beta >= 0.0) {
             return Err(invalid(
                 "beta",
@@ -151,12 +199,13 @@ impl RqVaeConfig {
         if self.epochs == 0 {
             return Err(invalid("epochs", "is 0; train at least one epoch"));
         }
-        if self.batch_size < self.k {
+        let k_max = self.level_sizes().into_iter().max().unwrap_or(0);
+        if self.batch_size < k_max {
             return Err(invalid(
                 "batch_size",
                 format!(
-                    "is {}; the first batch initialises the codebooks by k-means, so it needs at least k = {} rows",
-                    self.batch_size, self.k
+                    "is {}; the first batch initialises the codebooks by k-means, so it needs at least as many rows as the largest level's {k_max} codes",
+                    self.batch_size
                 ),
             ));
         }

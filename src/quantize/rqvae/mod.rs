@@ -8,13 +8,16 @@ pub use config::RqVaeConfig;
 use shard::{Shard, reduce_grads};
 
 use super::autoencoder::{
-    EpochReport, StepLoss, Trainer, decode_blocks, diverged_weights, encode_blocks, epochs_for,
-    param_sizes, start, train,
+    EpochReport, StepLoss, Trainer, add_input, decode_blocks, diverged_weights, encode_blocks,
+    epochs_for, param_sizes, start, train,
 };
 use super::{KMeans, KMeansConfig, Quantizer};
 use crate::data::{Codes, Embeddings};
 use crate::error::{Error, Result, invalid};
-use crate::format::{ModelKind, sealed::Payload, stored_usize, to_invalid};
+use crate::format::{
+    ModelKind, decode_payload, encode_file, encode_payload, frame_version, sealed::Codec, split,
+    stored_usize, to_invalid,
+};
 use crate::kernels::{AssignPath, CentroidSet, assign_rows};
 use crate::nn::{GradMode, Mlp, Optimizer, shuffled};
 use crate::nn::{LayerV1, pair_from_v1, pair_to_v1};
@@ -26,10 +29,14 @@ use crate::rng::Rng;
 pub struct RqVae {
     encoder: Mlp,
     decoder: Mlp,
-    /// `levels × k × latent`.
+    /// Level after level, each `sizes[l] × latent`.
     codebooks: Vec<f32>,
     levels: usize,
-    k: usize,
+    /// Codes per level.
+    sizes: Vec<usize>,
+    /// The encoder adds its input to its output (`z = x + mlp(x)`, latent
+    /// width = input width): the warm start from RQ-KMeans.
+    residual: bool,
 }
 
 impl RqVae {
@@ -63,24 +70,30 @@ impl RqVae {
     ) -> Result<(RqVae, Vec<EpochReport>)> {
         config.validate()?;
         let n = x.rows();
-        if n < config.k {
+        let sizes = config.level_sizes();
+        let k = sizes.iter().copied().max().unwrap_or(1);
+        if n < k {
             return Err(invalid(
-                "k",
+                if config.codebook_sizes.is_some() {
+                    "codebook_sizes"
+                } else {
+                    "k"
+                },
                 format!(
-                    "is {} but only {n} rows were given; k must not exceed n",
-                    config.k
+                    "holds {k} codes at a level but only {n} rows were given; a level's codes must not exceed n"
                 ),
             ));
         }
-        let (lat, levels, k) = (config.latent, config.levels, config.k);
+        let (lat, levels) = (config.latent, config.levels);
         let st = start(x, &config.hidden, lat, config.activation, config.seed)?;
         let (stdz, encoder, decoder) = (st.stdz, st.encoder, st.decoder);
         let mut m = RqVae {
             encoder,
             decoder,
-            codebooks: vec![0.0; levels * k * lat],
+            codebooks: vec![0.0; sizes.iter().sum::<usize>() * lat],
             levels,
-            k,
+            sizes,
+            residual: false,
         };
         let batch = config.batch_size.min(n);
         // k-means initialisation on the residuals of the first rows of the
@@ -104,7 +117,7 @@ impl RqVae {
         let epochs = epochs_for(config.epochs, config.min_steps, n, batch);
         let mut t = RqVaeTrainer {
             opt: Optimizer::new(config.optimizer, &sizes)?,
-            last_used: vec![0usize; levels * k],
+            last_used: vec![0usize; m.sizes.iter().sum()],
             rng: Rng::new(config.seed, 77),
             shards: Vec::new(),
             step_no: 0,
@@ -128,17 +141,21 @@ impl RqVae {
         let lat = self.encoder.outputs();
         let mut z = Vec::new();
         self.encoder.infer(xb, &mut z)?;
+        if self.residual {
+            add_input(&mut z, xb);
+        }
         let rows = z.len() / lat;
         let mut labels = vec![0u32; rows];
         let mut dists = vec![0f32; rows];
         for l in 0..self.levels {
-            let km = KMeansConfig::new(self.k)
+            let km = KMeansConfig::new(self.sizes[l])
                 .seed(seed.wrapping_add(l as u64))
                 .max_iter(25)
                 .par(par);
             let (model, _) = KMeans::fit(&km, Embeddings::new(&z, lat)?)?;
             let cents = model.centroids();
-            self.codebooks[l * self.k * lat..(l + 1) * self.k * lat].copy_from_slice(cents);
+            let off = self.offset(l);
+            self.codebooks[off..off + cents.len()].copy_from_slice(cents);
             let set = CentroidSet::new(cents, lat);
             assign_rows(AssignPath::Gemm, &z, &set, &mut labels, &mut dists, par);
             for (r, &c) in z.chunks_exact_mut(lat).zip(&labels) {
@@ -153,9 +170,20 @@ impl RqVae {
         Ok(())
     }
 
+    /// Where level `l`'s codebook starts in `codebooks`, in values.
+    fn offset(&self, l: usize) -> usize {
+        self.code_offset(l) * self.encoder.outputs()
+    }
+
+    /// Codes of the levels before `l` (level `l`'s first code, counting
+    /// codes of all levels in order).
+    fn code_offset(&self, l: usize) -> usize {
+        self.sizes[..l].iter().sum()
+    }
+
     fn codebook(&self, l: usize) -> &[f32] {
-        let s = self.k * self.encoder.outputs();
-        &self.codebooks[l * s..(l + 1) * s]
+        let off = self.offset(l);
+        &self.codebooks[off..off + self.sizes[l] * self.encoder.outputs()]
     }
 
     /// Residual quantization of latents `z` (rows × latent): labels
@@ -210,9 +238,13 @@ impl RqVae {
         sh: &mut Shard,
     ) -> Result<()> {
         let lat = self.encoder.outputs();
-        let k = self.k;
         let beta = config.beta;
         self.encoder.forward(xb, &mut sh.z, &mut sh.enc_cache)?;
+        if self.residual {
+            // The skip path has no parameters: the encoder's gradient is
+            // the same with or without it.
+            add_input(&mut sh.z, xb);
+        }
         let rows = sh.z.len() / lat;
         self.quantize(
             &sh.z,
@@ -268,7 +300,8 @@ impl RqVae {
         let mut vq = 0.0f64;
         for l in 0..self.levels {
             let cb = self.codebook(l);
-            let gcb = &mut sh.cb_grad[l * k * lat..(l + 1) * k * lat];
+            let off = self.offset(l);
+            let gcb = &mut sh.cb_grad[off..off + cb.len()];
             let res = &sh.resid[l * rows * lat..(l + 1) * rows * lat];
             for (r, (rv, dzr)) in res
                 .chunks_exact(lat)
@@ -313,16 +346,16 @@ impl RqVae {
         rng: &mut Rng,
     ) -> usize {
         let lat = self.encoder.outputs();
-        let k = self.k;
         let mut n = 0;
         for l in 0..self.levels {
-            for c in 0..k {
-                if step_no - last_used[l * k + c] >= after {
+            let (first, off) = (self.code_offset(l), self.offset(l));
+            for c in 0..self.sizes[l] {
+                if step_no - last_used[first + c] >= after {
                     let r = rng.below(rows);
                     let sh = &shards[r / Self::SHARD_ROWS];
                     let lr = r % Self::SHARD_ROWS;
                     let at = (l * sh.rows + lr) * lat;
-                    let dst = l * k * lat + c * lat;
+                    let dst = off + c * lat;
                     self.codebooks[dst..dst + lat].copy_from_slice(&sh.resid[at..at + lat]);
                     n += 1;
                 }
@@ -341,16 +374,31 @@ impl RqVae {
         levels: usize,
         k: usize,
     ) -> Result<RqVae> {
-        let lat = encoder.outputs();
-        super::autoencoder::check_autoencoder(&encoder, &decoder, lat)?;
         if levels == 0 {
             return Err(invalid("levels", "is 0; use at least 1"));
         }
         crate::data::check_vocab("k", &[k], 2)?;
-        let want = levels.checked_mul(k).and_then(|v| v.checked_mul(lat));
+        RqVae::from_sized_parts(encoder, decoder, codebooks, &vec![k; levels])
+    }
+
+    /// [`RqVae::from_parts`] with a codebook size per level: `codebooks`
+    /// holds level after level, each `sizes[l] × latent`.
+    pub fn from_sized_parts(
+        encoder: Mlp,
+        decoder: Mlp,
+        codebooks: Vec<f32>,
+        sizes: &[usize],
+    ) -> Result<RqVae> {
+        let lat = encoder.outputs();
+        super::autoencoder::check_autoencoder(&encoder, &decoder, lat)?;
+        if sizes.is_empty() {
+            return Err(invalid("codebook_sizes", "is empty; use at least 1 level"));
+        }
+        crate::data::check_vocab("codebook_sizes", sizes, 2)?;
+        let want = sizes.iter().sum::<usize>().checked_mul(lat);
         if want != Some(codebooks.len()) {
             return Err(Error::Shape {
-                what: "codebook values (levels × k × latent)",
+                what: "codebook values (Σ codebook sizes × latent)",
                 expected: want.unwrap_or(usize::MAX),
                 got: codebooks.len(),
             });
@@ -362,9 +410,35 @@ impl RqVae {
             encoder,
             decoder,
             codebooks,
-            levels,
-            k,
+            levels: sizes.len(),
+            sizes: sizes.to_vec(),
+            residual: false,
         })
+    }
+
+    /// The same model with a residual encoder: `z = x + encoder(x)`, as
+    /// the warm start from RQ-KMeans trains it ([`RqVae::fit_warm`]).
+    /// Needs an encoder whose output width equals its input width.
+    pub fn with_residual_encoder(mut self) -> Result<RqVae> {
+        if self.encoder.outputs() != self.encoder.inputs() {
+            return Err(invalid(
+                "residual",
+                format!(
+                    "needs the latent width to equal the input width; the encoder maps {} to {}",
+                    self.encoder.inputs(),
+                    self.encoder.outputs()
+                ),
+            ));
+        }
+        self.residual = true;
+        Ok(self)
+    }
+
+    /// Whether the encoder adds its input to its output
+    /// ([`RqVae::with_residual_encoder`]).
+    #[must_use]
+    pub fn residual_encoder(&self) -> bool {
+        self.residual
     }
 
     /// The encoder and decoder networks.
@@ -379,7 +453,8 @@ impl RqVae {
         self.encoder.outputs()
     }
 
-    /// Codebooks, `levels × k × latent` row-major.
+    /// Codebooks, level after level, each `codebook_size(l) × latent`
+    /// row-major.
     #[must_use]
     pub fn codebooks(&self) -> &[f32] {
         &self.codebooks
@@ -401,11 +476,12 @@ struct RqVaeTrainer<'c> {
 
 impl Trainer for RqVaeTrainer<'_> {
     fn code_sizes(&self) -> Vec<usize> {
-        vec![self.m.k; self.m.levels]
+        self.m.sizes.clone()
     }
 
     fn step(&mut self, xb: &[f32], codes: &mut [u16]) -> Result<StepLoss> {
-        let (config, levels, k) = (self.config, self.m.levels, self.m.k);
+        let (config, levels) = (self.config, self.m.levels);
+        let firsts: Vec<usize> = (0..levels).map(|l| self.m.code_offset(l)).collect();
         let d = self.m.dim();
         let b = xb.len() / d;
         let ns = b.div_ceil(RqVae::SHARD_ROWS);
@@ -454,7 +530,7 @@ impl Trainer for RqVaeTrainer<'_> {
                 for (l, t) in row.iter_mut().enumerate() {
                     let c = sh.labels[l * sh.rows + r];
                     *t = c as u16;
-                    self.last_used[l * k + c as usize] = self.step_no;
+                    self.last_used[firsts[l] + c as usize] = self.step_no;
                 }
             }
             done += sh.rows;
@@ -487,22 +563,28 @@ impl Quantizer for RqVae {
         self.levels
     }
     fn codebook_size(&self, level: usize) -> usize {
-        if level < self.levels { self.k } else { 0 }
+        self.sizes.get(level).copied().unwrap_or(0)
     }
     fn encode_into(&self, x: Embeddings<'_>, out: &mut [u16], par: Par) -> Result<()> {
         let levels = self.levels;
-        encode_blocks(&self.encoder, x, (out, levels), par, |z, codes| {
-            let (mut resid, mut q, mut labels) = (Vec::new(), Vec::new(), Vec::new());
-            let (mut dists, mut cur) = (Vec::new(), Vec::new());
-            self.quantize(z, &mut resid, &mut q, &mut labels, &mut dists, &mut cur);
-            let rows = codes.len() / levels;
-            for (r, row) in codes.chunks_exact_mut(levels).enumerate() {
-                for (l, t) in row.iter_mut().enumerate() {
-                    *t = labels[l * rows + r] as u16;
+        encode_blocks(
+            (&self.encoder, self.residual),
+            x,
+            (out, levels),
+            par,
+            |z, codes| {
+                let (mut resid, mut q, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+                let (mut dists, mut cur) = (Vec::new(), Vec::new());
+                self.quantize(z, &mut resid, &mut q, &mut labels, &mut dists, &mut cur);
+                let rows = codes.len() / levels;
+                for (r, row) in codes.chunks_exact_mut(levels).enumerate() {
+                    for (l, t) in row.iter_mut().enumerate() {
+                        *t = labels[l * rows + r] as u16;
+                    }
                 }
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
     }
     fn decode_into(&self, codes: &Codes, out: &mut [f32], par: Par) -> Result<()> {
         codes.check_tokens(&self.codebook_sizes())?;
@@ -541,7 +623,11 @@ impl super::LastLevelDistances for RqVae {
         let (mut buf, mut z) = (Vec::new(), Vec::new());
         for start in (0..n).step_by(crate::kernels::BLOCK_ROWS) {
             let end = (start + crate::kernels::BLOCK_ROWS).min(n);
-            self.encoder.infer(x.block(start, end, &mut buf)?, &mut z)?;
+            let xb = x.block(start, end, &mut buf)?;
+            self.encoder.infer(xb, &mut z)?;
+            if self.residual {
+                add_input(&mut z, xb);
+            }
             for (r, row) in z.chunks_exact_mut(lat).enumerate() {
                 let i = start + r;
                 for (l, &t) in codes[i * lv..i * lv + lv - 1].iter().enumerate() {
@@ -562,9 +648,10 @@ impl super::LastLevelDistances for RqVae {
     }
 }
 
-// ---- model file (format version 1; docs/FORMAT.md) ----
+// ---- model file (format versions 1 and 2; docs/FORMAT.md) ----
 
-/// [`RqVae`]'s model-file payload.
+/// [`RqVae`]'s model-file payload (format version 1: every level has `k`
+/// codes; version 2, [`RqVaeV2`], holds a size per level).
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct RqVaeV1 {
     /// 0 = ReLU, 1 = SiLU.
@@ -576,24 +663,77 @@ pub struct RqVaeV1 {
     codebooks: Vec<f32>,
 }
 
-impl Payload for RqVae {
-    const KIND: ModelKind = ModelKind::RqVae;
-    type V = RqVaeV1;
-    fn to_payload(&self) -> RqVaeV1 {
+/// Version 2 of [`RqVae`]'s payload, written only when the levels'
+/// codebook sizes differ: version 1's fields with one size per level in
+/// place of `levels` and `k`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct RqVaeV2 {
+    activation: u8,
+    sizes: Vec<u64>,
+    /// 1: the encoder adds its input to its output (`z = x + mlp(x)`).
+    residual: u8,
+    encoder: Vec<LayerV1>,
+    decoder: Vec<LayerV1>,
+    codebooks: Vec<f32>,
+}
+
+impl Codec for RqVae {
+    fn encode_file(&self) -> Result<Vec<u8>> {
         let (activation, encoder, decoder) = pair_to_v1(self.networks());
-        RqVaeV1 {
+        // The oldest version that holds the model: files of equal sizes
+        // stay byte-identical to version 1.
+        if !self.residual && self.sizes.iter().all(|&k| k == self.sizes[0]) {
+            let v1 = RqVaeV1 {
+                activation,
+                levels: self.levels as u64,
+                k: self.sizes[0] as u64,
+                encoder,
+                decoder,
+                codebooks: self.codebooks.clone(),
+            };
+            return encode_file(ModelKind::RqVae, &v1);
+        }
+        let v2 = RqVaeV2 {
             activation,
-            levels: self.levels() as u64,
-            k: self.codebook_size(0) as u64,
+            sizes: self.sizes.iter().map(|&k| k as u64).collect(),
+            residual: u8::from(self.residual),
             encoder,
             decoder,
-            codebooks: self.codebooks().to_vec(),
-        }
+            codebooks: self.codebooks.clone(),
+        };
+        Ok(frame_version(ModelKind::RqVae, 2, &encode_payload(&v2)?))
     }
-    fn from_payload(p: RqVaeV1) -> Result<Self> {
+
+    fn decode_file(bytes: &[u8]) -> Result<Self> {
+        let (h, payload) = split(bytes)?;
+        if h.kind != ModelKind::RqVae {
+            return Err(crate::error::FormatError::WrongKind {
+                expected: ModelKind::RqVae.name(),
+                found: h.kind.tag(),
+            }
+            .into());
+        }
+        if h.version == 1 {
+            let p: RqVaeV1 = decode_payload(payload)?;
+            let (enc, dec) = pair_from_v1((p.activation, p.encoder, p.decoder))?;
+            let levels = stored_usize(p.levels, "levels")?;
+            let k = stored_usize(p.k, "k")?;
+            return RqVae::from_parts(enc, dec, p.codebooks, levels, k).map_err(to_invalid);
+        }
+        let p: RqVaeV2 = decode_payload(payload)?;
         let (enc, dec) = pair_from_v1((p.activation, p.encoder, p.decoder))?;
-        let levels = stored_usize(p.levels, "levels")?;
-        let k = stored_usize(p.k, "k")?;
-        RqVae::from_parts(enc, dec, p.codebooks, levels, k).map_err(to_invalid)
+        let sizes = p
+            .sizes
+            .iter()
+            .map(|&k| stored_usize(k, "codebook size"))
+            .collect::<Result<Vec<_>>>()?;
+        let m = RqVae::from_sized_parts(enc, dec, p.codebooks, &sizes).map_err(to_invalid)?;
+        match p.residual {
+            0 => Ok(m),
+            1 => m.with_residual_encoder().map_err(to_invalid),
+            r => Err(crate::format::invalid_payload(format!(
+                "residual flag {r}; 0 or 1"
+            ))),
+        }
     }
 }
