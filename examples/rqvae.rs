@@ -5,7 +5,12 @@
 //! ```text
 //! cargo run --release --example rqvae                      # built-in data
 //! cargo run --release --example rqvae -- --input emb.npy [--epochs 20] [--adam 1e-3 | --adagrad 0.4] [--rotation]
+//!     [--latent N] [--warm]
 //! ```
+//!
+//! `--warm` starts from the RQ-KMeans fit (`RqVae::fit_warm`: residual
+//! networks at the identity, RQ-KMeans' codebooks; the latent is then the
+//! data's width).
 use std::time::Instant;
 
 use semid::nn::OptimizerConfig;
@@ -23,6 +28,13 @@ const FLAGS: &[Flag] = &[
     ("--adam", true, "", "Adam learning rate (default 1e-3)"),
     ("--adagrad", true, "", "Adagrad learning rate (TIGER: 0.4)"),
     ("--rotation", false, "", "rotation trick"),
+    ("--latent", true, "", "latent width (default 32)"),
+    (
+        "--warm",
+        false,
+        "",
+        "warm start from the RQ-KMeans fit (latent = d)",
+    ),
 ];
 
 fn main() -> std::process::ExitCode {
@@ -42,7 +54,17 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
         cfg.optimizer = OptimizerConfig::adagrad(lr.parse()?);
     }
     cfg.rotation_trick = args.on("--rotation");
+    if let Some(l) = args.opt("--latent")? {
+        cfg.latent = l;
+    }
+    let warm = args.on("--warm");
+    if warm {
+        cfg.latent = d;
+    }
     println!("data     {} x {d} from {source}", x.rows());
+    let t = Instant::now();
+    let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(3, 256).seed(42), x)?;
+    let rq_s = t.elapsed().as_secs_f64();
     println!(
         "RQ-VAE   {d} -> {:?} -> {} , {} x {}, {:?}, batch {}, {}",
         cfg.hidden,
@@ -57,11 +79,14 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
             "straight-through"
         }
     );
+    if warm {
+        println!("warm start from the RQ-KMeans fit (residual networks at the identity)");
+    }
     println!(
         "epoch  recon MSE   vq loss   utilization (per level)      perplexity           resets  coll."
     );
     let t = Instant::now();
-    let (vae, reports) = RqVae::fit_with_callback(&cfg, x, |r| {
+    let report = |r: &semid::quantize::EpochReport| {
         println!(
             "{:>5}  {:>9.5}  {:>8.5}  {:<27}  {:<19}  {:>6}  {:.3}",
             r.epoch,
@@ -80,7 +105,12 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
             r.dead_resets,
             r.collision_rate
         );
-    })?;
+    };
+    let (vae, reports) = if warm {
+        RqVae::fit_warm_with_callback(&cfg, x, &rq, report)?
+    } else {
+        RqVae::fit_with_callback(&cfg, x, report)?
+    };
     let train_s = t.elapsed().as_secs_f64();
     let codes = vae.encode(x)?;
     let recon = vae.decode(&codes)?;
@@ -96,9 +126,6 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
             .join(" "),
         q.collision_rate
     );
-    let t = Instant::now();
-    let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(3, 256).seed(42), x)?;
-    let rq_s = t.elapsed().as_secs_f64();
     let rc = rq.encode(x)?;
     let rmse = stats::mse(x, &rq.decode(&rc)?)?;
     let rqq = stats::code_quality(&rc, &rq.codebook_sizes())?;

@@ -6,7 +6,7 @@ mod common;
 use semid::ModelFile;
 use semid::nn::{Activation, Linear, Mlp, OptimizerConfig};
 use semid::quantize::{RqVae, RqVaeConfig};
-use semid::{Embeddings, Error, Quantizer};
+use semid::{Embeddings, Error, Quantizer, RqKMeans, RqKMeansConfig};
 
 fn small() -> RqVaeConfig {
     RqVaeConfig {
@@ -298,4 +298,106 @@ fn min_steps_lengthens_training_on_small_catalogs() {
         ..small()
     };
     assert_eq!(RqVae::fit(&cfg, x).unwrap().1.len(), 3);
+}
+
+/// The warm start from RQ-KMeans begins at RQ-KMeans' codes: with a
+/// learning rate too small to move anything, the trained model gives
+/// exactly the codes RQ-KMeans gives, through the folded (raw-unit)
+/// residual encoder and codebooks, and it round-trips as format version 2.
+#[test]
+fn warm_start_begins_at_the_rq_kmeans_codes() {
+    let data = semid::synthetic::hierarchical_mixture(&semid::synthetic::MixtureConfig {
+        n: 1500,
+        dim: 16,
+        topics: 10,
+        ..Default::default()
+    });
+    let x = Embeddings::new(&data, 16).unwrap();
+    let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(2, 16).seed(4), x).unwrap();
+    let mut c = RqVaeConfig::new(2, 16).seed(4);
+    c.hidden = vec![24];
+    c.latent = 16;
+    c.epochs = 1;
+    c.min_steps = 0;
+    c.batch_size = 256;
+    c.dead_code_steps = 0;
+    c.optimizer = OptimizerConfig::adam(1e-12);
+    let (vae, _) = RqVae::fit_warm(&c, x, &rq).unwrap();
+    assert!(vae.is_residual());
+    let (a, b) = (rq.encode(x).unwrap(), vae.encode(x).unwrap());
+    let same = a.iter().zip(b.iter()).filter(|(p, q)| p == q).count();
+    assert!(same >= 1500 * 99 / 100, "{same} of 1500 codes equal");
+    // It reconstructs as RQ-KMeans does (both residual networks start at
+    // the identity).
+    let (m_vae, m_rq) = (
+        semid::stats::mse(x, &vae.decode(&b).unwrap()).unwrap(),
+        semid::stats::mse(x, &rq.decode(&a).unwrap()).unwrap(),
+    );
+    assert!((m_vae - m_rq).abs() <= 1e-3 * m_rq, "{m_vae} vs {m_rq}");
+    // The folded codebooks are RQ-KMeans' (up to the standardisation's
+    // rounding).
+    for (u, v) in vae.codebooks().iter().zip(rq.codebooks()) {
+        assert!((u - v).abs() <= 1e-4 * (1.0 + v.abs()), "{u} vs {v}");
+    }
+    let bytes = vae.to_bytes().unwrap();
+    assert_eq!(semid::format::inspect(&bytes).unwrap().version, 2);
+    let back = RqVae::from_bytes(&bytes).unwrap();
+    assert_eq!(back, vae);
+    assert_eq!(back.encode(x).unwrap(), b);
+    // Trained for real, it still encodes and decodes in range, and its
+    // last-level distances agree with its codes.
+    c.optimizer = OptimizerConfig::adam(1e-3);
+    c.epochs = 3;
+    let (vae, reports) = RqVae::fit_warm(&c, x, &rq).unwrap();
+    assert!(reports.iter().all(|r| r.recon_loss.is_finite()));
+    let codes = vae.encode(x).unwrap();
+    let mut d = vec![0f32; 1500 * 16];
+    semid::quantize::LastLevelDistances::last_level_distances(&vae, x, codes.as_slice(), &mut d)
+        .unwrap();
+    for (row, code) in d.chunks_exact(16).zip(codes.iter()) {
+        let min = row.iter().copied().fold(f32::INFINITY, f32::min);
+        assert!(row[code[1] as usize] <= min * (1.0 + 1e-4) + 1e-6);
+    }
+}
+
+/// A warm start from a model of other shapes is refused, naming
+/// `warm_start` and what to change.
+#[test]
+fn warm_start_from_other_shapes_is_refused() {
+    let data = semid::synthetic::hierarchical_mixture(&semid::synthetic::MixtureConfig {
+        n: 600,
+        dim: 8,
+        ..Default::default()
+    });
+    let x = Embeddings::new(&data, 8).unwrap();
+    let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(2, 8).seed(1), x).unwrap();
+    let base = || {
+        let mut c = RqVaeConfig::new(2, 8);
+        c.hidden = vec![8];
+        c.latent = 8;
+        c.epochs = 1;
+        c.min_steps = 0;
+        c.batch_size = 64;
+        c
+    };
+    let field = |c: RqVaeConfig, x: Embeddings<'_>| match RqVae::fit_warm(&c, x, &rq) {
+        Err(semid::Error::InvalidConfig { field, reason }) => (field, reason),
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    };
+    let mut c = base();
+    c.latent = 4;
+    let (f, why) = field(c, x);
+    assert_eq!(f, "warm_start");
+    assert!(why.contains("latent = 8"), "{why}");
+    let (f, why) = field(base().k(16), x);
+    assert_eq!(f, "warm_start");
+    assert!(why.contains("[8, 8]"), "{why}");
+    let (f, _) = field(base().levels(3), x);
+    assert_eq!(f, "warm_start");
+    let narrow: Vec<f32> = data.chunks_exact(8).flat_map(|r| r[..4].to_vec()).collect();
+    let mut c = base();
+    c.latent = 4;
+    let (f, why) = field(c, Embeddings::new(&narrow, 4).unwrap());
+    assert_eq!(f, "warm_start");
+    assert!(why.contains("4 columns"), "{why}");
 }

@@ -67,6 +67,11 @@ pub struct FitArgs {
     /// them all). Flags given on the command line override it.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// rq-vae: start from this RQ-KMeans model file (residual encoder at
+    /// the identity, its codebooks); sets the levels, codebook sizes and
+    /// latent width to the model's.
+    #[arg(long)]
+    warm_start: Option<PathBuf>,
     /// Print the whole config (defaults, the file, the flags) as JSON and
     /// exit without fitting.
     #[arg(long, conflicts_with_all = ["input", "out"])]
@@ -230,6 +235,12 @@ impl FitArgs {
                 }
             )));
         }
+        if self.warm_start.is_some() && self.quantizer != Kind::RqVae {
+            return Err(usage(format!(
+                "--warm-start does not apply to {}; it applies to rq-vae",
+                self.quantizer.name()
+            )));
+        }
         Ok(flags)
     }
 }
@@ -331,6 +342,7 @@ pub fn run(args: &FitArgs) -> Result<()> {
         Fsq(Vec<u32>),
         ResidualFsq(Vec<u32>, usize),
     }
+    let mut warm: Option<RqKMeans> = None;
     let cfg = match args.quantizer {
         Kind::Kmeans => Cfg::Kmeans(config(KMeansConfig::default(), args, &flags)?.par(threads)),
         Kind::RqKmeans => {
@@ -339,6 +351,14 @@ pub fn run(args: &FitArgs) -> Result<()> {
         Kind::RqVae => {
             let mut c: RqVaeConfig = config(RqVaeConfig::tiger(), args, &flags)?;
             c.par = threads;
+            if let Some(path) = &args.warm_start {
+                existing_file(path, "warm start")?;
+                let rq =
+                    <RqKMeans as semid::ModelFile>::load(path).map_err(|e| data(e.to_string()))?;
+                c = c.codebook_sizes(rq.codebook_sizes());
+                c.latent = rq.dim();
+                warm = Some(rq);
+            }
             Cfg::RqVae(c)
         }
         Kind::FsqAe => Cfg::FsqAe(config(FsqAutoencoderConfig::default(), args, &flags)?),
@@ -418,10 +438,14 @@ pub fn run(args: &FitArgs) -> Result<()> {
         }
         Cfg::RqVae(c) => {
             let pb = epochs_bar(c.epochs);
-            let (m, r) = RqVae::fit_with_callback(&c, x, |e: &EpochReport| {
+            let tick = |e: &EpochReport| {
                 pb.set_length(pb.length().unwrap_or(0).max(e.epoch as u64 + 1));
                 pb.set_position(e.epoch as u64 + 1);
-            })
+            };
+            let (m, r) = match &warm {
+                Some(rq) => RqVae::fit_warm_with_callback(&c, x, rq, tick),
+                None => RqVae::fit_with_callback(&c, x, tick),
+            }
             .map_err(at)?;
             pb.finish_and_clear();
             (m.into(), json!({ "epochs": r }))

@@ -544,6 +544,8 @@ fn every_quantizer_fits_from_flags_and_a_config_file() {
         r#"{"epochs": 1, "min_steps": 0, "batch_size": 128}"#,
     )
     .unwrap();
+    // Case 1's model, which the warm-started RQ-VAE case reads.
+    let warm_from = dir.p("rq-kmeans1.semid");
     let cases: Vec<(&str, Vec<&str>, &Path, usize)> = vec![
         ("kmeans", vec!["--k", "16"], &input, 1),
         ("rq-kmeans", vec!["--levels", "2", "--k", "8"], &input, 2),
@@ -574,6 +576,12 @@ fn every_quantizer_fits_from_flags_and_a_config_file() {
                 "--config",
                 s(&quick),
             ],
+            &input,
+            2,
+        ),
+        (
+            "rq-vae",
+            vec!["--warm-start", s(&warm_from), "--config", s(&quick)],
             &input,
             2,
         ),

@@ -295,8 +295,11 @@ impl RqVae {
     /// dict per epoch. `config` overrides fields of semid's `RqVaeConfig`
     /// (`hidden`, `latent`, `beta`, `optimizer`, `batch_size`, ...).
     /// `codebook_sizes=[512, 256, 128]` gives each level its own size.
+    /// `warm_start=rq` (a fitted `RqKMeans`) starts from its codebooks with
+    /// a residual encoder at the identity; the latent is then the data's
+    /// width and the levels and sizes are `rq`'s.
     #[staticmethod]
-    #[pyo3(signature = (x, levels=3, k=256, *, codebook_sizes=None, seed=0, epochs=None, threads=None, config=None))]
+    #[pyo3(signature = (x, levels=3, k=256, *, codebook_sizes=None, seed=0, epochs=None, threads=None, config=None, warm_start=None))]
     #[allow(clippy::too_many_arguments)]
     fn fit(
         py: Python<'_>,
@@ -308,7 +311,27 @@ impl RqVae {
         epochs: Option<usize>,
         threads: Option<usize>,
         config: Option<&Bound<'_, PyDict>>,
+        warm_start: Option<PyRef<'_, Quantizer>>,
     ) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
+        if let Some(w) = warm_start {
+            let rq = w
+                .inner
+                .as_rq_kmeans()
+                .ok_or_else(|| PyValueError::new_err("warm_start takes a fitted RqKMeans"))?
+                .clone();
+            let input = Input::new(x)?;
+            let d = input.view()?.dim();
+            let mut c = RqVaeConfig::default()
+                .codebook_sizes(rq.codebook_sizes())
+                .seed(seed)
+                .par(par(threads));
+            c.latent = d;
+            if let Some(e) = epochs {
+                c = c.epochs(e);
+            }
+            let c = configure(py, c, config)?;
+            return fit_any(py, x, c, move |c, emb| RsRqVae::fit_warm(c, emb, &rq));
+        }
         let mut c = RqVaeConfig::new(levels, k).seed(seed).par(par(threads));
         if let Some(sizes) = codebook_sizes {
             c = c.codebook_sizes(sizes);

@@ -145,3 +145,14 @@ def test_a_codebook_size_per_level(mixture, tmp_path):
     assert list(vae.codebook_sizes) == [16, 8]
     with pytest.raises(ValueError, match="codebook_sizes"):
         semid.RqKMeans.fit(mixture, codebook_sizes=[16, 0])
+
+
+def test_rqvae_warm_start_from_rq_kmeans(mixture):
+    rq, _ = semid.RqKMeans.fit(mixture, levels=2, k=8, seed=1)
+    vae, reports = semid.RqVae.fit(mixture, warm_start=rq, seed=1, epochs=1,
+                                   config={"hidden": [32], "min_steps": 20})
+    assert vae.levels == 2 and list(vae.codebook_sizes) == [8, 8]
+    assert vae.encode(mixture).shape == (len(mixture), 2)
+    km, _ = semid.KMeans.fit(mixture, k=8, seed=1)
+    with pytest.raises(ValueError, match="RqKMeans"):
+        semid.RqVae.fit(mixture, warm_start=km, epochs=1)

@@ -56,7 +56,7 @@ pub(crate) fn add_input(z: &mut [f32], x: &[f32]) {
 /// `par`): `latent(row_codes, q)` writes one row's quantized latent (`q`
 /// arrives zeroed), then the `decoder` maps the block's latents to `out`.
 pub(crate) fn decode_blocks(
-    decoder: &Mlp,
+    (decoder, residual): (&Mlp, bool),
     codes: &Codes,
     out: &mut [f32],
     par: Par,
@@ -81,6 +81,9 @@ pub(crate) fn decode_blocks(
             }
             decoder.infer(q, y)?;
             o.copy_from_slice(y);
+            if residual {
+                add_input(o, q);
+            }
             Ok(())
         },
     )

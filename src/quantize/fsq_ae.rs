@@ -292,7 +292,7 @@ impl Quantizer for FsqAutoencoder {
     }
     fn decode_into(&self, codes: &Codes, out: &mut [f32], par: Par) -> Result<()> {
         codes.check_tokens(&[self.fsq.n_codes()])?;
-        decode_blocks(&self.decoder, codes, out, par, |t, q| {
+        decode_blocks((&self.decoder, false), codes, out, par, |t, q| {
             self.fsq.index_to_values(t[0], q)
         })
     }

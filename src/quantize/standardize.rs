@@ -93,18 +93,7 @@ impl Standardize {
     pub(crate) fn fold_into(&self, encoder: &mut Mlp, decoder: &mut Mlp) {
         let s = self.scale;
         if let Some(first) = encoder.layers.first_mut() {
-            let d = first.inputs;
-            for (w, b) in first.weight.chunks_exact_mut(d).zip(first.bias.iter_mut()) {
-                let shift: f64 = w
-                    .iter()
-                    .zip(&self.mean)
-                    .map(|(&wi, &m)| wi as f64 * m as f64)
-                    .sum();
-                *b -= (s as f64 * shift) as f32;
-                for wi in w.iter_mut() {
-                    *wi *= s;
-                }
-            }
+            self.fold_input(first);
         }
         if let Some(last) = decoder.layers.last_mut() {
             let h = last.inputs;
@@ -118,6 +107,75 @@ impl Standardize {
                     *wi /= s;
                 }
                 *b = *b / s + m;
+            }
+        }
+    }
+}
+
+impl Standardize {
+    /// `(x − mean)·scale` of a codeword of the first level (a point), or
+    /// `·scale` of a later level's (a difference), in place.
+    pub(crate) fn to_latent(&self, codebook: &mut [f32], first_level: bool) {
+        let d = self.mean.len();
+        for row in codebook.chunks_exact_mut(d) {
+            for (v, &m) in row.iter_mut().zip(&self.mean) {
+                let shift = if first_level { m } else { 0.0 };
+                *v = (*v - shift) * self.scale;
+            }
+        }
+    }
+
+    /// For a residual autoencoder (`z = x̃ + enc(x̃)` on standardised rows
+    /// `x̃`, `x̂ = q + dec(q)`, latent = input width): rewrites the networks
+    /// and codebooks so that raw rows give raw-unit latents `z/s + μ = x +
+    /// enc(x̃)/s` and raw reconstructions `q + dec((q − μ)·s)/s`. Each
+    /// network's first layer absorbs `(· − μ)·s` and its last layer `1/s`;
+    /// the first level's codewords become `e/s + μ`, the later ones `e/s`.
+    /// Distances between latents and codewords scale by `1/s²`, so every
+    /// code is unchanged.
+    pub(crate) fn fold_into_residual(
+        &self,
+        encoder: &mut Mlp,
+        decoder: &mut Mlp,
+        first_level: &mut [f32],
+        later_levels: &mut [f32],
+    ) {
+        let s = self.scale;
+        for net in [encoder, decoder] {
+            if let Some(first) = net.layers.first_mut() {
+                self.fold_input(first);
+            }
+            if let Some(last) = net.layers.last_mut() {
+                for v in last.weight.iter_mut().chain(last.bias.iter_mut()) {
+                    *v /= s;
+                }
+            }
+        }
+        let d = self.mean.len();
+        for row in first_level.chunks_exact_mut(d) {
+            for (v, &m) in row.iter_mut().zip(&self.mean) {
+                *v = *v / s + m;
+            }
+        }
+        for v in later_levels.iter_mut() {
+            *v /= s;
+        }
+    }
+
+    /// Rewrites `layer` so that raw inputs give what standardised inputs
+    /// gave: `W·((x − μ)·s) + b = (s·W)·x + (b − s·W·μ)`.
+    fn fold_input(&self, layer: &mut crate::nn::Linear) {
+        let s = self.scale;
+        let d = layer.inputs;
+        for (w, b) in layer.weight.chunks_exact_mut(d).zip(layer.bias.iter_mut()) {
+            let shift: f64 = w
+                .iter()
+                .zip(&self.mean)
+                .map(|(&wi, &m)| wi as f64 * m as f64)
+                .sum();
+            *b -= (s as f64 * shift) as f32;
+            for wi in w.iter_mut() {
+                *wi *= s;
             }
         }
     }

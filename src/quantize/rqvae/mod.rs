@@ -34,8 +34,9 @@ pub struct RqVae {
     levels: usize,
     /// Codes per level.
     sizes: Vec<usize>,
-    /// The encoder adds its input to its output (`z = x + mlp(x)`, latent
-    /// width = input width): the warm start from RQ-KMeans.
+    /// Both networks add their input to their output (`z = x + enc(x)`,
+    /// `x̂ = q + dec(q)`; latent width = input width): the warm start from
+    /// RQ-KMeans.
     residual: bool,
 }
 
@@ -68,7 +69,50 @@ impl RqVae {
         x: Embeddings<'_>,
         progress: impl FnMut(&EpochReport),
     ) -> Result<(RqVae, Vec<EpochReport>)> {
+        RqVae::fit_inner(config, x, None, progress)
+    }
+
+    /// Trains starting from an RQ-KMeans fit (semantic-id's and MiniOneRec's
+    /// "RQ-KMeans+", with the decoder made residual too): both networks
+    /// are residual, `z = x + enc(x)` and `x̂ = q + dec(q)`, with their last
+    /// layers at zero, so training starts at the identity: `from`'s
+    /// codebooks give exactly `from`'s codes and reconstruction. Training
+    /// then moves all three. Without it, the k-means start of the codebooks
+    /// sees only the random encoder's outputs, and a decoder through
+    /// TIGER's 128-wide bottleneck starts far from any reconstruction.
+    ///
+    /// Needs `config.latent` equal to the data's width and
+    /// `config.level_sizes()` equal to `from.codebook_sizes()`; anything else
+    /// is an `InvalidConfig` error on `warm_start`. The model is stored as
+    /// format version 2 (its residual flag).
+    pub fn fit_warm(
+        config: &RqVaeConfig,
+        x: Embeddings<'_>,
+        from: &crate::RqKMeans,
+    ) -> Result<(RqVae, Vec<EpochReport>)> {
+        RqVae::fit_inner(config, x, Some(from), |_| {})
+    }
+
+    /// [`RqVae::fit_warm`] calling `progress` after every epoch.
+    pub fn fit_warm_with_callback(
+        config: &RqVaeConfig,
+        x: Embeddings<'_>,
+        from: &crate::RqKMeans,
+        progress: impl FnMut(&EpochReport),
+    ) -> Result<(RqVae, Vec<EpochReport>)> {
+        RqVae::fit_inner(config, x, Some(from), progress)
+    }
+
+    fn fit_inner(
+        config: &RqVaeConfig,
+        x: Embeddings<'_>,
+        warm: Option<&crate::RqKMeans>,
+        progress: impl FnMut(&EpochReport),
+    ) -> Result<(RqVae, Vec<EpochReport>)> {
         config.validate()?;
+        if let Some(from) = warm {
+            check_warm(config, x, from)?;
+        }
         let n = x.rows();
         let sizes = config.level_sizes();
         let k = sizes.iter().copied().max().unwrap_or(1);
@@ -87,13 +131,24 @@ impl RqVae {
         let (lat, levels) = (config.latent, config.levels);
         let st = start(x, &config.hidden, lat, config.activation, config.seed)?;
         let (stdz, encoder, decoder) = (st.stdz, st.encoder, st.decoder);
+        let mut encoder = encoder;
+        let mut decoder = decoder;
+        if warm.is_some() {
+            // Identity at the start: the residual branches output zero.
+            for net in [&mut encoder, &mut decoder] {
+                if let Some(last) = net.layers.last_mut() {
+                    last.weight.fill(0.0);
+                    last.bias.fill(0.0);
+                }
+            }
+        }
         let mut m = RqVae {
             encoder,
             decoder,
             codebooks: vec![0.0; sizes.iter().sum::<usize>() * lat],
             levels,
             sizes,
-            residual: false,
+            residual: warm.is_some(),
         };
         let batch = config.batch_size.min(n);
         // k-means initialisation on the residuals of the first rows of the
@@ -103,7 +158,15 @@ impl RqVae {
         let idx0: Vec<usize> = order0[..init_rows].iter().map(|&i| i as usize).collect();
         let mut xb0 = x.gather(&idx0);
         stdz.apply(&mut xb0);
-        m.init_codebooks(&xb0, config.seed, config.par)
+        if let Some(from) = warm {
+            // `from`'s codebooks in the standardised space the encoder sees.
+            m.codebooks.copy_from_slice(from.codebooks());
+            let first = from.codebook(0).len();
+            let (head, tail) = m.codebooks.split_at_mut(first);
+            stdz.to_latent(head, true);
+            stdz.to_latent(tail, false);
+        } else {
+            m.init_codebooks(&xb0, config.seed, config.par)
             .map_err(|e| match e {
                 Error::NonFinite { .. } => invalid(
                     "training",
@@ -111,6 +174,7 @@ impl RqVae {
                 ),
                 other => other,
             })?;
+        }
 
         let mut sizes = param_sizes(&mut m.encoder, &mut m.decoder);
         sizes.push(m.codebooks.len());
@@ -126,7 +190,13 @@ impl RqVae {
         };
         let reports = train(&mut t, x, &stdz, (config.seed, batch, epochs), progress)?;
         let mut m = t.m;
-        stdz.fold_into(&mut m.encoder, &mut m.decoder);
+        if m.residual {
+            let first = m.sizes[0] * lat;
+            let (head, tail) = m.codebooks.split_at_mut(first);
+            stdz.fold_into_residual(&mut m.encoder, &mut m.decoder, head, tail);
+        } else {
+            stdz.fold_into(&mut m.encoder, &mut m.decoder);
+        }
         if !(m.encoder.is_finite()
             && m.decoder.is_finite()
             && m.codebooks.iter().all(|v| v.is_finite()))
@@ -258,6 +328,9 @@ impl RqVae {
         // straight-through estimator or the rotation trick.
         self.decoder
             .forward(&sh.q, &mut sh.xhat, &mut sh.dec_cache)?;
+        if self.residual {
+            add_input(&mut sh.xhat, &sh.q);
+        }
         // Reconstruction loss: mean over rows of ‖x̂ − x‖² summed over
         // dimensions, as TIGER's PyTorch re-implementations compute it
         // (RQ-VAE-Recommender PR #66). Averaging over dimensions too made
@@ -273,6 +346,10 @@ impl RqVae {
             &mut sh.dec_grads,
             Some(&mut sh.dq),
         )?;
+        if self.residual {
+            // The decoder's skip path passes x̂'s gradient straight to q.
+            add_input(&mut sh.dq, &sh.dxhat);
+        }
         sh.dz.clear();
         if config.rotation_trick {
             sh.dz.resize(sh.dq.len(), 0.0);
@@ -416,10 +493,11 @@ impl RqVae {
         })
     }
 
-    /// The same model with a residual encoder: `z = x + encoder(x)`, as
-    /// the warm start from RQ-KMeans trains it ([`RqVae::fit_warm`]).
-    /// Needs an encoder whose output width equals its input width.
-    pub fn with_residual_encoder(mut self) -> Result<RqVae> {
+    /// The same model with residual networks: `z = x + encoder(x)` and
+    /// `x̂ = q + decoder(q)`, as the warm start from RQ-KMeans trains it
+    /// ([`RqVae::fit_warm`]). Needs a latent width equal to the input
+    /// width.
+    pub fn with_residual(mut self) -> Result<RqVae> {
         if self.encoder.outputs() != self.encoder.inputs() {
             return Err(invalid(
                 "residual",
@@ -434,10 +512,10 @@ impl RqVae {
         Ok(self)
     }
 
-    /// Whether the encoder adds its input to its output
-    /// ([`RqVae::with_residual_encoder`]).
+    /// Whether both networks add their input to their output
+    /// ([`RqVae::with_residual`]).
     #[must_use]
-    pub fn residual_encoder(&self) -> bool {
+    pub fn is_residual(&self) -> bool {
         self.residual
     }
 
@@ -459,6 +537,41 @@ impl RqVae {
     pub fn codebooks(&self) -> &[f32] {
         &self.codebooks
     }
+}
+
+/// The checks of a warm start from `from`: same width, latent = width,
+/// same codebook sizes.
+fn check_warm(config: &RqVaeConfig, x: Embeddings<'_>, from: &crate::RqKMeans) -> Result<()> {
+    let d = x.dim();
+    if from.dim() != d {
+        return Err(invalid(
+            "warm_start",
+            format!(
+                "the RQ-KMeans model takes {}-dimensional rows but the data has {d} columns",
+                from.dim()
+            ),
+        ));
+    }
+    if config.latent != d {
+        return Err(invalid(
+            "warm_start",
+            format!(
+                "needs latent = {d} (the data's width: the encoder starts at the identity); latent is {}",
+                config.latent
+            ),
+        ));
+    }
+    if config.level_sizes() != from.codebook_sizes() {
+        return Err(invalid(
+            "warm_start",
+            format!(
+                "the RQ-KMeans model has codebook sizes {:?} but the config asks for {:?}; set levels and k (or codebook_sizes) to match",
+                from.codebook_sizes(),
+                config.level_sizes()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// [`RqVae`]'s training state for the shared loop: optimizer, shards,
@@ -589,7 +702,7 @@ impl Quantizer for RqVae {
     fn decode_into(&self, codes: &Codes, out: &mut [f32], par: Par) -> Result<()> {
         codes.check_tokens(&self.codebook_sizes())?;
         let lat = self.latent();
-        decode_blocks(&self.decoder, codes, out, par, |row, q| {
+        decode_blocks((&self.decoder, self.residual), codes, out, par, |row, q| {
             for (l, &t) in row.iter().enumerate() {
                 let e = &self.codebook(l)[t as usize * lat..(t as usize + 1) * lat];
                 for (a, b) in q.iter_mut().zip(e) {
@@ -730,7 +843,7 @@ impl Codec for RqVae {
         let m = RqVae::from_sized_parts(enc, dec, p.codebooks, &sizes).map_err(to_invalid)?;
         match p.residual {
             0 => Ok(m),
-            1 => m.with_residual_encoder().map_err(to_invalid),
+            1 => m.with_residual().map_err(to_invalid),
             r => Err(crate::format::invalid_payload(format!(
                 "residual flag {r}; 0 or 1"
             ))),
