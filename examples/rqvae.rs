@@ -5,12 +5,13 @@
 //! ```text
 //! cargo run --release --example rqvae                      # built-in data
 //! cargo run --release --example rqvae -- --input emb.npy [--epochs 20] [--adam 1e-3 | --adagrad 0.4] [--rotation]
-//!     [--latent N] [--warm]
+//!     [--latent N] [--warm] [--sinkhorn 0.003]
 //! ```
 //!
 //! `--warm` starts from the RQ-KMeans fit (`RqVae::fit_warm`: residual
 //! networks at the identity, RQ-KMeans' codebooks; the latent is then the
-//! data's width).
+//! data's width). `--sinkhorn EPS` assigns the last level's codes by
+//! Sinkhorn over each training batch (LC-Rec's `sk_epsilons`, 0 elsewhere).
 use std::time::Instant;
 
 use semid::nn::OptimizerConfig;
@@ -29,6 +30,12 @@ const FLAGS: &[Flag] = &[
     ("--adagrad", true, "", "Adagrad learning rate (TIGER: 0.4)"),
     ("--rotation", false, "", "rotation trick"),
     ("--latent", true, "", "latent width (default 32)"),
+    (
+        "--sinkhorn",
+        true,
+        "",
+        "Sinkhorn ε at the last level during training (LC-Rec: 0.003)",
+    ),
     (
         "--warm",
         false,
@@ -57,6 +64,10 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(l) = args.opt("--latent")? {
         cfg.latent = l;
     }
+    if let Some(eps) = args.opt::<f64>("--sinkhorn")? {
+        cfg.sinkhorn_epsilons = vec![0.0; cfg.levels];
+        cfg.sinkhorn_epsilons[cfg.levels - 1] = eps;
+    }
     let warm = args.on("--warm");
     if warm {
         cfg.latent = d;
@@ -81,6 +92,12 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
     );
     if warm {
         println!("warm start from the RQ-KMeans fit (residual networks at the identity)");
+    }
+    if !cfg.sinkhorn_epsilons.is_empty() {
+        println!(
+            "Sinkhorn during training: ε per level {:?}, {} iterations",
+            cfg.sinkhorn_epsilons, cfg.sinkhorn_iterations
+        );
     }
     println!(
         "epoch  recon MSE   vq loss   utilization (per level)      perplexity           resets  coll."

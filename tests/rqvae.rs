@@ -401,3 +401,70 @@ fn warm_start_from_other_shapes_is_refused() {
     assert_eq!(f, "warm_start");
     assert!(why.contains("4 columns"), "{why}");
 }
+
+fn sinkhorn_config(eps: Vec<f64>) -> RqVaeConfig {
+    let mut c = RqVaeConfig::new(2, 16).seed(6);
+    c.hidden = vec![24];
+    c.latent = 6;
+    c.epochs = 3;
+    c.min_steps = 0;
+    c.batch_size = 400;
+    c.sinkhorn_epsilons = eps;
+    c
+}
+
+/// Sinkhorn during training (LC-Rec's `sk_epsilons`): the last level's
+/// codes of each batch are balanced over the codebook, so the training
+/// batches use that level more evenly than nearest-code assignment does;
+/// the model is the same with any thread count.
+#[test]
+fn sinkhorn_training_balances_the_last_level() {
+    let data = semid::synthetic::hierarchical_mixture(&semid::synthetic::MixtureConfig {
+        n: 1600,
+        dim: 12,
+        topics: 6,
+        ..Default::default()
+    });
+    let x = Embeddings::new(&data, 12).unwrap();
+    let (_, plain) = RqVae::fit(&sinkhorn_config(vec![]), x).unwrap();
+    let c = sinkhorn_config(vec![0.0, 0.003]);
+    let (m, sk) = RqVae::fit(&c, x).unwrap();
+    let (p, q) = (plain.last().unwrap(), sk.last().unwrap());
+    assert!(
+        q.perplexity[1] > p.perplexity[1],
+        "last-level perplexity with Sinkhorn {} vs nearest {}",
+        q.perplexity[1],
+        p.perplexity[1]
+    );
+    let mut c1 = c.clone();
+    c1.par = semid::Par::Seq;
+    let (m1, _) = RqVae::fit(&c1, x).unwrap();
+    assert_eq!(m1, m);
+}
+
+#[test]
+fn bad_sinkhorn_settings_are_typed_errors() {
+    let data = semid::synthetic::hierarchical_mixture(&semid::synthetic::MixtureConfig {
+        n: 400,
+        dim: 8,
+        ..Default::default()
+    });
+    let x = Embeddings::new(&data, 8).unwrap();
+    let field = |c: RqVaeConfig| match RqVae::fit(&c, x) {
+        Err(Error::InvalidConfig { field, .. }) => field,
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    };
+    assert_eq!(field(sinkhorn_config(vec![0.003])), "sinkhorn_epsilons");
+    assert_eq!(field(sinkhorn_config(vec![0.0, -1.0])), "sinkhorn_epsilons");
+    assert_eq!(
+        field(sinkhorn_config(vec![0.0, f64::NAN])),
+        "sinkhorn_epsilons"
+    );
+    let mut c = sinkhorn_config(vec![0.0, 0.003]);
+    c.sinkhorn_iterations = 0;
+    assert_eq!(field(c), "sinkhorn_iterations");
+    // Zero iterations do not matter while every ε is 0.
+    let mut c = sinkhorn_config(vec![0.0, 0.0]);
+    c.sinkhorn_iterations = 0;
+    assert!(RqVae::fit(&c, x).is_ok());
+}

@@ -61,6 +61,22 @@ pub struct RqVaeConfig {
     /// codeword, and the encoder receives the sum of the L rotated
     /// gradients.
     pub rotation_trick: bool,
+    /// Sinkhorn-Knopp assignment during training, per level (LC-Rec's
+    /// `sk_epsilons`): `ε_l > 0` assigns level `l`'s codes over each
+    /// training batch by [`Sinkhorn`](crate::sid::Sinkhorn) with that ε
+    /// (distances centred and scaled to [−1, 1], balanced columns, argmax)
+    /// instead of the nearest codeword; 0 keeps the nearest. Empty (the
+    /// default) is off; otherwise one entry per level. LC-Rec: `[0, 0, 0,
+    /// 0.003]` (the last of 4 levels). Encoding after training always takes
+    /// the nearest codeword; a collision policy
+    /// ([`CollisionPolicy::Sinkhorn`](crate::sid::CollisionPolicy::Sinkhorn))
+    /// applies Sinkhorn to the IDs.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub sinkhorn_epsilons: Vec<f64>,
+    /// Sinkhorn iterations per assignment (LC-Rec's `sk_iters`: 50), read
+    /// when an ε is positive.
+    #[cfg_attr(feature = "serde", serde(default = "default_sinkhorn_iterations"))]
+    pub sinkhorn_iterations: usize,
     /// Threads for training and encoding. Batches are cut into shards of
     /// [`RqVae::SHARD_ROWS`](super::RqVae::SHARD_ROWS) rows whatever the thread count and the shard
     /// gradients are summed in shard order, so a seed gives the same
@@ -90,8 +106,50 @@ impl RqVaeConfig {
             dead_code_steps: 20,
             seed: 0,
             rotation_trick: false,
+            sinkhorn_epsilons: Vec::new(),
+            sinkhorn_iterations: 50,
             par: Par::default(),
         }
+    }
+
+    /// Sinkhorn at each level during training (`None`: the nearest code),
+    /// from [`RqVaeConfig::sinkhorn_epsilons`] and
+    /// [`RqVaeConfig::sinkhorn_iterations`]; errors as `validate`.
+    pub fn level_sinkhorn(&self) -> Result<Vec<Option<crate::sid::Sinkhorn>>> {
+        if self.sinkhorn_epsilons.is_empty() {
+            return Ok(vec![None; self.levels]);
+        }
+        if self.sinkhorn_epsilons.len() != self.levels {
+            return Err(invalid(
+                "sinkhorn_epsilons",
+                format!(
+                    "has {} entries but levels is {}; give one ε per level (0: nearest code)",
+                    self.sinkhorn_epsilons.len(),
+                    self.levels
+                ),
+            ));
+        }
+        self.sinkhorn_epsilons
+            .iter()
+            .map(|&e| {
+                if e == 0.0 {
+                    return Ok(None);
+                }
+                crate::sid::Sinkhorn::new(e, self.sinkhorn_iterations)
+                    .map(Some)
+                    .map_err(|err| match err {
+                        crate::Error::InvalidConfig { field, reason } => invalid(
+                            if field == "iterations" {
+                                "sinkhorn_iterations"
+                            } else {
+                                "sinkhorn_epsilons"
+                            },
+                            reason,
+                        ),
+                        other => other,
+                    })
+            })
+            .collect()
     }
 
     /// [`RqVaeConfig::default`] with `levels` levels of `k` codes.
@@ -209,8 +267,14 @@ impl RqVaeConfig {
                 ),
             ));
         }
+        self.level_sinkhorn()?;
         self.optimizer.validate()
     }
+}
+
+#[cfg(feature = "serde")]
+fn default_sinkhorn_iterations() -> usize {
+    50
 }
 
 impl Default for RqVaeConfig {

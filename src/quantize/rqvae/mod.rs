@@ -18,7 +18,7 @@ use crate::format::{
     ModelKind, decode_payload, encode_file, encode_payload, frame_version, sealed::Codec, split,
     stored_usize, to_invalid,
 };
-use crate::kernels::{AssignPath, CentroidSet, assign_rows};
+use crate::kernels::{AssignPath, CentroidSet, assign_rows, neg2_dots_pub};
 use crate::nn::{GradMode, Mlp, Optimizer, shuffled};
 use crate::nn::{LayerV1, pair_from_v1, pair_to_v1};
 use crate::par::Par;
@@ -185,6 +185,7 @@ impl RqVae {
             rng: Rng::new(config.seed, 77),
             shards: Vec::new(),
             step_no: 0,
+            sinkhorn: config.level_sinkhorn()?,
             config,
             m,
         };
@@ -259,6 +260,9 @@ impl RqVae {
     /// Residual quantization of latents `z` (rows × latent): labels
     /// (`levels × rows`, level-major) and the quantized sum `q`; `resid`
     /// keeps every level's input residual (`levels × rows × latent`).
+    /// `forced[l]`, where given and not empty, holds level `l`'s labels of
+    /// these rows (Sinkhorn's, taken over the whole batch).
+    #[allow(clippy::too_many_arguments)]
     fn quantize(
         &self,
         z: &[f32],
@@ -267,6 +271,7 @@ impl RqVae {
         labels: &mut Vec<u32>,
         dists: &mut Vec<f32>,
         cur: &mut Vec<f32>,
+        forced: &[&[u32]],
     ) {
         let lat = self.encoder.outputs();
         let rows = z.len() / lat;
@@ -282,7 +287,10 @@ impl RqVae {
             let cb = self.codebook(l);
             let set = CentroidSet::new(cb, lat);
             let lab = &mut labels[l * rows..(l + 1) * rows];
-            assign_rows(AssignPath::Gemm, cur, &set, lab, dists, Par::Seq);
+            match forced.get(l) {
+                Some(f) if !f.is_empty() => lab.copy_from_slice(f),
+                _ => assign_rows(AssignPath::Gemm, cur, &set, lab, dists, Par::Seq),
+            }
             for ((r, qr), &c) in cur
                 .chunks_exact_mut(lat)
                 .zip(q.chunks_exact_mut(lat))
@@ -305,6 +313,7 @@ impl RqVae {
         xb: &[f32],
         batch: usize,
         config: &RqVaeConfig,
+        forced: &[&[u32]],
         sh: &mut Shard,
     ) -> Result<()> {
         let lat = self.encoder.outputs();
@@ -323,6 +332,7 @@ impl RqVae {
             &mut sh.labels,
             &mut sh.dists,
             &mut sh.cur,
+            forced,
         );
         // The decoder sees q; its input gradient reaches z through the
         // straight-through estimator or the rotation trick.
@@ -408,6 +418,61 @@ impl RqVae {
             &mut sh.enc_grads,
             None,
         )
+    }
+
+    /// Level labels of a whole training batch `xb` where a level assigns
+    /// by Sinkhorn (`sinkhorn[l]`), empty elsewhere: the batch is encoded,
+    /// each level's distances taken over all its rows, and the Sinkhorn
+    /// levels' codes chosen from them (the nearest code at the others). The
+    /// shards then train with these codes.
+    fn sinkhorn_labels(
+        &self,
+        xb: &[f32],
+        sinkhorn: &[Option<crate::sid::Sinkhorn>],
+        par: Par,
+    ) -> Result<Vec<Vec<u32>>> {
+        let lat = self.encoder.outputs();
+        let mut z = Vec::new();
+        self.encoder.infer(xb, &mut z)?;
+        if self.residual {
+            add_input(&mut z, xb);
+        }
+        let rows = z.len() / lat;
+        let mut out = vec![Vec::new(); self.levels];
+        let (mut labels, mut dists) = (vec![0u32; rows], vec![0f32; rows]);
+        let (mut dots, mut tokens) = (Vec::new(), vec![0u16; rows]);
+        let last_sinkhorn = sinkhorn.iter().rposition(Option::is_some).unwrap_or(0);
+        for l in 0..=last_sinkhorn {
+            let cb = self.codebook(l);
+            let set = CentroidSet::new(cb, lat);
+            let k = self.sizes[l];
+            match &sinkhorn[l] {
+                Some(sk) => {
+                    neg2_dots_pub(&z, &set, &mut dots);
+                    for (row, r) in dots.chunks_exact_mut(k).zip(z.chunks_exact(lat)) {
+                        let norm: f32 = r.iter().map(|v| v * v).sum();
+                        for (o, &cn) in row.iter_mut().zip(&set.norms) {
+                            *o = (*o + norm + cn).max(0.0);
+                        }
+                    }
+                    sk.assign(&dots, k, &mut tokens)?;
+                    for (o, &t) in labels.iter_mut().zip(&tokens) {
+                        *o = u32::from(t);
+                    }
+                    out[l] = labels.clone();
+                }
+                None => assign_rows(AssignPath::Gemm, &z, &set, &mut labels, &mut dists, par),
+            }
+            for (r, &c) in z.chunks_exact_mut(lat).zip(&labels) {
+                for (a, b) in r
+                    .iter_mut()
+                    .zip(&cb[c as usize * lat..(c as usize + 1) * lat])
+                {
+                    *a -= b;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Re-seeds codes unused for `after` steps from the current batch's
@@ -585,6 +650,9 @@ struct RqVaeTrainer<'c> {
     rng: Rng,
     shards: Vec<Shard>,
     step_no: usize,
+    /// Per level: Sinkhorn's settings where codes are assigned over the
+    /// batch by Sinkhorn during training.
+    sinkhorn: Vec<Option<crate::sid::Sinkhorn>>,
 }
 
 impl Trainer for RqVaeTrainer<'_> {
@@ -602,11 +670,20 @@ impl Trainer for RqVaeTrainer<'_> {
             self.shards.push(Shard::new(&self.m));
         }
         let model = &self.m;
+        let forced = if self.sinkhorn.iter().any(Option::is_some) {
+            model.sinkhorn_labels(xb, &self.sinkhorn, config.par)?
+        } else {
+            Vec::new()
+        };
         crate::par::for_each_item(config.par, &mut self.shards[..ns], |i, sh| {
             let r0 = i * RqVae::SHARD_ROWS;
             let r1 = (r0 + RqVae::SHARD_ROWS).min(b);
             sh.rows = r1 - r0;
-            sh.status = model.train_shard(&xb[r0 * d..r1 * d], b, config, sh);
+            let shard_forced: Vec<&[u32]> = forced
+                .iter()
+                .map(|f| if f.is_empty() { &f[..] } else { &f[r0..r1] })
+                .collect();
+            sh.status = model.train_shard(&xb[r0 * d..r1 * d], b, config, &shard_forced, sh);
         });
         let (mut recon, mut vq) = (0.0f64, 0.0f64);
         for sh in &mut self.shards[..ns] {
@@ -688,7 +765,15 @@ impl Quantizer for RqVae {
             |z, codes| {
                 let (mut resid, mut q, mut labels) = (Vec::new(), Vec::new(), Vec::new());
                 let (mut dists, mut cur) = (Vec::new(), Vec::new());
-                self.quantize(z, &mut resid, &mut q, &mut labels, &mut dists, &mut cur);
+                self.quantize(
+                    z,
+                    &mut resid,
+                    &mut q,
+                    &mut labels,
+                    &mut dists,
+                    &mut cur,
+                    &[],
+                );
                 let rows = codes.len() / levels;
                 for (r, row) in codes.chunks_exact_mut(levels).enumerate() {
                     for (l, t) in row.iter_mut().enumerate() {
