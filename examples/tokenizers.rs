@@ -16,6 +16,8 @@
 //!   fit time includes the policy's); the rows are the IDs' first 3 tokens,
 //!   before any suffix;
 //! - `RQ-KMeans [512,256,128]`: a codebook size per level;
+//! - `PQ 16x256`, `OPQ 4x256`: product quantization (RPG's long IDs) and
+//!   OPQ with a learned rotation (ActionPiece's 4 × 256);
 //! - `residual FSQ [8,5,5,5]x3 (PCA-4)`: vector-quantize-pytorch's
 //!   `ResidualFSQ` has no projection of its own; here the rows are centred
 //!   and projected on their 4 principal axes (each scaled so ±3σ maps to
@@ -27,7 +29,10 @@
 //! seeded sample of N rows (small catalogs: MovieLens, Amazon Beauty).
 use std::time::Instant;
 
-use semid::quantize::{FsqAutoencoder, FsqAutoencoderConfig, ResidualFsq, RqVae, RqVaeConfig};
+use semid::quantize::{
+    FsqAutoencoder, FsqAutoencoderConfig, PqConfig, ProductQuantizer, ResidualFsq, RqVae,
+    RqVaeConfig,
+};
 use semid::sid::{CollisionPolicy, SidMap};
 use semid::{
     Codes, Embeddings, KMeans, KMeansConfig, Quantizer, RqKMeans, RqKMeansConfig, kernels, stats,
@@ -120,6 +125,21 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
         x,
         t.elapsed().as_secs_f64(),
     )?);
+
+    // Product quantization: RPG's long IDs and ActionPiece's OPQ 4 × 256
+    // (where the width allows the split).
+    for (name, cfg) in [
+        ("PQ 16x256", PqConfig::pq(16, 256)),
+        ("OPQ 4x256", PqConfig::opq(4, 256)),
+    ] {
+        if !d.is_multiple_of(cfg.m) {
+            println!("{name}: skipped: {} does not divide the width {d}", cfg.m);
+            continue;
+        }
+        let t = Instant::now();
+        let (pq, _) = ProductQuantizer::fit(&cfg.seed(seed), x)?;
+        lines.push(measure(name, &pq, x, t.elapsed().as_secs_f64())?);
+    }
 
     if !skip_nn {
         let t = Instant::now();

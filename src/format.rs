@@ -61,6 +61,8 @@ pub enum ModelKind {
     ResidualFsq,
     /// [`crate::SemanticIndex`].
     SemanticIndex,
+    /// [`crate::quantize::ProductQuantizer`] (PQ or OPQ).
+    ProductQuantizer,
 }
 
 impl ModelKind {
@@ -77,6 +79,7 @@ impl ModelKind {
             ModelKind::Fsq => 7,
             ModelKind::ResidualFsq => 8,
             ModelKind::SemanticIndex => 9,
+            ModelKind::ProductQuantizer => 10,
         }
     }
 
@@ -93,6 +96,7 @@ impl ModelKind {
             7 => Some(ModelKind::Fsq),
             8 => Some(ModelKind::ResidualFsq),
             9 => Some(ModelKind::SemanticIndex),
+            10 => Some(ModelKind::ProductQuantizer),
             _ => None,
         }
     }
@@ -110,6 +114,7 @@ impl ModelKind {
             ModelKind::Fsq => "Fsq",
             ModelKind::ResidualFsq => "ResidualFsq",
             ModelKind::SemanticIndex => "SemanticIndex",
+            ModelKind::ProductQuantizer => "ProductQuantizer",
         }
     }
 }

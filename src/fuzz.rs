@@ -16,13 +16,14 @@ pub fn model_file(data: &[u8]) {
     };
     // The high bit frames the payload as format version 2 (Sinkhorn maps).
     let version = if sel & 0x80 != 0 { 2 } else { 1 };
-    let kind = match (sel & 0x7f) % 6 {
+    let kind = match (sel & 0x7f) % 7 {
         0 => ModelKind::KMeans,
         1 => ModelKind::RqKMeans,
         2 => ModelKind::SidMap,
         3 => ModelKind::Trie,
         4 => ModelKind::RqVae,
-        _ => ModelKind::FsqAutoencoder,
+        5 => ModelKind::FsqAutoencoder,
+        _ => ModelKind::ProductQuantizer,
     };
     let framed = crate::format::frame_version(kind, version, payload);
     if let Ok(m) = crate::KMeans::from_bytes(&framed) {
@@ -47,6 +48,14 @@ pub fn model_file(data: &[u8]) {
     if let Ok(m) = crate::quantize::FsqAutoencoder::from_bytes(&framed) {
         // Finite but huge weights may overflow: errors are fine, panics
         // are not.
+        let x = vec![0.5f32; m.dim()];
+        if let Ok(e) = crate::Embeddings::new(&x, m.dim())
+            && let Ok(codes) = m.encode(e)
+        {
+            let _ = m.decode(&codes);
+        }
+    }
+    if let Ok(m) = crate::quantize::ProductQuantizer::from_bytes(&framed) {
         let x = vec![0.5f32; m.dim()];
         if let Ok(e) = crate::Embeddings::new(&x, m.dim())
             && let Ok(codes) = m.encode(e)

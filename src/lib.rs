@@ -7,8 +7,9 @@
 //!
 //! - quantizers behind one [`Quantizer`] contract: [`KMeans`], residual
 //!   k-means [`RqKMeans`] (OneRec's RQ-KMeans) with greedy or beam encoding,
-//!   [`RqVae`] trained in-crate, [`Fsq`], [`ResidualFsq`] and
-//!   [`FsqAutoencoder`]; [`AnyQuantizer`] holds any of them;
+//!   [`RqVae`] trained in-crate (or warm-started from RQ-KMeans), [`Fsq`],
+//!   [`ResidualFsq`], [`FsqAutoencoder`] and [`ProductQuantizer`] (PQ and
+//!   OPQ); [`AnyQuantizer`] holds any of them;
 //! - [`SemanticIndex`]: quantizer, IDs and trie as one artifact and one file;
 //! - SIMD distance kernels (run-time AVX2+FMA dispatch, `wide` fallback,
 //!   scalar oracle) and blocked matrix-product assignment (the crate's own
@@ -148,8 +149,9 @@ pub use index::SemanticIndex;
 pub use par::Par;
 pub use quantize::{
     AnyQuantizer, Assignment, EncodeSearch, EpochReport, Fit, Fsq, FsqAutoencoder,
-    FsqAutoencoderConfig, FsqMode, Init, KMeans, KMeansConfig, KMeansReport, LevelReport,
-    Quantizer, ResidualFsq, RqKMeans, RqKMeansConfig, RqKMeansReport, RqVae, RqVaeConfig,
+    FsqAutoencoderConfig, FsqMode, Init, KMeans, KMeansConfig, KMeansReport, LevelReport, PqConfig,
+    ProductQuantizer, Quantizer, ResidualFsq, RqKMeans, RqKMeansConfig, RqKMeansReport, RqVae,
+    RqVaeConfig,
 };
 pub use sid::CollisionPolicy;
 
@@ -174,7 +176,8 @@ pub use sid::CollisionPolicy;
 pub mod prelude {
     pub use crate::{
         BeamSearch, Codes, CollisionPolicy, Embeddings, Error, Fit, Fsq, FsqAutoencoder,
-        FsqAutoencoderConfig, Hits, KMeans, KMeansConfig, ModelFile, Par, Quantizer, ResidualFsq,
-        RqKMeans, RqKMeansConfig, RqVae, RqVaeConfig, SemanticIndex,
+        FsqAutoencoderConfig, Hits, KMeans, KMeansConfig, ModelFile, Par, PqConfig,
+        ProductQuantizer, Quantizer, ResidualFsq, RqKMeans, RqKMeansConfig, RqVae, RqVaeConfig,
+        SemanticIndex,
     };
 }

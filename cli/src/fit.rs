@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use semid::quantize::{AnyQuantizer, EpochReport};
+use semid::quantize::{AnyQuantizer, EpochReport, PqConfig, ProductQuantizer};
 use semid::{
     Embeddings, Fsq, FsqAutoencoder, FsqAutoencoderConfig, KMeans, KMeansConfig, Quantizer,
     ResidualFsq, RqKMeans, RqKMeansConfig, RqVae, RqVaeConfig,
@@ -32,6 +32,11 @@ pub enum Kind {
     ResidualFsq,
     /// An FSQ autoencoder (RecGPT), trained in-crate.
     FsqAe,
+    /// Product quantization: `--m` sub-spaces of `--k` codes (RPG's IDs).
+    Pq,
+    /// Optimized product quantization: PQ after a learned rotation
+    /// (ActionPiece's and RPG's OPQ IDs).
+    Opq,
 }
 
 impl Kind {
@@ -43,6 +48,8 @@ impl Kind {
             Kind::Fsq => "fsq",
             Kind::ResidualFsq => "residual-fsq",
             Kind::FsqAe => "fsq-ae",
+            Kind::Pq => "pq",
+            Kind::Opq => "opq",
         }
     }
 }
@@ -108,6 +115,10 @@ pub struct FitArgs {
     /// Latent width (rq-vae).
     #[arg(long)]
     latent: Option<usize>,
+    /// Sub-spaces, the tokens per ID (pq, opq); must divide the input
+    /// width.
+    #[arg(long)]
+    m: Option<usize>,
     #[command(flatten)]
     common: Common,
 }
@@ -137,7 +148,7 @@ impl FitArgs {
                 name: "--k",
                 value: v(self.k.map(|x| json!(x))),
                 path: &["k"],
-                kinds: &[Kmeans, RqKmeans, RqVae],
+                kinds: &[Kmeans, RqKmeans, RqVae, Pq, Opq],
             },
             Flag {
                 name: "--codebook-sizes",
@@ -166,22 +177,22 @@ impl FitArgs {
             Flag {
                 name: "--seed",
                 value: v(self.seed.map(|x| json!(x))),
-                path: if kind == RqKmeans {
+                path: if matches!(kind, RqKmeans | Pq | Opq) {
                     &["kmeans", "seed"]
                 } else {
                     &["seed"]
                 },
-                kinds: &[Kmeans, RqKmeans, RqVae, FsqAe],
+                kinds: &[Kmeans, RqKmeans, RqVae, FsqAe, Pq, Opq],
             },
             Flag {
                 name: "--max-iter",
                 value: v(self.max_iter.map(|x| json!(x))),
-                path: if kind == RqKmeans {
+                path: if matches!(kind, RqKmeans | Pq | Opq) {
                     &["kmeans", "max_iter"]
                 } else {
                     &["max_iter"]
                 },
-                kinds: &[Kmeans, RqKmeans],
+                kinds: &[Kmeans, RqKmeans, Pq, Opq],
             },
             Flag {
                 name: "--refine-rounds",
@@ -206,6 +217,12 @@ impl FitArgs {
                 value: v(self.latent.map(|x| json!(x))),
                 path: &["latent"],
                 kinds: &[RqVae],
+            },
+            Flag {
+                name: "--m",
+                value: v(self.m.map(|x| json!(x))),
+                path: &["m"],
+                kinds: &[Pq, Opq],
             },
         ]
     }
@@ -243,6 +260,11 @@ impl FitArgs {
         }
         Ok(flags)
     }
+}
+
+/// Quantizers whose config holds a `kmeans` whose own `k` is not read.
+fn hide_inner_k(kind: Kind) -> bool {
+    matches!(kind, Kind::RqKmeans | Kind::Pq | Kind::Opq)
 }
 
 /// Sets `value` at `path` inside `v`.
@@ -295,7 +317,7 @@ fn config<C: Serialize + DeserializeOwned>(
     let mut v = serde_json::to_value(default).map_err(|e| data(e.to_string()))?;
     // RqKMeansConfig::kmeans.k is not read (every level has `k` codes):
     // keep it out of what users see and refuse it in their files.
-    let hide_inner_k = args.quantizer == Kind::RqKmeans;
+    let hide_inner_k = hide_inner_k(args.quantizer);
     if let Some(file) = &args.config {
         existing_file(file, "config")?;
         let text =
@@ -310,8 +332,9 @@ fn config<C: Serialize + DeserializeOwned>(
         }
         if hide_inner_k && user.get("kmeans").and_then(|k| k.get("k")).is_some() {
             return Err(data(format!(
-                "{}: `kmeans.k` is not read for rq-kmeans; set the top-level `k` (codes per level)",
-                file.display()
+                "{}: `kmeans.k` is not read for {}; set the top-level `k` (codes per level)",
+                file.display(),
+                args.quantizer.name()
             )));
         }
         overlay(&mut v, &user, "", file)?;
@@ -341,6 +364,7 @@ pub fn run(args: &FitArgs) -> Result<()> {
         FsqAe(FsqAutoencoderConfig),
         Fsq(Vec<u32>),
         ResidualFsq(Vec<u32>, usize),
+        Pq(PqConfig),
     }
     let mut warm: Option<RqKMeans> = None;
     let cfg = match args.quantizer {
@@ -362,6 +386,8 @@ pub fn run(args: &FitArgs) -> Result<()> {
             Cfg::RqVae(c)
         }
         Kind::FsqAe => Cfg::FsqAe(config(FsqAutoencoderConfig::default(), args, &flags)?),
+        Kind::Pq => Cfg::Pq(config(PqConfig::pq(4, 256), args, &flags)?.par(threads)),
+        Kind::Opq => Cfg::Pq(config(PqConfig::opq(4, 256), args, &flags)?.par(threads)),
         Kind::Fsq | Kind::ResidualFsq => {
             let lpd = args.levels_per_dim.clone().ok_or_else(|| {
                 usage(format!(
@@ -384,10 +410,11 @@ pub fn run(args: &FitArgs) -> Result<()> {
             Cfg::FsqAe(c) => serde_json::to_value(c),
             Cfg::Fsq(l) => Ok(json!({ "levels_per_dim": l })),
             Cfg::ResidualFsq(l, n) => Ok(json!({ "levels_per_dim": l, "levels": n })),
+            Cfg::Pq(c) => serde_json::to_value(c),
         }
         .map_err(|e| data(e.to_string()))?;
         if let Some(km) = v.get_mut("kmeans").and_then(Value::as_object_mut)
-            && args.quantizer == Kind::RqKmeans
+            && hide_inner_k(args.quantizer)
         {
             km.remove("k");
         }
@@ -433,6 +460,12 @@ pub fn run(args: &FitArgs) -> Result<()> {
         Cfg::RqKmeans(c) => {
             let sp = spinner(&what, args.common.quiet);
             let (m, r) = RqKMeans::fit(&c, x).map_err(at)?;
+            sp.finish_and_clear();
+            (m.into(), serde_json::to_value(&r).expect("JSON"))
+        }
+        Cfg::Pq(c) => {
+            let sp = spinner(&what, args.common.quiet);
+            let (m, r) = ProductQuantizer::fit(&c, x).map_err(at)?;
             sp.finish_and_clear();
             (m.into(), serde_json::to_value(&r).expect("JSON"))
         }

@@ -171,7 +171,8 @@ pub fn load_quantizer(path: &Path) -> Result<AnyQuantizer> {
         | ModelKind::RqVae
         | ModelKind::Fsq
         | ModelKind::ResidualFsq
-        | ModelKind::FsqAutoencoder => AnyQuantizer::from_bytes(&bytes).map_err(at),
+        | ModelKind::FsqAutoencoder
+        | ModelKind::ProductQuantizer => AnyQuantizer::from_bytes(&bytes).map_err(at),
         k => Err(wrong_kind(
             path,
             k,

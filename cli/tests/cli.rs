@@ -591,6 +591,8 @@ fn every_quantizer_fits_from_flags_and_a_config_file() {
             &input,
             1,
         ),
+        ("pq", vec!["--m", "4", "--k", "8"], &input, 4),
+        ("opq", vec!["--m", "2", "--k", "8"], &input, 2),
         ("fsq", vec!["--levels-per-dim", "5,5,5,5"], &input4, 1),
         (
             "residual-fsq",
@@ -837,12 +839,12 @@ fn bad_input_exits_with_a_message_and_leaves_no_output() {
             "--input",
             s(&input),
             "--quantizer",
-            "pq",
+            "lsh",
             "--out",
             s(&out),
         ]),
         2,
-        &["pq"],
+        &["lsh"],
     );
     fails(
         &semid(&[

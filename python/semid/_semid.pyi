@@ -57,12 +57,15 @@ class RqKMeans(Quantizer):
         levels: int = 3,
         k: int = 256,
         *,
+        codebook_sizes: Optional[Sequence[int]] = None,
         seed: int = 0,
         threads: Optional[int] = None,
         config: Optional[Mapping[str, Any]] = None,
     ) -> Tuple["RqKMeans", Report]: ...
     @property
-    def codebooks(self) -> npt.NDArray[np.float32]: ...
+    def codebooks(
+        self,
+    ) -> Union[npt.NDArray[np.float32], List[npt.NDArray[np.float32]]]: ...
 
 class RqVae(Quantizer):
     @staticmethod
@@ -71,11 +74,28 @@ class RqVae(Quantizer):
         levels: int = 3,
         k: int = 256,
         *,
+        codebook_sizes: Optional[Sequence[int]] = None,
         seed: int = 0,
         epochs: Optional[int] = None,
         threads: Optional[int] = None,
         config: Optional[Mapping[str, Any]] = None,
+        warm_start: Optional["RqKMeans"] = None,
     ) -> Tuple["RqVae", List[Report]]: ...
+
+class ProductQuantizer(Quantizer):
+    @staticmethod
+    def fit(
+        x: ArrayLike,
+        m: int = 4,
+        k: int = 256,
+        *,
+        opq: bool = False,
+        seed: int = 0,
+        threads: Optional[int] = None,
+        config: Optional[Mapping[str, Any]] = None,
+    ) -> Tuple["ProductQuantizer", Report]: ...
+    @property
+    def rotation(self) -> Optional[npt.NDArray[np.float32]]: ...
 
 class Fsq(Quantizer):
     def __init__(self, levels_per_dim: Sequence[int], mode: str = "default") -> None: ...

@@ -6,8 +6,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 use semid::quantize::{
     AnyQuantizer, Fsq as RsFsq, FsqAutoencoder as RsFsqAe, FsqAutoencoderConfig, FsqMode,
-    KMeans as RsKMeans, KMeansConfig, ResidualFsq as RsResidualFsq, RqKMeans as RsRqKMeans,
-    RqKMeansConfig, RqVae as RsRqVae, RqVaeConfig,
+    KMeans as RsKMeans, KMeansConfig, PqConfig, ProductQuantizer as RsProductQuantizer,
+    ResidualFsq as RsResidualFsq, RqKMeans as RsRqKMeans, RqKMeansConfig, RqVae as RsRqVae,
+    RqVaeConfig,
 };
 use semid::{Codes, ModelFile, Quantizer as _};
 
@@ -37,6 +38,7 @@ impl Quantizer {
             K::Fsq => Py::new(py, base.add_subclass(Fsq))?.into_any(),
             K::ResidualFsq => Py::new(py, base.add_subclass(ResidualFsq))?.into_any(),
             K::FsqAutoencoder => Py::new(py, base.add_subclass(FsqAutoencoder))?.into_any(),
+            K::ProductQuantizer => Py::new(py, base.add_subclass(ProductQuantizer))?.into_any(),
             _ => Py::new(py, base)?.into_any(),
         })
     }
@@ -447,6 +449,57 @@ fn _time_encode(
     .or_py()
 }
 
+/// Product quantization (RPG's IDs) and OPQ (with a learned rotation,
+/// ActionPiece's): `m` sub-spaces of `k` codes, one token each.
+#[pyclass(module = "semid._semid", extends = Quantizer, frozen)]
+pub struct ProductQuantizer;
+
+#[pymethods]
+impl ProductQuantizer {
+    /// Fits to `x` (n × d; `m` must divide d) and returns `(model,
+    /// report)`. `opq=True` learns a rotation first (FAISS `OPQMatrix`'s
+    /// alternations). `config` overrides fields of semid's `PqConfig`
+    /// (`opq_iterations`, `kmeans`, ...).
+    #[staticmethod]
+    #[pyo3(signature = (x, m=4, k=256, *, opq=false, seed=0, threads=None, config=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn fit(
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        m: usize,
+        k: usize,
+        opq: bool,
+        seed: u64,
+        threads: Option<usize>,
+        config: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
+        let c = if opq {
+            PqConfig::opq(m, k)
+        } else {
+            PqConfig::pq(m, k)
+        };
+        let c = configure(py, c.seed(seed).par(par(threads)), config)?;
+        fit_any(py, x, c, RsProductQuantizer::fit)
+    }
+
+    /// The learned rotation (d × d, `y = R x`), or None for plain PQ.
+    #[getter]
+    fn rotation<'py>(slf: PyRef<'py, Self>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let py = slf.py();
+        let AnyQuantizer::ProductQuantizer(q) = &slf.as_super().inner else {
+            return Err(PyValueError::new_err("not a product quantizer"));
+        };
+        q.rotation()
+            .map(|r| {
+                let d = q.dim();
+                ndarray::Array2::from_shape_vec((d, d), r.to_vec())
+                    .map(|a| a.into_pyarray(py).into_any())
+                    .map_err(|e| PyValueError::new_err(e.to_string()))
+            })
+            .transpose()
+    }
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_time_encode, m)?)?;
     m.add_class::<Quantizer>()?;
@@ -456,5 +509,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Fsq>()?;
     m.add_class::<ResidualFsq>()?;
     m.add_class::<FsqAutoencoder>()?;
+    m.add_class::<ProductQuantizer>()?;
     Ok(())
 }

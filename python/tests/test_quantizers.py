@@ -156,3 +156,20 @@ def test_rqvae_warm_start_from_rq_kmeans(mixture):
     km, _ = semid.KMeans.fit(mixture, k=8, seed=1)
     with pytest.raises(ValueError, match="RqKMeans"):
         semid.RqVae.fit(mixture, warm_start=km, epochs=1)
+
+
+def test_product_quantizer_and_opq(mixture, tmp_path):
+    x = np.ascontiguousarray(mixture[:, :16])
+    pq, report = semid.ProductQuantizer.fit(x, m=4, k=8, seed=1)
+    assert pq.levels == 4 and list(pq.codebook_sizes) == [8] * 4 and pq.rotation is None
+    opq, _ = semid.ProductQuantizer.fit(x, m=4, k=8, opq=True, seed=1,
+                                        config={"opq_iterations": 5})
+    r = opq.rotation
+    assert r.shape == (16, 16) and np.allclose(r @ r.T, np.eye(16), atol=1e-4)
+    path = tmp_path / "opq.semid"
+    opq.save(str(path))
+    back = semid.Quantizer.load(str(path))
+    assert isinstance(back, semid.ProductQuantizer)
+    assert (back.encode(x) == opq.encode(x)).all()
+    with pytest.raises(ValueError, match="does not divide"):
+        semid.ProductQuantizer.fit(x, m=5, k=8)

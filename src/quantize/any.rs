@@ -2,7 +2,9 @@
 //! run time can be stored, loaded and held by a
 //! [`SemanticIndex`](crate::SemanticIndex).
 
-use super::{Fsq, FsqAutoencoder, KMeans, Quantizer, ResidualFsq, RqKMeans, RqVae};
+use super::{
+    Fsq, FsqAutoencoder, KMeans, ProductQuantizer, Quantizer, ResidualFsq, RqKMeans, RqVae,
+};
 use crate::data::{Codes, Embeddings};
 use crate::error::FormatError;
 use crate::error::Result;
@@ -41,6 +43,8 @@ pub enum AnyQuantizer {
     ResidualFsq(ResidualFsq),
     /// [`FsqAutoencoder`].
     FsqAutoencoder(FsqAutoencoder),
+    /// [`ProductQuantizer`] (PQ or OPQ).
+    ProductQuantizer(ProductQuantizer),
 }
 
 /// Runs `$body` with `$q` bound to the held quantizer.
@@ -53,6 +57,7 @@ macro_rules! each {
             AnyQuantizer::Fsq($q) => $body,
             AnyQuantizer::ResidualFsq($q) => $body,
             AnyQuantizer::FsqAutoencoder($q) => $body,
+            AnyQuantizer::ProductQuantizer($q) => $body,
         }
     };
 }
@@ -68,6 +73,7 @@ impl AnyQuantizer {
             AnyQuantizer::Fsq(_) => ModelKind::Fsq,
             AnyQuantizer::ResidualFsq(_) => ModelKind::ResidualFsq,
             AnyQuantizer::FsqAutoencoder(_) => ModelKind::FsqAutoencoder,
+            AnyQuantizer::ProductQuantizer(_) => ModelKind::ProductQuantizer,
         }
     }
 
@@ -133,6 +139,7 @@ impl Codec for AnyQuantizer {
             ModelKind::Fsq => Fsq::decode_file(bytes)?.into(),
             ModelKind::ResidualFsq => ResidualFsq::decode_file(bytes)?.into(),
             ModelKind::FsqAutoencoder => FsqAutoencoder::decode_file(bytes)?.into(),
+            ModelKind::ProductQuantizer => ProductQuantizer::decode_file(bytes)?.into(),
             other => {
                 return Err(FormatError::WrongKind {
                     expected: "a quantizer",
@@ -153,4 +160,12 @@ macro_rules! from_model {
         }
     )*};
 }
-from_model!(KMeans, RqKMeans, RqVae, Fsq, ResidualFsq, FsqAutoencoder);
+from_model!(
+    KMeans,
+    RqKMeans,
+    RqVae,
+    Fsq,
+    ResidualFsq,
+    FsqAutoencoder,
+    ProductQuantizer
+);

@@ -9,6 +9,7 @@ mod autoencoder;
 mod fsq;
 mod fsq_ae;
 pub(crate) mod kmeans;
+mod pq;
 mod residual_fsq;
 mod rq_kmeans;
 mod rqvae;
@@ -22,6 +23,7 @@ pub use kmeans::{
     Assignment, CpuSteps, Init, KMeans, KMeansConfig, KMeansReport, Labels, LloydSteps,
     centroid_sum_chunk,
 };
+pub use pq::{PqConfig, PqReport, ProductQuantizer, ProductQuantizerV1};
 pub use residual_fsq::ResidualFsq;
 pub use rq_kmeans::{EncodeSearch, LevelReport, RqKMeans, RqKMeansConfig, RqKMeansReport};
 pub use rqvae::{RqVae, RqVaeConfig};

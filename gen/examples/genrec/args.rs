@@ -50,7 +50,25 @@ pub const FLAGS: &[Flag] = &[
         "--ids",
         true,
         "rqkmeans",
-        "semantic IDs from rqkmeans or rqvae (3 levels, plus a suffix)",
+        "semantic IDs (plus a suffix): rqkmeans, rqkmeans-sinkhorn (LC-Rec's last-level Sinkhorn), rqkmeans-sizes (--codebook-sizes), rqvae, rqvae-warm (from RQ-KMeans), pq or opq (--ids-m tokens)",
+    ),
+    (
+        "--codebook-sizes",
+        true,
+        "512,256,128",
+        "rqkmeans-sizes: a codebook size per level (capped at the items)",
+    ),
+    (
+        "--ids-m",
+        true,
+        "4",
+        "pq / opq IDs: sub-spaces (tokens per ID); must divide the width",
+    ),
+    (
+        "--rpg-ids",
+        true,
+        "pq",
+        "rpg: pq (k-means per sub-space) or opq (semid's OPQ, as RPG's paper)",
     ),
     (
         "--model",

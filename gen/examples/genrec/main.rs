@@ -17,9 +17,12 @@
 use std::time::Instant;
 
 use semid::decode::BeamSearch;
+use semid::quantize::{PqConfig, ProductQuantizer};
 use semid::seq::{Example, LeaveOneOut, Sequences};
 use semid::sid::CollisionPolicy;
-use semid::{Embeddings, Par, RqKMeans, RqKMeansConfig, RqVae, RqVaeConfig, SemanticIndex};
+use semid::{
+    Embeddings, Par, Quantizer, RqKMeans, RqKMeansConfig, RqVae, RqVaeConfig, SemanticIndex,
+};
 use semid_gen::{
     Arch, Content, EpochReport, ItemModel, ModelConfig, ParallelModel, SidModel, TrainConfig,
     TrainReport,
@@ -128,25 +131,61 @@ fn run(args: &Args) -> Res<()> {
     let x = Embeddings::new(&emb[..n_items * dim], dim)?;
     let k = args.num::<usize>("--codes")?.min(n_items);
     let ids: String = args.num("--ids")?;
+    let suffix = CollisionPolicy::AppendSuffix;
+    let fit_rq = |cfg: &RqKMeansConfig, policy| {
+        SemanticIndex::fit::<RqKMeans>(cfg, x, policy, Par::default()).map(|(i, _, s)| (i, s))
+    };
     let (mut index, sids) = match ids.as_str() {
-        "rqkmeans" => SemanticIndex::fit::<RqKMeans>(
+        "rqkmeans" => fit_rq(&RqKMeansConfig::new(3, k).seed(seed), suffix)?,
+        "rqkmeans-sinkhorn" => fit_rq(
             &RqKMeansConfig::new(3, k).seed(seed),
-            x,
-            CollisionPolicy::AppendSuffix,
-            Par::default(),
-        )
-        .map(|(i, _, s)| (i, s))?,
+            CollisionPolicy::SINKHORN,
+        )?,
+        "rqkmeans-sizes" => {
+            let sizes: Vec<usize> = args
+                .num::<String>("--codebook-sizes")?
+                .split(',')
+                .map(|v| v.trim().parse::<usize>().map(|v| v.min(n_items)))
+                .collect::<Result<_, _>>()
+                .map_err(|_| "--codebook-sizes: comma-separated sizes, e.g. 512,256,128")?;
+            fit_rq(
+                &RqKMeansConfig::with_codebook_sizes(&sizes).seed(seed),
+                suffix,
+            )?
+        }
         "rqvae" => SemanticIndex::fit::<RqVae>(
             &RqVaeConfig::new(3, k).seed(seed),
             x,
-            CollisionPolicy::AppendSuffix,
+            suffix,
             Par::default(),
         )
         .map(|(i, _, s)| (i, s))?,
-        other => return Err(format!("--ids {other:?}: use rqkmeans or rqvae").into()),
+        "rqvae-warm" => {
+            let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(3, k).seed(seed), x)?;
+            let mut cfg = RqVaeConfig::new(3, k).seed(seed);
+            cfg.latent = dim;
+            let (vae, _) = RqVae::fit_warm(&cfg, x, &rq)?;
+            SemanticIndex::build(vae, x, suffix, Par::default())?
+        }
+        "pq" | "opq" => {
+            let m: usize = args.num("--ids-m")?;
+            let cfg = if ids == "pq" {
+                PqConfig::pq(m, k)
+            } else {
+                PqConfig::opq(m, k)
+            };
+            SemanticIndex::fit::<ProductQuantizer>(&cfg.seed(seed), x, suffix, Par::default())
+                .map(|(i, _, s)| (i, s))?
+        }
+        other => {
+            return Err(format!(
+                "--ids {other:?}: use rqkmeans, rqkmeans-sinkhorn, rqkmeans-sizes, rqvae, rqvae-warm, pq or opq"
+            )
+            .into());
+        }
     };
     println!(
-        "SIDs  {ids} 3x{k} + suffix: vocab {:?}, at most {} items per code, {:.1} s",
+        "SIDs  {ids} (k {k}) + suffix: vocab {:?}, at most {} items per code, {:.1} s",
         index.trie().codebook_sizes(),
         sids.max_bucket,
         t0.elapsed().as_secs_f64()
@@ -302,9 +341,18 @@ fn run(args: &Args) -> Res<()> {
     if which.contains(&"rpg") {
         let (pm, pk) = (args.num::<usize>("--pq-m")?, args.num::<usize>("--pq-k")?);
         let t0 = Instant::now();
-        let codes = baselines::pq_codes(&emb[..n_items * dim], dim, pm, pk.min(n_items), seed)?;
+        let rpg_ids: String = args.num("--rpg-ids")?;
+        let codes = match rpg_ids.as_str() {
+            "pq" => baselines::pq_codes(&emb[..n_items * dim], dim, pm, pk.min(n_items), seed)?,
+            "opq" => {
+                let cfg = PqConfig::opq(pm, pk.min(n_items)).seed(seed);
+                let (q, _) = ProductQuantizer::fit(&cfg, x)?;
+                q.encode(x)?.as_slice().to_vec()
+            }
+            other => return Err(format!("--rpg-ids {other:?}: use pq or opq").into()),
+        };
         println!(
-            "train RPG-style model (PQ IDs {pm}x{}, parallel code prediction; codes {:.1} s)",
+            "train RPG-style model ({rpg_ids} IDs {pm}x{}, parallel code prediction; codes {:.1} s)",
             pk.min(n_items),
             t0.elapsed().as_secs_f64()
         );

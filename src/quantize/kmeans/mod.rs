@@ -18,6 +18,7 @@ mod progressive;
 mod steps;
 
 pub use config::{Assignment, Init, KMeansConfig, KMeansReport};
+pub(crate) use lloyd::lloyd;
 use lloyd::{gather_rows, seed_pp};
 pub(crate) use steps::assign_checked;
 #[cfg(feature = "cuda")]

@@ -7,7 +7,7 @@ use super::config::KMeansConfig;
 use super::lloyd::{gather_rows, lloyd};
 use super::steps::LloydSteps;
 use crate::error::Result;
-use crate::kernels::{dots_packed, pack_panels_into, symmetric_eigen};
+use crate::kernels::{cross_products, dots_packed, pack_panels_into, symmetric_eigen};
 use crate::par::{Par, for_each_block};
 use crate::rng::Rng;
 
@@ -23,13 +23,6 @@ const PCA_ROWS: usize = 8192;
 /// half of the fit; on 64 per centroid the final MSE on 200k × 256 synthetic
 /// data and on `pypi_text_16k` stayed within seed noise.
 const STEP_POINTS_PER_CENTROID: usize = 64;
-
-/// Sample rows per covariance chunk: the chunk's packed rows (`d × 256`
-/// floats, 384 KiB at `d = 384`) stay in L2.
-const COV_CHUNK: usize = 256;
-
-/// Covariance rows per block (a multiple of the GEMM kernels' row tiles).
-const COV_BLOCK: usize = 48;
 
 /// Rows per block when rotating the training set.
 const ROTATE_BLOCK: usize = 256;
@@ -150,44 +143,13 @@ fn principal_axes(x: &[f32], d: usize, mean: &[f32], rng: &mut Rng, par: Par) ->
         (0..m).collect()
     };
     let s = idx.len();
-    // The covariance is summed over chunks of COV_CHUNK sample rows: each
-    // chunk's centred rows, transposed (d rows of at most COV_CHUNK) and
-    // packed, stay in cache while the d × d products of the chunk are taken
-    // (one long product over the whole sample streamed it from memory for
-    // every row block). Chunks are added in order in f64, and each product
-    // entry is one dot whatever the blocking, so the thread count changes
-    // nothing.
-    let mut acc = vec![0f64; d * d];
-    let mut yt = Vec::new();
-    let mut packed = Vec::new();
-    let mut cov = vec![0f32; d * d];
-    for chunk in idx.chunks(COV_CHUNK) {
-        let cs = chunk.len();
-        yt.clear();
-        yt.resize(d * cs, 0f32);
-        for (t, (dst, &mu)) in yt.chunks_exact_mut(cs).zip(mean).enumerate() {
-            for (o, &i) in dst.iter_mut().zip(chunk) {
-                *o = x[i * d + t] - mu;
-            }
-        }
-        pack_panels_into(&yt, cs, &mut packed);
-        for_each_block(
-            par,
-            d,
-            COV_BLOCK,
-            &mut cov,
-            d,
-            || (),
-            |_, r0, cb| {
-                let rows = cb.len() / d;
-                dots_packed(&yt[r0 * cs..(r0 + rows) * cs], cs, &packed, d, 1.0, cb);
-            },
-        );
-        for (a, &c) in acc.iter_mut().zip(&cov) {
-            *a += c as f64;
-        }
+    // The centred sample, then its covariance through the chunked GEMM.
+    let mut centred = Vec::with_capacity(s * d);
+    for &i in &idx {
+        centred.extend(x[i * d..(i + 1) * d].iter().zip(mean).map(|(v, mu)| v - mu));
     }
-    drop((yt, packed, cov));
+    let acc = cross_products(&centred, &centred, d, par);
+    drop(centred);
 
     let identity = || {
         let mut b = vec![0f32; d * d];
