@@ -16,6 +16,8 @@
 //!   fit time includes the policy's); the rows are the IDs' first 3 tokens,
 //!   before any suffix;
 //! - `RQ-KMeans [512,256,128]`: a codebook size per level;
+//! - `RQ-VAE 3x256, warm start`: `RqVae::fit_warm` from the RQ-KMeans fit
+//!   (its fit time included);
 //! - `PQ 16x256`, `OPQ 4x256`: product quantization (RPG's long IDs) and
 //!   OPQ with a learned rotation (ActionPiece's 4 × 256);
 //! - `residual FSQ [8,5,5,5]x3 (PCA-4)`: vector-quantize-pytorch's
@@ -145,6 +147,17 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
         let t = Instant::now();
         let (vae, _) = RqVae::fit(&RqVaeConfig::default().seed(seed), x)?;
         lines.push(measure("RQ-VAE 3x256", &vae, x, t.elapsed().as_secs_f64())?);
+        // Warm-started from the RQ-KMeans fit above (its time is added).
+        let t = Instant::now();
+        let mut warm = RqVaeConfig::default().seed(seed);
+        warm.latent = d;
+        let (vae, _) = RqVae::fit_warm(&warm, x, &rq)?;
+        lines.push(measure(
+            "RQ-VAE 3x256, warm start",
+            &vae,
+            x,
+            rq_fit_s + t.elapsed().as_secs_f64(),
+        )?);
     }
 
     lines.push(residual_fsq_pca(&data, d)?);

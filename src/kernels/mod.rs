@@ -32,7 +32,7 @@ pub(crate) use assign::{
 pub use cpu::Cpu;
 
 pub(crate) use eigen::symmetric_eigen;
-pub(crate) use gemm::{cross_products, dots_packed, pack_panels_into};
+pub(crate) use gemm::{cross_products, dots_packed, pack_panels_into, transpose_into};
 pub(crate) use topk::TopK;
 
 /// An instruction-set level for the vector kernels.

@@ -15,7 +15,7 @@ use crate::error::{Error, Result, invalid};
 use crate::format::{ModelKind, invalid_payload, sealed::Payload, to_invalid};
 use crate::kernels::{
     AssignScratch, BLOCK_ROWS, CentroidSet, cross_products, dots_packed, pack_panels_into,
-    symmetric_eigen,
+    symmetric_eigen, transpose_into,
 };
 use crate::par::{Par, for_each_block};
 use crate::rng::Rng;
@@ -359,8 +359,9 @@ impl ProductQuantizer {
                 s.vals.resize(rows, 0.0);
                 for (j, set) in sets.iter().enumerate() {
                     s.sub.clear();
-                    s.sub
-                        .extend(yb.chunks_exact(d).flat_map(|r| &r[j * ds..(j + 1) * ds]));
+                    for r in yb.chunks_exact(d) {
+                        s.sub.extend_from_slice(&r[j * ds..(j + 1) * ds]);
+                    }
                     set.nearest_into(&s.sub, &mut s.labels, &mut s.vals, &mut s.nearest);
                     for (c, &l) in codes.chunks_exact_mut(m).zip(&s.labels) {
                         // A label is below k ≤ 65 536 (validated).
@@ -410,7 +411,9 @@ fn train_codebooks(
     let mut steps = CpuSteps::new(km.par);
     for j in 0..m {
         sub.clear();
-        sub.extend(y.chunks_exact(d).flat_map(|r| &r[j * ds..(j + 1) * ds]));
+        for r in y.chunks_exact(d) {
+            sub.extend_from_slice(&r[j * ds..(j + 1) * ds]);
+        }
         let mut rng = Rng::new(km.seed.wrapping_add(j as u64), 2);
         let cents = match start {
             Some(prev) => {
@@ -450,12 +453,8 @@ fn unrotate(y: &[f32], d: usize, rot: &[f32], x: &mut [f32], par: Par) {
 }
 
 fn transpose(a: &[f32], d: usize) -> Vec<f32> {
-    let mut t = vec![0f32; d * d];
-    for i in 0..d {
-        for j in 0..d {
-            t[j * d + i] = a[i * d + j];
-        }
-    }
+    let mut t = Vec::new();
+    transpose_into(a, d, d, &mut t);
     t
 }
 
@@ -507,13 +506,20 @@ fn procrustes(x: &[f32], yhat: &[f32], d: usize, par: Par) -> Vec<f32> {
     let c: Vec<f32> = c64.iter().map(|&v| v as f32).collect();
     // CᵀC in f64: its small eigenvalues are squares of small singular
     // values, which f32 products lose (the rotation then is not orthogonal).
+    // The upper triangle (b ≥ a), then mirrored: the same sums in the same
+    // order as the full product, for half the work.
     let mut ctc = vec![0f64; d * d];
     for row in c64.chunks_exact(d) {
         for (a, &ca) in row.iter().enumerate() {
-            let out = &mut ctc[a * d..(a + 1) * d];
-            for (o, &cb) in out.iter_mut().zip(row) {
+            let out = &mut ctc[a * d + a..(a + 1) * d];
+            for (o, &cb) in out.iter_mut().zip(&row[a..]) {
                 *o += ca * cb;
             }
+        }
+    }
+    for a in 0..d {
+        for b in 0..a {
+            ctc[a * d + b] = ctc[b * d + a];
         }
     }
     let mut packed = Vec::new();
@@ -531,7 +537,7 @@ fn procrustes(x: &[f32], yhat: &[f32], d: usize, par: Par) -> Vec<f32> {
     // W = C V Λ^(−1/2): entry (a, col) is row a of C dotted with v_col.
     let mut w = vec![0f32; d * d];
     pack_panels_into(&v, d, &mut packed);
-    dots_packed(&c, d, &packed, d, 1.0, &mut w);
+    square_product(&c, &packed, d, &mut w, par);
     for row in w.chunks_exact_mut(d) {
         for (o, &lam) in row.iter_mut().zip(&vals) {
             *o = if lam > top * 1e-12 {
@@ -545,7 +551,7 @@ fn procrustes(x: &[f32], yhat: &[f32], d: usize, par: Par) -> Vec<f32> {
     // eigenvector rows.
     let mut rt = vec![0f32; d * d];
     pack_panels_into(&transpose(&v, d), d, &mut packed);
-    dots_packed(&w, d, &packed, d, 1.0, &mut rt);
+    square_product(&w, &packed, d, &mut rt, par);
     let mut r = transpose(&rt, d);
     // Two Newton–Schulz steps, R ← 1.5 R − 0.5 R Rᵀ R, take the f32
     // rounding out of the orthogonality.
@@ -553,10 +559,10 @@ fn procrustes(x: &[f32], yhat: &[f32], d: usize, par: Par) -> Vec<f32> {
     let mut prod = vec![0f32; d * d];
     for _ in 0..2 {
         pack_panels_into(&r, d, &mut packed);
-        dots_packed(&r, d, &packed, d, 1.0, &mut rrt);
+        square_product(&r, &packed, d, &mut rrt, par);
         // (R Rᵀ) R: entry (i, j) is row i of R Rᵀ dotted with column j of R.
         pack_panels_into(&transpose(&r, d), d, &mut packed);
-        dots_packed(&rrt, d, &packed, d, 1.0, &mut prod);
+        square_product(&rrt, &packed, d, &mut prod, par);
         for (a, &p) in r.iter_mut().zip(&prod) {
             *a = 1.5 * *a - 0.5 * p;
         }
@@ -565,7 +571,7 @@ fn procrustes(x: &[f32], yhat: &[f32], d: usize, par: Par) -> Vec<f32> {
     // dimensions) leave directions of `C` with no singular value; complete
     // them to an orthonormal basis.
     pack_panels_into(&r, d, &mut packed);
-    dots_packed(&r, d, &packed, d, 1.0, &mut rrt);
+    square_product(&r, &packed, d, &mut rrt, par);
     let off = rrt
         .chunks_exact(d)
         .enumerate()
@@ -575,10 +581,29 @@ fn procrustes(x: &[f32], yhat: &[f32], d: usize, par: Par) -> Vec<f32> {
                 .map(move |(j, &v)| (v - f32::from(i == j)).abs())
         })
         .fold(0f32, f32::max);
-    if off > 1e-5 {
+    // f32 rounding leaves ~1e-6; a direction without a singular value
+    // leaves whole rows short.
+    if off > 1e-3 {
         orthonormalize_rows(&mut r, d);
     }
     r
+}
+
+/// `out[i][j] = a_i · b_j` for `d × d` matrices, `b` packed, in parallel
+/// over fixed row blocks (each entry one dot: thread-independent).
+fn square_product(a: &[f32], b_packed: &[f32], d: usize, out: &mut [f32], par: Par) {
+    for_each_block(
+        par,
+        d,
+        48,
+        out,
+        d,
+        || (),
+        |_, r0, ob| {
+            let rows = ob.len() / d;
+            dots_packed(&a[r0 * d..(r0 + rows) * d], d, b_packed, d, 1.0, ob);
+        },
+    );
 }
 
 /// Modified Gram-Schmidt on the rows of `r` (`d × d`) in f64, in row order;

@@ -391,6 +391,26 @@ mod avx2;
 #[allow(unsafe_code)]
 mod avx512;
 
+/// `dst` (`d × rows`) = the transpose of `src` (`rows × d`), in tiles of
+/// 8 × 8 so that reads and writes both stay within a few cache lines.
+pub(crate) fn transpose_into(src: &[f32], rows: usize, d: usize, dst: &mut Vec<f32>) {
+    const T: usize = 8;
+    dst.clear();
+    dst.resize(d * rows, 0f32);
+    for r0 in (0..rows).step_by(T) {
+        let r1 = (r0 + T).min(rows);
+        for t0 in (0..d).step_by(T) {
+            let t1 = (t0 + T).min(d);
+            for r in r0..r1 {
+                let row = &src[r * d..(r + 1) * d];
+                for t in t0..t1 {
+                    dst[t * rows + r] = row[t];
+                }
+            }
+        }
+    }
+}
+
 /// Rows per chunk of [`cross_products`]: a chunk's transposed rows (`d ×
 /// 256` floats, 384 KiB at `d = 384`) stay in L2 while its products are
 /// taken.
@@ -414,13 +434,7 @@ pub(crate) fn cross_products(a: &[f32], b: &[f32], d: usize, par: crate::par::Pa
     for (ca, cb) in a.chunks(CROSS_CHUNK * d).zip(b.chunks(CROSS_CHUNK * d)) {
         let cs = ca.len() / d;
         for (src, dst) in [(ca, &mut at), (cb, &mut bt)] {
-            dst.clear();
-            dst.resize(d * cs, 0f32);
-            for (r, row) in src.chunks_exact(d).enumerate() {
-                for (t, &v) in row.iter().enumerate() {
-                    dst[t * cs + r] = v;
-                }
-            }
+            transpose_into(src, cs, d, dst);
         }
         pack_panels_into(&bt, cs, &mut packed);
         crate::par::for_each_block(
