@@ -492,6 +492,26 @@ pub(crate) fn check_vocab(field: &'static str, sizes: &[usize], min: usize) -> R
     }
 }
 
+/// Checks a per-level size list: one entry per level, each in
+/// `min..=65536` (errors name `field`).
+pub(crate) fn check_level_sizes(
+    field: &'static str,
+    sizes: &[usize],
+    levels: usize,
+    min: usize,
+) -> Result<()> {
+    if sizes.len() != levels {
+        return Err(crate::error::invalid(
+            field,
+            format!(
+                "has {} entries but levels is {levels}; give one size per level",
+                sizes.len()
+            ),
+        ));
+    }
+    check_vocab(field, sizes, min)
+}
+
 /// Checks `tokens` (rows of `levels`) against `codebook_sizes`.
 pub(crate) fn check_tokens(tokens: &[u16], levels: usize, codebook_sizes: &[usize]) -> Result<()> {
     if levels != codebook_sizes.len() {

@@ -477,21 +477,7 @@ fn sq_err(a: &[f32], b: &[f32], d: usize) -> f64 {
 /// rotation too).
 fn random_rotation(d: usize, rng: &mut Rng) -> Vec<f32> {
     let mut q: Vec<f64> = (0..d * d).map(|_| rng.normal()).collect();
-    for i in 0..d {
-        for j in 0..i {
-            let dot: f64 = (0..d).map(|t| q[i * d + t] * q[j * d + t]).sum();
-            for t in 0..d {
-                q[i * d + t] -= dot * q[j * d + t];
-            }
-        }
-        let norm = (0..d)
-            .map(|t| q[i * d + t] * q[i * d + t])
-            .sum::<f64>()
-            .sqrt();
-        for t in 0..d {
-            q[i * d + t] /= norm.max(f64::MIN_POSITIVE);
-        }
-    }
+    gram_schmidt(&mut q, d);
     q.iter().map(|&v| v as f32).collect()
 }
 
@@ -606,11 +592,19 @@ fn square_product(a: &[f32], b_packed: &[f32], d: usize, out: &mut [f32], par: P
     );
 }
 
-/// Modified Gram-Schmidt on the rows of `r` (`d × d`) in f64, in row order;
-/// a row with nothing left after removing the earlier ones is replaced by
-/// the first coordinate axis that has.
+/// [`gram_schmidt`] on the rows of `r` (`d × d`), in f64.
 fn orthonormalize_rows(r: &mut [f32], d: usize) {
     let mut q: Vec<f64> = r.iter().map(|&v| v as f64).collect();
+    gram_schmidt(&mut q, d);
+    for (o, &v) in r.iter_mut().zip(&q) {
+        *o = v as f32;
+    }
+}
+
+/// Modified Gram-Schmidt on the rows of `q` (`d × d`, f64), in row order;
+/// a row with nothing left after removing the earlier ones is replaced by
+/// the first coordinate axis that has.
+fn gram_schmidt(q: &mut [f64], d: usize) {
     let mut axis = 0;
     for i in 0..d {
         let mut tries = 0;
@@ -638,9 +632,6 @@ fn orthonormalize_rows(r: &mut [f32], d: usize) {
             axis += 1;
             tries += 1;
         }
-    }
-    for (o, &v) in r.iter_mut().zip(&q) {
-        *o = v as f32;
     }
 }
 

@@ -190,17 +190,7 @@ impl RqKMeansConfig {
             ));
         }
         if let Some(sizes) = &self.codebook_sizes {
-            if sizes.len() != self.levels {
-                return Err(invalid(
-                    "codebook_sizes",
-                    format!(
-                        "has {} entries but levels is {}; give one size per level",
-                        sizes.len(),
-                        self.levels
-                    ),
-                ));
-            }
-            crate::data::check_vocab("codebook_sizes", sizes, 1)?;
+            crate::data::check_level_sizes("codebook_sizes", sizes, self.levels, 1)?;
         }
         for k in self.level_sizes() {
             self.level_kmeans(k).validate()?;

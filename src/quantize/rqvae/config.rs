@@ -234,19 +234,7 @@ impl RqVaeConfig {
         }
         match &self.codebook_sizes {
             None => crate::data::check_vocab("k", &[self.k], 2)?,
-            Some(sizes) => {
-                if sizes.len() != self.levels {
-                    return Err(invalid(
-                        "codebook_sizes",
-                        format!(
-                            "has {} entries but levels is {}; give one size per level",
-                            sizes.len(),
-                            self.levels
-                        ),
-                    ));
-                }
-                crate::data::check_vocab("codebook_sizes", sizes, 2)?;
-            }
+            Some(sizes) => crate::data::check_level_sizes("codebook_sizes", sizes, self.levels, 2)?,
         }
         if !(self.beta.is_finite() && self.beta >= 0.0) {
             return Err(invalid(

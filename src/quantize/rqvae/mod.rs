@@ -207,14 +207,21 @@ impl RqVae {
         Ok((m, reports))
     }
 
+    /// The latents of rows `xb` into `z` (the encoder, plus its input when
+    /// residual).
+    fn latents(&self, xb: &[f32], z: &mut Vec<f32>) -> Result<()> {
+        self.encoder.infer(xb, z)?;
+        if self.residual {
+            add_input(z, xb);
+        }
+        Ok(())
+    }
+
     /// Codebooks by k-means on the residuals of the encoded rows `xb`.
     fn init_codebooks(&mut self, xb: &[f32], seed: u64, par: Par) -> Result<()> {
         let lat = self.encoder.outputs();
         let mut z = Vec::new();
-        self.encoder.infer(xb, &mut z)?;
-        if self.residual {
-            add_input(&mut z, xb);
-        }
+        self.latents(xb, &mut z)?;
         let rows = z.len() / lat;
         let mut labels = vec![0u32; rows];
         let mut dists = vec![0f32; rows];
@@ -433,10 +440,7 @@ impl RqVae {
     ) -> Result<Vec<Vec<u32>>> {
         let lat = self.encoder.outputs();
         let mut z = Vec::new();
-        self.encoder.infer(xb, &mut z)?;
-        if self.residual {
-            add_input(&mut z, xb);
-        }
+        self.latents(xb, &mut z)?;
         let rows = z.len() / lat;
         let mut out = vec![Vec::new(); self.levels];
         let (mut labels, mut dists) = (vec![0u32; rows], vec![0f32; rows]);
@@ -821,11 +825,7 @@ impl super::LastLevelDistances for RqVae {
         let (mut buf, mut z) = (Vec::new(), Vec::new());
         for start in (0..n).step_by(crate::kernels::BLOCK_ROWS) {
             let end = (start + crate::kernels::BLOCK_ROWS).min(n);
-            let xb = x.block(start, end, &mut buf)?;
-            self.encoder.infer(xb, &mut z)?;
-            if self.residual {
-                add_input(&mut z, xb);
-            }
+            self.latents(x.block(start, end, &mut buf)?, &mut z)?;
             for (r, row) in z.chunks_exact_mut(lat).enumerate() {
                 let i = start + r;
                 for (l, &t) in codes[i * lv..i * lv + lv - 1].iter().enumerate() {
