@@ -468,3 +468,15 @@ fn bad_sinkhorn_settings_are_typed_errors() {
     c.sinkhorn_iterations = 0;
     assert!(RqVae::fit(&c, x).is_ok());
 }
+
+/// A hostile level count (from a model file) is refused before any
+/// per-level list is made.
+#[test]
+fn huge_level_counts_are_refused_without_allocating() {
+    let enc = Mlp::new(&[4, 2], Activation::Relu, 0).unwrap();
+    let dec = Mlp::new(&[2, 4], Activation::Relu, 1).unwrap();
+    assert!(RqVae::from_parts(enc.clone(), dec.clone(), vec![], 1 << 60, 2).is_err());
+    assert!(RqVae::from_parts(enc, dec, vec![0.5; 8], 2, 2).is_ok());
+    assert!(RqKMeans::from_codebooks(vec![], 1 << 60, 2).is_err());
+    assert!(RqKMeans::from_codebooks(vec![0.5; 8], 2, 2).is_ok());
+}

@@ -295,6 +295,9 @@ impl RqKMeans {
                 what: "dimension d",
             });
         }
+        if levels > 64 {
+            return Err(invalid("levels", format!("is {levels}; at most 64")));
+        }
         let total = codebooks.len() / dim;
         if !codebooks.len().is_multiple_of(dim) || !total.is_multiple_of(levels) {
             return Err(Error::Shape {
@@ -303,7 +306,9 @@ impl RqKMeans {
                 got: codebooks.len(),
             });
         }
-        RqKMeans::from_sized_codebooks(codebooks, &vec![total / levels; levels], dim)
+        let k = total / levels;
+        crate::data::check_vocab("k", &[k], 1)?;
+        RqKMeans::from_sized_codebooks(codebooks, &vec![k; levels], dim)
     }
 
     /// Builds a model whose level `l` has `sizes[l]` codes from codebooks

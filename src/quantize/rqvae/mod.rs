@@ -524,6 +524,18 @@ impl RqVae {
             return Err(invalid("levels", "is 0; use at least 1"));
         }
         crate::data::check_vocab("k", &[k], 2)?;
+        // The length check comes before the size list is made, so a hostile
+        // `levels` cannot ask for a huge allocation.
+        let want = levels
+            .checked_mul(k)
+            .and_then(|v| v.checked_mul(encoder.outputs()));
+        if want != Some(codebooks.len()) {
+            return Err(Error::Shape {
+                what: "codebook values (levels × k × latent)",
+                expected: want.unwrap_or(usize::MAX),
+                got: codebooks.len(),
+            });
+        }
         RqVae::from_sized_parts(encoder, decoder, codebooks, &vec![k; levels])
     }
 
