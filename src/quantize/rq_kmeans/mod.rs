@@ -302,7 +302,10 @@ impl RqKMeans {
         if !codebooks.len().is_multiple_of(dim) || !total.is_multiple_of(levels) {
             return Err(Error::Shape {
                 what: "codebook values (must be levels × k × dim)",
-                expected: codebooks.len().div_ceil(levels * dim) * levels * dim,
+                expected: codebooks
+                    .len()
+                    .div_ceil(levels.saturating_mul(dim))
+                    .saturating_mul(levels.saturating_mul(dim)),
                 got: codebooks.len(),
             });
         }
