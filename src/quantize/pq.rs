@@ -227,7 +227,7 @@ impl ProductQuantizer {
                 };
                 let cb = train_codebooks(config, &y, d, books.as_deref(), iters)?;
                 model.codebooks = cb;
-                model.encode_rotated(&y, &mut codes, par);
+                model.encode_rotated(&model.sets(), &y, &mut codes, par);
                 model.decode_rotated(&codes, &mut recon);
                 opq_mse.push(sq_err(&y, &recon, d));
                 rot = procrustes(rows, &recon, d, par);
@@ -250,12 +250,12 @@ impl ProductQuantizer {
             Some(rot) => {
                 let mut y = vec![0f32; rows.len()];
                 rotate(rows, d, rot, &mut y, par);
-                model.encode_rotated(&y, &mut codes, par);
+                model.encode_rotated(&model.sets(), &y, &mut codes, par);
                 model.decode_rotated(&codes, &mut recon);
                 sq_err(&y, &recon, d)
             }
             None => {
-                model.encode_rotated(rows, &mut codes, par);
+                model.encode_rotated(&model.sets(), rows, &mut codes, par);
                 model.decode_rotated(&codes, &mut recon);
                 sq_err(rows, &recon, d)
             }
@@ -337,14 +337,20 @@ impl ProductQuantizer {
         &self.codebooks[j * s..(j + 1) * s]
     }
 
+    /// The sub-space codebooks packed for the assignment kernel.
+    fn sets(&self) -> Vec<CentroidSet<'_>> {
+        let ds = self.dim / self.m;
+        (0..self.m)
+            .map(|j| CentroidSet::new(self.codebook(j), ds))
+            .collect()
+    }
+
     /// Codes of rotated rows `y` (`rows × d`) into `out` (`rows × M`), in
-    /// parallel over row blocks.
-    fn encode_rotated(&self, y: &[f32], out: &mut [u16], par: Par) {
+    /// parallel over row blocks, with the packed `sets` of
+    /// [`ProductQuantizer::sets`].
+    fn encode_rotated(&self, sets: &[CentroidSet<'_>], y: &[f32], out: &mut [u16], par: Par) {
         let (d, m) = (self.dim, self.m);
         let ds = d / m;
-        let sets: Vec<CentroidSet<'_>> = (0..m)
-            .map(|j| CentroidSet::new(self.codebook(j), ds))
-            .collect();
         for_each_block(
             par,
             y.len() / d,
@@ -689,22 +695,24 @@ impl Quantizer for ProductQuantizer {
         let d = self.dim;
         let mut buf = Vec::new();
         let mut y = Vec::new();
-        // Blocks of rows: checked, rotated, encoded.
+        // Packed once per call, not per chunk.
+        let sets = self.sets();
+        // Blocks of rows: read (and checked finite by `block`), rotated,
+        // encoded.
         const CHUNK: usize = 16 * BLOCK_ROWS;
         let n = x.rows();
         let mut start = 0;
         while start < n {
             let end = (start + CHUNK).min(n);
             let xb = x.block(start, end, &mut buf)?;
-            crate::data::check_finite("embeddings", xb, d, start)?;
             let out_b = &mut out[start * self.m..end * self.m];
             match &self.rotation {
                 Some(rot) => {
                     y.resize(xb.len(), 0.0);
                     rotate(xb, d, rot, &mut y, par);
-                    self.encode_rotated(&y, out_b, par);
+                    self.encode_rotated(&sets, &y, out_b, par);
                 }
-                None => self.encode_rotated(xb, out_b, par),
+                None => self.encode_rotated(&sets, xb, out_b, par),
             }
             start = end;
         }
