@@ -121,12 +121,18 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
                 .sum::<f64>()
                 / m as f64;
             println!(
-                "{{\"tool\":\"semid\",\"kind\":\"{kind}\",\"m\":{m},\"k\":{k},\"n\":{n},\"d\":{dim},\"opq_iters\":{},\"fit_s\":{fit_s:.3},\"encode_vps\":{:.1},\"mse\":{mse:.6},\"train_mse\":{:.6},\"perplexity_mean\":{perp:.2},\"collision_rate\":{:.6},\"max_items_per_code\":{}}}",
+                "{{\"tool\":\"semid\",\"kind\":\"{kind}\",\"m\":{m},\"k\":{k},\"n\":{n},\"d\":{dim},\"opq_iters\":{},\"fit_s\":{fit_s:.3},\"encode_vps\":{:.1},\"mse\":{mse:.6},\"train_mse\":{:.6},\"perplexity_mean\":{perp:.2},\"collision_rate\":{:.6},\"max_items_per_code\":{},\"opq_mse\":[{}]}}",
                 cfg.opq_iterations,
                 n as f64 / enc_s,
                 report.mse,
                 quality.collision_rate,
                 quality.max_items_per_code,
+                report
+                    .opq_mse
+                    .iter()
+                    .map(|v| format!("{v:.5}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
             );
         }
     }

@@ -72,6 +72,7 @@ fn opq_learns_an_orthogonal_rotation_that_lowers_the_error() {
     let (pq, _) = ProductQuantizer::fit(&PqConfig::pq(4, 8).seed(1), x).unwrap();
     let mut cfg = PqConfig::opq(4, 8).seed(1);
     cfg.opq_iterations = 15;
+    cfg.opq_tol = 0.0;
     let (opq, report) = ProductQuantizer::fit(&cfg, x).unwrap();
     let r = opq.rotation().expect("OPQ has a rotation");
     for i in 0..16 {
@@ -95,6 +96,26 @@ fn opq_learns_an_orthogonal_rotation_that_lowers_the_error() {
     );
     let (seq, _) = ProductQuantizer::fit(&cfg.clone().par(Par::Seq), x).unwrap();
     assert_eq!(seq, opq);
+    // Early stop: a tolerance no alternation can beat stops after the
+    // second, whose rotation the final codebooks use; a looser tolerance
+    // runs longer and ends no worse than it.
+    for (tol, runs) in [(0.9, 2), (1e-3, 0)] {
+        cfg.opq_tol = tol;
+        let (q, r) = ProductQuantizer::fit(&cfg, x).unwrap();
+        if runs > 0 {
+            assert_eq!(r.opq_mse.len(), runs);
+        } else {
+            assert!(
+                r.opq_mse.len() > 2 && r.opq_mse.len() <= 15,
+                "{:?}",
+                r.opq_mse
+            );
+            let last = r.opq_mse[r.opq_mse.len() - 1];
+            let prev = r.opq_mse[r.opq_mse.len() - 2];
+            assert!(r.opq_mse.len() == 15 || prev - last <= 1e-3 * prev);
+        }
+        assert!(e(&q) < e_pq, "tol {tol}: OPQ {} vs PQ {e_pq}", e(&q));
+    }
 }
 
 /// IDs of 32 tokens (plus a suffix) go through the trie and beam search:
@@ -149,6 +170,11 @@ fn bad_pq_settings_are_typed_errors() {
     let mut c = PqConfig::opq(4, 8);
     c.opq_kmeans_iterations = 0;
     assert_eq!(field(c).0, "opq_kmeans_iterations");
+    for bad in [-1e-3, f64::NAN, f64::INFINITY] {
+        let mut c = PqConfig::opq(4, 8);
+        c.opq_tol = bad;
+        assert_eq!(field(c).0, "opq_tol");
+    }
     let mut nan = data.clone();
     nan[100] = f32::NAN;
     assert!(matches!(

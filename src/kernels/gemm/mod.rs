@@ -416,44 +416,62 @@ pub(crate) fn transpose_into(src: &[f32], rows: usize, d: usize, dst: &mut Vec<f
 /// taken.
 const CROSS_CHUNK: usize = 256;
 
-/// Row blocks of the `d × d` products in [`cross_products`].
-const CROSS_BLOCK: usize = 48;
+/// Most groups of consecutive chunks [`cross_products`] sums separately
+/// (one worker each) before adding the groups in order.
+const CROSS_GROUPS: usize = 8;
 
 /// `Σ_r a_r b_rᵀ` (`d × d`, row-major, f64) over the rows of `a` and `b`
 /// (`n × d` each, row-major). The rows are taken in chunks of
 /// [`CROSS_CHUNK`]; each chunk's transposes are packed and multiplied with
-/// the crate's GEMM in f32, and the chunks are added in order in f64. Each
-/// entry of a chunk's product is one dot whatever the blocking, so the
-/// thread count changes nothing. (One long product over all rows streamed
-/// the packed operand from memory for every row block: 2–3× slower.)
+/// the crate's GEMM in f32. The chunks form at most [`CROSS_GROUPS`] groups
+/// of consecutive chunks (from `n` alone); a worker adds a group's chunk
+/// products in order in f64, and the group sums are added in order, so the
+/// thread count changes nothing. One worker per group keeps the transposes
+/// and packing of a chunk on the thread that multiplies it (splitting each
+/// chunk's product over the threads spent most of the time in hand-offs).
+/// When `a` and `b` are the same slice, each chunk is transposed once.
 pub(crate) fn cross_products(a: &[f32], b: &[f32], d: usize, par: crate::par::Par) -> Vec<f64> {
     debug_assert_eq!(a.len(), b.len());
-    let mut acc = vec![0f64; d * d];
-    let (mut at, mut bt, mut packed) = (Vec::new(), Vec::new(), Vec::new());
-    let mut prod = vec![0f32; d * d];
-    for (ca, cb) in a.chunks(CROSS_CHUNK * d).zip(b.chunks(CROSS_CHUNK * d)) {
-        let cs = ca.len() / d;
-        for (src, dst) in [(ca, &mut at), (cb, &mut bt)] {
-            transpose_into(src, cs, d, dst);
-        }
-        pack_panels_into(&bt, cs, &mut packed);
-        crate::par::for_each_block(
-            par,
-            d,
-            CROSS_BLOCK,
-            &mut prod,
-            d,
-            || (),
-            |_, r0, pb| {
-                let rows = pb.len() / d;
-                dots_packed(&at[r0 * cs..(r0 + rows) * cs], cs, &packed, d, 1.0, pb);
-            },
-        );
-        for (s, &p) in acc.iter_mut().zip(&prod) {
-            *s += p as f64;
+    let n = a.len() / d.max(1);
+    let chunks = n.div_ceil(CROSS_CHUNK).max(1);
+    let per = chunks.div_ceil(CROSS_GROUPS.min(chunks));
+    let groups = chunks.div_ceil(per);
+    let same = std::ptr::eq(a.as_ptr(), b.as_ptr());
+    let mut partial = vec![0f64; groups * d * d];
+    crate::par::for_each_block(
+        par,
+        groups,
+        1,
+        &mut partial,
+        d * d,
+        || (Vec::new(), Vec::new(), Vec::new(), vec![0f32; d * d]),
+        |(at, bt, packed, prod): &mut (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>), g, acc| {
+            for c in g * per..((g + 1) * per).min(chunks) {
+                let rows = c * CROSS_CHUNK..((c + 1) * CROSS_CHUNK).min(n);
+                let cs = rows.len();
+                transpose_into(&a[rows.start * d..rows.end * d], cs, d, at);
+                let bsrc = if same {
+                    &at[..]
+                } else {
+                    transpose_into(&b[rows.start * d..rows.end * d], cs, d, bt);
+                    &bt[..]
+                };
+                pack_panels_into(bsrc, cs, packed);
+                dots_packed(at, cs, packed, d, 1.0, prod);
+                for (s, &p) in acc.iter_mut().zip(prod.iter()) {
+                    *s += p as f64;
+                }
+            }
+        },
+    );
+    let (first, rest) = partial.split_at_mut(d * d);
+    for g in rest.chunks_exact(d * d) {
+        for (s, &p) in first.iter_mut().zip(g) {
+            *s += p;
         }
     }
-    acc
+    partial.truncate(d * d);
+    partial
 }
 
 #[cfg(test)]
