@@ -963,6 +963,19 @@ mod tests {
         x
     }
 
+    /// The rows of `m` (`d × d`) are orthonormal to `tol`.
+    fn assert_rows_orthonormal(m: &[f32], d: usize, tol: f64) {
+        for i in 0..d {
+            for j in 0..d {
+                let s: f64 = (0..d)
+                    .map(|t| m[i * d + t] as f64 * m[j * d + t] as f64)
+                    .sum();
+                let want = if i == j { 1.0 } else { 0.0 };
+                assert!((s - want).abs() < tol, "row {i} · row {j} = {s}");
+            }
+        }
+    }
+
     #[test]
     fn code_sums_give_the_cross_products_of_the_decoded_rows() {
         let (n, d, m, k) = (3000, 24, 4, 16);
@@ -1004,15 +1017,7 @@ mod tests {
         let mut yhat = vec![0f32; n * d];
         rotate(&x, d, &q, &mut yhat, Par::Seq);
         let r = procrustes(cross_products(&x, &yhat, d, Par::Seq), d, Par::Seq);
-        for i in 0..d {
-            for j in 0..d {
-                let s: f64 = (0..d)
-                    .map(|t| r[i * d + t] as f64 * r[j * d + t] as f64)
-                    .sum();
-                let want = if i == j { 1.0 } else { 0.0 };
-                assert!((s - want).abs() < 1e-5, "R Rᵀ[{i}][{j}] = {s}");
-            }
-        }
+        assert_rows_orthonormal(&r, d, 1e-5);
         let mut y = vec![0f32; n * d];
         rotate(&x, d, &r, &mut y, Par::Seq);
         let err = sq_err(&y, &yhat, d);
@@ -1035,15 +1040,7 @@ mod tests {
         }
         // Eigenvectors (rows of v): the rotation's own rows.
         complete_null_columns(&mut w, &q, &vals, |l| l > 0.0, d);
-        for i in 0..d {
-            for j in 0..d {
-                let s: f64 = (0..d)
-                    .map(|a| w[a * d + i] as f64 * w[a * d + j] as f64)
-                    .sum();
-                let want = if i == j { 1.0 } else { 0.0 };
-                assert!((s - want).abs() < 1e-6, "WᵀW[{i}][{j}] = {s}");
-            }
-        }
+        assert_rows_orthonormal(&transpose(&w, d), d, 1e-6);
         for a in 0..d {
             for c in [0, 2, 3, 5] {
                 assert_eq!(w[a * d + c], q[a * d + c], "kept column {c} moved");
