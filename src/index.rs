@@ -202,8 +202,17 @@ impl SemanticIndex {
                 ),
             )
         })?;
-        let mut scorer = CodebookScorer::new(rq, queries, ScoreMetric::L2)?;
-        search.search_into(&self.trie, &mut scorer, queries.rows(), out)
+        // The scorer borrows the search's spare buffers and gives them back,
+        // so repeated searches allocate nothing (tests/alloc_search.rs).
+        let scratch = std::mem::take(&mut search.scorer_scratch);
+        let mut scorer = CodebookScorer::with_scratch(rq, queries, ScoreMetric::L2, scratch)
+            .map_err(|(e, scratch)| {
+                search.scorer_scratch = scratch;
+                e
+            })?;
+        let r = search.search_into(&self.trie, &mut scorer, queries.rows(), out);
+        search.scorer_scratch = scorer.into_scratch();
+        r
     }
 
     /// The ID of `item`, if it is in the index.

@@ -11,6 +11,7 @@
 //!   [`ResidualFsq`], [`FsqAutoencoder`] and [`ProductQuantizer`] (PQ and
 //!   OPQ); [`AnyQuantizer`] holds any of them;
 //! - [`SemanticIndex`]: quantizer, IDs and trie as one artifact and one file;
+//!   [`SharedIndex`] serves one to many threads and swaps in updates;
 //! - SIMD distance kernels (run-time AVX2+FMA dispatch, `wide` fallback,
 //!   scalar oracle) and blocked matrix-product assignment (the crate's own
 //!   packed kernel; `faer` serves the RQ-VAE layers);
@@ -136,6 +137,7 @@ mod par;
 pub mod quantize;
 mod rng;
 pub mod seq;
+mod shared;
 pub mod sid;
 pub mod stats;
 pub mod synthetic;
@@ -153,6 +155,7 @@ pub use quantize::{
     ProductQuantizer, Quantizer, ResidualFsq, RqKMeans, RqKMeansConfig, RqKMeansReport, RqVae,
     RqVaeConfig,
 };
+pub use shared::SharedIndex;
 pub use sid::CollisionPolicy;
 
 /// What most programs import: `use semid::prelude::*;`.
@@ -178,6 +181,6 @@ pub mod prelude {
         BeamSearch, Codes, CollisionPolicy, Embeddings, Error, Fit, Fsq, FsqAutoencoder,
         FsqAutoencoderConfig, Hits, KMeans, KMeansConfig, ModelFile, Par, PqConfig,
         ProductQuantizer, Quantizer, ResidualFsq, RqKMeans, RqKMeansConfig, RqVae, RqVaeConfig,
-        SemanticIndex,
+        SemanticIndex, SharedIndex,
     };
 }

@@ -396,3 +396,86 @@ fn inserted_items_are_recommended_without_retraining() {
         assert_eq!(hits.scores[i], 0.0);
     }
 }
+
+/// Searches on several threads while a writer inserts batches through a
+/// `SharedIndex`: every search sees one whole version (its hits are items
+/// of that version, its trie holds the newest item, and the search repeats
+/// exactly), versions only grow, and a failed update leaves the served
+/// version in place.
+#[test]
+fn shared_index_swaps_while_threads_search() {
+    use semid::SharedIndex;
+    use std::sync::Arc;
+    let (n0, batches, per) = (600usize, 8usize, 50usize);
+    let data = mixture(n0 + batches * per, D, 3);
+    let x = Embeddings::new(&data[..n0 * D], D).unwrap();
+    let (index, _, _) = SemanticIndex::fit::<RqKMeans>(
+        &RqKMeansConfig::new(2, 16).seed(5),
+        x,
+        CollisionPolicy::AppendSuffix,
+        Par::Seq,
+    )
+    .unwrap();
+    let shared = Arc::new(SharedIndex::new(index));
+    let data = Arc::new(data);
+    let readers: Vec<_> = (0..3)
+        .map(|t| {
+            let (shared, data) = (Arc::clone(&shared), Arc::clone(&data));
+            std::thread::spawn(move || {
+                let mut bs = BeamSearch::new(16, 400).unwrap();
+                let mut hits = Hits::new();
+                let mut last_len = 0;
+                let mut searches = 0;
+                while last_len < n0 + batches * per {
+                    let index = shared.load();
+                    let len = index.len();
+                    assert!(len >= last_len, "a version went back: {len} < {last_len}");
+                    last_len = len;
+                    // The newest item of this version, as its own query.
+                    let q = len - 1 - t;
+                    let x = Embeddings::new(&data[q * D..(q + 1) * D], D).unwrap();
+                    index.search_embeddings_into(x, &mut bs, &mut hits).unwrap();
+                    let got = hits.query(0).items;
+                    assert!(got.iter().all(|&i| index.id_of(i).is_some()));
+                    let id = index.id_of(q as u32).unwrap();
+                    let leaf = index.trie().walk(id).unwrap();
+                    assert!(index.trie().items(leaf).contains(&(q as u32)));
+                    // The same search on the same version, from scratch,
+                    // gives the same hits: nothing else changed what this
+                    // thread searched.
+                    let again = index
+                        .search_embeddings(x, &mut BeamSearch::new(16, 400).unwrap())
+                        .unwrap();
+                    assert_eq!(again.query(0).items, got);
+                    searches += 1;
+                }
+                searches
+            })
+        })
+        .collect();
+    for b in 0..batches {
+        let lo = n0 + b * per;
+        let items: Vec<u32> = (lo as u32..(lo + per) as u32).collect();
+        let x = Embeddings::new(&data[lo * D..(lo + per) * D], D).unwrap();
+        shared
+            .update(|index| index.insert(&items, x, Par::Seq))
+            .unwrap();
+        // A duplicate item: the update fails and the version stays.
+        let before = shared.load();
+        let x1 = Embeddings::new(&data[..D], D).unwrap();
+        assert!(matches!(
+            shared.update(|index| index.insert(&[0], x1, Par::Seq)),
+            Err(Error::DuplicateItem { item: 0 })
+        ));
+        assert!(Arc::ptr_eq(&before, &shared.load()));
+    }
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+    let last = shared.load();
+    assert_eq!(last.len(), n0 + batches * per);
+    // `store` swaps a whole index in and hands back the old one.
+    let old = shared.store(SemanticIndex::clone(&last));
+    assert!(Arc::ptr_eq(&old, &last));
+    assert_eq!(*shared.load(), *last);
+}

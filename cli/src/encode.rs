@@ -27,13 +27,16 @@ pub struct EncodeArgs {
     /// column of fixed-size uint16 lists).
     #[arg(long)]
     out: PathBuf,
-    /// Rows read, encoded and written per block (memory ≈ block × dim × 4
-    /// bytes).
+    /// Rows read, encoded and written per block (memory ≈ 3 × block × dim ×
+    /// 4 bytes: the next block is read while one is encoded).
     #[arg(long, default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1..))]
     block_rows: u64,
     #[command(flatten)]
     common: Common,
 }
+
+/// A block of rows as f32 and its id column (Parquet).
+type Block = (Vec<f32>, Option<arrow_array::ArrayRef>);
 
 /// Runs `semid encode`.
 pub fn run(args: &EncodeArgs) -> Result<()> {
@@ -76,19 +79,47 @@ pub fn run(args: &EncodeArgs) -> Result<()> {
     let pb = bar(rows as u64, "encoding", args.common.quiet);
     let t0 = std::time::Instant::now();
     let streaming = Streaming::start();
-    let (mut buf, mut codes) = (Vec::new(), Vec::new());
-    let mut done = 0usize;
-    while let Some(ids) = src.next_block(block, &mut buf)? {
-        let n = buf.len() / q.dim();
-        let x = Embeddings::new(&buf, q.dim())?;
-        codes.resize(n * levels, 0);
-        q.encode_into(x, &mut codes, threads)
-            .map_err(|e| in_rows(&args.src.input, done, e))?;
-        writer.write(&codes, ids)?;
-        done += n;
-        pb.set_position(done as u64);
-        streaming.check(done)?;
-    }
+    let dim = q.dim();
+    // A reader thread reads and converts the next block while this one
+    // encodes and writes: at most three blocks are alive (one read, one
+    // queued, one encoded), whatever the row count. Buffers go back to the
+    // reader for reuse.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Block>>(1);
+    let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<f32>>();
+    let done = std::thread::scope(|scope| -> Result<usize> {
+        scope.spawn(move || {
+            loop {
+                let mut buf = back_rx.try_recv().unwrap_or_default();
+                let msg = match src.next_block(block, &mut buf) {
+                    Ok(Some(ids)) => Ok((buf, ids)),
+                    Ok(None) => break,
+                    Err(e) => Err(e),
+                };
+                let failed = msg.is_err();
+                // A closed channel: the encoder stopped (error or Ctrl-C).
+                if tx.send(msg).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let mut codes = Vec::new();
+        let mut done = 0usize;
+        for msg in rx {
+            let (buf, ids) = msg?;
+            let n = buf.len() / dim;
+            let x = Embeddings::new(&buf, dim)?;
+            codes.resize(n * levels, 0);
+            q.encode_into(x, &mut codes, threads)
+                .map_err(|e| in_rows(&args.src.input, done, e))?;
+            writer.write(&codes, ids)?;
+            done += n;
+            pb.set_position(done as u64);
+            streaming.check(done)?;
+            // The reader may have finished: then the buffer is dropped.
+            let _ = back_tx.send(buf);
+        }
+        Ok(done)
+    })?;
     drop(streaming);
     writer.finish(levels)?;
     dest.commit()?;

@@ -31,3 +31,22 @@ pub fn load_data(args: &Args) -> Result<(Vec<f32>, usize, String), semid::Error>
         }
     }
 }
+
+/// The CPU's model name, family and model (`/proc/cpuinfo` on Linux, else
+/// "unknown"), for the figures a bench prints.
+pub fn cpu_model() -> String {
+    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+        return "unknown".to_string();
+    };
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().map(str::trim) == Some(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().replace('"', "'"))
+    };
+    match (field("model name"), field("cpu family"), field("model")) {
+        (Some(name), Some(fam), Some(model)) => format!("{name} family {fam} model {model}"),
+        (Some(name), ..) => name,
+        _ => "unknown".to_string(),
+    }
+}

@@ -72,6 +72,10 @@ pub struct BeamSearch {
     cands: Vec<(f32, u32, u32, u32, u16)>,
     // Accepted beams per level-0 token of one query.
     first_counts: Vec<(u16, usize)>,
+    /// Buffers a scorer built for one call may borrow and give back (the
+    /// codebook scorer's residuals and converted queries), so that repeated
+    /// searches allocate nothing.
+    pub(crate) scorer_scratch: super::codebook::ScorerScratch,
 }
 
 /// Which items each query may receive, applied inside a search
@@ -175,6 +179,7 @@ impl BeamSearch {
             per_prefix: None,
             cands: Vec::new(),
             first_counts: Vec::new(),
+            scorer_scratch: (Vec::new(), Vec::new()),
         })
     }
 

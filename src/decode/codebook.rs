@@ -24,6 +24,10 @@ pub enum ScoreMetric {
     InnerProduct,
 }
 
+/// Buffers a [`CodebookScorer`] borrows from one search and gives back:
+/// its residuals and its converted (non-f32) queries.
+pub(crate) type ScorerScratch = (Vec<f32>, Vec<f32>);
+
 /// Scores beams of query embeddings against an [`RqKMeans`]'s codebooks, so
 /// semid retrieves items by semantic ID with no trained sequence model.
 ///
@@ -39,6 +43,9 @@ pub struct CodebookScorer<'a> {
     /// (the quantizer's own, packed once).
     sets: &'a [CentroidSet<'static>],
     resid: Vec<f32>,
+    /// The query-conversion buffer kept for the next scorer while the
+    /// queries are borrowed.
+    spare: Vec<f32>,
 }
 
 impl<'a> CodebookScorer<'a> {
@@ -52,28 +59,50 @@ impl<'a> CodebookScorer<'a> {
         queries: Embeddings<'a>,
         metric: ScoreMetric,
     ) -> Result<CodebookScorer<'a>> {
-        queries.expect_dim(rq.dim())?;
-        if queries.rows() == 0 {
-            return Err(Error::Empty { what: "queries" });
-        }
-        let q = match queries.as_f32() {
-            Some(s) => {
-                check_finite("queries", s, rq.dim(), 0)?;
-                Cow::Borrowed(s)
+        CodebookScorer::with_scratch(rq, queries, metric, (Vec::new(), Vec::new()))
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`CodebookScorer::new`] reusing `scratch` (residuals, converted
+    /// queries) from an earlier scorer's [`CodebookScorer::into_scratch`];
+    /// on error the buffers come back with it.
+    pub(crate) fn with_scratch(
+        rq: &'a RqKMeans,
+        queries: Embeddings<'a>,
+        metric: ScoreMetric,
+        scratch: ScorerScratch,
+    ) -> std::result::Result<CodebookScorer<'a>, (Error, ScorerScratch)> {
+        let (resid, mut buf) = scratch;
+        let checked = queries.expect_dim(rq.dim()).and_then(|()| {
+            if queries.rows() == 0 {
+                return Err(Error::Empty { what: "queries" });
             }
-            None => {
-                let mut buf = Vec::new();
-                queries.block(0, queries.rows(), &mut buf)?;
-                Cow::Owned(buf)
+            match queries.as_f32() {
+                Some(s) => check_finite("queries", s, rq.dim(), 0).map(|()| Some(s)),
+                None => queries.block(0, queries.rows(), &mut buf).map(|_| None),
             }
+        });
+        let (queries, spare) = match checked {
+            Ok(Some(s)) => (Cow::Borrowed(s), buf),
+            Ok(None) => (Cow::Owned(buf), Vec::new()),
+            Err(e) => return Err((e, (resid, buf))),
         };
         Ok(CodebookScorer {
             rq,
             metric,
-            queries: q,
+            queries,
             sets: rq.sets(),
-            resid: Vec::new(),
+            resid,
+            spare,
         })
+    }
+
+    /// The buffers to hand to the next [`CodebookScorer::with_scratch`].
+    pub(crate) fn into_scratch(self) -> ScorerScratch {
+        match self.queries {
+            Cow::Owned(v) => (self.resid, v),
+            Cow::Borrowed(_) => (self.resid, self.spare),
+        }
     }
 
     /// Number of queries.
