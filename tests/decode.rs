@@ -617,3 +617,78 @@ fn item_filter_lists_must_match_the_batch() {
     );
     assert!(BeamSearch::new(2, 2).unwrap().per_prefix(Some(0)).is_err());
 }
+
+/// The search prefetches every beam's trie node and children before it
+/// scores a level (a hint that cannot change results), and prefetching any
+/// state, even one that is not in the trie, is harmless.
+#[test]
+fn search_prefetches_every_beam_and_bad_states_are_ignored() {
+    use semid::decode::{Allowed, Constraint};
+    use semid::sid::State;
+    use std::cell::Cell;
+    struct Counting<'a> {
+        trie: &'a Trie,
+        calls: Cell<(usize, usize)>,
+    }
+    impl Constraint for Counting<'_> {
+        fn id_len(&self) -> usize {
+            self.trie.id_len()
+        }
+        fn codebook_size(&self, level: usize) -> usize {
+            self.trie.codebook_sizes()[level]
+        }
+        fn start(&self) -> State {
+            self.trie.start()
+        }
+        fn allowed(&self, s: State) -> Allowed<'_> {
+            Allowed::Tokens(self.trie.allowed(s))
+        }
+        fn child(&self, s: State, i: usize) -> State {
+            self.trie.child(s, i).unwrap()
+        }
+        fn items(&self, s: State) -> &[u32] {
+            self.trie.items(s)
+        }
+        fn prefetch(&self, s: State) {
+            self.trie.prefetch(s);
+            let (a, b) = self.calls.get();
+            self.calls.set((a + 1, b));
+        }
+        fn prefetch_children(&self, s: State) {
+            self.trie.prefetch_children(s);
+            let (a, b) = self.calls.get();
+            self.calls.set((a, b + 1));
+        }
+    }
+    let ids: Vec<u16> = (0..300u16).flat_map(|i| [i % 7, i % 11, i % 13]).collect();
+    let trie = Trie::from_ids(&ids, 3, &[7, 11, 13]).unwrap();
+    let table: Vec<f32> = (0..2 * 31).map(|i| -((i * 37 % 17) as f32)).collect();
+    let mut scorer = TableScorer::new(2, &[7, 11, 13], table).unwrap();
+    let c = Counting {
+        trie: &trie,
+        calls: Cell::new((0, 0)),
+    };
+    let mut bs = BeamSearch::new(4, 3).unwrap();
+    let got = bs.search(&c, &mut scorer, 2).unwrap();
+    assert_eq!(got, bs.search(&trie, &mut scorer, 2).unwrap());
+    // Level 0: 2 root beams; levels 1 and 2: at most 4 beams per query.
+    let (a, b) = c.calls.get();
+    assert_eq!(a, b);
+    assert!((2 + 2..=2 + 8 + 8).contains(&a), "{a} prefetches");
+    for s in [
+        State { depth: 0, node: 0 },
+        State { depth: 3, node: 0 },
+        State {
+            depth: 1,
+            node: 9_999,
+        },
+        State { depth: 99, node: 1 },
+        State {
+            depth: u32::MAX,
+            node: u32::MAX,
+        },
+    ] {
+        trie.prefetch(s);
+        trie.prefetch_children(s);
+    }
+}

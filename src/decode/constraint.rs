@@ -34,6 +34,19 @@ pub trait Constraint {
     /// Items of a complete sequence (empty: the sequence is a hit with no
     /// item, [`NO_ITEM`](crate::hits::NO_ITEM)).
     fn items(&self, s: State) -> &[u32];
+    /// A hint that `s` is about to be looked up ([`Trie::prefetch`]); the
+    /// search calls it for every beam, then [`Constraint::prefetch_children`]
+    /// for every beam, before scoring a level. Does nothing by default.
+    #[inline]
+    fn prefetch(&self, s: State) {
+        let _ = s;
+    }
+    /// The second half of [`Constraint::prefetch`] ([`Trie::prefetch_children`]).
+    /// Does nothing by default.
+    #[inline]
+    fn prefetch_children(&self, s: State) {
+        let _ = s;
+    }
 }
 
 impl Constraint for Trie {
@@ -56,6 +69,14 @@ impl Constraint for Trie {
     }
     fn items(&self, s: State) -> &[u32] {
         Trie::items(self, s)
+    }
+    #[inline]
+    fn prefetch(&self, s: State) {
+        Trie::prefetch(self, s);
+    }
+    #[inline]
+    fn prefetch_children(&self, s: State) {
+        Trie::prefetch_children(self, s);
     }
 }
 

@@ -35,6 +35,24 @@ pub(crate) use eigen::symmetric_eigen;
 pub(crate) use gemm::{cross_products, dots_packed, pack_panels_into, transpose_into};
 pub(crate) use topk::TopK;
 
+/// Asks the CPU to bring the cache line holding `p` into its caches, so a
+/// later load does not wait for memory (lookups whose addresses are known a
+/// while before they are read: the trie states of every beam, batch by
+/// batch). A hint only: no effect on results, none on other targets.
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `_mm_prefetch` needs SSE, which every x86-64 CPU has; a
+    // prefetch reads nothing the program sees and never faults, whatever
+    // the address.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// An instruction-set level for the vector kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Simd {

@@ -197,6 +197,29 @@ impl Trie {
         &self.tokens[s.depth as usize][lo..hi]
     }
 
+    /// Starts fetching what [`Trie::allowed`] and [`Trie::step`] read first
+    /// for `s` (its child range), so that a batch of states can be looked
+    /// up with the memory latency overlapped: prefetch every state, then
+    /// [`Trie::prefetch_children`] every state, then step them. A hint
+    /// only; invalid states are ignored. [`crate::decode::BeamSearch`] does
+    /// this for all beams of a level while the scorer runs.
+    #[inline]
+    pub fn prefetch(&self, s: State) {
+        if self.is_valid(s) && (s.depth as usize) < self.id_len() {
+            self.offsets[s.depth as usize].prefetch(s.node as usize);
+        }
+    }
+
+    /// Starts fetching the child tokens of `s` (reads its child range, which
+    /// [`Trie::prefetch`] brought in). A hint only.
+    #[inline]
+    pub fn prefetch_children(&self, s: State) {
+        if self.is_valid(s) && (s.depth as usize) < self.id_len() {
+            let (lo, _) = self.range(s);
+            crate::kernels::prefetch(&self.tokens[s.depth as usize][lo]);
+        }
+    }
+
     /// The state after `token`, or `None` if no ID continues that way.
     #[inline]
     #[must_use]

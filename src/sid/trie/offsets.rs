@@ -36,6 +36,19 @@ impl Offsets {
         }
     }
 
+    /// Prefetches what [`Offsets::get`] reads for entries `i` and `i + 1`
+    /// (`i` must be below [`Offsets::len`]).
+    #[inline]
+    pub(super) fn prefetch(&self, i: usize) {
+        match self {
+            Offsets::Narrow { base, rel } => {
+                crate::kernels::prefetch(&base[i / OFF_BLOCK]);
+                crate::kernels::prefetch(&rel[i]);
+            }
+            Offsets::Wide(o) => crate::kernels::prefetch(&o[i]),
+        }
+    }
+
     pub(super) fn len(&self) -> usize {
         match self {
             Offsets::Narrow { rel, .. } => rel.len(),
