@@ -217,9 +217,18 @@ fn convert(body: &[u8], elem: Elem, little: bool, out: &mut [f32]) {
                 }
             });
             if elem == Elem::F16 {
-                // F16C at run time where the CPU has it.
-                let h: Vec<f16> = bits.map(f16::from_bits).collect();
-                h.convert_to_f32_slice(out);
+                // F16C at run time where the CPU has it, through a small
+                // buffer that stays in cache (no allocation per block).
+                const STEP: usize = 1024;
+                let mut h = [f16::ZERO; STEP];
+                let mut bits = bits;
+                for o in out.chunks_mut(STEP) {
+                    let h = &mut h[..o.len()];
+                    for (v, b) in h.iter_mut().zip(&mut bits) {
+                        *v = f16::from_bits(b);
+                    }
+                    h.convert_to_f32_slice(o);
+                }
             } else {
                 for (o, b) in out.iter_mut().zip(bits) {
                     *o = bf16::from_bits(b).to_f32();
@@ -453,7 +462,8 @@ impl NpyReader {
         self.file
             .read_exact(&mut self.raw)
             .map_err(crate::error::io_at(&self.path))?;
-        out.clear();
+        // Every value is overwritten: a reused buffer of the same size is
+        // not cleared first.
         out.resize(count, 0.0);
         convert(&self.raw, self.header.elem, self.header.little, out);
         self.next += n;
