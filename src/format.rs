@@ -249,8 +249,45 @@ fn bincode_config() -> impl bincode::config::Config {
 }
 
 pub(crate) fn encode_payload<T: Serialize>(v: &T) -> Result<Vec<u8>> {
-    bincode::serde::encode_to_vec(v, bincode_config())
-        .map_err(|e| FormatError::Payload(e.to_string()).into())
+    encode_payload_within(v, MAX_PAYLOAD as usize)
+}
+
+/// [`encode_payload`], refusing a payload above `limit` bytes: a file that
+/// no build could load is never written (at [`MAX_PAYLOAD`], a
+/// `SemanticIndex` of about 90M items). Stops writing at the limit.
+fn encode_payload_within<T: Serialize>(v: &T, limit: usize) -> Result<Vec<u8>> {
+    /// A `Vec` that refuses to grow past `limit`.
+    struct Capped {
+        buf: Vec<u8>,
+        limit: usize,
+        over: bool,
+    }
+    impl std::io::Write for Capped {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            if self.buf.len() + data.len() > self.limit {
+                self.over = true;
+                return Err(std::io::Error::other("payload limit"));
+            }
+            self.buf.extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = Capped {
+        buf: Vec::new(),
+        limit,
+        over: false,
+    };
+    match bincode::serde::encode_into_std_write(v, &mut w, bincode_config()) {
+        Ok(_) => Ok(w.buf),
+        Err(_) if w.over => Err(FormatError::Payload(format!(
+            "the payload is larger than the {limit}-byte limit of a model file, so it could not be loaded; split the catalog (docs/SCALE.md)"
+        ))
+        .into()),
+        Err(e) => Err(FormatError::Payload(e.to_string()).into()),
+    }
 }
 
 pub(crate) fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T> {
@@ -410,4 +447,24 @@ pub(crate) fn to_invalid(e: Error) -> Error {
 /// A stored size as `usize`, or an invalid-payload error naming `what`.
 pub(crate) fn stored_usize(v: u64, what: &str) -> Result<usize> {
     usize::try_from(v).map_err(|_| invalid_payload(format!("{what} {v} does not fit usize")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_above_the_limit_are_refused_when_written() {
+        let v: Vec<u32> = (0..100).collect();
+        let bytes = encode_payload_within(&v, 1 << 20).unwrap();
+        assert_eq!(decode_payload::<Vec<u32>>(&bytes).unwrap(), v);
+        // One byte short of what the payload needs: a typed error.
+        match encode_payload_within(&v, bytes.len() - 1) {
+            Err(Error::Format(FormatError::Payload(m))) => {
+                assert!(m.contains("could not be loaded"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(encode_payload_within(&v, bytes.len()).unwrap(), bytes);
+    }
 }

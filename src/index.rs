@@ -112,6 +112,61 @@ impl SemanticIndex {
         ))
     }
 
+    /// An index of items `0..n` whose codes are already known (row `i` of
+    /// `codes` is item `i`'s code under `quantizer`: encoded elsewhere, in
+    /// a Spark job or an earlier run), without the embeddings.
+    ///
+    /// Errors: a level count or a token that does not fit `quantizer`;
+    /// [`CollisionPolicy::ReassignLastLevel`] and
+    /// [`CollisionPolicy::Sinkhorn`], which need the embeddings (use
+    /// [`SemanticIndex::build`]); as [`SidMap::build`].
+    ///
+    /// ```
+    /// use semid::{Codes, Par, Quantizer, RqKMeans, RqKMeansConfig, SemanticIndex, Embeddings};
+    /// use semid::sid::CollisionPolicy;
+    /// let cfg = semid::synthetic::MixtureConfig { n: 500, dim: 8, ..Default::default() };
+    /// let data = semid::synthetic::hierarchical_mixture(&cfg);
+    /// let x = Embeddings::new(&data, 8)?;
+    /// let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(2, 16).seed(1), x)?;
+    /// let codes = rq.encode(x)?;
+    /// let (a, _) = SemanticIndex::from_codes(rq.clone(), &codes, CollisionPolicy::AppendSuffix)?;
+    /// let (b, _) = SemanticIndex::build(rq, x, CollisionPolicy::AppendSuffix, Par::Seq)?;
+    /// assert_eq!(a, b);
+    /// # Ok::<(), semid::Error>(())
+    /// ```
+    pub fn from_codes(
+        quantizer: impl Into<AnyQuantizer>,
+        codes: &Codes,
+        policy: CollisionPolicy,
+    ) -> Result<(SemanticIndex, SidReport)> {
+        let quantizer = quantizer.into();
+        if codes.levels() != quantizer.levels() {
+            return Err(Error::Shape {
+                what: "code levels (codes vs. quantizer)",
+                expected: quantizer.levels(),
+                got: codes.levels(),
+            });
+        }
+        if policy.needs_distances() {
+            return Err(invalid(
+                "policy",
+                format!(
+                    "{policy:?} moves items by their last-level distances, which need the embeddings; use SemanticIndex::build"
+                ),
+            ));
+        }
+        let (map, report) = SidMap::build(codes, &quantizer.codebook_sizes(), policy)?;
+        let trie = Trie::build(&map)?;
+        Ok((
+            SemanticIndex {
+                quantizer,
+                map,
+                trie,
+            },
+            report,
+        ))
+    }
+
     /// Adds `items` (row `i` of `x` is `items[i]`): encodes them, gives them
     /// IDs under the index's policy (existing items keep theirs), and
     /// rebuilds the trie (one pass over the sorted IDs). On error the index

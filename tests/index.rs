@@ -479,3 +479,42 @@ fn shared_index_swaps_while_threads_search() {
     assert!(Arc::ptr_eq(&old, &last));
     assert_eq!(*shared.load(), *last);
 }
+
+/// `from_codes` builds the index `build` builds from the same codes, and
+/// refuses codes that do not fit the quantizer and policies that need the
+/// embeddings.
+#[test]
+fn index_from_codes_equals_build_and_checks_its_input() {
+    let (data, index) = rq_index(400, CollisionPolicy::AppendSuffix);
+    let x = Embeddings::new(&data, D).unwrap();
+    let q = index.quantizer().clone();
+    let codes = index.encode(x, Par::Seq).unwrap();
+    let (again, report) =
+        SemanticIndex::from_codes(q.clone(), &codes, CollisionPolicy::AppendSuffix).unwrap();
+    assert_eq!(again, index);
+    assert_eq!(report.items, 400);
+    let short = semid::Codes::new(codes.as_slice()[..400].to_vec(), 1).unwrap();
+    assert!(matches!(
+        SemanticIndex::from_codes(q.clone(), &short, CollisionPolicy::AppendSuffix),
+        Err(Error::Shape { .. })
+    ));
+    let mut big = codes.as_slice().to_vec();
+    big[5] = 16;
+    let big = semid::Codes::new(big, 2).unwrap();
+    assert!(matches!(
+        SemanticIndex::from_codes(q.clone(), &big, CollisionPolicy::AppendSuffix),
+        Err(Error::TokenOutOfRange { .. })
+    ));
+    for policy in [
+        CollisionPolicy::ReassignLastLevel { capacity: 1 },
+        CollisionPolicy::SINKHORN,
+    ] {
+        assert!(matches!(
+            SemanticIndex::from_codes(q.clone(), &codes, policy),
+            Err(Error::InvalidConfig {
+                field: "policy",
+                ..
+            })
+        ));
+    }
+}

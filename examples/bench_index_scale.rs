@@ -1,0 +1,135 @@
+//! A `SemanticIndex` of N items from synthetic codes (issue 26's catalog
+//! scale): build from codes, memory, save, load, codebook-scored search,
+//! and inserting a batch of new items. One JSON line.
+//!
+//! ```text
+//! cargo run --release --example bench_index_scale -- [--items 1000000] [--levels 3] [--k 256]
+//!     [--dim 32] [--insert 10000] [--queries 10000] [--seed 3]
+//! ```
+//! Codes are uniform over `k^levels` (IDs get a suffix where they collide);
+//! the quantizer is an RQ-KMeans with seeded random codebooks of width
+//! `--dim`, so search and insert run the real paths. Memory is the growth
+//! of the process's resident set (`/proc/self/status`, Linux) while the
+//! index is built and held, beside the trie's own count; `peak_rss_mb` is
+//! the process's high-water mark.
+use std::time::Instant;
+
+use semid::decode::BeamSearch;
+use semid::hits::Hits;
+use semid::sid::CollisionPolicy;
+use semid::{Codes, Embeddings, ModelFile, Par, RqKMeans, SemanticIndex};
+
+mod common;
+use common::{Args, Flag};
+
+const ABOUT: &str = "a SemanticIndex from N synthetic codes: build, memory, save, load, search, insert";
+
+const FLAGS: &[Flag] = &[
+    ("--items", true, "1000000", "items (synthetic codes)"),
+    ("--levels", true, "3", "code levels"),
+    ("--k", true, "256", "codes per level"),
+    ("--dim", true, "32", "quantizer width"),
+    ("--insert", true, "10000", "new items inserted at the end"),
+    ("--queries", true, "10000", "codebook-scored queries"),
+    ("--seed", true, "3", "seed"),
+];
+
+fn main() -> std::process::ExitCode {
+    common::run("bench_index_scale", body)
+}
+
+/// A field of `/proc/self/status` in MB (`VmRSS`, `VmHWM`); 0 elsewhere.
+fn status_mb(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Seeded floats in [-0.5, 0.5).
+fn floats(len: usize, seed: u64) -> Vec<f32> {
+    semid::synthetic::integers(len, 1 << 20, seed)
+        .into_iter()
+        .map(|v| v as f32 / (1 << 20) as f32 - 0.5)
+        .collect()
+}
+
+fn body() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse_or_exit("bench_index_scale", ABOUT, FLAGS);
+    let n: usize = args.num("--items")?;
+    let levels: usize = args.num("--levels")?;
+    let k: usize = args.num("--k")?;
+    let dim: usize = args.num("--dim")?;
+    let n_insert: usize = args.num("--insert")?;
+    let n_queries: usize = args.num("--queries")?;
+    let seed: u64 = args.num("--seed")?;
+    let rq = RqKMeans::from_codebooks(floats(levels * k * dim, seed), levels, dim)?;
+    let codes: Vec<u16> = semid::synthetic::integers(n * levels, k as u32, seed ^ 0xc0de)
+        .into_iter()
+        .map(|t| t as u16)
+        .collect();
+    let codes = Codes::new(codes, levels)?;
+    let rss0 = status_mb("VmRSS");
+    let t = Instant::now();
+    let (mut index, report) = SemanticIndex::from_codes(rq, &codes, CollisionPolicy::AppendSuffix)?;
+    let build_s = t.elapsed().as_secs_f64();
+    drop(codes);
+    let index_mb = status_mb("VmRSS") - rss0;
+    let ts = index.trie().stats();
+
+    let t = Instant::now();
+    let bytes = index.to_bytes()?;
+    let save_s = t.elapsed().as_secs_f64();
+    // A file the loader refuses (its payload limit) is reported, not fatal:
+    // the other figures still come.
+    let t = Instant::now();
+    let (load_s, load) = match SemanticIndex::from_bytes(&bytes) {
+        Ok(loaded) => {
+            let s = t.elapsed().as_secs_f64();
+            (format!("{s:.3}"), format!("{}", loaded == index))
+        }
+        Err(e) => ("null".into(), format!("\"{}\"", e.to_string().replace('"', "'"))),
+    };
+    let file_mb = bytes.len() as f64 / 1e6;
+    drop(bytes);
+
+    // Codebook-scored queries in batches of 64.
+    let queries = floats(n_queries * dim, seed ^ 0x9e);
+    let mut bs = BeamSearch::new(20, 10)?;
+    let mut hits = Hits::new();
+    let t = Instant::now();
+    let mut found = 0usize;
+    for b in queries.chunks(64 * dim) {
+        index.search_embeddings_into(Embeddings::new(b, dim)?, &mut bs, &mut hits)?;
+        found += (0..b.len() / dim)
+            .map(|q| hits.query(q).items.len())
+            .sum::<usize>();
+    }
+    let search_us = t.elapsed().as_secs_f64() * 1e6 / n_queries.max(1) as f64;
+
+    // A batch of new items (their embeddings are encoded by the index).
+    let new_x = floats(n_insert * dim, seed ^ 0x1e5);
+    let items: Vec<u32> = (n as u32..(n + n_insert) as u32).collect();
+    let t = Instant::now();
+    if n_insert > 0 {
+        index.insert(&items, Embeddings::new(&new_x, dim)?, Par::default())?;
+    }
+    let insert_ms = t.elapsed().as_secs_f64() * 1e3;
+
+    println!(
+        "{{\"items\":{n},\"levels\":{levels},\"k\":{k},\"ids\":{},\"max_bucket\":{},\"build_s\":{build_s:.3},\"index_rss_mb\":{index_mb:.1},\"index_bytes_per_item\":{:.1},\"trie_structure_bytes_per_item\":{:.2},\"trie_item_bytes_per_item\":{:.2},\"file_mb\":{file_mb:.1},\"save_s\":{save_s:.3},\"load_s\":{load_s},\"loaded\":{load},\"search_us_per_query\":{search_us:.1},\"hits\":{found},\"insert\":{n_insert},\"insert_ms\":{insert_ms:.1},\"peak_rss_mb\":{:.1},\"cpu\":\"{}\"}}",
+        ts.ids,
+        report.max_bucket,
+        index_mb * 1e6 / n as f64,
+        ts.structure_bytes as f64 / n as f64,
+        ts.item_bytes as f64 / n as f64,
+        status_mb("VmHWM"),
+        common::cpu_model(),
+    );
+    Ok(())
+}
