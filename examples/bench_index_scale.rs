@@ -22,7 +22,8 @@ use semid::{Codes, Embeddings, ModelFile, Par, RqKMeans, SemanticIndex};
 mod common;
 use common::{Args, Flag};
 
-const ABOUT: &str = "a SemanticIndex from N synthetic codes: build, memory, save, load, search, insert";
+const ABOUT: &str =
+    "a SemanticIndex from N synthetic codes: build, memory, save, load, search, insert";
 
 const FLAGS: &[Flag] = &[
     ("--items", true, "1000000", "items (synthetic codes)"),
@@ -93,7 +94,10 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
             let s = t.elapsed().as_secs_f64();
             (format!("{s:.3}"), format!("{}", loaded == index))
         }
-        Err(e) => ("null".into(), format!("\"{}\"", e.to_string().replace('"', "'"))),
+        Err(e) => (
+            "null".into(),
+            format!("\"{}\"", e.to_string().replace('"', "'")),
+        ),
     };
     let file_mb = bytes.len() as f64 / 1e6;
     drop(bytes);

@@ -262,16 +262,14 @@ fn encode_payload_within<T: Serialize>(v: &T, limit: usize) -> Result<Vec<u8>> {
         limit: usize,
         over: bool,
     }
-    impl std::io::Write for Capped {
-        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+    impl bincode::enc::write::Writer for Capped {
+        #[inline]
+        fn write(&mut self, data: &[u8]) -> std::result::Result<(), bincode::error::EncodeError> {
             if self.buf.len() + data.len() > self.limit {
                 self.over = true;
-                return Err(std::io::Error::other("payload limit"));
+                return Err(bincode::error::EncodeError::Other("payload limit"));
             }
             self.buf.extend_from_slice(data);
-            Ok(data.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
     }
@@ -280,8 +278,8 @@ fn encode_payload_within<T: Serialize>(v: &T, limit: usize) -> Result<Vec<u8>> {
         limit,
         over: false,
     };
-    match bincode::serde::encode_into_std_write(v, &mut w, bincode_config()) {
-        Ok(_) => Ok(w.buf),
+    match bincode::serde::encode_into_writer(v, &mut w, bincode_config()) {
+        Ok(()) => Ok(w.buf),
         Err(_) if w.over => Err(FormatError::Payload(format!(
             "the payload is larger than the {limit}-byte limit of a model file, so it could not be loaded; split the catalog (docs/SCALE.md)"
         ))
