@@ -13,8 +13,7 @@
 //! The catalog is the built-in hierarchical mixture (RQ-KMeans 3 × 256
 //! fitted on it, IDs with a suffix); queries are catalog rows with small
 //! seeded noise.
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
@@ -27,23 +26,8 @@ use semid::{Embeddings, Par, RqKMeans, RqKMeansConfig, SemanticIndex, SharedInde
 mod common;
 use common::{Args, Flag};
 
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator and only counts calls.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) };
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::counting::Counting = common::counting::Counting;
 
 const ABOUT: &str =
     "threads x codebook-scored searches on one shared index, one JSON line per thread count";
@@ -154,11 +138,11 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
             })
             .collect();
         start.wait();
-        let before = ALLOCS.load(Relaxed);
+        let before = common::counting::ALLOCS.load(Relaxed);
         let clock = Instant::now();
         done.wait();
         let secs = clock.elapsed().as_secs_f64();
-        let timed_allocs = ALLOCS.load(Relaxed) - before;
+        let timed_allocs = common::counting::ALLOCS.load(Relaxed) - before;
         let mut found = 0;
         for h in workers {
             found += h.join().map_err(|_| "a search thread panicked")??;

@@ -101,15 +101,7 @@ impl SemanticIndex {
         } else {
             SidMap::build(&codes, &quantizer.codebook_sizes(), policy)?
         };
-        let trie = Trie::build(&map)?;
-        Ok((
-            SemanticIndex {
-                quantizer,
-                map,
-                trie,
-            },
-            report,
-        ))
+        Ok((SemanticIndex::assemble(quantizer, map)?, report))
     }
 
     /// An index of items `0..n` whose codes are already known (row `i` of
@@ -156,15 +148,17 @@ impl SemanticIndex {
             ));
         }
         let (map, report) = SidMap::build(codes, &quantizer.codebook_sizes(), policy)?;
+        Ok((SemanticIndex::assemble(quantizer, map)?, report))
+    }
+
+    /// The index of a quantizer and the map it gave, with the map's trie.
+    fn assemble(quantizer: AnyQuantizer, map: SidMap) -> Result<SemanticIndex> {
         let trie = Trie::build(&map)?;
-        Ok((
-            SemanticIndex {
-                quantizer,
-                map,
-                trie,
-            },
-            report,
-        ))
+        Ok(SemanticIndex {
+            quantizer,
+            map,
+            trie,
+        })
     }
 
     /// Adds `items` (row `i` of `x` is `items[i]`): encodes them, gives them

@@ -3,8 +3,7 @@
 //! Counted with a global allocator (this file holds one test so nothing
 //! else allocates meanwhile).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 
 use half::f16;
 use semid::decode::BeamSearch;
@@ -13,23 +12,12 @@ use semid::sid::CollisionPolicy;
 use semid::synthetic::{MixtureConfig, hierarchical_mixture};
 use semid::{Embeddings, Par, RqKMeans, RqKMeansConfig, SemanticIndex};
 
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator and only counts calls.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, SeqCst);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) };
-    }
-}
+#[path = "../examples/common/counting.rs"]
+mod counting;
+use counting::ALLOCS;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting::Counting = counting::Counting;
 
 #[test]
 fn embedding_search_does_not_allocate_after_warm_up() {

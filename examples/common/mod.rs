@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 mod args;
+pub mod counting;
 pub use args::{Args, Flag, run};
 
 /// The `--input` flag of the examples that read embeddings.
