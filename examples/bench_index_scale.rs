@@ -1,6 +1,7 @@
 //! A `SemanticIndex` of N items from synthetic codes (issue 26's catalog
 //! scale): build from codes, memory, save, load, codebook-scored search,
-//! and inserting a batch of new items. One JSON line.
+//! inserting batches of new items (pending beside the compacted index),
+//! searching with them pending, and compacting. One JSON line.
 //!
 //! ```text
 //! cargo run --release --example bench_index_scale -- [--items 1000000] [--levels 3] [--k 256]
@@ -17,7 +18,7 @@ use std::time::Instant;
 use semid::decode::BeamSearch;
 use semid::hits::Hits;
 use semid::sid::CollisionPolicy;
-use semid::{Codes, Embeddings, ModelFile, Par, RqKMeans, SemanticIndex};
+use semid::{Codes, Embeddings, ModelFile, Par, RqKMeans, SemanticIndex, SharedIndex};
 
 mod common;
 use common::{Args, Flag};
@@ -83,40 +84,54 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
     let index_mb = status_mb("VmRSS") - rss0;
     let ts = index.trie().stats();
 
+    // A file the format refuses to write or read (its payload limit) is
+    // reported, not fatal: the other figures still come.
+    let quote = |e: semid::Error| format!("\"{}\"", e.to_string().replace('"', "'"));
     let t = Instant::now();
-    let bytes = index.to_bytes()?;
-    let save_s = t.elapsed().as_secs_f64();
-    // A file the loader refuses (its payload limit) is reported, not fatal:
-    // the other figures still come.
-    let t = Instant::now();
-    let (load_s, load) = match SemanticIndex::from_bytes(&bytes) {
-        Ok(loaded) => {
-            let s = t.elapsed().as_secs_f64();
-            (format!("{s:.3}"), format!("{}", loaded == index))
+    let (save_s, file_mb, load_s, load) = match index.to_bytes() {
+        Ok(bytes) => {
+            let save_s = format!("{:.3}", t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            let (load_s, load) = match SemanticIndex::from_bytes(&bytes) {
+                Ok(loaded) => {
+                    let s = t.elapsed().as_secs_f64();
+                    (format!("{s:.3}"), format!("{}", loaded == index))
+                }
+                Err(e) => ("null".into(), quote(e)),
+            };
+            (
+                save_s,
+                format!("{:.1}", bytes.len() as f64 / 1e6),
+                load_s,
+                load,
+            )
         }
-        Err(e) => (
-            "null".into(),
-            format!("\"{}\"", e.to_string().replace('"', "'")),
-        ),
+        Err(e) => ("null".into(), "null".into(), "null".into(), quote(e)),
     };
-    let file_mb = bytes.len() as f64 / 1e6;
-    drop(bytes);
 
     // Codebook-scored queries in batches of 64.
     let queries = floats(n_queries * dim, seed ^ 0x9e);
     let mut bs = BeamSearch::new(20, 10)?;
     let mut hits = Hits::new();
-    let t = Instant::now();
-    let mut found = 0usize;
-    for b in queries.chunks(64 * dim) {
-        index.search_embeddings_into(Embeddings::new(b, dim)?, &mut bs, &mut hits)?;
-        found += (0..b.len() / dim)
-            .map(|q| hits.query(q).items.len())
-            .sum::<usize>();
-    }
-    let search_us = t.elapsed().as_secs_f64() * 1e6 / n_queries.max(1) as f64;
+    let mut search = |index: &SemanticIndex| -> Result<(f64, usize), semid::Error> {
+        let t = Instant::now();
+        let mut found = 0usize;
+        for b in queries.chunks(64 * dim) {
+            index.search_embeddings_into(Embeddings::new(b, dim)?, &mut bs, &mut hits)?;
+            found += (0..b.len() / dim)
+                .map(|q| hits.query(q).items.len())
+                .sum::<usize>();
+        }
+        Ok((
+            t.elapsed().as_secs_f64() * 1e6 / n_queries.max(1) as f64,
+            found,
+        ))
+    };
+    let (search_us, found) = search(&index)?;
 
-    // A batch of new items (their embeddings are encoded by the index).
+    // A batch of new items (their embeddings are encoded by the index),
+    // then a second batch of known codes: both stay pending beside the
+    // compacted map and trie unless they pass the compaction threshold.
     let new_x = floats(n_insert * dim, seed ^ 0x1e5);
     let items: Vec<u32> = (n as u32..(n + n_insert) as u32).collect();
     let t = Instant::now();
@@ -124,14 +139,48 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
         index.insert(&items, Embeddings::new(&new_x, dim)?, Par::default())?;
     }
     let insert_ms = t.elapsed().as_secs_f64() * 1e3;
+    let more: Vec<u16> = semid::synthetic::integers(n_insert * levels, k as u32, seed ^ 0x2e5)
+        .into_iter()
+        .map(|t| t as u16)
+        .collect();
+    let more_items: Vec<u32> = ((n + n_insert) as u32..(n + 2 * n_insert) as u32).collect();
+    let t = Instant::now();
+    if n_insert > 0 {
+        index.insert_codes(&more_items, &Codes::new(more, levels)?)?;
+    }
+    let insert_codes_ms = t.elapsed().as_secs_f64() * 1e3;
+    let pending = index.pending();
+    let (search_pending_us, _) = search(&index)?;
+    // Folding the inserts in costs what a rebuild costs.
+    let t = Instant::now();
+    index.compact()?;
+    let compact_s = t.elapsed().as_secs_f64();
+    let map_bytes = index.map().heap_bytes() as f64 / index.len() as f64;
+    let ts2 = index.trie().stats();
+    let total = index.len();
+
+    // A service's insert: copy-on-write through `SharedIndex`. The copy
+    // shares the compacted arrays, so it costs the pending inserts only.
+    let shared = SharedIndex::new(index);
+    let third: Vec<u16> = semid::synthetic::integers(n_insert * levels, k as u32, seed ^ 0x3e5)
+        .into_iter()
+        .map(|t| t as u16)
+        .collect();
+    let third_items: Vec<u32> = (total as u32..(total + n_insert) as u32).collect();
+    let t = Instant::now();
+    if n_insert > 0 {
+        shared.update(|ix| ix.insert_codes(&third_items, &Codes::new(third, levels)?))?;
+    }
+    let shared_update_ms = t.elapsed().as_secs_f64() * 1e3;
 
     println!(
-        "{{\"items\":{n},\"levels\":{levels},\"k\":{k},\"ids\":{},\"max_bucket\":{},\"build_s\":{build_s:.3},\"index_rss_mb\":{index_mb:.1},\"index_bytes_per_item\":{:.1},\"trie_structure_bytes_per_item\":{:.2},\"trie_item_bytes_per_item\":{:.2},\"file_mb\":{file_mb:.1},\"save_s\":{save_s:.3},\"load_s\":{load_s},\"loaded\":{load},\"search_us_per_query\":{search_us:.1},\"hits\":{found},\"insert\":{n_insert},\"insert_ms\":{insert_ms:.1},\"peak_rss_mb\":{:.1},\"cpu\":\"{}\"}}",
+        "{{\"items\":{n},\"levels\":{levels},\"k\":{k},\"ids\":{},\"max_bucket\":{},\"build_s\":{build_s:.3},\"index_rss_mb\":{index_mb:.1},\"index_bytes_per_item\":{:.1},\"trie_structure_bytes_per_item\":{:.2},\"trie_item_bytes_per_item\":{:.2},\"file_mb\":{file_mb},\"save_s\":{save_s},\"load_s\":{load_s},\"loaded\":{load},\"search_us_per_query\":{search_us:.1},\"hits\":{found},\"insert\":{n_insert},\"insert_ms\":{insert_ms:.1},\"insert_codes_ms\":{insert_codes_ms:.1},\"pending\":{pending},\"search_pending_us_per_query\":{search_pending_us:.1},\"compact_s\":{compact_s:.3},\"shared_update_ms\":{shared_update_ms:.1},\"map_bytes_per_item\":{map_bytes:.2},\"trie_bytes_per_item\":{:.2},\"peak_rss_mb\":{:.1},\"cpu\":\"{}\"}}",
         ts.ids,
         report.max_bucket,
         index_mb * 1e6 / n as f64,
         ts.structure_bytes as f64 / n as f64,
         ts.item_bytes as f64 / n as f64,
+        (ts2.structure_bytes + ts2.item_bytes) as f64 / total as f64,
         status_mb("VmHWM"),
         common::cpu_model(),
     );

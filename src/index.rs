@@ -161,10 +161,23 @@ impl SemanticIndex {
         })
     }
 
-    /// Adds `items` (row `i` of `x` is `items[i]`): encodes them, gives them
-    /// IDs under the index's policy (existing items keep theirs), and
-    /// rebuilds the trie (one pass over the sorted IDs). On error the index
-    /// is unchanged.
+    /// Adds `items` (row `i` of `x` is `items[i]`): encodes them and gives
+    /// them IDs under the index's policy; existing items keep theirs. On
+    /// error the index is unchanged.
+    ///
+    /// Cost: O(m log n) for m items into an index of n, plus the encoding:
+    /// the new IDs go beside the compacted map and trie (see [`Trie`]).
+    /// Once the pending inserts pass [`COMPACT_MIN_ITEMS`](crate::sid::COMPACT_MIN_ITEMS)
+    /// or an eighth of the index, this call also compacts both (one pass
+    /// over all IDs, as a build); [`SemanticIndex::compact`] does it when
+    /// you choose. Searches see the new items at once, and return what an
+    /// index built from the same map returns.
+    ///
+    /// Existing IDs never move. Under a policy where a fresh fit would
+    /// number items differently (suffixes are given in insertion order;
+    /// [`CollisionPolicy::ReassignLastLevel`] and
+    /// [`CollisionPolicy::Sinkhorn`] move only new items), the IDs already
+    /// given win.
     ///
     /// Errors: as [`SidMap::insert`] (an item already present, …) and
     /// [`Quantizer::encode_into`]; a row count other than `items.len()`.
@@ -185,9 +198,75 @@ impl SemanticIndex {
         } else {
             self.map.insert(items, &codes)?
         };
-        // A non-empty map always builds (the map checked every ID).
-        self.trie = Trie::build(&self.map)?;
+        self.sync_trie(items)?;
         Ok(report)
+    }
+
+    /// [`SemanticIndex::insert`] for items whose codes under the index's
+    /// quantizer are already known (encoded elsewhere, as for
+    /// [`SemanticIndex::from_codes`]): row `i` of `codes` is `items[i]`.
+    ///
+    /// Errors: [`CollisionPolicy::ReassignLastLevel`] and
+    /// [`CollisionPolicy::Sinkhorn`], which need the embeddings; as
+    /// [`SidMap::insert`] (a level count or a token that does not fit, an
+    /// item already present, …).
+    ///
+    /// ```
+    /// use semid::{Codes, Quantizer, RqKMeans, RqKMeansConfig, SemanticIndex, Embeddings};
+    /// use semid::sid::CollisionPolicy;
+    /// let cfg = semid::synthetic::MixtureConfig { n: 500, dim: 8, ..Default::default() };
+    /// let data = semid::synthetic::hierarchical_mixture(&cfg);
+    /// let x = Embeddings::new(&data, 8)?;
+    /// let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(2, 16).seed(1), x)?;
+    /// let codes = rq.encode(x)?;
+    /// let (mut index, _) = SemanticIndex::from_codes(rq, &codes, CollisionPolicy::AppendSuffix)?;
+    /// let more = Codes::new(codes.row(7).to_vec(), 2)?;
+    /// index.insert_codes(&[9_000], &more)?;
+    /// // Same code as item 7, next suffix.
+    /// assert_eq!(index.id_of(9_000).unwrap()[..2], index.id_of(7).unwrap()[..2]);
+    /// # Ok::<(), semid::Error>(())
+    /// ```
+    pub fn insert_codes(&mut self, items: &[u32], codes: &Codes) -> Result<SidReport> {
+        let report = self.map.insert(items, codes)?;
+        self.sync_trie(items)?;
+        Ok(report)
+    }
+
+    /// Brings the trie up to the map after `items` were inserted into it.
+    fn sync_trie(&mut self, items: &[u32]) -> Result<()> {
+        if items.is_empty() {
+            // Nothing changed.
+        } else if self.map.pending() == 0 {
+            // The map compacted: so does the trie (a non-empty map always
+            // builds, the map checked every ID).
+            self.trie = Trie::build(&self.map)?;
+        } else {
+            let mut ids = Vec::with_capacity(items.len() * self.map.id_len());
+            for &it in items {
+                ids.extend_from_slice(self.map.id_of(it).unwrap_or_default());
+            }
+            self.trie.insert(&ids, items, &self.map.codebook_sizes());
+        }
+        Ok(())
+    }
+
+    /// Folds the inserts made since the last compaction into the map's and
+    /// the trie's compacted arrays (one pass over all IDs, as a build), so
+    /// that searches take the fastest path again. [`SemanticIndex::insert`]
+    /// does this by itself once enough inserts are pending; call it at a
+    /// quiet moment to choose when the cost is paid. IDs do not change.
+    pub fn compact(&mut self) -> Result<()> {
+        if self.map.pending() > 0 || self.trie.pending() > 0 {
+            self.map.compact();
+            self.trie = Trie::build(&self.map)?;
+        }
+        Ok(())
+    }
+
+    /// Items inserted since the last compaction.
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.map.pending()
     }
 
     /// The quantizer's codes for `x` (before collision handling: two items

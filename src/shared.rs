@@ -15,9 +15,11 @@ use crate::index::SemanticIndex;
 /// (a lock is held only to clone the pointer), and a search keeps using the
 /// version it loaded even if a swap happens meanwhile; the old version is
 /// freed when its last search drops it. [`SharedIndex::update`] changes a
-/// *copy* (copy-on-write: it costs a clone of the index) and swaps it in
-/// only if the change succeeded, so a failed insert leaves the served
-/// index untouched. Writers are serialised; a swap is one pointer store.
+/// *copy* (copy-on-write) and swaps it in only if the change succeeded, so
+/// a failed insert leaves the served index untouched. The copy is cheap:
+/// an index's compacted map and trie are shared between copies (`Arc`), so
+/// cloning costs the inserts pending since the last compaction, not the
+/// catalog. Writers are serialised; a swap is one pointer store.
 ///
 /// This is how inserting during a search is ruled out: a search holds a
 /// `&SemanticIndex` through its `Arc`, and [`SemanticIndex::insert`] needs

@@ -518,3 +518,219 @@ fn index_from_codes_equals_build_and_checks_its_input() {
         ));
     }
 }
+
+/// A quantizer with the given shape whose codebooks do not matter: the
+/// incremental-insert tests give codes directly.
+fn shaped_quantizer(levels: usize, k: usize) -> RqKMeans {
+    let books: Vec<f32> = (0..levels * k).map(|i| i as f32).collect();
+    RqKMeans::from_codebooks(books, levels, 1).unwrap()
+}
+
+/// Every prefix of every ID, and some that are not prefixes, walk the same
+/// way in both tries: same allowed tokens, same items.
+fn same_walks(a: &semid::sid::Trie, b: &semid::sid::Trie, map: &SidMap, probes: &[u16]) {
+    assert_eq!(a.len(), b.len());
+    let len = map.id_len();
+    let mut prefixes: Vec<Vec<u16>> = Vec::new();
+    for (_, id) in map.iter() {
+        for p in 0..=len {
+            prefixes.push(id[..p].to_vec());
+        }
+    }
+    for w in probes.chunks(len) {
+        for p in 0..=w.len() {
+            prefixes.push(w[..p].to_vec());
+        }
+    }
+    for pre in &prefixes {
+        match (a.walk(pre), b.walk(pre)) {
+            (None, None) => {}
+            (Some(x), Some(y)) => {
+                assert_eq!(a.allowed(x), b.allowed(y), "allowed after {pre:?}");
+                assert_eq!(a.items(x), b.items(y), "items of {pre:?}");
+                assert_eq!(a.items_under(x), b.items_under(y), "items under {pre:?}");
+                for i in 0..a.allowed(x).len() {
+                    let (cx, cy) = (a.child(x, i).unwrap(), b.child(y, i).unwrap());
+                    assert_eq!(a.allowed(cx), b.allowed(cy));
+                }
+            }
+            (x, y) => panic!("{pre:?} walks to {x:?} in one trie and {y:?} in the other"),
+        }
+    }
+    let mut buf = vec![0u16; len];
+    let mut ids = std::collections::BTreeSet::new();
+    for leaf in 0..a.len() {
+        a.id_of_leaf(leaf, &mut buf).unwrap();
+        assert!(b.contains(&buf), "leaf {leaf}: {buf:?}");
+        ids.insert(buf.clone());
+    }
+    assert_eq!(ids.len(), b.len(), "leaves name distinct IDs");
+}
+
+/// Beam-search hits of both indexes for random score tables.
+fn same_hits(a: &SemanticIndex, b: &SemanticIndex, seed: u64) {
+    let vocab = a.trie().codebook_sizes().to_vec();
+    assert_eq!(&vocab[..], b.trie().codebook_sizes());
+    let mut s = seed | 1;
+    let mut table = Vec::new();
+    for _ in 0..3 {
+        for &v in &vocab {
+            for _ in 0..v {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                table.push((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5);
+            }
+        }
+    }
+    let mut bs = BeamSearch::new(6, 10).unwrap();
+    let mut ha = TableScorer::new(3, &vocab, table.clone()).unwrap();
+    let mut hb = TableScorer::new(3, &vocab, table).unwrap();
+    let x = a.search(&mut ha, 3, &mut bs).unwrap();
+    let y = b.search(&mut hb, 3, &mut bs).unwrap();
+    for q in 0..3 {
+        assert_eq!(x.query(q), y.query(q), "query {q}");
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
+
+    /// Inserting batch after batch gives the map and the searches of one
+    /// build over all items, before and after compaction, and through a
+    /// file.
+    #[test]
+    fn incremental_inserts_equal_a_fresh_build(
+        levels in 1usize..4,
+        k in 1usize..5,
+        shared in proptest::bool::ANY,
+        raw in proptest::collection::vec(0u16..5, 1..300),
+        cuts in proptest::collection::vec(1usize..40, 1..8),
+        probes in proptest::collection::vec(0u16..6, 0..24),
+        seed in proptest::num::u64::ANY,
+    ) {
+        let n = raw.len() / levels;
+        proptest::prop_assume!(n > 1);
+        let codes: Vec<u16> = raw[..n * levels].iter().map(|&t| t % k as u16).collect();
+        let all = semid::Codes::new(codes.clone(), levels).unwrap();
+        let policy = if shared { CollisionPolicy::AllowShared } else { CollisionPolicy::AppendSuffix };
+        let q = shaped_quantizer(levels, k);
+        let (fresh, fresh_report) = SemanticIndex::from_codes(q.clone(), &all, policy).unwrap();
+        // The first batch builds; the others are inserted.
+        let first = cuts[0].min(n - 1);
+        let head = semid::Codes::new(codes[..first * levels].to_vec(), levels).unwrap();
+        let (mut index, _) = SemanticIndex::from_codes(q, &head, policy).unwrap();
+        let mut at = first;
+        let mut report = None;
+        for &c in cuts[1..].iter().chain(std::iter::once(&n)) {
+            let end = (at + c).min(n);
+            if end == at {
+                continue;
+            }
+            let items: Vec<u32> = (at as u32..end as u32).collect();
+            let part = semid::Codes::new(codes[at * levels..end * levels].to_vec(), levels).unwrap();
+            let before: Vec<Vec<u16>> = (0..at as u32).map(|i| index.id_of(i).unwrap().to_vec()).collect();
+            report = Some(index.insert_codes(&items, &part).unwrap());
+            for (i, id) in before.iter().enumerate() {
+                proptest::prop_assert_eq!(index.id_of(i as u32).unwrap(), &id[..], "an existing ID moved");
+            }
+            at = end;
+        }
+        proptest::prop_assert_eq!(at, n);
+        let mut report = report.unwrap();
+        report.added = fresh_report.added;
+        proptest::prop_assert_eq!(report, fresh_report);
+        proptest::prop_assert!(index.pending() > 0);
+        proptest::prop_assert_eq!(index.map(), fresh.map());
+        proptest::prop_assert_eq!(index.map().stats(), fresh.map().stats());
+        same_walks(index.trie(), fresh.trie(), fresh.map(), &probes);
+        same_hits(&index, &fresh, seed);
+        proptest::prop_assert_eq!(&index, &fresh);
+        // Saved with inserts pending, loaded compacted.
+        let back = SemanticIndex::from_bytes(&index.to_bytes().unwrap()).unwrap();
+        proptest::prop_assert_eq!(back.trie().pending(), 0);
+        proptest::prop_assert_eq!(&back, &fresh);
+        index.compact().unwrap();
+        proptest::prop_assert_eq!(index.pending(), 0);
+        proptest::prop_assert_eq!(index.trie().pending(), 0);
+        same_walks(index.trie(), fresh.trie(), fresh.map(), &probes);
+        same_hits(&index, &fresh, seed);
+        proptest::prop_assert_eq!(index.trie().stats(), fresh.trie().stats());
+    }
+}
+
+#[test]
+fn inserts_compact_by_themselves_past_the_threshold() {
+    use semid::sid::COMPACT_MIN_ITEMS;
+    let (levels, k) = (2, 64);
+    let q = shaped_quantizer(levels, k);
+    let n0 = 10_000usize;
+    let code = |i: usize| [(i * 7 % k) as u16, (i * 13 / 3 % k) as u16];
+    let head: Vec<u16> = (0..n0).flat_map(code).collect();
+    let (mut index, _) = SemanticIndex::from_codes(
+        q,
+        &semid::Codes::new(head, levels).unwrap(),
+        CollisionPolicy::AppendSuffix,
+    )
+    .unwrap();
+    let mut next = n0;
+    let batch = 10_000;
+    let mut compacted = false;
+    while next < n0 + COMPACT_MIN_ITEMS + 2 * batch {
+        let items: Vec<u32> = (next as u32..(next + batch) as u32).collect();
+        let c: Vec<u16> = (next..next + batch).flat_map(code).collect();
+        index
+            .insert_codes(&items, &semid::Codes::new(c, levels).unwrap())
+            .unwrap();
+        next += batch;
+        assert!(index.pending() <= COMPACT_MIN_ITEMS);
+        assert_eq!(index.pending(), index.trie().pending());
+        compacted |= index.pending() == 0;
+        for i in (0..next as u32).step_by(997) {
+            assert!(index.trie().contains(index.id_of(i).unwrap()));
+        }
+    }
+    assert!(compacted, "the delta never compacted");
+    assert_eq!(index.len(), next);
+    // A repeated item is refused and changes nothing.
+    let before = index.clone();
+    let err = index
+        .insert_codes(
+            &[5, next as u32],
+            &semid::Codes::new(vec![0, 0, 1, 1], 2).unwrap(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::DuplicateItem { item: 5 }), "{err}");
+    assert_eq!(index, before);
+    assert_eq!(index.pending(), before.pending());
+}
+
+#[test]
+fn pending_inserts_walk_like_a_trie_rebuilt_from_the_map_under_every_policy() {
+    let data = mixture(3000, D, 11);
+    let x = Embeddings::new(&data, D).unwrap();
+    let (rq, _) = RqKMeans::fit(&RqKMeansConfig::new(2, 8).seed(3), x).unwrap();
+    for policy in [
+        CollisionPolicy::ReassignLastLevel { capacity: 120 },
+        CollisionPolicy::SINKHORN,
+        CollisionPolicy::AppendSuffix,
+        CollisionPolicy::AllowShared,
+    ] {
+        let (mut index, _) =
+            SemanticIndex::build(rq.clone(), x.slice(0, 1000).unwrap(), policy, Par::Seq).unwrap();
+        for (lo, hi) in [(1000, 1700), (1700, 1701), (1701, 3000)] {
+            let items: Vec<u32> = (lo as u32..hi as u32).collect();
+            index
+                .insert(&items, x.slice(lo, hi).unwrap(), Par::Seq)
+                .unwrap();
+        }
+        assert_eq!(index.pending(), 2000);
+        let rebuilt = semid::sid::Trie::build(index.map()).unwrap();
+        same_walks(index.trie(), &rebuilt, index.map(), &[]);
+        assert_eq!(index.trie(), &rebuilt, "{policy:?}");
+        assert_eq!(index.map().stats(), {
+            let back = SemanticIndex::from_bytes(&index.to_bytes().unwrap()).unwrap();
+            back.map().stats()
+        });
+    }
+}

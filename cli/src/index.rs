@@ -214,10 +214,10 @@ fn insert(a: &InsertArgs) -> Result<()> {
         Some(f) => f,
         None => index
             .map()
-            .items()
             .iter()
+            .map(|(it, _)| it)
             .max()
-            .map_or(0, |&m| m.saturating_add(1)),
+            .map_or(0, |m| m.saturating_add(1)),
     };
     let n = u32::try_from(x.rows())
         .ok()

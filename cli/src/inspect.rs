@@ -363,9 +363,9 @@ pub fn run(a: &InspectArgs) -> Result<()> {
             info["max_bucket"] = json!(r.max_bucket);
             info["code_collision_rate"] = json!(r.code_collision_rate);
             // The first `levels` tokens of every stored ID.
-            let (lv, il) = (q.levels(), index.map().id_len());
+            let lv = q.levels();
             let mut toks = Vec::with_capacity(index.len() * lv);
-            for id in index.map().ids().chunks_exact(il) {
+            for (_, id) in index.map().iter() {
                 toks.extend_from_slice(&id[..lv]);
             }
             stored = Some((

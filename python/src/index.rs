@@ -281,7 +281,7 @@ impl Trie {
     /// Items whose ID starts with `prefix` (uint32); empty when no ID does.
     fn items<'py>(&self, py: Python<'py>, prefix: Vec<i64>) -> Bound<'py, PyArray1<u32>> {
         match self.walk(&prefix) {
-            Some(s) => PyArray1::from_slice(py, self.inner.items(s)),
+            Some(s) => PyArray1::from_vec(py, self.inner.items_under(s)),
             None => PyArray1::from_slice(py, &[]),
         }
     }

@@ -11,7 +11,7 @@ mod text;
 mod tokens;
 mod trie;
 
-pub use map::{CollisionPolicy, SidMap, SidReport};
+pub use map::{COMPACT_MIN_ITEMS, CollisionPolicy, SidMap, SidReport};
 pub use ngram::prefix_ngrams;
 pub use sinkhorn::{Sinkhorn, resolve_collisions};
 pub use text::TextFormat;

@@ -3,13 +3,15 @@
 //! [`policy`]: the collision policies and the re-assignment of
 //! [`CollisionPolicy::ReassignLastLevel`].
 
+mod part;
 mod policy;
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
+use part::Part;
 pub use policy::CollisionPolicy;
 
-use super::sort::{for_groups, merge_sorted, radix_order};
+use super::sort::{for_groups, radix_order};
 use crate::data::{Codes, Embeddings, check_tokens, check_vocab};
 use crate::error::{Error, Result, invalid};
 use crate::format::{
@@ -72,7 +74,7 @@ pub struct SidReport {
 /// assert_eq!(report.code_collision_rate, Some(2.0 / 3.0));
 /// # Ok::<(), semid::Error>(())
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct SidMap {
     policy: CollisionPolicy,
     /// Vocabulary of every code level.
@@ -81,17 +83,56 @@ pub struct SidMap {
     id_len: usize,
     /// Suffix vocabulary (AppendSuffix): the largest bucket so far.
     suffix_size: usize,
-    /// External item of every row.
-    items: Vec<u32>,
-    /// IDs, row-major `rows × id_len`.
-    ids: Vec<u16>,
-    /// Rows sorted by (ID, row).
-    sorted: Vec<u32>,
-    /// Item → row.
-    row_of: HashMap<u32, u32>,
     /// Largest bucket of quantizer codes seen.
     max_bucket: usize,
+    /// The figures of [`SidMap::stats`], kept up to date by every insert.
+    counts: Counts,
+    /// Rows `0..base.len()`: the compacted items, shared between clones.
+    base: Arc<Part>,
+    /// Rows `base.len()..`: items inserted since the last compaction.
+    delta: Part,
 }
+
+/// Running figures behind [`SidReport`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Counts {
+    /// Distinct IDs.
+    unique: usize,
+    /// Items whose ID is shared.
+    id_shared: usize,
+    /// Items whose code (the first `L` tokens) is shared.
+    code_shared: usize,
+    /// Most items under one ID.
+    max_per: usize,
+}
+
+impl Counts {
+    /// Adds `g` items to a group (one ID, or one code) that held `e`;
+    /// returns the change of the shared count.
+    fn joined(e: usize, g: usize) -> usize {
+        let shared = |n: usize| if n > 1 { n } else { 0 };
+        shared(e + g) - shared(e)
+    }
+}
+
+/// Two maps are equal when they hold the same items with the same IDs in
+/// the same order under the same policy, however they are split between
+/// the compacted part and pending inserts.
+impl PartialEq for SidMap {
+    fn eq(&self, other: &SidMap) -> bool {
+        self.policy == other.policy
+            && self.code_sizes == other.code_sizes
+            && self.id_len == other.id_len
+            && self.suffix_size == other.suffix_size
+            && self.max_bucket == other.max_bucket
+            && self.len() == other.len()
+            && self.iter().eq(other.iter())
+    }
+}
+
+/// Inserts wait in the delta until it holds this many items or an eighth
+/// of the compacted ones, whichever is more; then the map compacts.
+pub const COMPACT_MIN_ITEMS: usize = 1 << 16;
 
 impl SidMap {
     /// An empty map for codes with the given per-level vocabulary.
@@ -117,11 +158,10 @@ impl SidMap {
             code_sizes: codebook_sizes.to_vec(),
             id_len: codebook_sizes.len() + extra,
             suffix_size: 0,
-            items: Vec::new(),
-            ids: Vec::new(),
-            sorted: Vec::new(),
-            row_of: HashMap::new(),
             max_bucket: 0,
+            counts: Counts::default(),
+            base: Arc::new(Part::default()),
+            delta: Part::delta(),
         })
     }
 
@@ -137,6 +177,7 @@ impl SidMap {
         let mut m = SidMap::new(codebook_sizes, policy)?;
         let items = default_items(codes.rows())?;
         let r = m.insert(&items, codes)?;
+        m.compact();
         Ok((m, r))
     }
 
@@ -152,6 +193,7 @@ impl SidMap {
         let mut m = SidMap::new(&quantizer.codebook_sizes(), policy)?;
         let items = default_items(codes.rows())?;
         let r = m.insert_with_distances(&items, codes, quantizer, x)?;
+        m.compact();
         Ok((m, r))
     }
 
@@ -228,7 +270,7 @@ impl SidMap {
             });
         }
         check_tokens(codes.as_slice(), levels, &self.code_sizes)?;
-        let old = self.items.len();
+        let old = self.len();
         let m = items.len();
         if old + m > u32::MAX as usize {
             return Err(Error::Shape {
@@ -237,10 +279,16 @@ impl SidMap {
                 got: old + m,
             });
         }
-        let mut seen = HashMap::with_capacity(m);
-        for (i, &it) in items.iter().enumerate() {
-            if self.row_of.contains_key(&it) || seen.insert(it, i).is_some() {
-                return Err(Error::DuplicateItem { item: it });
+        if let Some(&it) = items.iter().find(|&&it| self.row_of(it).is_some()) {
+            return Err(Error::DuplicateItem { item: it });
+        }
+        // An item listed twice in the batch: none when the items ascend (a
+        // catalog's row numbers), else a sorted copy shows it.
+        if items.windows(2).any(|w| w[0] >= w[1]) {
+            let mut sorted = items.to_vec();
+            sorted.sort_unstable();
+            if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+                return Err(Error::DuplicateItem { item: w[0] });
             }
         }
         // Sinkhorn first moves last tokens of colliding new items; the
@@ -257,29 +305,51 @@ impl SidMap {
             }
             _ => codes,
         };
-        // Batch rows sorted by code (stable: catalog order within a code).
+        // Batch rows sorted by code (stable: catalog order within a code),
+        // and the existing items of every code of the batch: one lookup per
+        // distinct code.
         let order = radix_order(codes.as_slice(), levels, &self.code_sizes, m);
+        let mut groups: Vec<(usize, usize, usize)> = Vec::new();
+        for_groups(&order, codes, |s, e| groups.push((s, e, 0)));
+        {
+            let keys: Vec<&[u16]> = groups
+                .iter()
+                .map(|&(s, _, _)| codes.row(order[s] as usize))
+                .collect();
+            let mut existing = vec![0usize; keys.len()];
+            for part in [&*self.base, &self.delta] {
+                part.count_sorted(&keys, self.id_len, &mut existing);
+            }
+            for (g, x) in groups.iter_mut().zip(existing) {
+                g.2 = x;
+            }
+        }
+        let max_bucket = groups
+            .iter()
+            .map(|&(s, e, x)| x + e - s)
+            .fold(self.max_bucket, usize::max);
+        let mut counts = self.counts;
         let mut new_ids: Vec<u16> = Vec::with_capacity(m * self.id_len);
-        let mut max_bucket = self.max_bucket;
         let mut suffix_size = self.suffix_size;
+        let mut new_sorted = None;
         match self.policy {
             CollisionPolicy::AllowShared => {
                 new_ids.extend_from_slice(codes.as_slice());
-                for_groups(&order, codes, |s, e| {
-                    let n = self.count_prefix(codes.row(order[s] as usize)) + (e - s);
-                    max_bucket = max_bucket.max(n);
-                });
+                // IDs are the codes.
+                for &(s, e, x) in &groups {
+                    counts.unique += usize::from(x == 0);
+                    counts.id_shared += Counts::joined(x, e - s);
+                    counts.code_shared += Counts::joined(x, e - s);
+                    counts.max_per = counts.max_per.max(x + e - s);
+                }
             }
             CollisionPolicy::AppendSuffix | CollisionPolicy::Sinkhorn { .. } => {
                 let mut suffix = vec![0u32; m];
-                let mut err = None;
-                for_groups(&order, codes, |s, e| {
+                for &(s, e, x) in &groups {
                     let g = &order[s..e];
-                    let base = self.count_prefix(codes.row(g[0] as usize));
-                    let n = base + g.len();
-                    max_bucket = max_bucket.max(n);
+                    let n = x + g.len();
                     if n > 1 << 16 {
-                        err.get_or_insert(invalid(
+                        return Err(invalid(
                             "policy",
                             format!(
                                 "{:?}: {n} items share code {:?}, more than the 65536 suffixes a u16 token holds",
@@ -289,12 +359,13 @@ impl SidMap {
                         ));
                     }
                     for (j, &r) in g.iter().enumerate() {
-                        suffix[r as usize] = (base + j) as u32;
+                        suffix[r as usize] = (x + j) as u32;
                     }
-                });
-                if let Some(e) = err {
-                    return Err(e);
+                    counts.code_shared += Counts::joined(x, e - s);
                 }
+                // Every new ID is new and unique.
+                counts.unique += m;
+                counts.max_per = counts.max_per.max(usize::from(m > 0));
                 suffix_size = suffix_size.max(max_bucket);
                 for (r, c) in codes.iter().enumerate() {
                     new_ids.extend_from_slice(c);
@@ -304,44 +375,85 @@ impl SidMap {
             CollisionPolicy::ReassignLastLevel { capacity } => {
                 let (q, x) = dist.ok_or_else(|| invalid("policy", "needs distances"))?;
                 new_ids.extend_from_slice(codes.as_slice());
-                let mut groups = Vec::new();
-                for_groups(&order, codes, |s, e| {
-                    let n = self.count_prefix(codes.row(order[s] as usize)) + (e - s);
-                    max_bucket = max_bucket.max(n);
-                    groups.push((s, e, n > capacity as usize));
-                });
-                moved = self.reassign(
-                    &order,
-                    &groups,
-                    codes,
-                    &mut new_ids,
-                    capacity as usize,
-                    q,
-                    x,
-                )?;
+                let over: Vec<(usize, usize, bool)> = groups
+                    .iter()
+                    .map(|&(s, e, x)| (s, e, x + e - s > capacity as usize))
+                    .collect();
+                moved =
+                    self.reassign(&order, &over, codes, &mut new_ids, capacity as usize, q, x)?;
+                // Moved items left their code's order: sort the IDs again.
+                let o = radix_order(&new_ids, self.id_len, &self.code_sizes, m);
+                counts = self.counts_after(&new_ids, &o);
+                new_sorted = Some(o);
             }
         }
-        // Commit.
-        self.items.extend_from_slice(items);
-        self.ids.extend_from_slice(&new_ids);
+        // The batch in ID order: with the suffix, or with IDs equal to the
+        // codes, the code order already is.
+        let new_sorted = new_sorted.unwrap_or(order);
+        // Commit. A batch that takes the delta past the threshold compacts
+        // at once, so its items skip the delta's hash table.
+        let compact = self.delta.len() + m > COMPACT_MIN_ITEMS.max(self.base.len() / 8);
+        self.delta
+            .append(items, &new_ids, &new_sorted, self.id_len, !compact);
         self.suffix_size = suffix_size;
         self.max_bucket = max_bucket;
-        for (i, &it) in items.iter().enumerate() {
-            self.row_of.insert(it, (old + i) as u32);
+        self.counts = counts;
+        if compact {
+            self.compact();
         }
-        let new_sorted = {
-            let mut sizes = self.code_sizes.clone();
-            if self.id_len > levels {
-                sizes.push(self.suffix_size.max(1));
-            }
-            let o = radix_order(&new_ids, self.id_len, &sizes, m);
-            o.into_iter().map(|r| r + old as u32).collect::<Vec<_>>()
-        };
-        self.sorted = merge_sorted(&self.sorted, &new_sorted, &self.ids, self.id_len);
         let mut r = self.stats();
         r.added = m;
         r.moved = moved;
         Ok(r)
+    }
+
+    /// The figures once a batch with IDs `ids` (`order`: its rows in ID
+    /// order) joins the map, for a policy whose IDs are not the codes
+    /// (so no code figures).
+    fn counts_after(&self, ids: &[u16], order: &[u32]) -> Counts {
+        let mut c = self.counts;
+        let len = self.id_len;
+        let id = |r: u32| &ids[r as usize * len..(r as usize + 1) * len];
+        let mut s = 0;
+        while s < order.len() {
+            let key = id(order[s]);
+            let mut e = s + 1;
+            while e < order.len() && id(order[e]) == key {
+                e += 1;
+            }
+            let x = self.count_prefix(key);
+            c.unique += usize::from(x == 0);
+            c.id_shared += Counts::joined(x, e - s);
+            c.max_per = c.max_per.max(x + e - s);
+            s = e;
+        }
+        c
+    }
+
+    /// Merges the inserts made since the last compaction into the shared
+    /// base, so lookups search one part again. Runs by itself once the
+    /// pending inserts reach [`COMPACT_MIN_ITEMS`] or an eighth of the map;
+    /// call it at a quiet moment to pay that cost when you choose. Cost:
+    /// one pass over the map (a sort of the items too, when they are not
+    /// one consecutive run). IDs do not change.
+    pub fn compact(&mut self) {
+        if self.delta.len() == 0 {
+            return;
+        }
+        let delta = std::mem::replace(&mut self.delta, Part::delta());
+        let base = if self.base.len() == 0 {
+            Part::base(delta.items, delta.ids, delta.sorted)
+        } else {
+            self.base.merged(&delta, self.id_len)
+        };
+        // Every item was checked on insert, so the merge repeats none.
+        self.base = Arc::new(base);
+    }
+
+    /// Items inserted since the last compaction ([`SidMap::compact`]).
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.delta.len()
     }
 
     /// The batch's codes after [`resolve_collisions`](crate::sid::resolve_collisions),
@@ -398,55 +510,75 @@ impl SidMap {
         Ok((Codes::new(out, levels)?, moved))
     }
 
-    /// Figures for the whole map.
+    /// Figures for the whole map. Cost: O(1) (kept up to date by every
+    /// insert).
     #[must_use]
     pub fn stats(&self) -> SidReport {
-        let mut unique = 0;
-        let mut max_per = 0;
-        // Items in runs of equal IDs (and of equal codes) of two or more.
-        let (mut id_run, mut id_shared) = (0usize, 0usize);
-        let (mut code_run, mut code_shared) = (0usize, 0usize);
-        let shared = |run: usize| if run > 1 { run } else { 0 };
-        // IDs sort by code first, so items of one code are adjacent.
-        let levels = self.code_sizes.len();
-        for (i, &r) in self.sorted.iter().enumerate() {
-            let prev = (i > 0).then(|| self.id(self.sorted[i - 1]));
-            if prev.is_some_and(|p| p == self.id(r)) {
-                id_run += 1;
-            } else {
-                id_shared += shared(id_run);
-                unique += 1;
-                id_run = 1;
-            }
-            if prev.is_some_and(|p| p[..levels] == self.id(r)[..levels]) {
-                code_run += 1;
-            } else {
-                code_shared += shared(code_run);
-                code_run = 1;
-            }
-            max_per = max_per.max(id_run);
-        }
-        id_shared += shared(id_run);
-        code_shared += shared(code_run);
-        let n = self.items.len();
+        let c = self.counts;
+        let n = self.len();
         let share = |k: usize| if n == 0 { 0.0 } else { k as f64 / n as f64 };
         SidReport {
             added: 0,
             items: n,
             moved: 0,
             max_bucket: self.max_bucket,
-            max_items_per_id: max_per,
-            unique_ids: unique,
-            collision_rate: share(id_shared),
+            max_items_per_id: c.max_per,
+            unique_ids: c.unique,
+            collision_rate: share(c.id_shared),
             code_collision_rate: match self.policy {
                 CollisionPolicy::ReassignLastLevel { .. } => None,
-                _ => Some(share(code_shared)),
+                _ => Some(share(c.code_shared)),
             },
         }
     }
 
+    /// The figures counted afresh, in one pass over the IDs in ID order.
+    fn scan_counts(&self) -> Counts {
+        let mut c = Counts::default();
+        // Items in runs of equal IDs (and of equal codes) of two or more.
+        let (mut id_run, mut code_run) = (0usize, 0usize);
+        let shared = |run: usize| if run > 1 { run } else { 0 };
+        // IDs sort by code first, so items of one code are adjacent.
+        let levels = self.code_sizes.len();
+        let mut prev: Option<&[u16]> = None;
+        for (_, id) in self.iter_sorted() {
+            if prev == Some(id) {
+                id_run += 1;
+            } else {
+                c.id_shared += shared(id_run);
+                c.unique += 1;
+                id_run = 1;
+            }
+            if prev.is_some_and(|p| p[..levels] == id[..levels]) {
+                code_run += 1;
+            } else {
+                c.code_shared += shared(code_run);
+                code_run = 1;
+            }
+            c.max_per = c.max_per.max(id_run);
+            prev = Some(id);
+        }
+        c.id_shared += shared(id_run);
+        c.code_shared += shared(code_run);
+        c
+    }
+
+    /// The ID of global row `row` (base rows first, then the delta's).
+    #[inline]
     fn id(&self, row: u32) -> &[u16] {
-        &self.ids[row as usize * self.id_len..(row as usize + 1) * self.id_len]
+        let b = self.base.len() as u32;
+        if row < b {
+            self.base.id(row, self.id_len)
+        } else {
+            self.delta.id(row - b, self.id_len)
+        }
+    }
+
+    /// The global row of `item`.
+    fn row_of(&self, item: u32) -> Option<u32> {
+        self.base
+            .row_of(item)
+            .or_else(|| Some(self.delta.row_of(item)? + self.base.len() as u32))
     }
 
     /// The policy.
@@ -458,13 +590,13 @@ impl SidMap {
     /// Number of items.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.base.len() + self.delta.len()
     }
 
     /// True when the map holds no item.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len() == 0
     }
 
     /// Tokens per ID (`L`, or `L + 1` with [`CollisionPolicy::AppendSuffix`]).
@@ -485,10 +617,11 @@ impl SidMap {
         v
     }
 
-    /// The ID of `item`, if present.
+    /// The ID of `item`, if present. Cost: O(1) for a catalog of
+    /// consecutive item numbers, else a binary search.
     #[must_use]
     pub fn id_of(&self, item: u32) -> Option<&[u16]> {
-        self.row_of.get(&item).map(|&r| self.id(r))
+        self.row_of(item).map(|r| self.id(r))
     }
 
     /// The items whose ID is `id` (empty if none), in catalog order.
@@ -497,31 +630,58 @@ impl SidMap {
         if id.len() != self.id_len {
             return Vec::new();
         }
-        let (lo, hi) = self.prefix_range(id);
-        self.sorted[lo..hi]
-            .iter()
-            .map(|&r| self.items[r as usize])
-            .collect()
+        let mut out = Vec::new();
+        for part in [&*self.base, &self.delta] {
+            let (lo, hi) = part.prefix_range(id, self.id_len);
+            out.extend(part.sorted[lo..hi].iter().map(|&r| part.items[r as usize]));
+        }
+        out
     }
 
-    /// Items in insertion order.
-    #[must_use]
-    pub fn items(&self) -> &[u32] {
-        &self.items
-    }
-
-    /// IDs in insertion order, row-major `len() × id_len()`.
-    #[must_use]
-    pub fn ids(&self) -> &[u16] {
-        &self.ids
+    /// Items with their IDs in insertion order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (u32, &[u16])> + '_ {
+        let (b, d, len) = (&*self.base, &self.delta, self.id_len);
+        let base = b.items.iter().copied().zip(b.ids.chunks_exact(len));
+        let delta = d.items.iter().copied().zip(d.ids.chunks_exact(len));
+        ChainExact {
+            inner: base.chain(delta),
+            left: self.len(),
+        }
     }
 
     /// Items with their IDs in ID order (lexicographic, then catalog
     /// order): what [`crate::sid::Trie::build`] consumes.
     pub fn iter_sorted(&self) -> impl ExactSizeIterator<Item = (u32, &[u16])> + '_ {
-        self.sorted
-            .iter()
-            .map(|&r| (self.items[r as usize], self.id(r)))
+        let (b, d, len) = (&*self.base, &self.delta, self.id_len);
+        let (mut i, mut j) = (0, 0);
+        let inner = std::iter::from_fn(move || {
+            let from_base = match (b.sorted.get(i), d.sorted.get(j)) {
+                (None, None) => return None,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                // Base rows come before delta rows, so ties go to the base.
+                (Some(&x), Some(&y)) => b.id(x, len) <= d.id(y, len),
+            };
+            let (p, r) = if from_base {
+                i += 1;
+                (b, b.sorted[i - 1])
+            } else {
+                j += 1;
+                (d, d.sorted[j - 1])
+            };
+            Some((p.items[r as usize], p.id(r, len)))
+        });
+        ChainExact {
+            inner,
+            left: self.len(),
+        }
+    }
+
+    /// Bytes held by the map's arrays and lookups (what
+    /// `examples/bench_index_scale.rs` reports per item).
+    #[must_use]
+    pub fn heap_bytes(&self) -> usize {
+        self.base.bytes() + self.delta.bytes()
     }
 
     /// Rebuilds a map from its stored parts, checking every invariant.
@@ -548,16 +708,14 @@ impl SidMap {
         m.suffix_size = suffix_size;
         let vocab = m.codebook_sizes();
         check_tokens(&ids, m.id_len, &vocab)?;
-        m.row_of.reserve(n);
-        for (r, &it) in items.iter().enumerate() {
-            if m.row_of.insert(it, r as u32).is_some() {
-                return Err(Error::DuplicateItem { item: it });
-            }
+        let sorted = radix_order(&ids, m.id_len, &vocab, n);
+        let base = Part::base(items, ids, sorted);
+        if let Some(item) = base.duplicate() {
+            return Err(Error::DuplicateItem { item });
         }
-        m.sorted = radix_order(&ids, m.id_len, &vocab, n);
-        m.items = items;
-        m.ids = ids;
+        m.base = Arc::new(base);
         m.max_bucket = max_bucket;
+        m.counts = m.scan_counts();
         let s = m.stats();
         match policy {
             CollisionPolicy::AppendSuffix | CollisionPolicy::Sinkhorn { .. }
@@ -588,6 +746,27 @@ impl SidMap {
         self.max_bucket
     }
 }
+
+/// An iterator of known length (`Chain` and `from_fn` are not
+/// `ExactSizeIterator`).
+struct ChainExact<I> {
+    inner: I,
+    left: usize,
+}
+
+impl<I: Iterator> Iterator for ChainExact<I> {
+    type Item = I::Item;
+    fn next(&mut self) -> Option<I::Item> {
+        let v = self.inner.next()?;
+        self.left -= 1;
+        Some(v)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl<I: Iterator> ExactSizeIterator for ChainExact<I> {}
 
 fn default_items(n: usize) -> Result<Vec<u32>> {
     if n > u32::MAX as usize {
@@ -642,8 +821,8 @@ impl Codec for SidMap {
             code_sizes: self.code_sizes().iter().map(|&v| v as u64).collect(),
             suffix_size: self.suffix_size() as u64,
             max_bucket: self.max_bucket() as u64,
-            items: self.items().to_vec(),
-            ids: self.ids().to_vec(),
+            items: self.iter().map(|(it, _)| it).collect(),
+            ids: self.iter().flat_map(|(_, id)| id.iter().copied()).collect(),
         };
         match self.policy() {
             P::Sinkhorn { sinkhorn, rounds } => {

@@ -184,24 +184,22 @@ impl SidMap {
 
     /// Existing items whose ID starts with `prefix`.
     pub(super) fn count_prefix(&self, prefix: &[u16]) -> usize {
-        let (lo, hi) = self.prefix_range(prefix);
-        hi - lo
-    }
-
-    /// Range of `sorted` whose IDs start with `prefix`.
-    pub(super) fn prefix_range(&self, prefix: &[u16]) -> (usize, usize) {
-        let p = prefix.len();
-        let id = |r: u32| &self.ids[r as usize * self.id_len..r as usize * self.id_len + p];
-        let lo = self.sorted.partition_point(|&r| id(r) < prefix);
-        let hi = lo + self.sorted[lo..].partition_point(|&r| id(r) == prefix);
-        (lo, hi)
+        [&*self.base, &self.delta]
+            .iter()
+            .map(|part| {
+                let (lo, hi) = part.prefix_range(prefix, self.id_len);
+                hi - lo
+            })
+            .sum()
     }
 
     /// Adds to `occ[t]` the existing items with ID `prefix ++ [t]`.
     pub(super) fn count_last_level(&self, prefix: &[u16], occ: &mut [usize]) {
-        let (lo, hi) = self.prefix_range(prefix);
-        for &r in &self.sorted[lo..hi] {
-            occ[self.ids[r as usize * self.id_len + prefix.len()] as usize] += 1;
+        for part in [&*self.base, &self.delta] {
+            let (lo, hi) = part.prefix_range(prefix, self.id_len);
+            for &r in &part.sorted[lo..hi] {
+                occ[part.id(r, self.id_len)[prefix.len()] as usize] += 1;
+            }
         }
     }
 }

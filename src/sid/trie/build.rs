@@ -1,8 +1,7 @@
 //! Building a trie from sorted IDs, one depth at a time.
 
-use super::Trie;
+use super::flat::Flat;
 use super::offsets::Offsets;
-use crate::error::Result;
 
 /// Builds the arrays from IDs pushed in lexicographic order.
 pub(super) struct Builder {
@@ -59,7 +58,7 @@ impl Builder {
         self.items.push(item);
     }
 
-    pub(super) fn finish(mut self) -> Result<Trie> {
+    pub(super) fn finish(mut self) -> Flat {
         let d = self.vocab.len();
         for p in 0..d {
             let end = self.tokens[p].len() as u32;
@@ -67,7 +66,7 @@ impl Builder {
         }
         self.leaf_off.push(self.items.len() as u32);
         let leaf_items = self.shared.then(|| Offsets::new(self.leaf_off));
-        let mut t = Trie {
+        let mut t = Flat {
             direct: vec![None; d],
             vocab: self.vocab,
             tokens: self.tokens,
@@ -77,6 +76,6 @@ impl Builder {
         };
         t.build_direct();
         debug_assert!(t.validate().is_ok());
-        Ok(t)
+        t
     }
 }

@@ -1,20 +1,29 @@
-//! A flat, immutable prefix trie of semantic IDs.
+//! A prefix trie of semantic IDs: flat per-depth arrays, plus the inserts
+//! made since the last compaction.
 
 mod build;
+mod flat;
 mod offsets;
+mod overlay;
+
+use std::sync::Arc;
 
 use build::Builder;
-use offsets::{OFF_BLOCK, Offsets};
+use flat::Flat;
+use offsets::Offsets;
+use overlay::Overlay;
 
 use super::SidMap;
 use super::sort::{packed_sorted, position_bits, radix_order};
-use crate::error::{Error, FormatError, Result};
+use crate::error::{Error, Result};
 use crate::format::{ModelKind, sealed::Payload, to_invalid};
 
 /// A position in the trie: the node reached after `depth` tokens.
 ///
-/// `node` numbers the nodes of one depth in lexicographic order of their
-/// prefixes, so at depth [`Trie::id_len`] it is the leaf (ID) index.
+/// `node` numbers the nodes of one depth. In a compacted trie they are in
+/// lexicographic order of their prefixes, so at depth [`Trie::id_len`] it
+/// is the leaf (ID) index; nodes made by [`SemanticIndex::insert`](crate::SemanticIndex::insert)
+/// since the last compaction are numbered after those.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct State {
     /// Tokens consumed.
@@ -32,23 +41,34 @@ pub struct TrieStats {
     pub items: usize,
     /// Nodes per depth, root (depth 0) first.
     pub nodes_per_depth: Vec<usize>,
-    /// Bytes of the ID structure: tokens, offsets and direct tables.
+    /// Bytes of the ID structure: tokens, offsets and direct tables, and
+    /// the lists of pending inserts.
     pub structure_bytes: usize,
     /// Bytes of the leaf → item table.
     pub item_bytes: usize,
+    /// Items inserted since the last compaction ([`Trie::pending`]).
+    pub pending: usize,
 }
 
-/// The set of valid semantic IDs as a flat prefix trie.
+/// The set of valid semantic IDs as a prefix trie.
 ///
-/// Nodes are numbered per depth in lexicographic order; each depth stores
-/// its nodes' tokens (`u16`, sorted within each parent) and each parent's
-/// child range (compressed offsets, 2 bytes per node plus 4 per 64 nodes).
-/// Depths where a direct table is cheap (`nodes × vocab ≤
+/// Compacted, nodes are numbered per depth in lexicographic order; each
+/// depth stores its nodes' tokens (`u16`, sorted within each parent) and
+/// each parent's child range (compressed offsets, 2 bytes per node plus 4
+/// per 64 nodes). Depths where a direct table is cheap (`nodes × vocab ≤
 /// max(65 536, ids / 4)` entries) also get a table `(node, token) → child`,
 /// so [`Trie::step`] there is one load; elsewhere it is a binary search
 /// among the children. Leaves map to item ranges. The walk API follows
 /// `fst`'s `Automaton`: [`Trie::start`], [`Trie::allowed`], [`Trie::step`],
 /// [`Trie::items`].
+///
+/// **Growing.** The arrays are shared (an `Arc`: a clone copies only what
+/// follows) and never change. [`SemanticIndex::insert`](crate::SemanticIndex::insert)
+/// puts new IDs beside them: every node that gained a child gets a small
+/// list of its own, and new nodes are numbered after the compacted ones.
+/// A step then costs one hash lookup more wherever inserts are pending;
+/// [`Trie::compact`] folds them into new arrays (one pass over all IDs).
+/// Walks see the same IDs and items either way.
 ///
 /// ```
 /// use semid::{Codes, sid::{CollisionPolicy, SidMap, Trie}};
@@ -60,21 +80,33 @@ pub struct TrieStats {
 /// let s = trie.step(s, 1).unwrap();
 /// assert_eq!(trie.allowed(s), &[2, 3]);
 /// assert_eq!(trie.items(trie.step(s, 3).unwrap()), &[1]);
+/// assert_eq!(trie.items_under(s), vec![0, 1]);
 /// assert!(trie.step(s, 5).is_none());
 /// # Ok::<(), semid::Error>(())
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Trie {
+    /// The compacted arrays, shared between clones.
+    flat: Arc<Flat>,
+    /// Codebook size of every position (the suffix's may have grown since
+    /// the arrays were built).
     vocab: Vec<usize>,
-    /// `tokens[p]`: token of every node at depth `p + 1`.
-    tokens: Vec<Vec<u16>>,
-    /// `offsets[p]`: child ranges of the nodes at depth `p` (len nodes + 1).
-    offsets: Vec<Offsets>,
-    /// Direct tables `(node, token) → child index` (`u32::MAX`: none).
-    direct: Vec<Option<Vec<u32>>>,
-    /// Leaf → item range; `None` when every leaf holds exactly one item.
-    leaf_items: Option<Offsets>,
-    items: Vec<u32>,
+    /// Inserts since the last compaction.
+    delta: Option<Box<Overlay>>,
+}
+
+/// Two tries are equal when they hold the same IDs with the same items,
+/// whether or not inserts are pending.
+impl PartialEq for Trie {
+    fn eq(&self, other: &Trie) -> bool {
+        if self.vocab != other.vocab {
+            return false;
+        }
+        match (&self.delta, &other.delta) {
+            (None, None) => Arc::ptr_eq(&self.flat, &other.flat) || self.flat == other.flat,
+            _ => self.compacted().flat == other.compacted().flat,
+        }
+    }
 }
 
 impl Trie {
@@ -88,7 +120,7 @@ impl Trie {
         for (item, id) in map.iter_sorted() {
             b.push(id, item);
         }
-        b.finish()
+        Ok(Trie::from_flat(b.finish()))
     }
 
     /// Builds the trie of arbitrary IDs (`ids`: row-major, `id_len` tokens
@@ -145,7 +177,15 @@ impl Trie {
                 b.push(&ids[r * id_len..(r + 1) * id_len], r as u32);
             }
         }
-        b.finish()
+        Ok(Trie::from_flat(b.finish()))
+    }
+
+    fn from_flat(flat: Flat) -> Trie {
+        Trie {
+            vocab: flat.vocab.clone(),
+            flat: Arc::new(flat),
+            delta: None,
+        }
     }
 
     /// ID length (the depth of every leaf).
@@ -164,7 +204,7 @@ impl Trie {
     /// Number of distinct IDs.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.tokens.last().map_or(0, Vec::len)
+        self.nodes_at(self.id_len())
     }
 
     /// True when the trie holds no ID (never, for a built trie).
@@ -173,16 +213,33 @@ impl Trie {
         self.len() == 0
     }
 
+    /// Items inserted since the last compaction ([`Trie::compact`]).
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.delta.as_ref().map_or(0, |o| o.items)
+    }
+
     /// The root state (no token consumed).
     #[must_use]
     pub fn start(&self) -> State {
         State::default()
     }
 
+    fn nodes_at(&self, d: usize) -> usize {
+        self.flat.nodes_at(d) + self.delta.as_ref().map_or(0, |o| o.levels[d].new_nodes())
+    }
+
+    fn is_valid(&self, s: State) -> bool {
+        let d = s.depth as usize;
+        d <= self.id_len() && (s.node as usize) < self.nodes_at(d)
+    }
+
+    /// The pending lists of `s` (a valid state), if it has its own.
     #[inline]
-    fn range(&self, s: State) -> (usize, usize) {
-        let o = &self.offsets[s.depth as usize];
-        (o.get(s.node as usize), o.get(s.node as usize + 1))
+    fn slot(&self, s: State) -> Option<(&overlay::Level, usize)> {
+        let o = self.delta.as_deref()?;
+        let d = s.depth as usize;
+        o.slot(&self.flat, d, s.node).map(|i| (&o.levels[d], i))
     }
 
     /// Tokens that may follow state `s`, ascending; empty at a leaf or for a
@@ -193,8 +250,10 @@ impl Trie {
         if !self.is_valid(s) || s.depth as usize == self.id_len() {
             return &[];
         }
-        let (lo, hi) = self.range(s);
-        &self.tokens[s.depth as usize][lo..hi]
+        match self.slot(s) {
+            Some((l, i)) => &l.tokens[i],
+            None => self.flat.allowed(s),
+        }
     }
 
     /// Starts fetching what [`Trie::allowed`] and [`Trie::step`] read first
@@ -205,19 +264,14 @@ impl Trie {
     /// this for all beams of a level while the scorer runs.
     #[inline]
     pub fn prefetch(&self, s: State) {
-        if self.is_valid(s) && (s.depth as usize) < self.id_len() {
-            self.offsets[s.depth as usize].prefetch(s.node as usize);
-        }
+        self.flat.prefetch(s);
     }
 
     /// Starts fetching the child tokens of `s` (reads its child range, which
     /// [`Trie::prefetch`] brought in). A hint only.
     #[inline]
     pub fn prefetch_children(&self, s: State) {
-        if self.is_valid(s) && (s.depth as usize) < self.id_len() {
-            let (lo, _) = self.range(s);
-            crate::kernels::prefetch(&self.tokens[s.depth as usize][lo]);
-        }
+        self.flat.prefetch_children(s);
     }
 
     /// The state after `token`, or `None` if no ID continues that way.
@@ -227,24 +281,13 @@ impl Trie {
         if !self.is_valid(s) || s.depth as usize == self.id_len() {
             return None;
         }
-        let d = s.depth as usize;
-        let child = if let Some(t) = &self.direct[d] {
-            if token as usize >= self.vocab[d] {
-                return None;
-            }
-            let c = t[s.node as usize * self.vocab[d] + token as usize];
-            if c == u32::MAX {
-                return None;
-            }
-            c as usize
-        } else {
-            let (lo, hi) = self.range(s);
-            lo + find_token(&self.tokens[d][lo..hi], token)?
-        };
-        Some(State {
-            depth: s.depth + 1,
-            node: child as u32,
-        })
+        match self.slot(s) {
+            Some((l, i)) => Some(State {
+                depth: s.depth + 1,
+                node: l.next[i][find_token(&l.tokens[i], token)?],
+            }),
+            None => self.flat.step(s, token),
+        }
     }
 
     /// The `i`-th child of `s` (the one with token `allowed(s)[i]`).
@@ -252,15 +295,16 @@ impl Trie {
     #[inline]
     #[must_use]
     pub fn child(&self, s: State, i: usize) -> Option<State> {
-        let n = self.allowed(s).len();
-        if i >= n {
+        if !self.is_valid(s) || s.depth as usize == self.id_len() {
             return None;
         }
-        let (lo, _) = self.range(s);
-        Some(State {
-            depth: s.depth + 1,
-            node: (lo + i) as u32,
-        })
+        match self.slot(s) {
+            Some((l, k)) => Some(State {
+                depth: s.depth + 1,
+                node: *l.next[k].get(i)?,
+            }),
+            None => self.flat.child(s, i),
+        }
     }
 
     /// Follows a whole prefix from the root.
@@ -277,42 +321,57 @@ impl Trie {
         id.len() == self.id_len() && self.walk(id).is_some()
     }
 
-    fn is_valid(&self, s: State) -> bool {
-        let d = s.depth as usize;
-        d <= self.id_len() && (s.node as usize) < self.nodes_at(d)
-    }
-
-    fn nodes_at(&self, d: usize) -> usize {
-        if d == 0 { 1 } else { self.tokens[d - 1].len() }
-    }
-
-    /// Range of leaves (ID indices) under `s`.
-    #[must_use]
-    pub fn leaf_range(&self, s: State) -> std::ops::Range<usize> {
-        if !self.is_valid(s) {
-            return 0..0;
-        }
-        let (mut lo, mut hi) = (s.node as usize, s.node as usize + 1);
-        for d in s.depth as usize..self.id_len() {
-            lo = self.offsets[d].get(lo);
-            hi = self.offsets[d].get(hi);
-        }
-        lo..hi
-    }
-
-    /// Items under state `s` (all IDs with that prefix), in ID order then
-    /// catalog order; for a leaf, the items of that ID.
+    /// The items of a complete ID (a leaf state), in catalog order; empty
+    /// for an inner state or a state not of this trie. For every item
+    /// under a prefix, see [`Trie::items_under`].
     #[must_use]
     pub fn items(&self, s: State) -> &[u32] {
-        let r = self.leaf_range(s);
-        match &self.leaf_items {
-            None => &self.items[r],
-            Some(o) => &self.items[o.get(r.start)..o.get(r.end)],
+        if !self.is_valid(s) || s.depth as usize != self.id_len() {
+            return &[];
+        }
+        match self.slot(s) {
+            Some((l, i)) => &l.next[i],
+            None => self.flat.items(s),
         }
     }
 
-    /// The tokens of leaf `leaf` (the `leaf`-th ID in lexicographic order),
-    /// written into `out` (`depth()` tokens). Cost: a binary search per
+    /// Every item under state `s` (all IDs with that prefix), in ID order
+    /// then catalog order; empty for a state not of this trie.
+    #[must_use]
+    pub fn items_under(&self, s: State) -> Vec<u32> {
+        if !self.is_valid(s) {
+            return Vec::new();
+        }
+        if self.delta.is_none() {
+            return self.flat.items(s).to_vec();
+        }
+        let mut out = Vec::new();
+        self.for_each_leaf(s, &mut Vec::new(), &mut |_, items| {
+            out.extend_from_slice(items);
+        });
+        out
+    }
+
+    /// Calls `f(id, items)` for every leaf under `s`, in ID order; `path`
+    /// holds the tokens that led to `s`.
+    fn for_each_leaf(&self, s: State, path: &mut Vec<u16>, f: &mut dyn FnMut(&[u16], &[u32])) {
+        if s.depth as usize == self.id_len() {
+            f(path, self.items(s));
+            return;
+        }
+        let allowed = self.allowed(s);
+        for (i, &t) in allowed.iter().enumerate() {
+            if let Some(c) = self.child(s, i) {
+                path.push(t);
+                self.for_each_leaf(c, path, f);
+                path.pop();
+            }
+        }
+    }
+
+    /// The tokens of leaf `leaf` (the state `(id_len, leaf)`: the
+    /// `leaf`-th ID in lexicographic order when no insert is pending),
+    /// written into `out` (`id_len()` tokens). Cost: a binary search per
     /// level.
     pub fn id_of_leaf(&self, leaf: usize, out: &mut [u16]) -> Result<()> {
         if out.len() != self.id_len() {
@@ -329,182 +388,81 @@ impl Trie {
                 got: leaf,
             });
         }
-        let mut node = leaf;
-        for d in (0..self.id_len()).rev() {
-            out[d] = self.tokens[d][node];
-            // Parent: the last node whose range starts at or before `node`.
-            let o = &self.offsets[d];
-            let (mut lo, mut hi) = (0, o.len() - 1);
-            while hi - lo > 1 {
-                let mid = (lo + hi) / 2;
-                if o.get(mid) <= node {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
+        let (mut d, mut node) = (self.id_len(), leaf);
+        if let Some(o) = &self.delta {
+            // New nodes know their parent; the compacted ones are found by
+            // search.
+            while d > 0 {
+                let Some((p, t)) = o.parent(&self.flat, d, node) else {
+                    break;
+                };
+                out[d - 1] = t;
+                node = p as usize;
+                d -= 1;
             }
-            node = lo;
         }
+        self.flat.path_of(d, node, out);
         Ok(())
     }
 
     /// Shape and memory.
     #[must_use]
     pub fn stats(&self) -> TrieStats {
-        let structure = self.tokens.iter().map(|t| t.len() * 2).sum::<usize>()
-            + self.offsets.iter().map(Offsets::bytes).sum::<usize>()
-            + self
-                .direct
-                .iter()
-                .map(|t| t.as_ref().map_or(0, |t| t.len() * 4))
-                .sum::<usize>();
-        TrieStats {
-            ids: self.len(),
-            items: self.items.len(),
-            nodes_per_depth: (0..=self.id_len()).map(|d| self.nodes_at(d)).collect(),
-            structure_bytes: structure,
-            item_bytes: self.items.len() * 4 + self.leaf_items.as_ref().map_or(0, Offsets::bytes),
+        let mut s = self.flat.stats();
+        if let Some(o) = &self.delta {
+            s.ids = self.len();
+            s.items += o.items;
+            s.nodes_per_depth = (0..=self.id_len()).map(|d| self.nodes_at(d)).collect();
+            s.structure_bytes += o.bytes();
+            s.pending = o.items;
         }
+        s
     }
 
-    /// Checks every invariant: vocabularies, offsets monotone and in range,
-    /// no dead ends, children sorted, strictly increasing and in range, leaf
-    /// item ranges non-empty and covering the items, items unique. Run by
+    /// Checks every invariant of the compacted arrays: vocabularies,
+    /// offsets monotone and in range, no dead ends, children sorted,
+    /// strictly increasing and in range, leaf item ranges non-empty and
+    /// covering the items, items unique. Run by
     /// [`load`](crate::ModelFile::load) / [`from_bytes`](crate::ModelFile::from_bytes).
+    /// (Pending inserts are checked as they are made.)
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Error::Format(FormatError::Invalid(m));
-        let depth = self.vocab.len();
-        if depth == 0 {
-            return Err(bad("trie has depth 0".into()));
-        }
-        check_vocab(&self.vocab).map_err(|e| bad(e.to_string()))?;
-        if self.tokens.len() != depth || self.offsets.len() != depth || self.direct.len() != depth {
-            return Err(bad("per-depth arrays do not match the depth".into()));
-        }
-        for d in 0..depth {
-            let n = self.nodes_at(d);
-            let o = &self.offsets[d];
-            if o.len() != n + 1 {
-                return Err(bad(format!("depth {d}: {} offsets for {n} nodes", o.len())));
-            }
-            if let Offsets::Narrow { base, rel } = o
-                && base.len() != rel.len().div_ceil(OFF_BLOCK)
-            {
-                return Err(bad(format!("depth {d}: offset blocks do not match")));
-            }
-            let toks = &self.tokens[d];
-            if o.get(0) != 0 || o.get(n) != toks.len() {
-                return Err(bad(format!(
-                    "depth {d}: offsets must run from 0 to {}",
-                    toks.len()
-                )));
-            }
-            for i in 0..n {
-                let (lo, hi) = (o.get(i), o.get(i + 1));
-                if hi <= lo {
-                    return Err(bad(format!(
-                        "depth {d}, node {i}: offsets not increasing (a node without children)"
-                    )));
-                }
-                if hi > toks.len() {
-                    return Err(bad(format!("depth {d}, node {i}: offset out of range")));
-                }
-                let c = &toks[lo..hi];
-                if c.windows(2).any(|w| w[0] >= w[1]) {
-                    return Err(bad(format!(
-                        "depth {d}, node {i}: child tokens not strictly increasing"
-                    )));
-                }
-                if c[c.len() - 1] as usize >= self.vocab[d] {
-                    return Err(bad(format!(
-                        "depth {d}, node {i}: token {} beyond vocabulary {}",
-                        c[c.len() - 1],
-                        self.vocab[d]
-                    )));
-                }
-            }
-        }
-        let leaves = self.len();
-        match &self.leaf_items {
-            None => {
-                if self.items.len() != leaves {
-                    return Err(bad(format!(
-                        "{} items for {leaves} leaves",
-                        self.items.len()
-                    )));
-                }
-            }
-            Some(o) => {
-                if o.len() != leaves + 1 || o.get(0) != 0 || o.get(leaves) != self.items.len() {
-                    return Err(bad("leaf item offsets do not cover the items".into()));
-                }
-                if (0..leaves).any(|i| o.get(i + 1) <= o.get(i)) {
-                    return Err(bad("a leaf without items".into()));
-                }
-            }
-        }
-        let mut it = self.items.clone();
-        it.sort_unstable();
-        if let Some(w) = it.windows(2).find(|w| w[0] == w[1]) {
-            return Err(bad(format!("item {} appears twice", w[0])));
-        }
-        Ok(())
+        self.flat.validate()
     }
 
-    /// Rebuilds from stored parts and validates.
-    fn from_parts(
-        vocab: Vec<u64>,
-        tokens: Vec<Vec<u16>>,
-        offsets: Vec<Vec<u32>>,
-        leaf_items: Option<Vec<u32>>,
-        items: Vec<u32>,
-    ) -> Result<Trie> {
-        let bad = |m: &str| Error::Format(FormatError::Invalid(m.into()));
-        let vocab: Vec<usize> = vocab
-            .into_iter()
-            .map(|v| usize::try_from(v).unwrap_or(usize::MAX))
-            .collect();
-        check_vocab(&vocab).map_err(|e| bad(&e.to_string()))?;
-        // Offsets must be monotone before they can be compressed.
-        for o in offsets.iter().chain(leaf_items.iter()) {
-            if o.is_empty() || o.windows(2).any(|w| w[1] < w[0]) {
-                return Err(bad("offsets are empty or not monotone"));
-            }
+    /// Folds pending inserts into new compacted arrays: one pass over every
+    /// ID. Does nothing when none is pending.
+    pub fn compact(&mut self) {
+        if self.delta.is_some() {
+            *self = self.compacted();
         }
-        if tokens.len() != vocab.len() || offsets.len() != vocab.len() {
-            return Err(bad("per-depth arrays do not match the depth"));
-        }
-        let mut t = Trie {
-            direct: vec![None; vocab.len()],
-            vocab,
-            tokens,
-            offsets: offsets.into_iter().map(Offsets::new).collect(),
-            leaf_items: leaf_items.map(Offsets::new),
-            items,
-        };
-        t.validate()?;
-        t.build_direct();
-        Ok(t)
     }
 
-    fn build_direct(&mut self) {
-        let ids = self.len();
-        let budget = (1usize << 16).max(ids / 4);
-        for d in 0..self.id_len() {
-            let n = self.nodes_at(d);
-            let v = self.vocab[d];
-            if n.saturating_mul(v) > budget {
-                self.direct[d] = None;
-                continue;
+    /// The trie with pending inserts folded in.
+    fn compacted(&self) -> Trie {
+        if self.delta.is_none() {
+            return self.clone();
+        }
+        let mut b = Builder::new(self.vocab.clone());
+        self.for_each_leaf(self.start(), &mut Vec::new(), &mut |id, items| {
+            for &it in items {
+                b.push(id, it);
             }
-            let mut t = vec![u32::MAX; n * v];
-            for i in 0..n {
-                let (lo, hi) = (self.offsets[d].get(i), self.offsets[d].get(i + 1));
-                for (j, &tok) in self.tokens[d][lo..hi].iter().enumerate() {
-                    t[i * v + tok as usize] = (lo + j) as u32;
-                }
-            }
-            self.direct[d] = Some(t);
+        });
+        Trie::from_flat(b.finish())
+    }
+
+    /// Adds `items` with their IDs (`ids`: row-major, `id_len` tokens per
+    /// item, already checked against `vocab`, the map's codebook sizes now)
+    /// without rebuilding: O(m · id_len) list updates. Items must be new;
+    /// the items of one ID keep the order they are given in.
+    pub(crate) fn insert(&mut self, ids: &[u16], items: &[u32], vocab: &[usize]) {
+        debug_assert_eq!(vocab.len(), self.id_len());
+        self.vocab = vocab.to_vec();
+        let o = self
+            .delta
+            .get_or_insert_with(|| Box::new(Overlay::new(vocab.len())));
+        for (id, &item) in ids.chunks_exact(vocab.len()).zip(items) {
+            o.insert(&self.flat, id, item);
         }
     }
 }
@@ -541,15 +499,25 @@ impl Payload for Trie {
     const KIND: ModelKind = ModelKind::Trie;
     type V = TrieV1;
     fn to_payload(&self) -> TrieV1 {
+        // Pending inserts are written compacted.
+        let compacted;
+        let f = if self.delta.is_some() {
+            compacted = self.compacted();
+            &compacted.flat
+        } else {
+            &self.flat
+        };
         TrieV1 {
-            vocab: self.vocab.iter().map(|&v| v as u64).collect(),
-            tokens: self.tokens.clone(),
-            offsets: self.offsets.iter().map(Offsets::to_vec).collect(),
-            leaf_items: self.leaf_items.as_ref().map(Offsets::to_vec),
-            items: self.items.clone(),
+            vocab: f.vocab.iter().map(|&v| v as u64).collect(),
+            tokens: f.tokens.clone(),
+            offsets: f.offsets.iter().map(Offsets::to_vec).collect(),
+            leaf_items: f.leaf_items.as_ref().map(Offsets::to_vec),
+            items: f.items.clone(),
         }
     }
     fn from_payload(p: TrieV1) -> Result<Self> {
-        Trie::from_parts(p.vocab, p.tokens, p.offsets, p.leaf_items, p.items).map_err(to_invalid)
+        Flat::from_parts(p.vocab, p.tokens, p.offsets, p.leaf_items, p.items)
+            .map(Trie::from_flat)
+            .map_err(to_invalid)
     }
 }

@@ -1,0 +1,240 @@
+//! One part of a [`SidMap`](super::SidMap): items, their IDs, the rows in
+//! ID order and an item → row lookup.
+//!
+//! A map is an immutable, shared base part (behind an `Arc`, so a clone of
+//! the map copies only the delta) plus a small delta part that inserts go
+//! to; the delta is merged into a new base when it passes a threshold
+//! ([`SidMap::compact`](super::SidMap::compact)).
+
+use std::collections::HashMap;
+
+use super::super::sort::merge_sorted;
+
+/// Items, IDs and orders of one part. Rows are numbered from 0 within the
+/// part.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Part {
+    /// External item of every row.
+    pub(super) items: Vec<u32>,
+    /// IDs, row-major `rows × id_len`.
+    pub(super) ids: Vec<u16>,
+    /// Rows sorted by (ID, row).
+    pub(super) sorted: Vec<u32>,
+    /// Item → row.
+    pub(super) lookup: Lookup,
+}
+
+/// Item → row of a part.
+#[derive(Clone, Debug)]
+pub(super) enum Lookup {
+    /// `items[r] == first + r`: a dense catalog needs no table.
+    Dense {
+        /// Item of row 0.
+        first: u32,
+    },
+    /// `(item, row)` sorted by item (8 bytes per item): the base of a map
+    /// whose items are not one consecutive run.
+    Sorted(Vec<(u32, u32)>),
+    /// A hash table: the delta, which grows one batch at a time.
+    Hash(HashMap<u32, u32>),
+}
+
+impl Default for Lookup {
+    fn default() -> Lookup {
+        Lookup::Dense { first: 0 }
+    }
+}
+
+impl Part {
+    /// An empty delta part.
+    pub(super) fn delta() -> Part {
+        Part {
+            lookup: Lookup::Hash(HashMap::new()),
+            ..Part::default()
+        }
+    }
+
+    /// A base part of `items` with `ids` and `sorted` (rows in ID order):
+    /// builds the lookup. [`Part::duplicate`] tells whether an item is
+    /// listed twice.
+    pub(super) fn base(items: Vec<u32>, ids: Vec<u16>, sorted: Vec<u32>) -> Part {
+        let dense = items.first().is_none_or(|&f| {
+            items
+                .iter()
+                .enumerate()
+                .all(|(r, &it)| it as u64 == f as u64 + r as u64)
+        });
+        let lookup = if dense {
+            Lookup::Dense {
+                first: items.first().copied().unwrap_or(0),
+            }
+        } else {
+            let mut pairs: Vec<(u32, u32)> = items
+                .iter()
+                .enumerate()
+                .map(|(r, &it)| (it, r as u32))
+                .collect();
+            pairs.sort_unstable();
+            Lookup::Sorted(pairs)
+        };
+        Part {
+            items,
+            ids,
+            sorted,
+            lookup,
+        }
+    }
+
+    /// An item listed twice in a base part, if any.
+    pub(super) fn duplicate(&self) -> Option<u32> {
+        match &self.lookup {
+            Lookup::Sorted(p) => p.windows(2).find(|w| w[0].0 == w[1].0).map(|w| w[0].0),
+            Lookup::Dense { .. } | Lookup::Hash(_) => None,
+        }
+    }
+
+    /// Rows.
+    pub(super) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// The ID of row `r`.
+    #[inline]
+    pub(super) fn id(&self, r: u32, id_len: usize) -> &[u16] {
+        &self.ids[r as usize * id_len..(r as usize + 1) * id_len]
+    }
+
+    /// The row of `item`, if it is in this part.
+    pub(super) fn row_of(&self, item: u32) -> Option<u32> {
+        match &self.lookup {
+            Lookup::Dense { first } => {
+                let r = item.checked_sub(*first)?;
+                ((r as usize) < self.items.len()).then_some(r)
+            }
+            Lookup::Sorted(p) => p
+                .binary_search_by_key(&item, |&(it, _)| it)
+                .ok()
+                .map(|i| p[i].1),
+            Lookup::Hash(h) => h.get(&item).copied(),
+        }
+    }
+
+    /// The range of `sorted` whose IDs start with `prefix`.
+    pub(super) fn prefix_range(&self, prefix: &[u16], id_len: usize) -> (usize, usize) {
+        let p = prefix.len();
+        let id = |r: u32| &self.ids[r as usize * id_len..r as usize * id_len + p];
+        let lo = self.sorted.partition_point(|&r| id(r) < prefix);
+        let hi = lo + self.sorted[lo..].partition_point(|&r| id(r) == prefix);
+        (lo, hi)
+    }
+
+    /// Adds to `counts[i]` the rows whose ID starts with `keys[i]` (all of
+    /// one length), for keys in ascending order: each search gallops on
+    /// from where the previous one ended, so a sorted batch of m keys costs
+    /// O(m log(n / m)) comparisons instead of m full binary searches.
+    pub(super) fn count_sorted(&self, keys: &[&[u16]], id_len: usize, counts: &mut [usize]) {
+        let mut at = 0;
+        for (key, c) in keys.iter().zip(counts.iter_mut()) {
+            let p = key.len();
+            let id = |i: usize| {
+                let r = self.sorted[i] as usize;
+                &self.ids[r * id_len..r * id_len + p]
+            };
+            let rest = self.sorted.len() - at;
+            let lo = at + gallop(rest, |i| id(at + i) < *key);
+            let hi = lo + gallop(self.sorted.len() - lo, |i| id(lo + i) == *key);
+            *c += hi - lo;
+            at = lo;
+        }
+    }
+
+    /// Appends a batch to the delta: `items` with `ids`, and `order`, the
+    /// batch's rows sorted by (ID, row). `index`: update the item lookup
+    /// (not needed when the delta is compacted right after).
+    pub(super) fn append(
+        &mut self,
+        items: &[u32],
+        ids: &[u16],
+        order: &[u32],
+        id_len: usize,
+        index: bool,
+    ) {
+        let old = self.items.len() as u32;
+        self.items.extend_from_slice(items);
+        self.ids.extend_from_slice(ids);
+        if let (true, Lookup::Hash(h)) = (index, &mut self.lookup) {
+            h.reserve(items.len());
+            for (i, &it) in items.iter().enumerate() {
+                h.insert(it, old + i as u32);
+            }
+        }
+        if self.sorted.is_empty() {
+            self.sorted = order.to_vec();
+        } else {
+            let new: Vec<u32> = order.iter().map(|&r| r + old).collect();
+            self.sorted = merge_sorted(&self.sorted, &new, &self.ids, id_len);
+        }
+    }
+
+    /// This part followed by `delta` as one base part.
+    pub(super) fn merged(&self, delta: &Part, id_len: usize) -> Part {
+        let n = self.items.len();
+        let mut items = Vec::with_capacity(n + delta.items.len());
+        items.extend_from_slice(&self.items);
+        items.extend_from_slice(&delta.items);
+        let mut ids = Vec::with_capacity(self.ids.len() + delta.ids.len());
+        ids.extend_from_slice(&self.ids);
+        ids.extend_from_slice(&delta.ids);
+        let shifted: Vec<u32> = delta.sorted.iter().map(|&r| r + n as u32).collect();
+        let sorted = merge_sorted(&self.sorted, &shifted, &ids, id_len);
+        Part::base(items, ids, sorted)
+    }
+
+    /// Bytes held (the lookup counted at its capacity).
+    pub(super) fn bytes(&self) -> usize {
+        let lookup = match &self.lookup {
+            Lookup::Dense { .. } => 0,
+            Lookup::Sorted(p) => p.capacity() * 8,
+            // hashbrown: 8 bytes per bucket plus one control byte.
+            Lookup::Hash(h) => h.capacity() * 9,
+        };
+        self.items.capacity() * 4 + self.ids.capacity() * 2 + self.sorted.capacity() * 4 + lookup
+    }
+}
+
+/// The first `i` in `0..n` where `pred` turns false (`pred` holds on a
+/// prefix), probing 1, 2, 4, … ahead before a binary search: cheap when the
+/// answer is near the start.
+fn gallop(n: usize, pred: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut step) = (0usize, 1usize);
+    while lo + step <= n && pred(lo + step - 1) {
+        lo += step;
+        step *= 2;
+    }
+    // pred holds below `lo`; it fails at lo + step - 1 (or that is past n).
+    let hi = (lo + step - 1).min(n);
+    let (mut a, mut b) = (lo, hi);
+    while a < b {
+        let mid = a + (b - a) / 2;
+        if pred(mid) {
+            a = mid + 1;
+        } else {
+            b = mid;
+        }
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gallop;
+
+    #[test]
+    fn gallop_finds_the_partition_point() {
+        for n in 0..70 {
+            for p in 0..=n {
+                assert_eq!(gallop(n, |i| i < p), p, "n {n} p {p}");
+            }
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! The compacted form of a [`Trie`](super::Trie): one array per depth.
+
+use super::offsets::{OFF_BLOCK, Offsets};
+use super::{State, TrieStats, check_vocab, find_token};
+use crate::error::{Error, FormatError, Result};
+
+/// The compacted trie: per-depth arrays (see [`Trie`]).
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Flat {
+    pub(super) vocab: Vec<usize>,
+    /// `tokens[p]`: token of every node at depth `p + 1`.
+    pub(super) tokens: Vec<Vec<u16>>,
+    /// `offsets[p]`: child ranges of the nodes at depth `p` (len nodes + 1).
+    pub(super) offsets: Vec<Offsets>,
+    /// Direct tables `(node, token) → child index` (`u32::MAX`: none).
+    pub(super) direct: Vec<Option<Vec<u32>>>,
+    /// Leaf → item range; `None` when every leaf holds exactly one item.
+    pub(super) leaf_items: Option<Offsets>,
+    pub(super) items: Vec<u32>,
+}
+
+impl Flat {
+    /// ID length (the depth of every leaf).
+    #[must_use]
+    pub(super) fn id_len(&self) -> usize {
+        self.vocab.len()
+    }
+
+    /// Number of distinct IDs.
+    #[must_use]
+    pub(super) fn len(&self) -> usize {
+        self.tokens.last().map_or(0, Vec::len)
+    }
+
+    #[inline]
+    pub(super) fn range(&self, s: State) -> (usize, usize) {
+        let o = &self.offsets[s.depth as usize];
+        (o.get(s.node as usize), o.get(s.node as usize + 1))
+    }
+
+    /// Tokens that may follow state `s`, ascending; empty at a leaf or for a
+    /// state that does not belong to this trie.
+    #[inline]
+    #[must_use]
+    pub(super) fn allowed(&self, s: State) -> &[u16] {
+        if !self.is_valid(s) || s.depth as usize == self.id_len() {
+            return &[];
+        }
+        let (lo, hi) = self.range(s);
+        &self.tokens[s.depth as usize][lo..hi]
+    }
+
+    /// Starts fetching what [`Flat::allowed`] and [`Flat::step`] read first
+    /// for `s` (its child range), so that a batch of states can be looked
+    /// up with the memory latency overlapped: prefetch every state, then
+    /// [`Flat::prefetch_children`] every state, then step them. A hint
+    /// only; invalid states are ignored. [`crate::decode::BeamSearch`] does
+    /// this for all beams of a level while the scorer runs.
+    #[inline]
+    pub(super) fn prefetch(&self, s: State) {
+        if self.is_valid(s) && (s.depth as usize) < self.id_len() {
+            self.offsets[s.depth as usize].prefetch(s.node as usize);
+        }
+    }
+
+    /// Starts fetching the child tokens of `s` (reads its child range, which
+    /// [`Flat::prefetch`] brought in). A hint only.
+    #[inline]
+    pub(super) fn prefetch_children(&self, s: State) {
+        if self.is_valid(s) && (s.depth as usize) < self.id_len() {
+            let (lo, _) = self.range(s);
+            crate::kernels::prefetch(&self.tokens[s.depth as usize][lo]);
+        }
+    }
+
+    /// The state after `token`, or `None` if no ID continues that way.
+    #[inline]
+    #[must_use]
+    pub(super) fn step(&self, s: State, token: u16) -> Option<State> {
+        if !self.is_valid(s) || s.depth as usize == self.id_len() {
+            return None;
+        }
+        let d = s.depth as usize;
+        let child = if let Some(t) = &self.direct[d] {
+            if token as usize >= self.vocab[d] {
+                return None;
+            }
+            let c = t[s.node as usize * self.vocab[d] + token as usize];
+            if c == u32::MAX {
+                return None;
+            }
+            c as usize
+        } else {
+            let (lo, hi) = self.range(s);
+            lo + find_token(&self.tokens[d][lo..hi], token)?
+        };
+        Some(State {
+            depth: s.depth + 1,
+            node: child as u32,
+        })
+    }
+
+    /// The `i`-th child of `s` (the one with token `allowed(s)[i]`).
+    /// `None` if `i` is out of range.
+    #[inline]
+    #[must_use]
+    pub(super) fn child(&self, s: State, i: usize) -> Option<State> {
+        let n = self.allowed(s).len();
+        if i >= n {
+            return None;
+        }
+        let (lo, _) = self.range(s);
+        Some(State {
+            depth: s.depth + 1,
+            node: (lo + i) as u32,
+        })
+    }
+
+    pub(super) fn is_valid(&self, s: State) -> bool {
+        let d = s.depth as usize;
+        d <= self.id_len() && (s.node as usize) < self.nodes_at(d)
+    }
+
+    pub(super) fn nodes_at(&self, d: usize) -> usize {
+        if d == 0 { 1 } else { self.tokens[d - 1].len() }
+    }
+
+    /// Range of leaves (ID indices) under `s`.
+    #[must_use]
+    pub(super) fn leaf_range(&self, s: State) -> std::ops::Range<usize> {
+        if !self.is_valid(s) {
+            return 0..0;
+        }
+        let (mut lo, mut hi) = (s.node as usize, s.node as usize + 1);
+        for d in s.depth as usize..self.id_len() {
+            lo = self.offsets[d].get(lo);
+            hi = self.offsets[d].get(hi);
+        }
+        lo..hi
+    }
+
+    /// Items under state `s` (all IDs with that prefix), in ID order then
+    /// catalog order; for a leaf, the items of that ID.
+    #[must_use]
+    pub(super) fn items(&self, s: State) -> &[u32] {
+        let r = self.leaf_range(s);
+        match &self.leaf_items {
+            None => &self.items[r],
+            Some(o) => &self.items[o.get(r.start)..o.get(r.end)],
+        }
+    }
+
+    /// The first `depth` tokens of the path to node `node` at `depth`,
+    /// written into `out[..depth]` (`node` must exist). Cost: a binary
+    /// search per level.
+    pub(super) fn path_of(&self, depth: usize, node: usize, out: &mut [u16]) {
+        let mut node = node;
+        for d in (0..depth).rev() {
+            out[d] = self.tokens[d][node];
+            // Parent: the last node whose range starts at or before `node`.
+            let o = &self.offsets[d];
+            let (mut lo, mut hi) = (0, o.len() - 1);
+            while hi - lo > 1 {
+                let mid = (lo + hi) / 2;
+                if o.get(mid) <= node {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            node = lo;
+        }
+    }
+
+    /// Shape and memory.
+    #[must_use]
+    pub(super) fn stats(&self) -> TrieStats {
+        let structure = self.tokens.iter().map(|t| t.len() * 2).sum::<usize>()
+            + self.offsets.iter().map(Offsets::bytes).sum::<usize>()
+            + self
+                .direct
+                .iter()
+                .map(|t| t.as_ref().map_or(0, |t| t.len() * 4))
+                .sum::<usize>();
+        TrieStats {
+            ids: self.len(),
+            items: self.items.len(),
+            nodes_per_depth: (0..=self.id_len()).map(|d| self.nodes_at(d)).collect(),
+            structure_bytes: structure,
+            item_bytes: self.items.len() * 4 + self.leaf_items.as_ref().map_or(0, Offsets::bytes),
+            pending: 0,
+        }
+    }
+
+    /// Checks every invariant: vocabularies, offsets monotone and in range,
+    /// no dead ends, children sorted, strictly increasing and in range, leaf
+    /// item ranges non-empty and covering the items, items unique. Run by
+    /// [`load`](crate::ModelFile::load) / [`from_bytes`](crate::ModelFile::from_bytes).
+    pub(super) fn validate(&self) -> Result<()> {
+        let bad = |m: String| Error::Format(FormatError::Invalid(m));
+        let depth = self.vocab.len();
+        if depth == 0 {
+            return Err(bad("trie has depth 0".into()));
+        }
+        check_vocab(&self.vocab).map_err(|e| bad(e.to_string()))?;
+        if self.tokens.len() != depth || self.offsets.len() != depth || self.direct.len() != depth {
+            return Err(bad("per-depth arrays do not match the depth".into()));
+        }
+        for d in 0..depth {
+            let n = self.nodes_at(d);
+            let o = &self.offsets[d];
+            if o.len() != n + 1 {
+                return Err(bad(format!("depth {d}: {} offsets for {n} nodes", o.len())));
+            }
+            if let Offsets::Narrow { base, rel } = o
+                && base.len() != rel.len().div_ceil(OFF_BLOCK)
+            {
+                return Err(bad(format!("depth {d}: offset blocks do not match")));
+            }
+            let toks = &self.tokens[d];
+            if o.get(0) != 0 || o.get(n) != toks.len() {
+                return Err(bad(format!(
+                    "depth {d}: offsets must run from 0 to {}",
+                    toks.len()
+                )));
+            }
+            for i in 0..n {
+                let (lo, hi) = (o.get(i), o.get(i + 1));
+                if hi <= lo {
+                    return Err(bad(format!(
+                        "depth {d}, node {i}: offsets not increasing (a node without children)"
+                    )));
+                }
+                if hi > toks.len() {
+                    return Err(bad(format!("depth {d}, node {i}: offset out of range")));
+                }
+                let c = &toks[lo..hi];
+                if c.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(bad(format!(
+                        "depth {d}, node {i}: child tokens not strictly increasing"
+                    )));
+                }
+                if c[c.len() - 1] as usize >= self.vocab[d] {
+                    return Err(bad(format!(
+                        "depth {d}, node {i}: token {} beyond vocabulary {}",
+                        c[c.len() - 1],
+                        self.vocab[d]
+                    )));
+                }
+            }
+        }
+        let leaves = self.len();
+        match &self.leaf_items {
+            None => {
+                if self.items.len() != leaves {
+                    return Err(bad(format!(
+                        "{} items for {leaves} leaves",
+                        self.items.len()
+                    )));
+                }
+            }
+            Some(o) => {
+                if o.len() != leaves + 1 || o.get(0) != 0 || o.get(leaves) != self.items.len() {
+                    return Err(bad("leaf item offsets do not cover the items".into()));
+                }
+                if (0..leaves).any(|i| o.get(i + 1) <= o.get(i)) {
+                    return Err(bad("a leaf without items".into()));
+                }
+            }
+        }
+        let mut it = self.items.clone();
+        it.sort_unstable();
+        if let Some(w) = it.windows(2).find(|w| w[0] == w[1]) {
+            return Err(bad(format!("item {} appears twice", w[0])));
+        }
+        Ok(())
+    }
+
+    /// Rebuilds from stored parts and validates.
+    pub(super) fn from_parts(
+        vocab: Vec<u64>,
+        tokens: Vec<Vec<u16>>,
+        offsets: Vec<Vec<u32>>,
+        leaf_items: Option<Vec<u32>>,
+        items: Vec<u32>,
+    ) -> Result<Flat> {
+        let bad = |m: &str| Error::Format(FormatError::Invalid(m.into()));
+        let vocab: Vec<usize> = vocab
+            .into_iter()
+            .map(|v| usize::try_from(v).unwrap_or(usize::MAX))
+            .collect();
+        check_vocab(&vocab).map_err(|e| bad(&e.to_string()))?;
+        // Offsets must be monotone before they can be compressed.
+        for o in offsets.iter().chain(leaf_items.iter()) {
+            if o.is_empty() || o.windows(2).any(|w| w[1] < w[0]) {
+                return Err(bad("offsets are empty or not monotone"));
+            }
+        }
+        if tokens.len() != vocab.len() || offsets.len() != vocab.len() {
+            return Err(bad("per-depth arrays do not match the depth"));
+        }
+        let mut t = Flat {
+            direct: vec![None; vocab.len()],
+            vocab,
+            tokens,
+            offsets: offsets.into_iter().map(Offsets::new).collect(),
+            leaf_items: leaf_items.map(Offsets::new),
+            items,
+        };
+        t.validate()?;
+        t.build_direct();
+        Ok(t)
+    }
+
+    pub(super) fn build_direct(&mut self) {
+        let ids = self.len();
+        let budget = (1usize << 16).max(ids / 4);
+        for d in 0..self.id_len() {
+            let n = self.nodes_at(d);
+            let v = self.vocab[d];
+            if n.saturating_mul(v) > budget {
+                self.direct[d] = None;
+                continue;
+            }
+            let mut t = vec![u32::MAX; n * v];
+            for i in 0..n {
+                let (lo, hi) = (self.offsets[d].get(i), self.offsets[d].get(i + 1));
+                for (j, &tok) in self.tokens[d][lo..hi].iter().enumerate() {
+                    t[i * v + tok as usize] = (lo + j) as u32;
+                }
+            }
+            self.direct[d] = Some(t);
+        }
+    }
+}
