@@ -247,6 +247,10 @@ impl Trie {
     #[inline]
     #[must_use]
     pub fn allowed(&self, s: State) -> &[u16] {
+        // No insert pending: the arrays alone (they check `s` themselves).
+        if self.delta.is_none() {
+            return self.flat.allowed(s);
+        }
         if !self.is_valid(s) || s.depth as usize == self.id_len() {
             return &[];
         }
@@ -278,6 +282,9 @@ impl Trie {
     #[inline]
     #[must_use]
     pub fn step(&self, s: State, token: u16) -> Option<State> {
+        if self.delta.is_none() {
+            return self.flat.step(s, token);
+        }
         if !self.is_valid(s) || s.depth as usize == self.id_len() {
             return None;
         }
@@ -295,6 +302,9 @@ impl Trie {
     #[inline]
     #[must_use]
     pub fn child(&self, s: State, i: usize) -> Option<State> {
+        if self.delta.is_none() {
+            return self.flat.child(s, i);
+        }
         if !self.is_valid(s) || s.depth as usize == self.id_len() {
             return None;
         }
