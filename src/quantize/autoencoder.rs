@@ -118,6 +118,9 @@ pub struct EpochReport {
 /// MLPs valid, encoder `d → latent`, decoder `latent → d`, every parameter
 /// finite.
 pub(crate) fn check_autoencoder(encoder: &Mlp, decoder: &Mlp, latent: usize) -> Result<()> {
+    if latent == 0 {
+        return Err(invalid("latent", "is 0 values wide; use at least 1"));
+    }
     encoder.validate()?;
     decoder.validate()?;
     if encoder.outputs() != latent {

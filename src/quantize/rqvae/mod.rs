@@ -524,8 +524,10 @@ impl RqVae {
             return Err(invalid("levels", "is 0; use at least 1"));
         }
         crate::data::check_vocab("k", &[k], 2)?;
-        // The length check comes before the size list is made, so a hostile
-        // `levels` cannot ask for a huge allocation.
+        // The networks (a latent width of at least 1) and the length are
+        // checked before the size list is made, so a hostile `levels`
+        // cannot ask for a huge allocation: `levels ≤ codebooks.len() / 2`.
+        super::autoencoder::check_autoencoder(&encoder, &decoder, encoder.outputs())?;
         let want = levels
             .checked_mul(k)
             .and_then(|v| v.checked_mul(encoder.outputs()));
