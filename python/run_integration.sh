@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The Python tests that CI skips, and the two Python benchmarks.
+# The Python tests that CI skips, and the Python benchmarks.
 #
-# torch (with its CUDA wheels, ~6 GB installed) and pyspark are too heavy
+# torch (with its CUDA wheels, ~6 GB installed), pyspark and ray are too heavy
 # for CI's 25 minutes, so CI runs python/tests without them and the HF and
 # Spark tests skip with their reason; this script installs everything into
 # a venv (default .venv-int, kept between runs) and runs all of it.
@@ -15,10 +15,10 @@ cd "$(dirname "$0")/.."
 venv="${1:-.venv-int}"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q "maturin>=1.9,<2" numpy pytest torch transformers \
-  pyspark pyarrow "pandas<3" pytrec-eval-terrier
+  pyspark pyarrow "pandas<3" "ray[data]" pytrec-eval-terrier
 "$venv/bin/pip" install -q --force-reinstall --no-deps ./python
 
-echo "=== pytest python/tests (all, HF and Spark included) ==="
+echo "=== pytest python/tests (all, HF, Spark and Ray included) ==="
 "$venv/bin/python" -m pytest -q -rs -W ignore::FutureWarning python/tests
 
 data="${SEMID_BENCH_DATA:-}"
@@ -29,3 +29,5 @@ echo "=== HF constrained generate: semid vs dict trie ==="
 "$venv/bin/python" examples/python/hf_constrained.py ${data:+"$data"} --runs 6
 echo "=== Spark encode (local[2]) vs single process ==="
 "$venv/bin/python" examples/python/spark_encode.py --demo --rows 200000 --check 2>/dev/null
+echo "=== Ray Data encode (2 workers) vs single process ==="
+"$venv/bin/python" examples/python/ray_encode.py --demo --rows 200000 --check 2>/dev/null

@@ -2,8 +2,8 @@
 """Encode item embeddings into semantic-ID codes on Spark with semid.
 
 usage: spark_encode.py --input EMB.parquet --model MODEL.semid --output CODES.parquet
-                       [--master local[2]] [--partitions N] [--batch 8192]
-       spark_encode.py --demo [DATA.npy] [--rows N] [--check]
+                       [--master local[2]] [--partitions N] [--batch 8192] [--codes list|packed]
+       spark_encode.py --demo [DATA.npy] [--rows N] [--check] [--floor N]
 
 The input Parquet has an `item` column (int64) and an `embedding` column:
 a list of float32 per row, all of one length d (Spark 4 cannot read Parquet
@@ -66,17 +66,47 @@ def embeddings_to_numpy(col: pa.Array) -> np.ndarray:
     return values.reshape(n, len(values) // n)
 
 
-def codes_to_arrow(items: pa.Array, codes: np.ndarray) -> pa.RecordBatch:
+def codes_to_arrow(items: pa.Array, codes: np.ndarray, layout: str = "list") -> pa.RecordBatch:
+    """`codes` (n x levels, uint16) as an Arrow batch with `item` and either
+    `codes` (layout "list": a list of int32 per row) or `sid` (layout
+    "packed": one int64 per row, token l in bits 16 * (levels - 1 - l);
+    levels <= 4), which Spark moves and writes without a list per row."""
     n, levels = codes.shape
+    if layout == "packed":
+        return pa.RecordBatch.from_arrays([items, pa.array(pack_codes(codes), pa.int64())],
+                                          names=["item", "sid"])
     flat = pa.array(codes.astype(np.int32).ravel(), pa.int32())
     offsets = pa.array(np.arange(0, (n + 1) * levels, levels, dtype=np.int32), pa.int32())
     lists = pa.ListArray.from_arrays(offsets, flat)
     return pa.RecordBatch.from_arrays([items, lists], names=["item", "codes"])
 
 
-def encode_parquet(spark, input_path, model_bytes, output_path, partitions=None, batch=8192):
+def pack_codes(codes: np.ndarray) -> np.ndarray:
+    """n x levels uint16 codes (levels <= 4) as one int64 per row."""
+    n, levels = codes.shape
+    if levels > 4:
+        raise ValueError(f"packed codes hold at most 4 levels of 16 bits, not {levels}")
+    out = np.zeros(n, np.int64)
+    for l in range(levels):
+        out = (out << 16) | codes[:, l].astype(np.int64)
+    return out
+
+
+def unpack_codes(sid: np.ndarray, levels: int) -> np.ndarray:
+    """The inverse of `pack_codes`."""
+    sid = np.asarray(sid, np.int64)
+    return np.stack([(sid >> (16 * (levels - 1 - l))) & 0xFFFF for l in range(levels)],
+                    axis=1).astype(np.uint16)
+
+
+def encode_parquet(spark, input_path, model_bytes, output_path, partitions=None, batch=8192,
+                   layout="list", identity=False):
     """Reads `input_path`, encodes every row with the model in
-    `model_bytes`, writes `output_path`. Returns the number of rows."""
+    `model_bytes`, writes `output_path` (`layout`: see `codes_to_arrow`).
+    Returns the number of rows.
+
+    `identity=True` measures Spark's own floor: the same job, the same
+    output, but every code is 0 and the embeddings are not read."""
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch))
     model = spark.sparkContext.broadcast(model_bytes)
     # The helpers below travel with the job (on a cluster, executors also
@@ -88,14 +118,19 @@ def encode_parquet(spark, input_path, model_bytes, output_path, partitions=None,
 
         q = s.Quantizer.from_bytes(model.value)
         for b in batches:
-            x = embeddings_to_numpy(b.column("embedding"))
-            # One thread per task: Spark runs one task per core already.
-            yield codes_to_arrow(b.column("item"), q.encode(x, threads=1))
+            if identity:
+                codes = np.zeros((b.num_rows, q.levels), np.uint16)
+            else:
+                x = embeddings_to_numpy(b.column("embedding"))
+                # One thread per task: Spark runs one task per core already.
+                codes = q.encode(x, threads=1)
+            yield codes_to_arrow(b.column("item"), codes, layout)
 
     df = spark.read.parquet(input_path).select("item", "embedding")
     if partitions:
         df = df.repartition(partitions)
-    out = df.mapInArrow(encode, "item long, codes array<int>")
+    schema = "item long, sid long" if layout == "packed" else "item long, codes array<int>"
+    out = df.mapInArrow(encode, schema)
     out.write.mode("overwrite").parquet(output_path)
     return spark.read.parquet(output_path).count()
 
@@ -119,8 +154,14 @@ def write_embeddings(path, x, items=None, layout="list"):
     pq.write_table(pa.table({"item": items, "embedding": emb}), path, row_group_size=65536)
 
 
-def read_codes(path):
+def read_codes(path, levels=None):
+    """Items and codes (n x levels, uint16) of an output, sorted by item;
+    `levels` is needed for the packed layout."""
     t = pq.read_table(path).sort_by("item")
+    if "sid" in t.column_names:
+        if levels is None:
+            raise ValueError("packed codes need levels=")
+        return t.column("item").to_numpy(), unpack_codes(t.column("sid").to_numpy(), levels)
     codes = t.column("codes").combine_chunks()
     n = len(codes)
     flat = codes.flatten().to_numpy()
@@ -171,17 +212,26 @@ def demo(a):
 
         spark = session(a.master)
         spark.range(1).count()  # JVM and Python workers up before timing
+        floor = []
+        for _ in range(a.floor):
+            # Spark's own floor: the same job with the encoder replaced by
+            # zeros (embeddings not even read on the Python side).
+            f0 = time.perf_counter()
+            encode_parquet(spark, emb_path, model_bytes, os.path.join(tmp, "floor.parquet"),
+                           a.partitions, a.batch, a.codes, identity=True)
+            floor.append(time.perf_counter() - f0)
         out_path = os.path.join(tmp, "codes.parquet")
         s0 = time.perf_counter()
-        n = encode_parquet(spark, emb_path, model_bytes, out_path, a.partitions, a.batch)
+        n = encode_parquet(spark, emb_path, model_bytes, out_path, a.partitions, a.batch, a.codes)
         s1 = time.perf_counter()
         spark.stop()
-        items, codes = read_codes(out_path)
+        items, codes = read_codes(out_path, q.levels)
         identical = bool(n == len(x) and np.array_equal(items, np.arange(len(x)))
                          and np.array_equal(codes, ref))
         res = {
             "bench": "spark_encode", "rows": len(x), "dim": x.shape[1], "model": "rq_kmeans 3x256",
-            "master": a.master, "layout": a.layout, "partitions": a.partitions, "arrow_batch": a.batch,
+            "master": a.master, "layout": a.layout, "codes": a.codes, "partitions": a.partitions,
+            "arrow_batch": a.batch,
             "model_bytes": len(model_bytes), "identical_to_single_process": identical,
             "spark_job_s": round(s1 - s0, 3),
             "spark_rows_per_s": round(len(x) / (s1 - s0)),
@@ -189,6 +239,11 @@ def demo(a):
             "single_read_encode_write_rows_per_s": round(len(x) / (t3 - t0)),
             "single_encode_only_rows_per_s": round(len(x) / (t2 - t1)),
         }
+        if floor:
+            best = min(floor)
+            res["spark_identity_job_s"] = [round(f, 3) for f in floor]
+            res["spark_identity_rows_per_s"] = round(len(x) / best)
+            res["ours_over_floor"] = round((s1 - s0) / best - 1, 3)
         print(json.dumps(res))
         if a.check and not identical:
             raise SystemExit("codes differ between Spark and single-process encoding")
@@ -209,6 +264,10 @@ def main():
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--layout", choices=["list", "binary"], default="list")
+    ap.add_argument("--codes", choices=["list", "packed"], default="list",
+                    help="output codes as a list of int32 per row, or one packed int64")
+    ap.add_argument("--floor", type=int, default=0,
+                    help="--demo: first run the job N times with zeros in place of the encoder")
     a = ap.parse_args()
     if a.demo:
         demo(a)
@@ -220,7 +279,7 @@ def main():
     semid.Quantizer.from_bytes(model_bytes)  # fail on the driver, not in every task
     spark = session(a.master)
     t0 = time.perf_counter()
-    n = encode_parquet(spark, a.input, model_bytes, a.output, a.partitions, a.batch)
+    n = encode_parquet(spark, a.input, model_bytes, a.output, a.partitions, a.batch, a.codes)
     print(json.dumps({"rows": n, "seconds": round(time.perf_counter() - t0, 3)}))
     spark.stop()
 

@@ -45,6 +45,25 @@ def test_spark_codes_equal_single_process(spark, mixture, tmp_path):
     assert np.array_equal(codes, q.encode(x)[order])
 
 
+def test_packed_codes_and_the_identity_floor(spark, mixture, tmp_path):
+    x = mixture[:1500]
+    q, _ = semid.RqKMeans.fit(x, levels=3, k=16, seed=0)
+    emb = tmp_path / "emb.parquet"
+    spark_encode.write_embeddings(str(emb), x)
+    out = tmp_path / "codes.parquet"
+    n = spark_encode.encode_parquet(spark, str(emb), q.to_bytes(), str(out), batch=400,
+                                    layout="packed")
+    assert n == len(x)
+    items, codes = spark_encode.read_codes(str(out), q.levels)
+    assert np.array_equal(items, np.arange(len(x))) and np.array_equal(codes, q.encode(x))
+    # The floor job writes the same shape with every code 0.
+    floor = tmp_path / "floor.parquet"
+    spark_encode.encode_parquet(spark, str(emb), q.to_bytes(), str(floor), layout="packed",
+                                identity=True)
+    items, codes = spark_encode.read_codes(str(floor), q.levels)
+    assert len(items) == len(x) and not codes.any()
+
+
 def test_binary_layout_gives_the_same_codes(spark, mixture, tmp_path):
     x = mixture[:1000]
     q, _ = semid.RqKMeans.fit(x, levels=2, k=16, seed=0)
