@@ -106,15 +106,8 @@ def demo(a):
         model_bytes = q.to_bytes()
 
         # Single process, same steps: read Parquet, encode, write Parquet.
-        t0 = time.perf_counter()
-        t = pq.read_table(emb_path)
-        xs = arrow_io.embeddings_to_numpy(t.column("embedding"))
-        t1 = time.perf_counter()
-        ref = q.encode(xs)
-        t2 = time.perf_counter()
-        pq.write_table(pa.Table.from_batches([arrow_io.codes_to_arrow(
-            t.column("item").combine_chunks(), ref, a.codes)]), os.path.join(tmp, "single.parquet"))
-        t3 = time.perf_counter()
+        ref, single = arrow_io.single_process(emb_path, q, os.path.join(tmp, "single.parquet"),
+                                              a.codes)
 
         ray = start(a.workers)
         ray.data.range(4).map_batches(lambda b: b).count()  # workers up before timing
@@ -136,16 +129,8 @@ def demo(a):
             "bench": "ray_encode", "ray": ray.__version__, "rows": len(x), "dim": x.shape[1],
             "model": "rq_kmeans 3x256", "workers": a.workers, "layout": a.layout, "codes": a.codes,
             "batch": a.batch, "identical_to_single_process": identical,
-            "ray_job_s": round(s1 - s0, 3), "ray_rows_per_s": round(len(x) / (s1 - s0)),
-            "single_read_encode_write_s": round(t3 - t0, 3),
-            "single_read_encode_write_rows_per_s": round(len(x) / (t3 - t0)),
-            "single_encode_only_rows_per_s": round(len(x) / (t2 - t1)),
+            **arrow_io.job_figures("ray", len(x), s1 - s0, floor), **single,
         }
-        if floor:
-            best = min(floor)
-            res["ray_identity_job_s"] = [round(f, 3) for f in floor]
-            res["ray_identity_rows_per_s"] = round(len(x) / best)
-            res["ours_over_floor"] = round((s1 - s0) / best - 1, 3)
         print(json.dumps(res))
         if a.check and not identical:
             raise SystemExit("codes differ between Ray and single-process encoding")

@@ -190,6 +190,37 @@ def mixture(rows, dim=128, seed=0):
     return centers[rng.integers(0, 64, rows)] + rng.standard_normal((rows, dim)).astype(np.float32)
 
 
+def single_process(emb_path, q, out_path, layout="list"):
+    """The baseline: read the Parquet, encode, write the codes, in this
+    process. Returns the codes and the figures (seconds, rows/s)."""
+    t0 = time.perf_counter()
+    t = pq.read_table(emb_path)
+    xs = embeddings_to_numpy(t.column("embedding"))
+    t1 = time.perf_counter()
+    ref = q.encode(xs)
+    t2 = time.perf_counter()
+    pq.write_table(pa.Table.from_batches([codes_to_arrow(t.column("item").combine_chunks(), ref,
+                                                         layout)]), out_path)
+    t3 = time.perf_counter()
+    n = len(xs)
+    return ref, {
+        "single_read_encode_write_s": round(t3 - t0, 3),
+        "single_read_encode_write_rows_per_s": round(n / (t3 - t0)),
+        "single_encode_only_rows_per_s": round(n / (t2 - t1)),
+    }
+
+
+def job_figures(engine, rows, job_s, floor):
+    """The engine's figures: its job, and its identity (floor) runs."""
+    res = {f"{engine}_job_s": round(job_s, 3), f"{engine}_rows_per_s": round(rows / job_s)}
+    if floor:
+        best = min(floor)
+        res[f"{engine}_identity_job_s"] = [round(f, 3) for f in floor]
+        res[f"{engine}_identity_rows_per_s"] = round(rows / best)
+        res["ours_over_floor"] = round(job_s / best - 1, 3)
+    return res
+
+
 def demo(a):
     x = np.load(a.data).astype(np.float32) if a.data else mixture(a.rows)
     tmp = tempfile.mkdtemp(prefix="semid-spark-")
@@ -200,15 +231,7 @@ def demo(a):
         model_bytes = q.to_bytes()
 
         # Single process, same steps: read Parquet, encode, write Parquet.
-        t0 = time.perf_counter()
-        t = pq.read_table(emb_path)
-        xs = embeddings_to_numpy(t.column("embedding"))
-        t1 = time.perf_counter()
-        ref = q.encode(xs)
-        t2 = time.perf_counter()
-        pq.write_table(pa.Table.from_batches([codes_to_arrow(t.column("item").combine_chunks(), ref)]),
-                       os.path.join(tmp, "single.parquet"))
-        t3 = time.perf_counter()
+        ref, single = single_process(emb_path, q, os.path.join(tmp, "single.parquet"), a.codes)
 
         spark = session(a.master)
         spark.range(1).count()  # JVM and Python workers up before timing
@@ -233,17 +256,8 @@ def demo(a):
             "master": a.master, "layout": a.layout, "codes": a.codes, "partitions": a.partitions,
             "arrow_batch": a.batch,
             "model_bytes": len(model_bytes), "identical_to_single_process": identical,
-            "spark_job_s": round(s1 - s0, 3),
-            "spark_rows_per_s": round(len(x) / (s1 - s0)),
-            "single_read_encode_write_s": round(t3 - t0, 3),
-            "single_read_encode_write_rows_per_s": round(len(x) / (t3 - t0)),
-            "single_encode_only_rows_per_s": round(len(x) / (t2 - t1)),
+            **job_figures("spark", len(x), s1 - s0, floor), **single,
         }
-        if floor:
-            best = min(floor)
-            res["spark_identity_job_s"] = [round(f, 3) for f in floor]
-            res["spark_identity_rows_per_s"] = round(len(x) / best)
-            res["ours_over_floor"] = round((s1 - s0) / best - 1, 3)
         print(json.dumps(res))
         if a.check and not identical:
             raise SystemExit("codes differ between Spark and single-process encoding")
