@@ -241,11 +241,9 @@ impl SemanticIndex {
             // builds, the map checked every ID).
             self.trie = Trie::build(&self.map)?;
         } else {
-            let mut ids = Vec::with_capacity(items.len() * self.map.id_len());
-            for &it in items {
-                ids.extend_from_slice(self.map.id_of(it).unwrap_or_default());
-            }
-            self.trie.insert(&ids, items, &self.map.codebook_sizes());
+            // The batch is the map's newest pending rows, in item order.
+            let ids = self.map.pending_ids(items.len());
+            self.trie.insert(ids, items, &self.map.codebook_sizes());
         }
         Ok(())
     }

@@ -456,6 +456,13 @@ impl SidMap {
         self.delta.len()
     }
 
+    /// The IDs of the last `m` pending inserts, row-major (`m` at most
+    /// [`SidMap::pending`]).
+    pub(crate) fn pending_ids(&self, m: usize) -> &[u16] {
+        let ids = &self.delta.ids;
+        &ids[ids.len() - m.min(self.delta.len()) * self.id_len..]
+    }
+
     /// The batch's codes after [`resolve_collisions`](crate::sid::resolve_collisions),
     /// and how many rows changed their last token. Last-level distances are
     /// computed only for rows that join a colliding group, once each.
