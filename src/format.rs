@@ -132,19 +132,53 @@ pub struct Header {
 
 /// Reads and checks the header and checksum of model-file bytes, without
 /// decoding the payload.
+///
+/// For a version-3 file (a [`SemanticIndex`](crate::SemanticIndex) laid
+/// out for memory mapping) this checks the header and the directory's
+/// checksum; the arrays are checked when the file is opened.
 pub fn inspect(bytes: &[u8]) -> Result<Header> {
+    if bytes.len() >= 12 && bytes[..8] == MAGIC && u32_at(bytes, 8) == crate::layout::LAYOUT_VERSION
+    {
+        crate::layout::check_header(bytes, ModelKind::SemanticIndex)?;
+        return Ok(Header {
+            version: crate::layout::LAYOUT_VERSION,
+            kind: ModelKind::SemanticIndex,
+            payload_len: (bytes.len() - HEADER_LEN) as u64,
+        });
+    }
     let (h, _) = split(bytes)?;
     Ok(h)
 }
 
 /// FNV-1a 64-bit hash. Any single changed byte changes the result.
-fn fnv1a64(data: &[u8]) -> u64 {
+pub(crate) fn fnv1a64(data: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in data {
         h ^= b as u64;
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
+}
+
+/// FNV-1a 64 over 8-byte little-endian words (the last one zero-padded),
+/// then the length: the section checksum of format version 3, about eight
+/// times faster than [`fnv1a64`]. Each step `h ← (h ⊕ w)·p` is a bijection
+/// of the state for a fixed word, so any change within one word changes
+/// the result.
+pub(crate) fn fnv1a64_words(data: &[u8]) -> u64 {
+    const P: u64 = 0x0000_0100_0000_01b3;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        h = (h ^ u64::from_le_bytes(c.try_into().expect("8 bytes"))).wrapping_mul(P);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut a = [0u8; 8];
+        a[..rest.len()].copy_from_slice(rest);
+        h = (h ^ u64::from_le_bytes(a)).wrapping_mul(P);
+    }
+    (h ^ data.len() as u64).wrapping_mul(P)
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -325,6 +359,15 @@ pub(crate) mod sealed {
         fn encode_file(&self) -> Result<Vec<u8>>;
         /// The model in checked model-file bytes.
         fn decode_file(bytes: &[u8]) -> Result<Self>;
+        /// The file as pieces to write one after the other (a large
+        /// model's arrays are not copied into one buffer first).
+        fn file_parts(&self) -> Result<Vec<std::borrow::Cow<'_, [u8]>>> {
+            Ok(vec![std::borrow::Cow::Owned(self.encode_file()?)])
+        }
+        /// Reads the model file at `path` (errors not yet naming the file).
+        fn read_path(path: &std::path::Path) -> Result<Self> {
+            super::read_whole(path).and_then(|b| Self::decode_file(&b))
+        }
     }
 }
 
@@ -381,7 +424,7 @@ pub trait ModelFile: sealed::Codec {
     /// Writes the model to `path` atomically (a temporary file in the same
     /// directory, synced, then renamed over `path`).
     fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        write_atomic(path.as_ref(), &self.to_bytes()?)
+        write_atomic(path.as_ref(), &self.file_parts()?)
     }
 
     /// Reads a model file from `path`. Files larger than the payload limit
@@ -390,24 +433,28 @@ pub trait ModelFile: sealed::Codec {
     /// [`ModelFile::from_bytes`] gives ([`Error::root`] reaches it).
     fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let len = std::fs::metadata(path).map_err(io_at(path))?.len();
-        if len > MAX_PAYLOAD + HEADER_LEN as u64 {
-            return Err(in_file(path)(
-                FormatError::Payload(format!(
-                    "file of {len} bytes exceeds the {MAX_PAYLOAD}-byte payload limit"
-                ))
-                .into(),
-            ));
-        }
-        Self::from_bytes(&std::fs::read(path).map_err(io_at(path))?).map_err(in_file(path))
+        Self::read_path(path).map_err(in_file(path))
     }
+}
+
+/// The bytes of a model file of at most the payload limit (larger files
+/// are refused before they are read).
+pub(crate) fn read_whole(path: &Path) -> Result<Vec<u8>> {
+    let len = std::fs::metadata(path).map_err(io_at(path))?.len();
+    if len > MAX_PAYLOAD + HEADER_LEN as u64 {
+        return Err(FormatError::Payload(format!(
+            "file of {len} bytes exceeds the {MAX_PAYLOAD}-byte payload limit"
+        ))
+        .into());
+    }
+    std::fs::read(path).map_err(io_at(path))
 }
 
 impl<T: sealed::Codec> ModelFile for T {}
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same
 /// directory, synced, then renamed over `path`.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, parts: &[std::borrow::Cow<'_, [u8]>]) -> Result<()> {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut name = path
@@ -418,7 +465,9 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_file_name(name);
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        for p in parts {
+            f.write_all(p)?;
+        }
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();

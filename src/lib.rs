@@ -130,6 +130,8 @@ pub mod gpu;
 pub mod hits;
 mod index;
 pub mod kernels;
+mod layout;
+mod mapped;
 pub mod metrics;
 pub mod nn;
 pub mod npy;
@@ -147,7 +149,7 @@ pub use decode::BeamSearch;
 pub use error::{Error, FormatError, Result};
 pub use format::ModelFile;
 pub use hits::Hits;
-pub use index::SemanticIndex;
+pub use index::{Check, SemanticIndex};
 pub use par::Par;
 pub use quantize::{
     AnyQuantizer, Assignment, EncodeSearch, EpochReport, Fit, Fsq, FsqAutoencoder,

@@ -521,7 +521,7 @@ pub fn write_npy(path: impl AsRef<Path>, data: &[f32], dim: usize) -> Result<()>
     let mut bytes = Vec::new();
     a.write_npy(&mut bytes)
         .map_err(|e| Error::Npy(e.to_string()))?;
-    crate::format::write_atomic(path.as_ref(), &bytes)
+    crate::format::write_atomic(path.as_ref(), &[std::borrow::Cow::Borrowed(&bytes[..])])
 }
 
 #[cfg(test)]

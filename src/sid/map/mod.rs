@@ -6,9 +6,9 @@
 mod part;
 mod policy;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use part::Part;
+use part::{Lookup, Part};
 pub use policy::CollisionPolicy;
 
 use super::sort::{for_groups, radix_order};
@@ -18,6 +18,8 @@ use crate::format::{
     ModelKind, decode_payload, encode_file, encode_payload, frame_version, invalid_payload,
     sealed::Codec, split, to_invalid,
 };
+use crate::layout::{SectionReader, SectionWriter};
+use crate::mapped::Buf;
 use crate::quantize::LastLevelDistances;
 
 /// What a build or an insertion did.
@@ -91,6 +93,11 @@ pub struct SidMap {
     base: Arc<Part>,
     /// Rows `base.len()..`: items inserted since the last compaction.
     delta: Part,
+    /// Set once every invariant is known to hold: from the start for a
+    /// map built in memory or read with a full check; for a map opened
+    /// with [`Check::Structure`](crate::Check::Structure), by
+    /// [`SidMap::verify`], which every insert runs first.
+    verified: OnceLock<()>,
 }
 
 /// Running figures behind [`SidReport`].
@@ -162,6 +169,7 @@ impl SidMap {
             counts: Counts::default(),
             base: Arc::new(Part::default()),
             delta: Part::delta(),
+            verified: OnceLock::from(()),
         })
     }
 
@@ -270,6 +278,7 @@ impl SidMap {
             });
         }
         check_tokens(codes.as_slice(), levels, &self.code_sizes)?;
+        self.verify()?;
         let old = self.len();
         let m = items.len();
         if old + m > u32::MAX as usize {
@@ -442,7 +451,11 @@ impl SidMap {
         }
         let delta = std::mem::replace(&mut self.delta, Part::delta());
         let base = if self.base.len() == 0 {
-            Part::base(delta.items, delta.ids, delta.sorted)
+            Part::base(
+                delta.items.into_vec(),
+                delta.ids.into_vec(),
+                delta.sorted.into_vec(),
+            )
         } else {
             self.base.merged(&delta, self.id_len)
         };
@@ -628,7 +641,21 @@ impl SidMap {
     /// consecutive item numbers, else a binary search.
     #[must_use]
     pub fn id_of(&self, item: u32) -> Option<&[u16]> {
-        self.row_of(item).map(|r| self.id(r))
+        let id = self.id(self.row_of(item)?);
+        if self.verified.get().is_none() {
+            // A map opened without a full check: hand out only IDs that
+            // fit the vocabulary.
+            let suffix = self.suffix_size.max(1);
+            let ok = id.len() == self.id_len
+                && id
+                    .iter()
+                    .zip(self.code_sizes.iter().chain(std::iter::once(&suffix)))
+                    .all(|(&t, &v)| (t as usize) < v);
+            if !ok {
+                return None;
+            }
+        }
+        Some(id)
     }
 
     /// The items whose ID is `id` (empty if none), in catalog order.
@@ -640,7 +667,7 @@ impl SidMap {
         let mut out = Vec::new();
         for part in [&*self.base, &self.delta] {
             let (lo, hi) = part.prefix_range(id, self.id_len);
-            out.extend(part.sorted[lo..hi].iter().map(|&r| part.items[r as usize]));
+            out.extend(part.sorted[lo..hi].iter().map(|&r| part.item(r)));
         }
         out
     }
@@ -676,7 +703,7 @@ impl SidMap {
                 j += 1;
                 (d, d.sorted[j - 1])
             };
-            Some((p.items[r as usize], p.id(r, len)))
+            Some((p.item(r), p.id(r, len)))
         });
         ChainExact {
             inner,
@@ -741,6 +768,172 @@ impl SidMap {
             return Err(invalid("max_bucket", "is below the largest ID bucket"));
         }
         Ok(m)
+    }
+
+    /// Checks every invariant of the map, as reading a model file does:
+    /// tokens within the vocabulary, items unique, the ID order and the
+    /// item lookup consistent with the IDs, the policy's limits, the
+    /// figures of [`SidMap::stats`]. Instant for a map built in memory or
+    /// already checked; for one opened with
+    /// [`Check::Structure`](crate::Check::Structure), a pass over every
+    /// array (as long as building the map), done once: inserts run it
+    /// first.
+    pub fn verify(&self) -> Result<()> {
+        self.check()?;
+        self.mark_verified();
+        Ok(())
+    }
+
+    /// Whether every invariant is known to hold ([`SidMap::verify`]).
+    pub(crate) fn is_verified(&self) -> bool {
+        self.verified.get().is_some()
+    }
+
+    /// Records that every invariant holds (checked by the caller).
+    pub(crate) fn mark_verified(&self) {
+        let _ = self.verified.set(());
+    }
+
+    /// [`SidMap::verify`] without recording the result.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.is_verified() {
+            return Ok(());
+        }
+        // Only an opened map is unverified, and it has no pending inserts
+        // (an insert verifies first): rebuild it from its rows and compare.
+        let b = &*self.base;
+        let fresh = SidMap::from_parts(
+            self.policy,
+            self.code_sizes.clone(),
+            self.suffix_size,
+            self.max_bucket,
+            b.items.to_vec(),
+            b.ids.to_vec(),
+        )
+        .map_err(to_invalid)?;
+        let f = &*fresh.base;
+        if f.sorted != b.sorted {
+            return Err(invalid_payload("the map's ID order does not match its IDs"));
+        }
+        if f.lookup != b.lookup {
+            return Err(invalid_payload(
+                "the map's item lookup does not match its items",
+            ));
+        }
+        // (Compared as reported: ReassignLastLevel keeps no code figure.)
+        if fresh.stats() != self.stats() {
+            return Err(invalid_payload(
+                "the map's stored figures do not match its IDs",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds the arrays to a version-3 file; pending inserts must have been
+    /// compacted.
+    pub(crate) fn write_v3<'a>(&'a self, w: &mut SectionWriter<'a>) -> SidMapV3 {
+        debug_assert_eq!(self.pending(), 0);
+        use CollisionPolicy as P;
+        let (policy, capacity, sinkhorn) = match self.policy {
+            P::AppendSuffix => (0, 0, None),
+            P::ReassignLastLevel { capacity } => (1, capacity, None),
+            P::AllowShared => (2, 0, None),
+            P::Sinkhorn { sinkhorn, rounds } => (
+                3,
+                0,
+                Some((sinkhorn.epsilon(), sinkhorn.iterations() as u64, rounds)),
+            ),
+        };
+        let b = &*self.base;
+        let c = self.counts;
+        SidMapV3 {
+            policy,
+            capacity,
+            sinkhorn,
+            code_sizes: self.code_sizes.iter().map(|&v| v as u64).collect(),
+            suffix_size: self.suffix_size as u64,
+            max_bucket: self.max_bucket as u64,
+            counts: [c.unique, c.id_shared, c.code_shared, c.max_per].map(|v| v as u64),
+            rows: b.len() as u64,
+            items: w.push(&b.items),
+            ids: w.push(&b.ids),
+            sorted: w.push(&b.sorted),
+            dense_first: match b.lookup {
+                Lookup::Dense { first } => Some(first),
+                _ => None,
+            },
+            pairs: match &b.lookup {
+                Lookup::Sorted(p) => Some(w.push(p)),
+                _ => None,
+            },
+        }
+    }
+
+    /// The map a version-3 file holds, its arrays read in place. Checks
+    /// the settings and every array's length; `full` also runs
+    /// [`SidMap::verify`].
+    pub(crate) fn read_v3(m: &SidMapV3, r: &SectionReader, full: bool) -> Result<SidMap> {
+        let policy = policy_from(
+            m.policy,
+            m.capacity,
+            m.sinkhorn
+                .map(|(e, it, rounds)| {
+                    crate::sid::Sinkhorn::new(e, usize::try_from(it).unwrap_or(usize::MAX))
+                        .map(|s| (s, rounds))
+                })
+                .transpose()
+                .map_err(to_invalid)?,
+        )?;
+        let code_sizes = m
+            .code_sizes
+            .iter()
+            .map(|&v| fit_stored(v, "codebook size"))
+            .collect::<Result<Vec<_>>>()?;
+        let mut map = SidMap::new(&code_sizes, policy).map_err(to_invalid)?;
+        let suffix_size = fit_stored(m.suffix_size, "suffix size")?;
+        if map.id_len > code_sizes.len() && (suffix_size == 0 || suffix_size > 1 << 16) {
+            return Err(invalid_payload("suffix_size must be 1..=65536"));
+        }
+        let n = usize::try_from(m.rows)
+            .ok()
+            .filter(|&n| n <= u32::MAX as usize)
+            .ok_or_else(|| invalid_payload(format!("{} rows (at most u32::MAX)", m.rows)))?;
+        let counts = m
+            .counts
+            .iter()
+            .map(|&v| usize::try_from(v).ok().filter(|&v| v <= n))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| invalid_payload("the map's figures exceed its rows"))?;
+        let lookup = match (m.dense_first, m.pairs) {
+            (Some(first), None) if u64::from(first) + n as u64 <= 1 << 32 => {
+                Lookup::Dense { first }
+            }
+            (None, Some(p)) => Lookup::Sorted(Buf::Shared(r.get(p, Some(n), "map lookup")?)),
+            _ => {
+                return Err(invalid_payload(
+                    "the map's item lookup is missing or out of range",
+                ));
+            }
+        };
+        map.base = Arc::new(Part {
+            items: Buf::Shared(r.get(m.items, Some(n), "map items")?),
+            ids: Buf::Shared(r.get(m.ids, Some(n * map.id_len), "map IDs")?),
+            sorted: Buf::Shared(r.get(m.sorted, Some(n), "map ID order")?),
+            lookup,
+        });
+        map.suffix_size = suffix_size;
+        map.max_bucket = fit_stored(m.max_bucket, "max bucket")?;
+        map.counts = Counts {
+            unique: counts[0],
+            id_shared: counts[1],
+            code_shared: counts[2],
+            max_per: counts[3],
+        };
+        map.verified = OnceLock::new();
+        if full {
+            map.verify()?;
+        }
+        Ok(map)
     }
 
     pub(crate) fn code_sizes(&self) -> &[usize] {
@@ -871,12 +1064,62 @@ impl Codec for SidMap {
 
 /// The map of a payload; `sinkhorn` holds version 2's settings.
 fn from_payload(p: SidMapV1, sinkhorn: Option<(crate::sid::Sinkhorn, u32)>) -> Result<SidMap> {
+    let policy = policy_from(p.policy, p.capacity, sinkhorn)?;
+    let code_sizes = p
+        .code_sizes
+        .iter()
+        .map(|&v| fit_stored(v, "codebook size"))
+        .collect::<Result<Vec<_>>>()?;
+    SidMap::from_parts(
+        policy,
+        code_sizes,
+        fit_stored(p.suffix_size, "suffix size")?,
+        fit_stored(p.max_bucket, "max bucket")?,
+        p.items,
+        p.ids,
+    )
+    .map_err(to_invalid)
+}
+
+/// A stored size, at most 2³².
+fn fit_stored(v: u64, what: &str) -> Result<usize> {
+    usize::try_from(v)
+        .ok()
+        .filter(|&v| v <= 1 << 32)
+        .ok_or_else(|| invalid_payload(format!("{what} {v} is out of range")))
+}
+
+/// Where a version-3 file keeps a map's settings and arrays
+/// (docs/FORMAT.md): the settings of version 2, the figures of
+/// [`SidMap::stats`], and the section numbers of the items, the IDs, the
+/// rows in ID order, and the item lookup (none for a dense catalog).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct SidMapV3 {
+    policy: u8,
+    capacity: u32,
+    sinkhorn: Option<(f64, u64, u32)>,
+    code_sizes: Vec<u64>,
+    suffix_size: u64,
+    max_bucket: u64,
+    counts: [u64; 4],
+    rows: u64,
+    items: u32,
+    ids: u32,
+    sorted: u32,
+    dense_first: Option<u32>,
+    pairs: Option<u32>,
+}
+
+/// The policy of a stored tag (and version 2's Sinkhorn settings).
+fn policy_from(
+    tag: u8,
+    capacity: u32,
+    sinkhorn: Option<(crate::sid::Sinkhorn, u32)>,
+) -> Result<CollisionPolicy> {
     use CollisionPolicy as P;
-    let policy = match (p.policy, sinkhorn) {
+    Ok(match (tag, sinkhorn) {
         (0, None) => P::AppendSuffix,
-        (1, None) => P::ReassignLastLevel {
-            capacity: p.capacity,
-        },
+        (1, None) => P::ReassignLastLevel { capacity },
         (2, None) => P::AllowShared,
         (3, Some((sinkhorn, rounds))) => P::Sinkhorn { sinkhorn, rounds },
         (3, None) => {
@@ -890,27 +1133,7 @@ fn from_payload(p: SidMapV1, sinkhorn: Option<(crate::sid::Sinkhorn, u32)>) -> R
             )));
         }
         (t, None) => return Err(invalid_payload(format!("unknown collision policy tag {t}"))),
-    };
-    let fit = |v: u64, what: &str| {
-        usize::try_from(v)
-            .ok()
-            .filter(|&v| v <= 1 << 32)
-            .ok_or_else(|| invalid_payload(format!("{what} {v} is out of range")))
-    };
-    let code_sizes = p
-        .code_sizes
-        .iter()
-        .map(|&v| fit(v, "codebook size"))
-        .collect::<Result<Vec<_>>>()?;
-    SidMap::from_parts(
-        policy,
-        code_sizes,
-        fit(p.suffix_size, "suffix size")?,
-        fit(p.max_bucket, "max bucket")?,
-        p.items,
-        p.ids,
-    )
-    .map_err(to_invalid)
+    })
 }
 
 #[cfg(test)]

@@ -9,32 +9,33 @@
 use std::collections::HashMap;
 
 use super::super::sort::merge_sorted;
+use crate::mapped::Buf;
 
 /// Items, IDs and orders of one part. Rows are numbered from 0 within the
 /// part.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Part {
     /// External item of every row.
-    pub(super) items: Vec<u32>,
+    pub(super) items: Buf<u32>,
     /// IDs, row-major `rows × id_len`.
-    pub(super) ids: Vec<u16>,
+    pub(super) ids: Buf<u16>,
     /// Rows sorted by (ID, row).
-    pub(super) sorted: Vec<u32>,
+    pub(super) sorted: Buf<u32>,
     /// Item → row.
     pub(super) lookup: Lookup,
 }
 
 /// Item → row of a part.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub(super) enum Lookup {
     /// `items[r] == first + r`: a dense catalog needs no table.
     Dense {
         /// Item of row 0.
         first: u32,
     },
-    /// `(item, row)` sorted by item (8 bytes per item): the base of a map
+    /// `item << 32 | row`, ascending (8 bytes per item): the base of a map
     /// whose items are not one consecutive run.
-    Sorted(Vec<(u32, u32)>),
+    Sorted(Buf<u64>),
     /// A hash table: the delta, which grows one batch at a time.
     Hash(HashMap<u32, u32>),
 }
@@ -69,18 +70,18 @@ impl Part {
                 first: items.first().copied().unwrap_or(0),
             }
         } else {
-            let mut pairs: Vec<(u32, u32)> = items
+            let mut pairs: Vec<u64> = items
                 .iter()
                 .enumerate()
-                .map(|(r, &it)| (it, r as u32))
+                .map(|(r, &it)| u64::from(it) << 32 | r as u64)
                 .collect();
             pairs.sort_unstable();
-            Lookup::Sorted(pairs)
+            Lookup::Sorted(pairs.into())
         };
         Part {
-            items,
-            ids,
-            sorted,
+            items: items.into(),
+            ids: ids.into(),
+            sorted: sorted.into(),
             lookup,
         }
     }
@@ -88,7 +89,10 @@ impl Part {
     /// An item listed twice in a base part, if any.
     pub(super) fn duplicate(&self) -> Option<u32> {
         match &self.lookup {
-            Lookup::Sorted(p) => p.windows(2).find(|w| w[0].0 == w[1].0).map(|w| w[0].0),
+            Lookup::Sorted(p) => p
+                .windows(2)
+                .find(|w| w[0] >> 32 == w[1] >> 32)
+                .map(|w| (w[0] >> 32) as u32),
             Lookup::Dense { .. } | Lookup::Hash(_) => None,
         }
     }
@@ -98,10 +102,20 @@ impl Part {
         self.items.len()
     }
 
-    /// The ID of row `r`.
+    /// The ID of row `r`: empty for a row out of range, which only a
+    /// damaged file opened without [`SidMap::verify`](super::SidMap::verify)
+    /// can give.
     #[inline]
     pub(super) fn id(&self, r: u32, id_len: usize) -> &[u16] {
-        &self.ids[r as usize * id_len..(r as usize + 1) * id_len]
+        let at = r as usize * id_len;
+        self.ids.get(at..at + id_len).unwrap_or(&[])
+    }
+
+    /// The item of row `r` (`u32::MAX` for a row out of range, as
+    /// [`Part::id`]).
+    #[inline]
+    pub(super) fn item(&self, r: u32) -> u32 {
+        self.items.get(r as usize).copied().unwrap_or(u32::MAX)
     }
 
     /// The row of `item`, if it is in this part.
@@ -111,10 +125,11 @@ impl Part {
                 let r = item.checked_sub(*first)?;
                 ((r as usize) < self.items.len()).then_some(r)
             }
-            Lookup::Sorted(p) => p
-                .binary_search_by_key(&item, |&(it, _)| it)
-                .ok()
-                .map(|i| p[i].1),
+            Lookup::Sorted(p) => {
+                let i = p.partition_point(|&e| ((e >> 32) as u32) < item);
+                let e = *p.get(i)?;
+                ((e >> 32) as u32 == item).then_some(e as u32)
+            }
             Lookup::Hash(h) => h.get(&item).copied(),
         }
     }
@@ -122,7 +137,7 @@ impl Part {
     /// The range of `sorted` whose IDs start with `prefix`.
     pub(super) fn prefix_range(&self, prefix: &[u16], id_len: usize) -> (usize, usize) {
         let p = prefix.len();
-        let id = |r: u32| &self.ids[r as usize * id_len..r as usize * id_len + p];
+        let id = |r: u32| self.id(r, id_len).get(..p).unwrap_or(&[]);
         let lo = self.sorted.partition_point(|&r| id(r) < prefix);
         let hi = lo + self.sorted[lo..].partition_point(|&r| id(r) == prefix);
         (lo, hi)
@@ -136,10 +151,7 @@ impl Part {
         let mut at = 0;
         for (key, c) in keys.iter().zip(counts.iter_mut()) {
             let p = key.len();
-            let id = |i: usize| {
-                let r = self.sorted[i] as usize;
-                &self.ids[r * id_len..r * id_len + p]
-            };
+            let id = |i: usize| self.id(self.sorted[i], id_len).get(..p).unwrap_or(&[]);
             let rest = self.sorted.len() - at;
             let lo = at + gallop(rest, |i| id(at + i) < *key);
             let hi = lo + gallop(self.sorted.len() - lo, |i| id(lo + i) == *key);
@@ -160,8 +172,8 @@ impl Part {
         index: bool,
     ) {
         let old = self.items.len() as u32;
-        self.items.extend_from_slice(items);
-        self.ids.extend_from_slice(ids);
+        self.items.to_mut().extend_from_slice(items);
+        self.ids.to_mut().extend_from_slice(ids);
         if let (true, Lookup::Hash(h)) = (index, &mut self.lookup) {
             h.reserve(items.len());
             for (i, &it) in items.iter().enumerate() {
@@ -169,10 +181,10 @@ impl Part {
             }
         }
         if self.sorted.is_empty() {
-            self.sorted = order.to_vec();
+            self.sorted = order.to_vec().into();
         } else {
             let new: Vec<u32> = order.iter().map(|&r| r + old).collect();
-            self.sorted = merge_sorted(&self.sorted, &new, &self.ids, id_len);
+            self.sorted = merge_sorted(&self.sorted, &new, &self.ids, id_len).into();
         }
     }
 
@@ -190,15 +202,16 @@ impl Part {
         Part::base(items, ids, sorted)
     }
 
-    /// Bytes held (the lookup counted at its capacity).
+    /// Bytes held on the heap (the lookup counted at its capacity; arrays
+    /// in a mapped file count 0).
     pub(super) fn bytes(&self) -> usize {
         let lookup = match &self.lookup {
             Lookup::Dense { .. } => 0,
-            Lookup::Sorted(p) => p.capacity() * 8,
+            Lookup::Sorted(p) => p.heap_bytes(),
             // hashbrown: 8 bytes per bucket plus one control byte.
             Lookup::Hash(h) => h.capacity() * 9,
         };
-        self.items.capacity() * 4 + self.ids.capacity() * 2 + self.sorted.capacity() * 4 + lookup
+        self.items.heap_bytes() + self.ids.heap_bytes() + self.sorted.heap_bytes() + lookup
     }
 }
 

@@ -198,7 +198,12 @@ impl SidMap {
         for part in [&*self.base, &self.delta] {
             let (lo, hi) = part.prefix_range(prefix, self.id_len);
             for &r in &part.sorted[lo..hi] {
-                occ[part.id(r, self.id_len)[prefix.len()] as usize] += 1;
+                // In range in a checked map (inserts verify a mapped one).
+                if let Some(&t) = part.id(r, self.id_len).get(prefix.len())
+                    && let Some(o) = occ.get_mut(t as usize)
+                {
+                    *o += 1;
+                }
             }
         }
     }

@@ -2,6 +2,7 @@
 
 use super::flat::Flat;
 use super::offsets::Offsets;
+use crate::mapped::Shared;
 
 /// Builds the arrays from IDs pushed in lexicographic order.
 pub(super) struct Builder {
@@ -69,10 +70,10 @@ impl Builder {
         let mut t = Flat {
             direct: vec![None; d],
             vocab: self.vocab,
-            tokens: self.tokens,
+            tokens: self.tokens.into_iter().map(Shared::from_vec).collect(),
             offsets: self.offsets.into_iter().map(Offsets::new).collect(),
             leaf_items,
-            items: self.items,
+            items: Shared::from_vec(self.items),
         };
         t.build_direct();
         debug_assert!(t.validate().is_ok());

@@ -1,22 +1,35 @@
 //! The compacted form of a [`Trie`](super::Trie): one array per depth.
 
-use super::offsets::{OFF_BLOCK, Offsets};
+use super::offsets::{Offsets, OffsetsV3};
 use super::{State, TrieStats, check_vocab, find_token};
 use crate::error::{Error, FormatError, Result};
+use crate::layout::{SectionReader, SectionWriter};
+use crate::mapped::Shared;
 
-/// The compacted trie: per-depth arrays (see [`Trie`]).
+/// Where a version-3 file keeps a trie's arrays (docs/FORMAT.md).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct TrieV3 {
+    vocab: Vec<u64>,
+    tokens: Vec<u32>,
+    offsets: Vec<OffsetsV3>,
+    leaf_items: Option<OffsetsV3>,
+    items: u32,
+}
+
+/// The compacted trie: per-depth arrays (see [`Trie`]). Every array is a
+/// [`Shared`] view, on the heap or in a mapped file: a clone shares them.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct Flat {
     pub(super) vocab: Vec<usize>,
     /// `tokens[p]`: token of every node at depth `p + 1`.
-    pub(super) tokens: Vec<Vec<u16>>,
+    pub(super) tokens: Vec<Shared<u16>>,
     /// `offsets[p]`: child ranges of the nodes at depth `p` (len nodes + 1).
     pub(super) offsets: Vec<Offsets>,
     /// Direct tables `(node, token) → child index` (`u32::MAX`: none).
-    pub(super) direct: Vec<Option<Vec<u32>>>,
+    pub(super) direct: Vec<Option<Shared<u32>>>,
     /// Leaf → item range; `None` when every leaf holds exactly one item.
     pub(super) leaf_items: Option<Offsets>,
-    pub(super) items: Vec<u32>,
+    pub(super) items: Shared<u32>,
 }
 
 impl Flat {
@@ -29,7 +42,7 @@ impl Flat {
     /// Number of distinct IDs.
     #[must_use]
     pub(super) fn len(&self) -> usize {
-        self.tokens.last().map_or(0, Vec::len)
+        self.tokens.last().map_or(0, |t| t.len())
     }
 
     #[inline]
@@ -192,11 +205,28 @@ impl Flat {
         }
     }
 
-    /// Checks every invariant: vocabularies, offsets monotone and in range,
-    /// no dead ends, children sorted, strictly increasing and in range, leaf
-    /// item ranges non-empty and covering the items, items unique. Run by
-    /// [`load`](crate::ModelFile::load) / [`from_bytes`](crate::ModelFile::from_bytes).
+    /// Checks every invariant: [`Flat::check_structure`], and items
+    /// unique. Run by [`load`](crate::ModelFile::load) /
+    /// [`from_bytes`](crate::ModelFile::from_bytes).
     pub(super) fn validate(&self) -> Result<()> {
+        self.check_structure()?;
+        let mut it = self.items.to_vec();
+        it.sort_unstable();
+        if let Some(w) = it.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::Format(FormatError::Invalid(format!(
+                "item {} appears twice",
+                w[0]
+            ))));
+        }
+        Ok(())
+    }
+
+    /// Checks what every walk relies on, reading the structure arrays
+    /// only (not the items): vocabularies, offsets monotone and in range,
+    /// no dead ends, children strictly increasing and in range, leaf item
+    /// ranges non-empty and covering the items. After it, no walk reads
+    /// out of bounds or hands out a token beyond its vocabulary.
+    pub(super) fn check_structure(&self) -> Result<()> {
         let bad = |m: String| Error::Format(FormatError::Invalid(m));
         let depth = self.vocab.len();
         if depth == 0 {
@@ -212,9 +242,7 @@ impl Flat {
             if o.len() != n + 1 {
                 return Err(bad(format!("depth {d}: {} offsets for {n} nodes", o.len())));
             }
-            if let Offsets::Narrow { base, rel } = o
-                && base.len() != rel.len().div_ceil(OFF_BLOCK)
-            {
+            if !o.blocks_ok() {
                 return Err(bad(format!("depth {d}: offset blocks do not match")));
             }
             let toks = &self.tokens[d];
@@ -260,18 +288,17 @@ impl Flat {
                 }
             }
             Some(o) => {
-                if o.len() != leaves + 1 || o.get(0) != 0 || o.get(leaves) != self.items.len() {
+                if !o.blocks_ok()
+                    || o.len() != leaves + 1
+                    || o.get(0) != 0
+                    || o.get(leaves) != self.items.len()
+                {
                     return Err(bad("leaf item offsets do not cover the items".into()));
                 }
                 if (0..leaves).any(|i| o.get(i + 1) <= o.get(i)) {
                     return Err(bad("a leaf without items".into()));
                 }
             }
-        }
-        let mut it = self.items.clone();
-        it.sort_unstable();
-        if let Some(w) = it.windows(2).find(|w| w[0] == w[1]) {
-            return Err(bad(format!("item {} appears twice", w[0])));
         }
         Ok(())
     }
@@ -302,12 +329,66 @@ impl Flat {
         let mut t = Flat {
             direct: vec![None; vocab.len()],
             vocab,
-            tokens,
+            tokens: tokens.into_iter().map(Shared::from_vec).collect(),
             offsets: offsets.into_iter().map(Offsets::new).collect(),
             leaf_items: leaf_items.map(Offsets::new),
-            items,
+            items: Shared::from_vec(items),
         };
         t.validate()?;
+        t.build_direct();
+        Ok(t)
+    }
+
+    /// Adds the arrays to a file (direct tables are rebuilt on opening).
+    pub(super) fn write<'a>(&'a self, w: &mut SectionWriter<'a>) -> TrieV3 {
+        TrieV3 {
+            vocab: self.vocab.iter().map(|&v| v as u64).collect(),
+            tokens: self.tokens.iter().map(|t| w.push(t)).collect(),
+            offsets: self.offsets.iter().map(|o| o.write(w)).collect(),
+            leaf_items: self.leaf_items.as_ref().map(|o| o.write(w)),
+            items: w.push(&self.items),
+        }
+    }
+
+    /// The trie a file holds, its arrays read in place. `full`: every
+    /// invariant ([`Flat::validate`]), else [`Flat::check_structure`],
+    /// which reads the structure arrays (tokens and offsets, whose
+    /// checksums are checked too) but not the items.
+    pub(super) fn read(m: &TrieV3, r: &SectionReader, full: bool) -> Result<Flat> {
+        let bad = |m: &str| Error::Format(FormatError::Invalid(m.into()));
+        let vocab: Vec<usize> = m
+            .vocab
+            .iter()
+            .map(|&v| usize::try_from(v).unwrap_or(usize::MAX))
+            .collect();
+        check_vocab(&vocab).map_err(|e| bad(&e.to_string()))?;
+        if m.tokens.len() != vocab.len() || m.offsets.len() != vocab.len() {
+            return Err(bad("trie: per-depth arrays do not match the depth"));
+        }
+        let mut t = Flat {
+            direct: vec![None; vocab.len()],
+            vocab,
+            tokens: m
+                .tokens
+                .iter()
+                .map(|&i| r.get_summed(i, None, "trie tokens"))
+                .collect::<Result<_>>()?,
+            offsets: m
+                .offsets
+                .iter()
+                .map(|&o| Offsets::read(o, r, "trie offsets"))
+                .collect::<Result<_>>()?,
+            leaf_items: m
+                .leaf_items
+                .map(|o| Offsets::read(o, r, "trie leaf items"))
+                .transpose()?,
+            items: r.get(m.items, None, "trie items")?,
+        };
+        if full {
+            t.validate()?;
+        } else {
+            t.check_structure()?;
+        }
         t.build_direct();
         Ok(t)
     }
@@ -329,7 +410,7 @@ impl Flat {
                     t[i * v + tok as usize] = (lo + j) as u32;
                 }
             }
-            self.direct[d] = Some(t);
+            self.direct[d] = Some(Shared::from_vec(t));
         }
     }
 }

@@ -6,10 +6,9 @@ mod flat;
 mod offsets;
 mod overlay;
 
-use std::sync::Arc;
-
 use build::Builder;
 use flat::Flat;
+pub(crate) use flat::TrieV3;
 use offsets::Offsets;
 use overlay::Overlay;
 
@@ -62,8 +61,8 @@ pub struct TrieStats {
 /// `fst`'s `Automaton`: [`Trie::start`], [`Trie::allowed`], [`Trie::step`],
 /// [`Trie::items`].
 ///
-/// **Growing.** The arrays are shared (an `Arc`: a clone copies only what
-/// follows) and never change. [`SemanticIndex::insert`](crate::SemanticIndex::insert)
+/// **Growing.** The arrays are shared (each behind a reference count, so a
+/// clone copies only the pending inserts) and never change. [`SemanticIndex::insert`](crate::SemanticIndex::insert)
 /// puts new IDs beside them: every node that gained a child gets a small
 /// list of its own, and new nodes are numbered after the compacted ones.
 /// A step then costs one hash lookup more wherever inserts are pending;
@@ -86,8 +85,8 @@ pub struct TrieStats {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Trie {
-    /// The compacted arrays, shared between clones.
-    flat: Arc<Flat>,
+    /// The compacted arrays (each shared between clones).
+    flat: Flat,
     /// Codebook size of every position (the suffix's may have grown since
     /// the arrays were built).
     vocab: Vec<usize>,
@@ -103,7 +102,7 @@ impl PartialEq for Trie {
             return false;
         }
         match (&self.delta, &other.delta) {
-            (None, None) => Arc::ptr_eq(&self.flat, &other.flat) || self.flat == other.flat,
+            (None, None) => self.flat == other.flat,
             _ => self.compacted().flat == other.compacted().flat,
         }
     }
@@ -116,11 +115,18 @@ impl Trie {
         if map.is_empty() {
             return Err(Error::Empty { what: "SidMap" });
         }
+        // A map opened without a full check is checked first.
+        map.check()?;
+        Ok(Trie::build_checked(map))
+    }
+
+    /// [`Trie::build`] of a non-empty map whose invariants hold.
+    pub(crate) fn build_checked(map: &SidMap) -> Trie {
         let mut b = Builder::new(map.codebook_sizes());
         for (item, id) in map.iter_sorted() {
             b.push(id, item);
         }
-        Ok(Trie::from_flat(b.finish()))
+        Trie::from_flat(b.finish())
     }
 
     /// Builds the trie of arbitrary IDs (`ids`: row-major, `id_len` tokens
@@ -183,7 +189,7 @@ impl Trie {
     fn from_flat(flat: Flat) -> Trie {
         Trie {
             vocab: flat.vocab.clone(),
-            flat: Arc::new(flat),
+            flat,
             delta: None,
         }
     }
@@ -477,6 +483,26 @@ impl Trie {
     }
 }
 
+impl Trie {
+    /// Adds the arrays to a version-3 file; pending inserts must have been
+    /// compacted.
+    pub(crate) fn write_v3<'a>(&'a self, w: &mut crate::layout::SectionWriter<'a>) -> TrieV3 {
+        debug_assert!(self.delta.is_none());
+        self.flat.write(w)
+    }
+
+    /// The trie a version-3 file holds, its arrays read in place; `full`
+    /// runs [`Trie::validate`], else only the structure check (see
+    /// [`Check`](crate::Check)).
+    pub(crate) fn read_v3(
+        m: &TrieV3,
+        r: &crate::layout::SectionReader,
+        full: bool,
+    ) -> Result<Trie> {
+        Flat::read(m, r, full).map(Trie::from_flat)
+    }
+}
+
 /// Position of `token` in the strictly ascending `tokens`: a branch-free
 /// count for short lists (no mispredicted branches), binary search beyond.
 #[inline]
@@ -519,10 +545,10 @@ impl Payload for Trie {
         };
         TrieV1 {
             vocab: f.vocab.iter().map(|&v| v as u64).collect(),
-            tokens: f.tokens.clone(),
+            tokens: f.tokens.iter().map(|t| t.to_vec()).collect(),
             offsets: f.offsets.iter().map(Offsets::to_vec).collect(),
             leaf_items: f.leaf_items.as_ref().map(Offsets::to_vec),
-            items: f.items.clone(),
+            items: f.items.to_vec(),
         }
     }
     fn from_payload(p: TrieV1) -> Result<Self> {

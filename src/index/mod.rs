@@ -1,13 +1,15 @@
 //! [`SemanticIndex`]: a tokenizer shipped as one artifact — the quantizer,
 //! the item ⇄ ID map and the trie of valid IDs, saved and loaded together.
+//!
+//! [`file`]: its model files, and opening them in place.
+
+mod file;
+
+pub use file::Check;
 
 use crate::data::{Codes, Embeddings};
 use crate::decode::{BeamSearch, CodebookScorer, ScoreMetric, Scorer};
 use crate::error::{Error, Result, invalid};
-use crate::format::ModelFile;
-use crate::format::{
-    ModelKind, decode_file, encode_file, invalid_payload, sealed::Codec, to_invalid,
-};
 use crate::hits::Hits;
 use crate::par::Par;
 use crate::quantize::{AnyQuantizer, Fit, Quantizer};
@@ -24,9 +26,10 @@ use crate::sid::{CollisionPolicy, SidMap, SidReport, Trie};
 /// - [`SemanticIndex::search`]: trie-constrained beam search over any
 ///   [`Scorer`] (a model's next-token scores); [`SemanticIndex::search_embeddings`]
 ///   scores with the codebooks instead (RQ-KMeans);
-/// - [`ModelFile`]: `save`/`load`/`to_bytes`/`from_bytes`. The file holds
-///   the quantizer's and the map's own model files; the trie is rebuilt on
-///   load (one pass over the sorted IDs), so it always matches the map.
+/// - [`ModelFile`](crate::ModelFile): `save`/`load`/`to_bytes`/`from_bytes`, fully checked;
+///   [`SemanticIndex::open`]: the file memory-mapped and searched in place
+///   (format version 3: the map's and the trie's arrays, aligned, after a
+///   checksummed directory; [`Check`] says what opening checks).
 ///
 /// ```
 /// use semid::SemanticIndex;
@@ -189,6 +192,7 @@ impl SemanticIndex {
                 got: x.rows(),
             });
         }
+        self.verify_once()?;
         let codes = encode(&self.quantizer, x, par)?;
         // `SidMap` leaves itself unchanged on error, so no copy is needed.
         let policy = self.map.policy();
@@ -227,9 +231,19 @@ impl SemanticIndex {
     /// # Ok::<(), semid::Error>(())
     /// ```
     pub fn insert_codes(&mut self, items: &[u32], codes: &Codes) -> Result<SidReport> {
+        self.verify_once()?;
         let report = self.map.insert(items, codes)?;
         self.sync_trie(items)?;
         Ok(report)
+    }
+
+    /// An index opened with [`Check::Structure`] is verified before its
+    /// first change.
+    fn verify_once(&self) -> Result<()> {
+        if self.map.is_verified() {
+            return Ok(());
+        }
+        self.verify()
     }
 
     /// Brings the trie up to the map after `items` were inserted into it.
@@ -400,44 +414,4 @@ fn reassigning(
             ),
         )
     })
-}
-
-// ---- model file (format version 1; docs/FORMAT.md) ----
-
-/// [`SemanticIndex`]'s model-file payload: two whole model files.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub(crate) struct SemanticIndexV1 {
-    /// The quantizer's model file (any quantizer kind).
-    quantizer: Vec<u8>,
-    /// The [`SidMap`]'s model file.
-    map: Vec<u8>,
-}
-
-impl Codec for SemanticIndex {
-    fn encode_file(&self) -> Result<Vec<u8>> {
-        let p = SemanticIndexV1 {
-            quantizer: self.quantizer.to_bytes()?,
-            map: self.map.to_bytes()?,
-        };
-        encode_file(ModelKind::SemanticIndex, &p)
-    }
-
-    fn decode_file(bytes: &[u8]) -> Result<Self> {
-        let p: SemanticIndexV1 = decode_file(ModelKind::SemanticIndex, bytes)?;
-        let quantizer = AnyQuantizer::from_bytes(&p.quantizer)?;
-        let map = SidMap::from_bytes(&p.map)?;
-        let sizes = quantizer.codebook_sizes();
-        if map.codebook_sizes().get(..sizes.len()) != Some(&sizes[..]) {
-            return Err(invalid_payload(format!(
-                "the map's vocabulary {:?} does not start with the quantizer's codebook sizes {sizes:?}",
-                map.codebook_sizes()
-            )));
-        }
-        let trie = Trie::build(&map).map_err(to_invalid)?;
-        Ok(SemanticIndex {
-            quantizer,
-            map,
-            trie,
-        })
-    }
 }
