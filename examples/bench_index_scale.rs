@@ -1,12 +1,17 @@
 //! A `SemanticIndex` of N items from synthetic codes (issue 26's catalog
-//! scale): build from codes, memory, save, load, codebook-scored search,
-//! inserting batches of new items (pending beside the compacted index),
-//! searching with them pending, and compacting. One JSON line.
+//! scale): build from codes, memory, save, open in place (memory-mapped,
+//! both checks), load, codebook-scored search, inserting batches of new
+//! items (pending beside the compacted index), searching with them
+//! pending, and compacting. One JSON line.
 //!
 //! ```text
 //! cargo run --release --example bench_index_scale -- [--items 1000000] [--levels 3] [--k 256]
-//!     [--dim 32] [--insert 10000] [--queries 10000] [--seed 3]
+//!     [--dim 32] [--insert 10000] [--queries 10000] [--seed 3] [--file PATH] [--keep]
+//! cargo run --release --example bench_index_scale -- --open PATH [--queries 10000]
 //! ```
+//! `--open PATH` only opens a saved index, in a fresh process, and reports
+//! the time, the growth of the resident set once open and once searched
+//! (a mapped file's pages count when touched), and the search time.
 //! Codes are uniform over `k^levels` (IDs get a suffix where they collide);
 //! the quantizer is an RQ-KMeans with seeded random codebooks of width
 //! `--dim`, so search and insert run the real paths. Memory is the growth
@@ -34,6 +39,19 @@ const FLAGS: &[Flag] = &[
     ("--insert", true, "10000", "new items inserted at the end"),
     ("--queries", true, "10000", "codebook-scored queries"),
     ("--seed", true, "3", "seed"),
+    (
+        "--file",
+        true,
+        "",
+        "where to save the index (default: the temp dir)",
+    ),
+    ("--keep", false, "", "keep the saved file"),
+    (
+        "--open",
+        true,
+        "",
+        "only open this saved index and search it",
+    ),
 ];
 
 fn main() -> std::process::ExitCode {
@@ -61,8 +79,53 @@ fn floats(len: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// Codebook-scored queries in batches of 64: µs per query, and hits.
+fn search(
+    index: &SemanticIndex,
+    queries: &[f32],
+    bs: &mut BeamSearch,
+) -> Result<(f64, usize), semid::Error> {
+    let dim = semid::Quantizer::dim(index.quantizer());
+    let mut hits = Hits::new();
+    let n = queries.len() / dim;
+    let t = Instant::now();
+    let mut found = 0usize;
+    for b in queries.chunks(64 * dim) {
+        index.search_embeddings_into(Embeddings::new(b, dim)?, bs, &mut hits)?;
+        found += (0..b.len() / dim)
+            .map(|q| hits.query(q).items.len())
+            .sum::<usize>();
+    }
+    Ok((t.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64, found))
+}
+
+/// `--open PATH`: open a saved index in this fresh process and search it.
+fn open_only(path: &str, n_queries: usize, seed: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let rss0 = status_mb("VmRSS");
+    let t = Instant::now();
+    let index = SemanticIndex::open(path)?;
+    let open_ms = t.elapsed().as_secs_f64() * 1e3;
+    let open_rss = status_mb("VmRSS") - rss0;
+    let dim = semid::Quantizer::dim(index.quantizer());
+    let queries = floats(n_queries * dim, seed ^ 0x9e);
+    let mut bs = BeamSearch::new(20, 10)?;
+    let (first_us, found) = search(&index, &queries, &mut bs)?;
+    let searched_rss = status_mb("VmRSS") - rss0;
+    let (again_us, _) = search(&index, &queries, &mut bs)?;
+    let file_mb = std::fs::metadata(path)?.len() as f64 / 1e6;
+    println!(
+        "{{\"open\":\"{path}\",\"items\":{},\"file_mb\":{file_mb:.1},\"open_ms\":{open_ms:.1},\"open_rss_mb\":{open_rss:.1},\"queries\":{n_queries},\"search_first_us_per_query\":{first_us:.1},\"search_again_us_per_query\":{again_us:.1},\"hits\":{found},\"searched_rss_mb\":{searched_rss:.1},\"cpu\":\"{}\"}}",
+        index.len(),
+        common::cpu_model(),
+    );
+    Ok(())
+}
+
 fn body() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse_or_exit("bench_index_scale", ABOUT, FLAGS);
+    if let Some(path) = args.get("--open").filter(|p| !p.is_empty()) {
+        return open_only(path, args.num("--queries")?, args.num("--seed")?);
+    }
     let n: usize = args.num("--items")?;
     let levels: usize = args.num("--levels")?;
     let k: usize = args.num("--k")?;
@@ -84,50 +147,43 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
     let index_mb = status_mb("VmRSS") - rss0;
     let ts = index.trie().stats();
 
-    // A file the format refuses to write or read (its payload limit) is
-    // reported, not fatal: the other figures still come.
-    let quote = |e: semid::Error| format!("\"{}\"", e.to_string().replace('"', "'"));
-    let t = Instant::now();
-    let (save_s, file_mb, load_s, load) = match index.to_bytes() {
-        Ok(bytes) => {
-            let save_s = format!("{:.3}", t.elapsed().as_secs_f64());
-            let t = Instant::now();
-            let (load_s, load) = match SemanticIndex::from_bytes(&bytes) {
-                Ok(loaded) => {
-                    let s = t.elapsed().as_secs_f64();
-                    (format!("{s:.3}"), format!("{}", loaded == index))
-                }
-                Err(e) => ("null".into(), quote(e)),
-            };
-            (
-                save_s,
-                format!("{:.1}", bytes.len() as f64 / 1e6),
-                load_s,
-                load,
-            )
-        }
-        Err(e) => ("null".into(), "null".into(), "null".into(), quote(e)),
+    // Saved, then opened in place under both checks, and loaded.
+    let path = match args.get("--file").filter(|p| !p.is_empty()) {
+        Some(p) => std::path::PathBuf::from(p),
+        None => std::env::temp_dir().join(format!("semid-scale-{n}-{}.semid", std::process::id())),
     };
+    let t = Instant::now();
+    index.save(&path)?;
+    let save_s = t.elapsed().as_secs_f64();
+    let file_mb = std::fs::metadata(&path)?.len() as f64 / 1e6;
+    let rss1 = status_mb("VmRSS");
+    let t = Instant::now();
+    let opened = SemanticIndex::open(&path)?;
+    let open_ms = t.elapsed().as_secs_f64() * 1e3;
+    let open_rss = status_mb("VmRSS") - rss1;
+    let t = Instant::now();
+    let full = SemanticIndex::open_with(&path, semid::Check::Full)?;
+    let open_full_s = t.elapsed().as_secs_f64();
+    drop(full);
+    let t = Instant::now();
+    let loaded = SemanticIndex::load(&path)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let same = opened == index && loaded == index;
+    drop(loaded);
 
-    // Codebook-scored queries in batches of 64.
     let queries = floats(n_queries * dim, seed ^ 0x9e);
     let mut bs = BeamSearch::new(20, 10)?;
-    let mut hits = Hits::new();
-    let mut search = |index: &SemanticIndex| -> Result<(f64, usize), semid::Error> {
-        let t = Instant::now();
-        let mut found = 0usize;
-        for b in queries.chunks(64 * dim) {
-            index.search_embeddings_into(Embeddings::new(b, dim)?, &mut bs, &mut hits)?;
-            found += (0..b.len() / dim)
-                .map(|q| hits.query(q).items.len())
-                .sum::<usize>();
-        }
-        Ok((
-            t.elapsed().as_secs_f64() * 1e6 / n_queries.max(1) as f64,
-            found,
-        ))
-    };
-    let (search_us, found) = search(&index)?;
+    let (search_us, found) = search(&index, &queries, &mut bs)?;
+    let (search_open_us, found_open) = search(&opened, &queries, &mut bs)?;
+    if found_open != found {
+        return Err(
+            format!("the opened index found {found_open} hits, the built one {found}").into(),
+        );
+    }
+    drop(opened);
+    if !args.on("--keep") {
+        std::fs::remove_file(&path)?;
+    }
 
     // A batch of new items (their embeddings are encoded by the index),
     // then a second batch of known codes: both stay pending beside the
@@ -150,7 +206,7 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
     }
     let insert_codes_ms = t.elapsed().as_secs_f64() * 1e3;
     let pending = index.pending();
-    let (search_pending_us, _) = search(&index)?;
+    let (search_pending_us, _) = search(&index, &queries, &mut bs)?;
     // Folding the inserts in costs what a rebuild costs.
     let t = Instant::now();
     index.compact()?;
@@ -174,7 +230,7 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
     let shared_update_ms = t.elapsed().as_secs_f64() * 1e3;
 
     println!(
-        "{{\"items\":{n},\"levels\":{levels},\"k\":{k},\"ids\":{},\"max_bucket\":{},\"build_s\":{build_s:.3},\"index_rss_mb\":{index_mb:.1},\"index_bytes_per_item\":{:.1},\"trie_structure_bytes_per_item\":{:.2},\"trie_item_bytes_per_item\":{:.2},\"file_mb\":{file_mb},\"save_s\":{save_s},\"load_s\":{load_s},\"loaded\":{load},\"search_us_per_query\":{search_us:.1},\"hits\":{found},\"insert\":{n_insert},\"insert_ms\":{insert_ms:.1},\"insert_codes_ms\":{insert_codes_ms:.1},\"pending\":{pending},\"search_pending_us_per_query\":{search_pending_us:.1},\"compact_s\":{compact_s:.3},\"shared_update_ms\":{shared_update_ms:.1},\"map_bytes_per_item\":{map_bytes:.2},\"trie_bytes_per_item\":{:.2},\"peak_rss_mb\":{:.1},\"cpu\":\"{}\"}}",
+        "{{\"items\":{n},\"levels\":{levels},\"k\":{k},\"ids\":{},\"max_bucket\":{},\"build_s\":{build_s:.3},\"index_rss_mb\":{index_mb:.1},\"index_bytes_per_item\":{:.1},\"trie_structure_bytes_per_item\":{:.2},\"trie_item_bytes_per_item\":{:.2},\"file_mb\":{file_mb:.1},\"save_s\":{save_s:.3},\"open_ms\":{open_ms:.1},\"open_rss_mb\":{open_rss:.1},\"open_full_s\":{open_full_s:.3},\"load_s\":{load_s:.3},\"same\":{same},\"search_us_per_query\":{search_us:.1},\"search_opened_us_per_query\":{search_open_us:.1},\"hits\":{found},\"insert\":{n_insert},\"insert_ms\":{insert_ms:.1},\"insert_codes_ms\":{insert_codes_ms:.1},\"pending\":{pending},\"search_pending_us_per_query\":{search_pending_us:.1},\"compact_s\":{compact_s:.3},\"shared_update_ms\":{shared_update_ms:.1},\"map_bytes_per_item\":{map_bytes:.2},\"trie_bytes_per_item\":{:.2},\"peak_rss_mb\":{:.1},\"cpu\":\"{}\"}}",
         ts.ids,
         report.max_bucket,
         index_mb * 1e6 / n as f64,

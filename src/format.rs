@@ -5,7 +5,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `b"SEMIDMF\0"` |
-//! | 8 | 4 | format version, u32 LE (this build reads 1 and 2; it writes 1 unless the model needs 2) |
+//! | 8 | 4 | format version, u32 LE (this build reads 1 and 2, and 3 for a [`SemanticIndex`](crate::SemanticIndex); it writes 1 unless the model needs 2, and an index as 3) |
 //! | 12 | 4 | model kind, u32 LE (see [`ModelKind`]) |
 //! | 16 | 8 | payload length in bytes, u64 LE |
 //! | 24 | 8 | FNV-1a 64 checksum of the payload, u64 LE |

@@ -74,7 +74,9 @@ pub fn model_file(data: &[u8]) {
 /// raw bytes are read as every quantizer kind ([`AnyQuantizer`]) and as an
 /// index. A `SemanticIndex` payload is two inner files; with the second
 /// byte odd the fuzzer's bytes are split in two and each half framed as a
-/// quantizer or a map, so it reaches the inner checks. Must never panic.
+/// quantizer or a map, so it reaches the inner checks. With the first
+/// byte's high bit set, the rest edits a valid file of format version 3
+/// instead (see `laid_out_index`). Must never panic.
 ///
 /// [`AnyQuantizer`]: crate::quantize::AnyQuantizer
 pub fn index_file(data: &[u8]) {
@@ -84,6 +86,10 @@ pub fn index_file(data: &[u8]) {
     let Some((&sel, rest)) = data.split_first() else {
         return;
     };
+    if sel & 0x80 != 0 {
+        laid_out_index(rest);
+        return;
+    }
     let framed = match sel % 3 {
         0 => frame(ModelKind::Fsq, rest),
         1 => frame(ModelKind::ResidualFsq, rest),
@@ -133,6 +139,90 @@ pub fn npy(data: &[u8]) {
             assert!(dim > 0 && v.len() % dim == 0);
         }
     }
+}
+
+/// Format version 3 (high bit of the first byte): a valid laid-out index
+/// file, edited by the fuzzer's bytes, opened under both checks, then
+/// searched, looked up and grown. Byte 0: bit 0 picks the full check,
+/// bit 1 truncates to the length in bytes 1–2, bit 2 picks the index with
+/// shared IDs; then triples `(offset u16 LE, xor)` edit the file. A file
+/// either check accepts must answer every call without a panic; one the
+/// full check accepts must also verify and round-trip.
+fn laid_out_index(data: &[u8]) {
+    use crate::{Check, SemanticIndex};
+    let mut b = Bytes(data);
+    let how = b.u8();
+    let mut file = laid_out_seed(how & 4 != 0).to_vec();
+    if how & 2 != 0 {
+        let cut = b.u16() as usize;
+        file.truncate(cut % (file.len() + 1));
+    }
+    while b.0.len() >= 3 {
+        let at = b.u16() as usize;
+        let x = b.u8();
+        if !file.is_empty() {
+            let n = file.len();
+            file[at % n] ^= x;
+        }
+    }
+    let full = how & 1 != 0;
+    let check = if full { Check::Full } else { Check::Structure };
+    let Ok(mut ix) = SemanticIndex::from_bytes_with(&file, check) else {
+        return;
+    };
+    walk_all(ix.trie());
+    let q = [0.25f32; 4];
+    if let Ok(e) = crate::Embeddings::new(&q, 2) {
+        let _ = ix.search_embeddings(e, &mut crate::BeamSearch::new(4, 3).expect("beam"));
+    }
+    for item in (0..64).chain(1000..1016) {
+        if let Some(id) = ix.id_of(item) {
+            let _ = ix.map().items_of(id);
+            let sizes = ix.map().codebook_sizes();
+            assert!(id.iter().zip(&sizes).all(|(&t, &v)| (t as usize) < v));
+        }
+    }
+    let _ = ix.map().iter().count() + ix.map().iter_sorted().count();
+    let verified = ix.verify().is_ok();
+    if full {
+        assert!(verified, "a fully checked index must verify");
+        let back = SemanticIndex::from_bytes(&ix.to_bytes().expect("encode"));
+        assert!(back.is_ok_and(|b| b == ix), "an index must round-trip");
+    }
+    let codes = crate::Codes::new(vec![1, 2], 2).expect("codes");
+    let ins = ix.insert_codes(&[5_000], &codes);
+    assert!(
+        !verified || ins.is_ok(),
+        "insert into a sound index: {ins:?}"
+    );
+    assert!(verified || ins.is_err(), "insert into a damaged index");
+}
+
+/// A small valid version-3 index file (2 levels × 8 codes, 2-D), built
+/// once: items 0..48 and 1000..1010 (a sorted lookup table), with a suffix
+/// or, for `shared`, shared IDs (leaf item ranges).
+fn laid_out_seed(shared: bool) -> &'static [u8] {
+    use std::sync::OnceLock;
+    static FILES: OnceLock<[Vec<u8>; 2]> = OnceLock::new();
+    let files = FILES.get_or_init(|| {
+        let make = |policy| {
+            let books: Vec<f32> = (0..2 * 8 * 2).map(|i| (i % 7) as f32 * 0.3 - 1.0).collect();
+            let rq = crate::RqKMeans::from_codebooks(books, 2, 2).expect("codebooks");
+            let codes: Vec<u16> = (0..48u16).flat_map(|i| [i % 5, i * 3 % 8]).collect();
+            let codes = crate::Codes::new(codes, 2).expect("codes");
+            let (mut ix, _) = crate::SemanticIndex::from_codes(rq, &codes, policy).expect("index");
+            let more =
+                crate::Codes::new((0..10u16).flat_map(|i| [i % 3, 7]).collect(), 2).expect("codes");
+            let items: Vec<u32> = (1000..1010).rev().collect();
+            ix.insert_codes(&items, &more).expect("insert");
+            ix.to_bytes().expect("encode")
+        };
+        [
+            make(crate::sid::CollisionPolicy::AppendSuffix),
+            make(crate::sid::CollisionPolicy::AllowShared),
+        ]
+    });
+    &files[usize::from(shared)]
 }
 
 /// Walks every leaf of a valid trie and pokes states around it.

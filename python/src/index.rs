@@ -489,6 +489,35 @@ impl SemanticIndex {
         Ok(SemanticIndex { inner })
     }
 
+    /// Opens an index file in place: memory-mapped and searched where it
+    /// lies (milliseconds, where `load` reads and checks every byte).
+    /// `check`: `"structure"` (the header, the directory and what searches
+    /// walk) or `"full"` (every byte, as `load`); `verify()` checks the
+    /// rest later. The file must not be rewritten in place while the index
+    /// is open (`save` replaces files by rename, which is safe).
+    #[staticmethod]
+    #[pyo3(signature = (path, check="structure"))]
+    fn open(py: Python<'_>, path: std::path::PathBuf, check: &str) -> PyResult<SemanticIndex> {
+        let check = match check {
+            "structure" => semid::Check::Structure,
+            "full" => semid::Check::Full,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "check is {other:?}; use \"structure\" or \"full\""
+                )));
+            }
+        };
+        let inner = py.detach(|| RsIndex::open_with(&path, check)).or_py()?;
+        Ok(SemanticIndex { inner })
+    }
+
+    /// Checks every invariant of the index (`FormatError` naming the first
+    /// that fails); what `open(path, "full")` adds but the checksums.
+    fn verify(&self, py: Python<'_>) -> PyResult<()> {
+        let inner = &self.inner;
+        py.detach(|| inner.verify()).or_py()
+    }
+
     /// The index file as bytes.
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         Ok(PyBytes::new(py, &self.inner.to_bytes().or_py()?))

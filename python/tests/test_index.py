@@ -111,6 +111,17 @@ def test_insert_save_load(index, mixture, tmp_path):
     idx.save(p)
     back = semid.SemanticIndex.load(p)
     assert len(back) == 2100 and np.array_equal(back.ids()[1], idx.ids()[1])
+    # Opened in place (memory-mapped), under both checks: the same index.
+    for check in ("structure", "full"):
+        opened = semid.SemanticIndex.open(p, check)
+        opened.verify()
+        assert np.array_equal(opened.ids()[1], idx.ids()[1])
+        assert opened.to_bytes() == idx.to_bytes()
+    with pytest.raises(ValueError):
+        semid.SemanticIndex.open(p, "none")
+    with pytest.raises(semid.FormatError):
+        (tmp_path / "cut.semid").write_bytes(idx.to_bytes()[:200])
+        semid.SemanticIndex.open(tmp_path / "cut.semid")
     with pytest.raises(semid.FormatError):
         semid.SemanticIndex.from_bytes(idx.to_bytes()[:100])
     with pytest.raises(semid.FormatError):

@@ -76,6 +76,24 @@ impl Offsets {
         }
     }
 
+    /// Calls `f` with entries `from..len()` in order, reading each block's
+    /// base once ([`Offsets::blocks_ok`] must hold).
+    #[inline]
+    pub(super) fn for_each_from(&self, from: usize, mut f: impl FnMut(usize)) {
+        match self {
+            Offsets::Narrow { base, rel } => {
+                for (b, chunk) in rel.chunks(OFF_BLOCK).enumerate() {
+                    let skip = from.saturating_sub(b * OFF_BLOCK).min(chunk.len());
+                    let base = base[b];
+                    for &r in &chunk[skip..] {
+                        f(base.wrapping_add(u32::from(r)) as usize);
+                    }
+                }
+            }
+            Offsets::Wide(o) => o.iter().skip(from).for_each(|&v| f(v as usize)),
+        }
+    }
+
     pub(super) fn len(&self) -> usize {
         match self {
             Offsets::Narrow { rel, .. } => rel.len(),
