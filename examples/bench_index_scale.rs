@@ -147,43 +147,9 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
     let index_mb = status_mb("VmRSS") - rss0;
     let ts = index.trie().stats();
 
-    // Saved, then opened in place under both checks, and loaded.
-    let path = match args.get("--file").filter(|p| !p.is_empty()) {
-        Some(p) => std::path::PathBuf::from(p),
-        None => std::env::temp_dir().join(format!("semid-scale-{n}-{}.semid", std::process::id())),
-    };
-    let t = Instant::now();
-    index.save(&path)?;
-    let save_s = t.elapsed().as_secs_f64();
-    let file_mb = std::fs::metadata(&path)?.len() as f64 / 1e6;
-    let rss1 = status_mb("VmRSS");
-    let t = Instant::now();
-    let opened = SemanticIndex::open(&path)?;
-    let open_ms = t.elapsed().as_secs_f64() * 1e3;
-    let open_rss = status_mb("VmRSS") - rss1;
-    let t = Instant::now();
-    let full = SemanticIndex::open_with(&path, semid::Check::Full)?;
-    let open_full_s = t.elapsed().as_secs_f64();
-    drop(full);
-    let t = Instant::now();
-    let loaded = SemanticIndex::load(&path)?;
-    let load_s = t.elapsed().as_secs_f64();
-    let same = opened == index && loaded == index;
-    drop(loaded);
-
     let queries = floats(n_queries * dim, seed ^ 0x9e);
     let mut bs = BeamSearch::new(20, 10)?;
     let (search_us, found) = search(&index, &queries, &mut bs)?;
-    let (search_open_us, found_open) = search(&opened, &queries, &mut bs)?;
-    if found_open != found {
-        return Err(
-            format!("the opened index found {found_open} hits, the built one {found}").into(),
-        );
-    }
-    drop(opened);
-    if !args.on("--keep") {
-        std::fs::remove_file(&path)?;
-    }
 
     // A batch of new items (their embeddings are encoded by the index),
     // then a second batch of known codes: both stay pending beside the
@@ -229,8 +195,49 @@ fn body() -> Result<(), Box<dyn std::error::Error>> {
     }
     let shared_update_ms = t.elapsed().as_secs_f64() * 1e3;
 
+    // The final index saved, then opened in place under both checks, and
+    // loaded (last, so that the figures above are not those of a process
+    // that just freed a loaded copy).
+    let index = shared.load();
+    let index: &SemanticIndex = &index;
+    let path = match args.get("--file").filter(|p| !p.is_empty()) {
+        Some(p) => std::path::PathBuf::from(p),
+        None => std::env::temp_dir().join(format!("semid-scale-{n}-{}.semid", std::process::id())),
+    };
+    let t = Instant::now();
+    index.save(&path)?;
+    let save_s = t.elapsed().as_secs_f64();
+    let file_mb = std::fs::metadata(&path)?.len() as f64 / 1e6;
+    let rss1 = status_mb("VmRSS");
+    let t = Instant::now();
+    let opened = SemanticIndex::open(&path)?;
+    let open_ms = t.elapsed().as_secs_f64() * 1e3;
+    let open_rss = status_mb("VmRSS") - rss1;
+    let t = Instant::now();
+    let full = SemanticIndex::open_with(&path, semid::Check::Full)?;
+    let open_full_s = t.elapsed().as_secs_f64();
+    drop(full);
+    let t = Instant::now();
+    let loaded = SemanticIndex::load(&path)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let same = opened == *index && loaded == *index;
+    drop(loaded);
+
+    let (search_final_us, found_final) = search(index, &queries, &mut bs)?;
+    let (search_open_us, found_open) = search(&opened, &queries, &mut bs)?;
+    if found_open != found_final {
+        return Err(format!(
+            "the opened index found {found_open} hits, the built one {found_final}"
+        )
+        .into());
+    }
+    drop(opened);
+    if !args.on("--keep") {
+        std::fs::remove_file(&path)?;
+    }
+
     println!(
-        "{{\"items\":{n},\"levels\":{levels},\"k\":{k},\"ids\":{},\"max_bucket\":{},\"build_s\":{build_s:.3},\"index_rss_mb\":{index_mb:.1},\"index_bytes_per_item\":{:.1},\"trie_structure_bytes_per_item\":{:.2},\"trie_item_bytes_per_item\":{:.2},\"file_mb\":{file_mb:.1},\"save_s\":{save_s:.3},\"open_ms\":{open_ms:.1},\"open_rss_mb\":{open_rss:.1},\"open_full_s\":{open_full_s:.3},\"load_s\":{load_s:.3},\"same\":{same},\"search_us_per_query\":{search_us:.1},\"search_opened_us_per_query\":{search_open_us:.1},\"hits\":{found},\"insert\":{n_insert},\"insert_ms\":{insert_ms:.1},\"insert_codes_ms\":{insert_codes_ms:.1},\"pending\":{pending},\"search_pending_us_per_query\":{search_pending_us:.1},\"compact_s\":{compact_s:.3},\"shared_update_ms\":{shared_update_ms:.1},\"map_bytes_per_item\":{map_bytes:.2},\"trie_bytes_per_item\":{:.2},\"peak_rss_mb\":{:.1},\"cpu\":\"{}\"}}",
+        "{{\"items\":{n},\"levels\":{levels},\"k\":{k},\"ids\":{},\"max_bucket\":{},\"build_s\":{build_s:.3},\"index_rss_mb\":{index_mb:.1},\"index_bytes_per_item\":{:.1},\"trie_structure_bytes_per_item\":{:.2},\"trie_item_bytes_per_item\":{:.2},\"file_mb\":{file_mb:.1},\"save_s\":{save_s:.3},\"open_ms\":{open_ms:.1},\"open_rss_mb\":{open_rss:.1},\"open_full_s\":{open_full_s:.3},\"load_s\":{load_s:.3},\"same\":{same},\"search_us_per_query\":{search_us:.1},\"search_final_us_per_query\":{search_final_us:.1},\"search_opened_us_per_query\":{search_open_us:.1},\"hits\":{found},\"insert\":{n_insert},\"insert_ms\":{insert_ms:.1},\"insert_codes_ms\":{insert_codes_ms:.1},\"pending\":{pending},\"search_pending_us_per_query\":{search_pending_us:.1},\"compact_s\":{compact_s:.3},\"shared_update_ms\":{shared_update_ms:.1},\"map_bytes_per_item\":{map_bytes:.2},\"trie_bytes_per_item\":{:.2},\"peak_rss_mb\":{:.1},\"cpu\":\"{}\"}}",
         ts.ids,
         report.max_bucket,
         index_mb * 1e6 / n as f64,

@@ -687,9 +687,11 @@ impl SidMap {
     /// order): what [`crate::sid::Trie::build`] consumes.
     pub fn iter_sorted(&self) -> impl ExactSizeIterator<Item = (u32, &[u16])> + '_ {
         let (b, d, len) = (&*self.base, &self.delta, self.id_len);
+        // The arrays as slices once (each `Buf` is a heap or a file array).
+        let (bs, ds) = (&*b.sorted, &*d.sorted);
         let (mut i, mut j) = (0, 0);
         let inner = std::iter::from_fn(move || {
-            let from_base = match (b.sorted.get(i), d.sorted.get(j)) {
+            let from_base = match (bs.get(i), ds.get(j)) {
                 (None, None) => return None,
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
@@ -698,10 +700,10 @@ impl SidMap {
             };
             let (p, r) = if from_base {
                 i += 1;
-                (b, b.sorted[i - 1])
+                (b, bs[i - 1])
             } else {
                 j += 1;
-                (d, d.sorted[j - 1])
+                (d, ds[j - 1])
             };
             Some((p.item(r), p.id(r, len)))
         });

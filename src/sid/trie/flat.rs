@@ -35,6 +35,7 @@ pub(super) struct Flat {
 impl Flat {
     /// ID length (the depth of every leaf).
     #[must_use]
+    #[inline(always)]
     pub(super) fn id_len(&self) -> usize {
         self.vocab.len()
     }
@@ -45,7 +46,7 @@ impl Flat {
         self.tokens.last().map_or(0, |t| t.len())
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn range(&self, s: State) -> (usize, usize) {
         let o = &self.offsets[s.depth as usize];
         (o.get(s.node as usize), o.get(s.node as usize + 1))
@@ -53,7 +54,7 @@ impl Flat {
 
     /// Tokens that may follow state `s`, ascending; empty at a leaf or for a
     /// state that does not belong to this trie.
-    #[inline]
+    #[inline(always)]
     #[must_use]
     pub(super) fn allowed(&self, s: State) -> &[u16] {
         if !self.is_valid(s) || s.depth as usize == self.id_len() {
@@ -69,7 +70,7 @@ impl Flat {
     /// [`Flat::prefetch_children`] every state, then step them. A hint
     /// only; invalid states are ignored. [`crate::decode::BeamSearch`] does
     /// this for all beams of a level while the scorer runs.
-    #[inline]
+    #[inline(always)]
     pub(super) fn prefetch(&self, s: State) {
         if self.is_valid(s) && (s.depth as usize) < self.id_len() {
             self.offsets[s.depth as usize].prefetch(s.node as usize);
@@ -78,7 +79,7 @@ impl Flat {
 
     /// Starts fetching the child tokens of `s` (reads its child range, which
     /// [`Flat::prefetch`] brought in). A hint only.
-    #[inline]
+    #[inline(always)]
     pub(super) fn prefetch_children(&self, s: State) {
         if self.is_valid(s) && (s.depth as usize) < self.id_len() {
             let (lo, _) = self.range(s);
@@ -87,7 +88,7 @@ impl Flat {
     }
 
     /// The state after `token`, or `None` if no ID continues that way.
-    #[inline]
+    #[inline(always)]
     #[must_use]
     pub(super) fn step(&self, s: State, token: u16) -> Option<State> {
         if !self.is_valid(s) || s.depth as usize == self.id_len() {
@@ -115,7 +116,7 @@ impl Flat {
 
     /// The `i`-th child of `s` (the one with token `allowed(s)[i]`).
     /// `None` if `i` is out of range.
-    #[inline]
+    #[inline(always)]
     #[must_use]
     pub(super) fn child(&self, s: State, i: usize) -> Option<State> {
         let n = self.allowed(s).len();
@@ -129,11 +130,13 @@ impl Flat {
         })
     }
 
+    #[inline(always)]
     pub(super) fn is_valid(&self, s: State) -> bool {
         let d = s.depth as usize;
         d <= self.id_len() && (s.node as usize) < self.nodes_at(d)
     }
 
+    #[inline(always)]
     pub(super) fn nodes_at(&self, d: usize) -> usize {
         if d == 0 { 1 } else { self.tokens[d - 1].len() }
     }

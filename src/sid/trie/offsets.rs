@@ -44,7 +44,7 @@ impl Offsets {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn get(&self, i: usize) -> usize {
         match self {
             Offsets::Narrow { base, rel } => {
@@ -56,7 +56,7 @@ impl Offsets {
 
     /// Prefetches what [`Offsets::get`] reads for entries `i` and `i + 1`
     /// (`i` must be below [`Offsets::len`]).
-    #[inline]
+    #[inline(always)]
     pub(super) fn prefetch(&self, i: usize) {
         match self {
             Offsets::Narrow { base, rel } => {
@@ -78,7 +78,7 @@ impl Offsets {
 
     /// Calls `f` with entries `from..len()` in order, reading each block's
     /// base once ([`Offsets::blocks_ok`] must hold).
-    #[inline]
+    #[inline(always)]
     pub(super) fn for_each_from(&self, from: usize, mut f: impl FnMut(usize)) {
         match self {
             Offsets::Narrow { base, rel } => {
