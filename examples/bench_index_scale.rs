@@ -114,8 +114,9 @@ fn open_only(path: &str, n_queries: usize, seed: u64) -> Result<(), Box<dyn std:
     let (again_us, _) = search(&index, &queries, &mut bs)?;
     let file_mb = std::fs::metadata(path)?.len() as f64 / 1e6;
     println!(
-        "{{\"open\":\"{path}\",\"items\":{},\"file_mb\":{file_mb:.1},\"open_ms\":{open_ms:.1},\"open_rss_mb\":{open_rss:.1},\"queries\":{n_queries},\"search_first_us_per_query\":{first_us:.1},\"search_again_us_per_query\":{again_us:.1},\"hits\":{found},\"searched_rss_mb\":{searched_rss:.1},\"cpu\":\"{}\"}}",
+        "{{\"open\":\"{path}\",\"items\":{},\"file_mb\":{file_mb:.1},\"open_ms\":{open_ms:.1},\"open_rss_mb\":{open_rss:.1},\"queries\":{n_queries},\"search_first_us_per_query\":{first_us:.1},\"search_again_us_per_query\":{again_us:.1},\"hits\":{found},\"searched_rss_mb\":{searched_rss:.1},\"peak_rss_mb\":{:.1},\"cpu\":\"{}\"}}",
         index.len(),
+        status_mb("VmHWM"),
         common::cpu_model(),
     );
     Ok(())
