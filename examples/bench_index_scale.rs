@@ -7,9 +7,10 @@
 //! ```text
 //! cargo run --release --example bench_index_scale -- [--items 1000000] [--levels 3] [--k 256]
 //!     [--dim 32] [--insert 10000] [--queries 10000] [--seed 3] [--file PATH] [--keep]
-//! cargo run --release --example bench_index_scale -- --open PATH [--queries 10000]
+//! cargo run --release --example bench_index_scale -- --open PATH [--load] [--queries 10000]
 //! ```
-//! `--open PATH` only opens a saved index, in a fresh process, and reports
+//! `--open PATH` only opens a saved index (`--load`: loads it), in a fresh
+//! process, and reports
 //! the time, the growth of the resident set once open and once searched
 //! (a mapped file's pages count when touched), and the search time.
 //! Codes are uniform over `k^levels` (IDs get a suffix where they collide);
@@ -46,6 +47,12 @@ const FLAGS: &[Flag] = &[
         "where to save the index (default: the temp dir)",
     ),
     ("--keep", false, "", "keep the saved file"),
+    (
+        "--load",
+        false,
+        "",
+        "with --open: load the file (read and fully checked) instead",
+    ),
     (
         "--open",
         true,
@@ -100,10 +107,19 @@ fn search(
 }
 
 /// `--open PATH`: open a saved index in this fresh process and search it.
-fn open_only(path: &str, n_queries: usize, seed: u64) -> Result<(), Box<dyn std::error::Error>> {
+fn open_only(
+    path: &str,
+    load: bool,
+    n_queries: usize,
+    seed: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
     let rss0 = status_mb("VmRSS");
     let t = Instant::now();
-    let index = SemanticIndex::open(path)?;
+    let index = if load {
+        SemanticIndex::load(path)?
+    } else {
+        SemanticIndex::open(path)?
+    };
     let open_ms = t.elapsed().as_secs_f64() * 1e3;
     let open_rss = status_mb("VmRSS") - rss0;
     let dim = semid::Quantizer::dim(index.quantizer());
@@ -114,7 +130,8 @@ fn open_only(path: &str, n_queries: usize, seed: u64) -> Result<(), Box<dyn std:
     let (again_us, _) = search(&index, &queries, &mut bs)?;
     let file_mb = std::fs::metadata(path)?.len() as f64 / 1e6;
     println!(
-        "{{\"open\":\"{path}\",\"items\":{},\"file_mb\":{file_mb:.1},\"open_ms\":{open_ms:.1},\"open_rss_mb\":{open_rss:.1},\"queries\":{n_queries},\"search_first_us_per_query\":{first_us:.1},\"search_again_us_per_query\":{again_us:.1},\"hits\":{found},\"searched_rss_mb\":{searched_rss:.1},\"peak_rss_mb\":{:.1},\"cpu\":\"{}\"}}",
+        "{{\"open\":\"{path}\",\"how\":\"{}\",\"items\":{},\"file_mb\":{file_mb:.1},\"open_ms\":{open_ms:.1},\"open_rss_mb\":{open_rss:.1},\"queries\":{n_queries},\"search_first_us_per_query\":{first_us:.1},\"search_again_us_per_query\":{again_us:.1},\"hits\":{found},\"searched_rss_mb\":{searched_rss:.1},\"peak_rss_mb\":{:.1},\"cpu\":\"{}\"}}",
+        if load { "load" } else { "open" },
         index.len(),
         status_mb("VmHWM"),
         common::cpu_model(),
@@ -125,7 +142,12 @@ fn open_only(path: &str, n_queries: usize, seed: u64) -> Result<(), Box<dyn std:
 fn body() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse_or_exit("bench_index_scale", ABOUT, FLAGS);
     if let Some(path) = args.get("--open").filter(|p| !p.is_empty()) {
-        return open_only(path, args.num("--queries")?, args.num("--seed")?);
+        return open_only(
+            path,
+            args.on("--load"),
+            args.num("--queries")?,
+            args.num("--seed")?,
+        );
     }
     let n: usize = args.num("--items")?;
     let levels: usize = args.num("--levels")?;
