@@ -221,26 +221,13 @@ pub(crate) fn split(bytes: &[u8]) -> Result<(Header, &[u8])> {
     })?;
     let payload_len = u64_at(bytes, 16);
     let stored = u64_at(bytes, 24);
-    let have = (bytes.len() - HEADER_LEN) as u64;
     if payload_len > MAX_PAYLOAD {
         return Err(FormatError::Payload(format!(
             "declared payload of {payload_len} bytes exceeds the {MAX_PAYLOAD}-byte limit"
         ))
         .into());
     }
-    if payload_len > have {
-        return Err(FormatError::Truncated {
-            expected: HEADER_LEN as u64 + payload_len,
-            got: bytes.len() as u64,
-        }
-        .into());
-    }
-    if payload_len < have {
-        return Err(FormatError::TrailingBytes {
-            extra: have - payload_len,
-        }
-        .into());
-    }
+    check_payload_len(payload_len, bytes.len())?;
     let payload = &bytes[HEADER_LEN..];
     let computed = fnv1a64(payload);
     if computed != stored {
@@ -254,6 +241,27 @@ pub(crate) fn split(bytes: &[u8]) -> Result<(Header, &[u8])> {
         },
         payload,
     ))
+}
+
+/// The header's payload length is what follows the header in a file of
+/// `file_len` bytes (at least [`HEADER_LEN`]); else `Truncated` or
+/// `TrailingBytes`.
+pub(crate) fn check_payload_len(declared: u64, file_len: usize) -> Result<()> {
+    let have = (file_len - HEADER_LEN) as u64;
+    if declared > have {
+        return Err(FormatError::Truncated {
+            expected: (HEADER_LEN as u64).saturating_add(declared),
+            got: file_len as u64,
+        }
+        .into());
+    }
+    if declared < have {
+        return Err(FormatError::TrailingBytes {
+            extra: have - declared,
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// Frames `payload` with a valid version-1 header of `kind`.

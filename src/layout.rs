@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, FormatError, Result};
 use crate::format::{
-    HEADER_LEN, MAGIC, ModelKind, decode_payload, encode_payload, fnv1a64, fnv1a64_words,
+    HEADER_LEN, MAGIC, ModelKind, check_payload_len, decode_payload, encode_payload, fnv1a64,
+    fnv1a64_words,
 };
 use crate::mapped::{Plain, Region, Shared, to_le_bytes};
 
@@ -250,21 +251,7 @@ pub(crate) fn check_header(bytes: &[u8], kind: ModelKind) -> Result<usize> {
         }
         .into());
     }
-    let payload = u64_at(16);
-    let have = (bytes.len() - HEADER_LEN) as u64;
-    if payload > have {
-        return Err(FormatError::Truncated {
-            expected: HEADER_LEN as u64 + payload,
-            got: bytes.len() as u64,
-        }
-        .into());
-    }
-    if payload < have {
-        return Err(FormatError::TrailingBytes {
-            extra: have - payload,
-        }
-        .into());
-    }
+    check_payload_len(u64_at(16), bytes.len())?;
     let dir_len = u64_at(HEADER_LEN);
     let Some(dir_len) = usize::try_from(dir_len)
         .ok()
