@@ -137,11 +137,10 @@ pub struct Header {
 /// out for memory mapping) this checks the header and the directory's
 /// checksum; the arrays are checked when the file is opened.
 pub fn inspect(bytes: &[u8]) -> Result<Header> {
-    if bytes.len() >= 12 && bytes[..8] == MAGIC && u32_at(bytes, 8) == crate::layout::LAYOUT_VERSION
-    {
-        crate::layout::check_header(bytes, ModelKind::SemanticIndex)?;
+    if bytes.len() >= 12 && bytes[..8] == MAGIC && u32_at(bytes, 8) == LAYOUT_VERSION {
+        check_header(bytes, ModelKind::SemanticIndex)?;
         return Ok(Header {
-            version: crate::layout::LAYOUT_VERSION,
+            version: LAYOUT_VERSION,
             kind: ModelKind::SemanticIndex,
             payload_len: (bytes.len() - HEADER_LEN) as u64,
         });
@@ -241,6 +240,63 @@ pub(crate) fn split(bytes: &[u8]) -> Result<(Header, &[u8])> {
         },
         payload,
     ))
+}
+
+/// The format version of a [`SemanticIndex`](crate::SemanticIndex) laid
+/// out for memory mapping (`src/layout.rs`).
+pub(crate) const LAYOUT_VERSION: u32 = 3;
+/// Where a version-3 file's directory starts (after the header and its
+/// length).
+pub(crate) const DIR_AT: usize = HEADER_LEN + 8;
+
+/// Checks the 32-byte header and the directory checksum of a version-3
+/// file; returns the directory's length.
+pub(crate) fn check_header(bytes: &[u8], kind: ModelKind) -> Result<usize> {
+    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    if bytes.len() < DIR_AT {
+        return Err(FormatError::Truncated {
+            expected: DIR_AT as u64,
+            got: bytes.len() as u64,
+        }
+        .into());
+    }
+    if bytes[..8] != MAGIC {
+        return Err(FormatError::BadMagic.into());
+    }
+    if u32_at(8) != LAYOUT_VERSION {
+        return Err(FormatError::UnsupportedVersion {
+            found: u32_at(8),
+            supported: LAYOUT_VERSION,
+        }
+        .into());
+    }
+    let tag = u32_at(12);
+    if tag != kind.tag() {
+        return Err(FormatError::WrongKind {
+            expected: kind.name(),
+            found: tag,
+        }
+        .into());
+    }
+    check_payload_len(u64_at(16), bytes.len())?;
+    let dir_len = u64_at(HEADER_LEN);
+    let Some(dir_len) = usize::try_from(dir_len)
+        .ok()
+        .filter(|&d| d <= bytes.len() - DIR_AT)
+    else {
+        return Err(FormatError::Truncated {
+            expected: (DIR_AT as u64).saturating_add(dir_len),
+            got: bytes.len() as u64,
+        }
+        .into());
+    };
+    let stored = u64_at(24);
+    let computed = fnv1a64(&bytes[HEADER_LEN..DIR_AT + dir_len]);
+    if computed != stored {
+        return Err(FormatError::Checksum { stored, computed }.into());
+    }
+    Ok(dir_len)
 }
 
 /// The header's payload length is what follows the header in a file of

@@ -23,17 +23,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, FormatError, Result};
 use crate::format::{
-    HEADER_LEN, MAGIC, ModelKind, check_payload_len, decode_payload, encode_payload, fnv1a64,
-    fnv1a64_words,
+    DIR_AT, HEADER_LEN, LAYOUT_VERSION, MAGIC, ModelKind, check_header, decode_payload,
+    encode_payload, fnv1a64, fnv1a64_words,
 };
 use crate::mapped::{Plain, Region, Shared, to_le_bytes};
 
-/// The format version of laid-out files.
-pub(crate) const LAYOUT_VERSION: u32 = 3;
 /// Sections start at multiples of this many bytes (a cache line).
 pub(crate) const ALIGN: usize = 64;
-/// Where the directory starts.
-const DIR_AT: usize = HEADER_LEN + 8;
 
 /// One array of a laid-out file.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -219,56 +215,6 @@ pub(crate) fn open<D: DeserializeOwned>(
             summed: full,
         },
     ))
-}
-
-/// Checks the 32-byte header and the directory checksum of a version-3
-/// file; returns the directory's length.
-pub(crate) fn check_header(bytes: &[u8], kind: ModelKind) -> Result<usize> {
-    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
-    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-    if bytes.len() < DIR_AT {
-        return Err(FormatError::Truncated {
-            expected: DIR_AT as u64,
-            got: bytes.len() as u64,
-        }
-        .into());
-    }
-    if bytes[..8] != MAGIC {
-        return Err(FormatError::BadMagic.into());
-    }
-    if u32_at(8) != LAYOUT_VERSION {
-        return Err(FormatError::UnsupportedVersion {
-            found: u32_at(8),
-            supported: LAYOUT_VERSION,
-        }
-        .into());
-    }
-    let tag = u32_at(12);
-    if tag != kind.tag() {
-        return Err(FormatError::WrongKind {
-            expected: kind.name(),
-            found: tag,
-        }
-        .into());
-    }
-    check_payload_len(u64_at(16), bytes.len())?;
-    let dir_len = u64_at(HEADER_LEN);
-    let Some(dir_len) = usize::try_from(dir_len)
-        .ok()
-        .filter(|&d| d <= bytes.len() - DIR_AT)
-    else {
-        return Err(FormatError::Truncated {
-            expected: (DIR_AT as u64).saturating_add(dir_len),
-            got: bytes.len() as u64,
-        }
-        .into());
-    };
-    let stored = u64_at(24);
-    let computed = fnv1a64(&bytes[HEADER_LEN..DIR_AT + dir_len]);
-    if computed != stored {
-        return Err(FormatError::Checksum { stored, computed }.into());
-    }
-    Ok(dir_len)
 }
 
 impl SectionReader {

@@ -14,9 +14,10 @@ use std::sync::Arc;
 use super::SemanticIndex;
 use crate::error::{Result, in_file, io_at};
 use crate::format::{
-    ModelFile, ModelKind, decode_file, invalid_payload, read_whole, sealed::Codec, to_invalid,
+    LAYOUT_VERSION, ModelFile, ModelKind, decode_file, invalid_payload, read_whole, sealed::Codec,
+    to_invalid,
 };
-use crate::layout::{self, LAYOUT_VERSION, SectionWriter};
+use crate::layout::{self, SectionWriter};
 use crate::mapped::Region;
 use crate::quantize::{AnyQuantizer, Quantizer};
 use crate::sid::{SidMap, SidMapV3, Trie, TrieV3};
