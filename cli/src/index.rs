@@ -233,14 +233,14 @@ fn insert(a: &InsertArgs) -> Result<()> {
 }
 
 fn info(a: &InfoArgs) -> Result<()> {
-    let (_, header) = crate::run::read_model(&a.index)?;
     let index = load_index(&a.index)?;
+    let version = crate::run::file_version(&a.index)?;
     let q = index.quantizer();
     let r = index.map().stats();
     let t = index.trie().stats();
     let v = json!({
         "file": a.index.display().to_string(),
-        "format_version": header.version,
+        "format_version": version,
         "quantizer": q.kind().name(),
         "dim": q.dim(),
         "levels": q.levels(),
@@ -259,7 +259,7 @@ fn info(a: &InfoArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
         return Ok(());
     }
-    println!("{} (format version {})", a.index.display(), header.version);
+    println!("{} (format version {version})", a.index.display());
     println!(
         "  quantizer   {}, {} → {} tokens, codebook sizes {:?}",
         q.kind().name(),
