@@ -36,7 +36,7 @@ pub enum Check {
     /// monotone and in range, child tokens ascending and within their
     /// vocabulary. That is what every search walks; the map's arrays and
     /// the trie's item list are not read, so opening costs about one pass
-    /// over the trie's structure (2–3 bytes per ID) and resident memory
+    /// over the trie's structure (2–5 bytes per ID) and resident memory
     /// grows only with what searches and lookups touch.
     ///
     /// A file changed after it was written, in an array this does not
@@ -76,7 +76,7 @@ impl SemanticIndex {
     /// reader: fst, ripgrep). Inserts go to memory; the file is never
     /// written through.
     ///
-    /// Files of format version 1 (before semid 0.30) are read and decoded
+    /// Index files of format version 1 (written by earlier builds) are read and decoded
     /// as [`ModelFile::load`] does.
     ///
     /// ```
