@@ -257,6 +257,12 @@ fn golden_index_files_load_forever() {
         SemanticIndex::open(temp("missing.semid")),
         Err(Error::Io { .. })
     ));
+    // An empty file, and a directory, are refused with a typed error.
+    let empty = temp("empty.semid");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(SemanticIndex::open(&empty).is_err());
+    std::fs::remove_file(&empty).ok();
+    assert!(SemanticIndex::open(std::env::temp_dir()).is_err());
     assert!(matches!(
         SemanticIndex::from_bytes_with(&v3[..40], Check::Structure),
         Err(Error::Format(FormatError::Truncated { .. }))
