@@ -137,7 +137,7 @@ pub struct Header {
 /// out for memory mapping) this checks the header and the directory's
 /// checksum; the arrays are checked when the file is opened.
 pub fn inspect(bytes: &[u8]) -> Result<Header> {
-    if bytes.len() >= 12 && bytes[..8] == MAGIC && u32_at(bytes, 8) == LAYOUT_VERSION {
+    if is_laid_out(bytes) {
         check_header(bytes, ModelKind::SemanticIndex)?;
         return Ok(Header {
             version: LAYOUT_VERSION,
@@ -245,6 +245,11 @@ pub(crate) fn split(bytes: &[u8]) -> Result<(Header, &[u8])> {
 /// The format version of a [`SemanticIndex`](crate::SemanticIndex) laid
 /// out for memory mapping (`src/layout.rs`).
 pub(crate) const LAYOUT_VERSION: u32 = 3;
+/// True for bytes that start as a version-3 (laid-out) file.
+pub(crate) fn is_laid_out(bytes: &[u8]) -> bool {
+    bytes.len() >= 12 && bytes[..8] == MAGIC && u32_at(bytes, 8) == LAYOUT_VERSION
+}
+
 /// Where a version-3 file's directory starts (after the header and its
 /// length).
 pub(crate) const DIR_AT: usize = HEADER_LEN + 8;

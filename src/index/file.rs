@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::SemanticIndex;
 use crate::error::{Result, in_file, io_at};
 use crate::format::{
-    LAYOUT_VERSION, ModelFile, ModelKind, decode_file, invalid_payload, read_whole, sealed::Codec,
+    ModelFile, ModelKind, decode_file, invalid_payload, is_laid_out, read_whole, sealed::Codec,
     to_invalid,
 };
 use crate::layout::{self, SectionWriter};
@@ -108,7 +108,7 @@ impl SemanticIndex {
         let file = std::fs::File::open(path).map_err(io_at(path))?;
         let region = Region::map(&file).map_err(io_at(path))?;
         let bytes = region.bytes();
-        if !is_v3(bytes) {
+        if !is_laid_out(bytes) {
             return SemanticIndex::decode_file(bytes).map_err(in_file(path));
         }
         SemanticIndex::from_region(Arc::new(region), check).map_err(in_file(path))
@@ -119,7 +119,7 @@ impl SemanticIndex {
     /// arrays then live in; nothing is decoded.
     /// ([`ModelFile::from_bytes`] is this with [`Check::Full`].)
     pub fn from_bytes_with(bytes: &[u8], check: Check) -> Result<SemanticIndex> {
-        if !is_v3(bytes) {
+        if !is_laid_out(bytes) {
             return SemanticIndex::decode_file(bytes);
         }
         SemanticIndex::from_region(Arc::new(Region::copy(bytes)), check)
@@ -181,13 +181,6 @@ impl SemanticIndex {
     }
 }
 
-/// True for a version-3 (laid-out) file.
-fn is_v3(bytes: &[u8]) -> bool {
-    bytes.len() >= 12
-        && bytes[..8] == crate::format::MAGIC
-        && bytes[8..12] == LAYOUT_VERSION.to_le_bytes()
-}
-
 /// The map's first vocabularies are the quantizer's codebook sizes.
 fn check_vocab_prefix(quantizer: &AnyQuantizer, map: &SidMap) -> Result<()> {
     let sizes = quantizer.codebook_sizes();
@@ -237,7 +230,7 @@ impl Codec for SemanticIndex {
     }
 
     fn decode_file(bytes: &[u8]) -> Result<Self> {
-        if is_v3(bytes) {
+        if is_laid_out(bytes) {
             return SemanticIndex::from_bytes_with(bytes, Check::Full);
         }
         let p: SemanticIndexV1 = decode_file(ModelKind::SemanticIndex, bytes)?;
@@ -257,7 +250,7 @@ impl Codec for SemanticIndex {
         let mut file = std::fs::File::open(path).map_err(io_at(path))?;
         let mut head = [0u8; 12];
         let n = file.read(&mut head).map_err(io_at(path))?;
-        if !is_v3(&head[..n]) {
+        if !is_laid_out(&head[..n]) {
             return SemanticIndex::decode_file(&read_whole(path)?);
         }
         // A laid-out file has no payload limit: its arrays are read as they
@@ -265,8 +258,9 @@ impl Codec for SemanticIndex {
         let len = file.metadata().map_err(io_at(path))?.len();
         let len = usize::try_from(len)
             .map_err(|_| invalid_payload(format!("a file of {len} bytes does not fit memory")))?;
-        let mut file = std::fs::File::open(path).map_err(io_at(path))?;
-        let region = Region::read(&mut file, len).map_err(io_at(path))?;
+        let region = std::io::Seek::rewind(&mut file)
+            .and_then(|()| Region::read(&mut file, len))
+            .map_err(io_at(path))?;
         SemanticIndex::from_region(Arc::new(region), Check::Full)
     }
 }

@@ -738,10 +738,7 @@ impl SidMap {
                 got: ids.len(),
             });
         }
-        if m.id_len > code_sizes.len() && (suffix_size == 0 || suffix_size > 1 << 16) {
-            return Err(invalid("suffix_size", "must be 1..=65536"));
-        }
-        m.suffix_size = suffix_size;
+        m.set_stored_suffix(suffix_size)?;
         let vocab = m.codebook_sizes();
         check_tokens(&ids, m.id_len, &vocab)?;
         let sorted = radix_order(&ids, m.id_len, &vocab, n);
@@ -892,10 +889,8 @@ impl SidMap {
             .map(|&v| fit_stored(v, "codebook size"))
             .collect::<Result<Vec<_>>>()?;
         let mut map = SidMap::new(&code_sizes, policy).map_err(to_invalid)?;
-        let suffix_size = fit_stored(m.suffix_size, "suffix size")?;
-        if map.id_len > code_sizes.len() && (suffix_size == 0 || suffix_size > 1 << 16) {
-            return Err(invalid_payload("suffix_size must be 1..=65536"));
-        }
+        map.set_stored_suffix(fit_stored(m.suffix_size, "suffix size")?)
+            .map_err(to_invalid)?;
         let n = usize::try_from(m.rows)
             .ok()
             .filter(|&n| n <= u32::MAX as usize)
@@ -923,7 +918,6 @@ impl SidMap {
             sorted: Buf::Shared(r.get(m.sorted, Some(n), "map ID order")?),
             lookup,
         });
-        map.suffix_size = suffix_size;
         map.max_bucket = fit_stored(m.max_bucket, "max bucket")?;
         map.counts = Counts {
             unique: counts[0],
@@ -936,6 +930,15 @@ impl SidMap {
             map.verify()?;
         }
         Ok(map)
+    }
+
+    /// Sets a stored suffix vocabulary: 1..=65536 for a map with a suffix.
+    fn set_stored_suffix(&mut self, suffix_size: usize) -> Result<()> {
+        if self.id_len > self.code_sizes.len() && !(1..=1 << 16).contains(&suffix_size) {
+            return Err(invalid("suffix_size", "must be 1..=65536"));
+        }
+        self.suffix_size = suffix_size;
+        Ok(())
     }
 
     pub(crate) fn code_sizes(&self) -> &[usize] {

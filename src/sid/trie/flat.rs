@@ -331,19 +331,12 @@ impl Flat {
         items: Vec<u32>,
     ) -> Result<Flat> {
         let bad = |m: &str| Error::Format(FormatError::Invalid(m.into()));
-        let vocab: Vec<usize> = vocab
-            .into_iter()
-            .map(|v| usize::try_from(v).unwrap_or(usize::MAX))
-            .collect();
-        check_vocab(&vocab).map_err(|e| bad(&e.to_string()))?;
+        let vocab = stored_vocab(&vocab, tokens.len(), offsets.len())?;
         // Offsets must be monotone before they can be compressed.
         for o in offsets.iter().chain(leaf_items.iter()) {
             if o.is_empty() || o.windows(2).any(|w| w[1] < w[0]) {
                 return Err(bad("offsets are empty or not monotone"));
             }
-        }
-        if tokens.len() != vocab.len() || offsets.len() != vocab.len() {
-            return Err(bad("per-depth arrays do not match the depth"));
         }
         let mut t = Flat {
             direct: vec![None; vocab.len()],
@@ -374,16 +367,7 @@ impl Flat {
     /// which reads the structure arrays (tokens and offsets, whose
     /// checksums are checked too) but not the items.
     pub(super) fn read(m: &TrieV3, r: &SectionReader, full: bool) -> Result<Flat> {
-        let bad = |m: &str| Error::Format(FormatError::Invalid(m.into()));
-        let vocab: Vec<usize> = m
-            .vocab
-            .iter()
-            .map(|&v| usize::try_from(v).unwrap_or(usize::MAX))
-            .collect();
-        check_vocab(&vocab).map_err(|e| bad(&e.to_string()))?;
-        if m.tokens.len() != vocab.len() || m.offsets.len() != vocab.len() {
-            return Err(bad("trie: per-depth arrays do not match the depth"));
-        }
+        let vocab = stored_vocab(&m.vocab, m.tokens.len(), m.offsets.len())?;
         let mut t = Flat {
             direct: vec![None; vocab.len()],
             vocab,
@@ -432,4 +416,19 @@ impl Flat {
             self.direct[d] = Some(Shared::from_vec(t));
         }
     }
+}
+
+/// A stored vocabulary (one size per depth), checked, and the per-depth
+/// array counts (`tokens`, `offsets`) checked against its depth.
+fn stored_vocab(vocab: &[u64], tokens: usize, offsets: usize) -> Result<Vec<usize>> {
+    let bad = |m: String| Error::Format(FormatError::Invalid(m));
+    let vocab: Vec<usize> = vocab
+        .iter()
+        .map(|&v| usize::try_from(v).unwrap_or(usize::MAX))
+        .collect();
+    check_vocab(&vocab).map_err(|e| bad(e.to_string()))?;
+    if tokens != vocab.len() || offsets != vocab.len() {
+        return Err(bad("per-depth arrays do not match the depth".into()));
+    }
+    Ok(vocab)
 }
